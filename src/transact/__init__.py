@@ -1,0 +1,70 @@
+"""Transact: durable execution for Python on SQLite or Postgres.
+
+``from transact import DBOS, Queue, SetWorkflowID`` — the public surface; no logic lives here.
+"""
+
+from transact._dbos import DBOS
+from transact._handles import WorkflowHandle, WorkflowHandleAsync
+from transact._options import SetEnqueueOptions, SetWorkflowID, SetWorkflowTimeout
+from transact.errors import (
+    ConfigError,
+    DatabaseUnavailableError,
+    DBOSAwaitedWorkflowCancelledError,
+    DBOSException,
+    DBOSMaxStepRetriesExceeded,
+    DBOSNonExistentWorkflowError,
+    DBOSQueueDeduplicatedError,
+    DBOSUnexpectedStepError,
+    DBOSWorkflowCancelledError,
+    DBOSWorkflowConflictIDError,
+    DeterminismError,
+    MaxRecoveryAttemptsExceededError,
+    NotInWorkflowError,
+    NotLaunchedError,
+    QueueDeduplicatedError,
+    SerializationError,
+    StepRetriesExceededError,
+    TransactError,
+    WorkflowCancelledError,
+    WorkflowConflictError,
+    WorkflowNotFoundError,
+)
+from transact.models import WorkflowStatus, WorkflowStatusString
+
+DBOSConfig = dict
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "DBOS",
+    "ConfigError",
+    "DBOSAwaitedWorkflowCancelledError",
+    "DBOSConfig",
+    "DBOSException",
+    "DBOSMaxStepRetriesExceeded",
+    "DBOSNonExistentWorkflowError",
+    "DBOSQueueDeduplicatedError",
+    "DBOSUnexpectedStepError",
+    "DBOSWorkflowCancelledError",
+    "DBOSWorkflowConflictIDError",
+    "DatabaseUnavailableError",
+    "DeterminismError",
+    "MaxRecoveryAttemptsExceededError",
+    "NotInWorkflowError",
+    "NotLaunchedError",
+    "QueueDeduplicatedError",
+    "SerializationError",
+    "SetEnqueueOptions",
+    "SetWorkflowID",
+    "SetWorkflowTimeout",
+    "StepRetriesExceededError",
+    "TransactError",
+    "WorkflowCancelledError",
+    "WorkflowConflictError",
+    "WorkflowHandle",
+    "WorkflowHandleAsync",
+    "WorkflowNotFoundError",
+    "WorkflowStatus",
+    "WorkflowStatusString",
+    "__version__",
+]

@@ -1,0 +1,264 @@
+"""The ``DBOS`` facade: decorators and classmethods, each a short delegation to the engine."""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import logging
+import threading
+from collections.abc import Callable, Coroutine
+from typing import Any, ParamSpec, TypeVar, cast, overload
+
+from transact._config import load_settings
+from transact._handles import WorkflowHandle, WorkflowHandleAsync
+from transact.engine import services as service_registry
+from transact.engine import workflow as wf
+from transact.engine.context import current_step, current_workflow
+from transact.engine.recovery import RecoveryService
+from transact.engine.registry import REGISTRY, WorkflowInfo
+from transact.engine.runtime import Runtime
+from transact.engine.status import to_status
+from transact.engine.step import StepOptions, run_step, run_step_async
+from transact.errors import ConfigError, NotLaunchedError, WorkflowNotFoundError, WorkflowNotRegisteredError
+from transact.models import WorkflowStatus
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+DEFAULT_MAX_RECOVERY_ATTEMPTS = 100
+_lock = threading.Lock()
+
+
+class _DBOSMeta(type):
+    """Class-level properties, so ``DBOS.workflow_id`` reads the running workflow's id."""
+
+    @property
+    def workflow_id(cls) -> str | None:
+        ctx = current_workflow.get()
+        return ctx.workflow_id if ctx is not None else None
+
+    @property
+    def step_id(cls) -> int | None:
+        return current_step.get()
+
+    @property
+    def config(cls) -> dict[str, Any]:
+        return dict(_instance()._config)
+
+
+class DBOS(metaclass=_DBOSMeta):
+    """The process-wide Transact instance. Construct once with a config, then ``launch()``."""
+
+    logger = logging.getLogger("transact")
+    _current: DBOS | None = None
+    _runtime: Runtime
+
+    def __init__(self, *, config: dict[str, Any] | None = None) -> None:
+        settings = load_settings(config)
+        with _lock:
+            previous = DBOS._current
+            if previous is not None and previous._runtime.launched:
+                raise ConfigError("a DBOS instance is already launched in this process; call DBOS.destroy() first")
+            if settings.log_level:
+                logging.getLogger("transact").setLevel(settings.log_level)
+            self._config = dict(config or {})
+            self._settings = settings
+            self._runtime = Runtime(settings, REGISTRY)
+            self._recovery: RecoveryService | None = None
+            DBOS._current = self
+
+    # -- lifecycle ----------------------------------------------------------------------------
+    @classmethod
+    def launch(cls) -> None:
+        dbos = _instance()
+        rt = dbos._runtime
+        if rt.launched:
+            return
+        dbos._recovery = RecoveryService(rt)
+        rt.hint_listeners.append(dbos._recovery.on_hint)
+        rt.launch([dbos._recovery, *service_registry.build(rt)])
+
+    @classmethod
+    def destroy(cls, *, destroy_registry: bool = False, workflow_completion_timeout_sec: float | None = None) -> None:
+        dbos = DBOS._current
+        if dbos is not None:
+            rt = dbos._runtime
+            if workflow_completion_timeout_sec is not None:
+                object.__setattr__(rt.settings, "shutdown_timeout_s", workflow_completion_timeout_sec)
+            if rt.launched:
+                rt.destroy()
+            rt.store.close()
+            DBOS._current = None
+        if destroy_registry:
+            REGISTRY.clear()
+
+    @classmethod
+    def reset_system_database(cls) -> None:
+        """Drop every Transact table of the configured system database (tests; never in production)."""
+        dbos = _instance()
+        if dbos._runtime.launched:
+            raise ConfigError("reset_system_database() must be called before DBOS.launch()")
+        dbos._runtime.store.reset()
+
+    # -- decorators ---------------------------------------------------------------------------
+    @overload
+    @classmethod
+    def workflow(cls, func: Callable[P, R], /) -> Callable[P, R]: ...
+
+    @overload
+    @classmethod
+    def workflow(
+        cls, *, name: str | None = None, max_recovery_attempts: int | None = DEFAULT_MAX_RECOVERY_ATTEMPTS
+    ) -> Callable[[Callable[P, R]], Callable[P, R]]: ...
+
+    @classmethod
+    def workflow(  # type: ignore[misc]
+        cls,
+        func: Callable[P, R] | None = None,
+        /,
+        *,
+        name: str | None = None,
+        max_recovery_attempts: int | None = DEFAULT_MAX_RECOVERY_ATTEMPTS,
+    ) -> Any:
+        if max_recovery_attempts is not None and (
+            not isinstance(max_recovery_attempts, int) or max_recovery_attempts < 0
+        ):
+            raise ConfigError(
+                f"@DBOS.workflow max_recovery_attempts must be an int >= 0, got {max_recovery_attempts!r}"
+            )
+
+        def decorate(fn: Callable[P, R]) -> Callable[P, R]:
+            if not callable(fn):
+                raise ConfigError(f"@DBOS.workflow must decorate a function, got {fn!r}")
+            info = WorkflowInfo(
+                name=name or fn.__qualname__,
+                func=fn,
+                is_async=inspect.iscoroutinefunction(fn),
+                max_recovery_attempts=max_recovery_attempts if max_recovery_attempts is not None else 1 << 30,
+            )
+            REGISTRY.add_workflow(info)
+            if info.is_async:
+
+                @functools.wraps(fn)
+                async def async_wrapper(*args: Any, **kwargs: Any) -> Any:
+                    return await wf.invoke_async(_runtime(), info, args, kwargs)
+
+                wrapper: Any = async_wrapper
+            else:
+
+                @functools.wraps(fn)
+                def sync_wrapper(*args: Any, **kwargs: Any) -> Any:
+                    return wf.invoke(_runtime(), info, args, kwargs)
+
+                wrapper = sync_wrapper
+            wrapper.__transact_workflow__ = info
+            info.wrapper = wrapper
+            return cast(Callable[P, R], wrapper)
+
+        return decorate(func) if func is not None else decorate
+
+    @classmethod
+    def step(
+        cls,
+        func: Callable[P, R] | None = None,
+        /,
+        *,
+        name: str | None = None,
+        retries_allowed: bool = False,
+        interval_seconds: float = 1.0,
+        max_attempts: int = 3,
+        backoff_rate: float = 2.0,
+    ) -> Any:
+        opts = StepOptions(retries_allowed, interval_seconds, max_attempts, backoff_rate)
+
+        def decorate(fn: Callable[P, R]) -> Callable[P, R]:
+            step_name = name or fn.__qualname__
+            if inspect.iscoroutinefunction(fn):
+
+                @functools.wraps(fn)
+                async def async_wrapper(*args: Any, **kwargs: Any) -> Any:
+                    return await run_step_async(step_name, fn, opts, args, kwargs)
+
+                wrapper: Any = async_wrapper
+            else:
+
+                @functools.wraps(fn)
+                def sync_wrapper(*args: Any, **kwargs: Any) -> Any:
+                    return run_step(step_name, fn, opts, args, kwargs)
+
+                wrapper = sync_wrapper
+            wrapper.__transact_step__ = step_name
+            return cast(Callable[P, R], wrapper)
+
+        return decorate(func) if func is not None else decorate
+
+    # -- starting and finding workflows -------------------------------------------------------
+    @classmethod
+    def start_workflow(cls, func: Callable[P, R], *args: P.args, **kwargs: P.kwargs) -> WorkflowHandle[R]:
+        rt = _runtime()
+        wid = wf.start(rt, workflow_info(func), args, kwargs)
+        return WorkflowHandle(rt, wid)
+
+    @classmethod
+    async def start_workflow_async(
+        cls, func: Callable[P, Coroutine[Any, Any, R]] | Callable[P, R], *args: P.args, **kwargs: P.kwargs
+    ) -> WorkflowHandleAsync[R]:
+        rt = _runtime()
+        info = workflow_info(func)
+        if info.is_async:
+            wid = wf.start(rt, info, args, kwargs)  # inserts synchronously: errors surface here
+        else:
+            wid = await rt.aio(_start_in_context, rt, info, args, kwargs)
+        return WorkflowHandleAsync(rt, wid)
+
+    @classmethod
+    def retrieve_workflow(cls, workflow_id: str, existing_workflow: bool = True) -> WorkflowHandle[Any]:
+        rt = _runtime()
+        if existing_workflow and rt.store.workflow_get(workflow_id) is None:
+            raise WorkflowNotFoundError(workflow_id)
+        return WorkflowHandle(rt, workflow_id)
+
+    @classmethod
+    async def retrieve_workflow_async(
+        cls, workflow_id: str, existing_workflow: bool = True
+    ) -> WorkflowHandleAsync[Any]:
+        rt = _runtime()
+        if existing_workflow and await rt.aio(rt.store.workflow_get, workflow_id) is None:
+            raise WorkflowNotFoundError(workflow_id)
+        return WorkflowHandleAsync(rt, workflow_id)
+
+    @classmethod
+    def get_result(cls, workflow_id: str) -> Any:
+        return _runtime().await_result(workflow_id)
+
+    @classmethod
+    def get_workflow_status(cls, workflow_id: str) -> WorkflowStatus | None:
+        row = _runtime().store.workflow_get(workflow_id)
+        return to_status(row) if row is not None else None
+
+
+def _start_in_context(rt: Runtime, info: WorkflowInfo, args: Any, kwargs: Any) -> str:
+    return wf.start(rt, info, args, kwargs)
+
+
+def workflow_info(func: Callable[..., Any]) -> WorkflowInfo:
+    info = getattr(func, "__transact_workflow__", None)
+    if info is None:
+        raise WorkflowNotRegisteredError(
+            f"{getattr(func, '__qualname__', func)!r} is not a workflow; decorate it with @DBOS.workflow()"
+        )
+    return cast(WorkflowInfo, info)
+
+
+def _instance() -> DBOS:
+    dbos = DBOS._current
+    if dbos is None:
+        raise NotLaunchedError("no DBOS instance: construct DBOS(config={...}) and call DBOS.launch() first")
+    return dbos
+
+
+def _runtime() -> Runtime:
+    rt = _instance()._runtime
+    if not rt.launched:
+        raise NotLaunchedError("call DBOS.launch() before running workflows")
+    return rt

@@ -1,0 +1,43 @@
+"""Context variables for the running workflow and step. Must not import the facade."""
+
+from __future__ import annotations
+
+import contextvars
+import threading
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from transact.engine.clock import now_ms
+from transact.errors import WorkflowCancelledError
+from transact.storage.rows import StepRow
+
+if TYPE_CHECKING:
+    from transact.engine.runtime import Runtime
+
+
+@dataclass(eq=False)
+class WorkflowContext:
+    workflow_id: str
+    name: str
+    runtime: Runtime
+    recorded: dict[int, StepRow]
+    deadline_at: int | None = None
+    function_id: int = 0
+    cancelled: threading.Event = field(default_factory=threading.Event)
+
+    def next_function_id(self) -> int:
+        self.function_id += 1
+        return self.function_id
+
+    def check_cancelled(self) -> None:
+        """Raise if the workflow was cancelled or passed its deadline (no database access)."""
+        if self.deadline_at is not None and now_ms() >= self.deadline_at and not self.cancelled.is_set():
+            self.runtime.cancel_tree(self.workflow_id)
+        if self.cancelled.is_set():
+            raise WorkflowCancelledError(self.workflow_id)
+
+
+current_workflow: contextvars.ContextVar[WorkflowContext | None] = contextvars.ContextVar(
+    "transact_workflow", default=None
+)
+current_step: contextvars.ContextVar[int | None] = contextvars.ContextVar("transact_step", default=None)

@@ -1,0 +1,44 @@
+"""Storage rows -> public read models (inputs/outputs decoded on request)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from transact.engine import serialization
+from transact.models import WorkflowStatus
+from transact.storage.rows import WorkflowRow
+
+
+def _safe(fn: Any, data: bytes | None) -> Any:
+    if data is None:
+        return None
+    try:
+        return fn(data)
+    except Exception as exc:  # a class that no longer exists must not break listing
+        return f"<undecodable: {type(exc).__name__}: {exc}>"
+
+
+def to_status(row: WorkflowRow, *, load_input: bool = True, load_output: bool = True) -> WorkflowStatus:
+    return WorkflowStatus(
+        workflow_id=row.workflow_id,
+        status=row.status,
+        name=row.name,
+        class_name=row.class_name,
+        config_name=row.config_name,
+        queue_name=row.queue_name,
+        input=_safe(serialization.loads, row.inputs) if load_input else None,
+        output=_safe(serialization.loads, row.output) if load_output else None,
+        error=_safe(serialization.loads_error, row.error) if load_output else None,
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+        executor_id=row.executor_id,
+        app_version=row.app_version,
+        recovery_attempts=row.recovery_attempts,
+        parent_workflow_id=row.parent_workflow_id,
+        deduplication_id=row.deduplication_id,
+        priority=row.priority,
+        queue_partition_key=row.queue_partition_key,
+        started_at=row.started_at,
+        deadline_at=row.deadline_at,
+        forked_from=row.forked_from,
+    )

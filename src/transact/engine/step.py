@@ -1,0 +1,191 @@
+"""Step execution: replay or run, retries with back-off, one fenced checkpoint write.
+
+Sync and async shells share the pure pieces (``replay``, ``_row``, ``_result``). Must not import
+the facade.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from transact.engine import serialization
+from transact.engine.clock import now_ms
+from transact.engine.context import WorkflowContext, current_step, current_workflow
+from transact.engine.replay import recorded_outcome
+from transact.errors import ConfigError, StepRetriesExceededError, WorkflowCancelledError
+from transact.storage import WorkflowNotPending
+from transact.storage.rows import StepRow
+
+
+@dataclass(frozen=True)
+class StepOptions:
+    retries_allowed: bool = False
+    interval_seconds: float = 1.0
+    max_attempts: int = 3
+    backoff_rate: float = 2.0
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.max_attempts, int) or self.max_attempts < 1:
+            raise ConfigError(f"@DBOS.step max_attempts must be an int >= 1, got {self.max_attempts!r}")
+        if not isinstance(self.interval_seconds, int | float) or self.interval_seconds < 0:
+            raise ConfigError(f"@DBOS.step interval_seconds must be >= 0, got {self.interval_seconds!r}")
+        if not isinstance(self.backoff_rate, int | float) or self.backoff_rate < 1:
+            raise ConfigError(f"@DBOS.step backoff_rate must be >= 1, got {self.backoff_rate!r}")
+
+    @property
+    def attempts(self) -> int:
+        return self.max_attempts if self.retries_allowed else 1
+
+    def delay(self, attempt: int) -> float:
+        """Seconds to wait after failed attempt number ``attempt`` (0-based)."""
+        return float(self.interval_seconds * self.backoff_rate**attempt)
+
+
+def _row(
+    ctx: WorkflowContext,
+    function_id: int,
+    name: str,
+    value: Any,
+    error: BaseException | None,
+    started: int,
+    child: str | None = None,
+) -> StepRow:
+    output = None
+    if error is None:
+        try:
+            output = serialization.dumps(value, what=f"the output of step {name!r}")
+        except Exception as exc:
+            error = exc
+    return StepRow(
+        workflow_id=ctx.workflow_id,
+        function_id=function_id,
+        function_name=name,
+        output=output,
+        error=serialization.dumps_error(error) if error is not None else None,
+        child_workflow_id=child,
+        started_at=started,
+        completed_at=now_ms(),
+    )
+
+
+def _result(row: StepRow) -> Any:
+    if row.error is not None:
+        raise serialization.loads_error(row.error)
+    return serialization.loads(row.output)
+
+
+def record(ctx: WorkflowContext, row: StepRow) -> StepRow:
+    """Write a checkpoint; returns the row that counts (ours, or one recorded first elsewhere)."""
+    try:
+        existing = ctx.runtime.store.step_record(row, executor_id=ctx.runtime.executor_id)
+    except WorkflowNotPending as exc:
+        ctx.cancelled.set()
+        raise WorkflowCancelledError(
+            ctx.workflow_id, f"is {exc.status}; step {row.function_name!r} was not recorded"
+        ) from None
+    return existing or row
+
+
+async def record_async(ctx: WorkflowContext, row: StepRow) -> StepRow:
+    return await ctx.runtime.aio(record, ctx, row)
+
+
+def _begin(name: str) -> tuple[WorkflowContext, int, StepRow | None] | None:
+    ctx = current_workflow.get()
+    if ctx is None or current_step.get() is not None:
+        return None  # outside a workflow, or a step called from a step: run as plain code
+    function_id = ctx.next_function_id()
+    recorded = recorded_outcome(ctx.recorded, workflow_id=ctx.workflow_id, function_id=function_id, name=name)
+    if recorded is None:
+        ctx.check_cancelled()
+    return ctx, function_id, recorded
+
+
+def run_step(name: str, fn: Callable[..., Any], opts: StepOptions, args: Any, kwargs: Any) -> Any:
+    begun = _begin(name)
+    if begun is None:
+        value, error = _attempt_sync(name, fn, opts, args, kwargs, None)
+        if error is not None:
+            raise error
+        return value
+    ctx, function_id, recorded = begun
+    if recorded is not None:
+        return _result(recorded)
+    started = now_ms()
+    token = current_step.set(function_id)
+    try:
+        value, error = _attempt_sync(name, fn, opts, args, kwargs, ctx)
+    finally:
+        current_step.reset(token)
+    return _result(record(ctx, _row(ctx, function_id, name, value, error, started)))
+
+
+async def run_step_async(
+    name: str, fn: Callable[..., Awaitable[Any]], opts: StepOptions, args: Any, kwargs: Any
+) -> Any:
+    begun = _begin(name)
+    if begun is None:
+        value, error = await _attempt_async(name, fn, opts, args, kwargs, None)
+        if error is not None:
+            raise error
+        return value
+    ctx, function_id, recorded = begun
+    if recorded is not None:
+        return _result(recorded)
+    started = now_ms()
+    token = current_step.set(function_id)
+    try:
+        value, error = await _attempt_async(name, fn, opts, args, kwargs, ctx)
+    finally:
+        current_step.reset(token)
+    return _result(await record_async(ctx, _row(ctx, function_id, name, value, error, started)))
+
+
+def _attempt_sync(
+    name: str, fn: Callable[..., Any], opts: StepOptions, args: Any, kwargs: Any, ctx: WorkflowContext | None
+) -> tuple[Any, BaseException | None]:
+    errors: list[BaseException] = []
+    for attempt in range(opts.attempts):
+        try:
+            return fn(*args, **kwargs), None
+        except Exception as exc:
+            errors.append(exc)
+            if attempt + 1 < opts.attempts:
+                delay = opts.delay(attempt)
+                if ctx is not None:
+                    if ctx.cancelled.wait(delay):
+                        raise WorkflowCancelledError(ctx.workflow_id) from exc
+                else:
+                    time.sleep(delay)
+    return None, _final_error(name, opts, errors)
+
+
+async def _attempt_async(
+    name: str,
+    fn: Callable[..., Awaitable[Any]],
+    opts: StepOptions,
+    args: Any,
+    kwargs: Any,
+    ctx: WorkflowContext | None,
+) -> tuple[Any, BaseException | None]:
+    errors: list[BaseException] = []
+    for attempt in range(opts.attempts):
+        try:
+            return await fn(*args, **kwargs), None
+        except Exception as exc:
+            errors.append(exc)
+            if attempt + 1 < opts.attempts:
+                await asyncio.sleep(opts.delay(attempt))
+                if ctx is not None and ctx.cancelled.is_set():
+                    raise WorkflowCancelledError(ctx.workflow_id) from exc
+    return None, _final_error(name, opts, errors)
+
+
+def _final_error(name: str, opts: StepOptions, errors: list[BaseException]) -> BaseException:
+    if opts.retries_allowed:
+        return StepRetriesExceededError(name, errors)
+    return errors[-1]

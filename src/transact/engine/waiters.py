@@ -1,0 +1,88 @@
+"""In-process wake-ups keyed by (kind, id, key). Hints, not truth: woken waiters re-read tables.
+
+Must not import the facade.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+Key = tuple[str, str, str]
+
+
+def _resolve(fut: asyncio.Future[None]) -> None:
+    if not fut.done():
+        fut.set_result(None)
+
+
+class Waiter:
+    __slots__ = ("_event", "_future", "_loop")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop | None) -> None:
+        self._loop = loop
+        self._event = threading.Event() if loop is None else None
+        self._future: asyncio.Future[None] | None = loop.create_future() if loop is not None else None
+
+    def fire(self) -> None:
+        if self._event is not None:
+            self._event.set()
+        elif self._loop is not None and self._future is not None:
+            self._loop.call_soon_threadsafe(_resolve, self._future)
+
+    def wait(self, timeout: float | None) -> bool:
+        assert self._event is not None
+        fired = self._event.wait(timeout)
+        self._event.clear()
+        return fired
+
+    async def wait_async(self, timeout: float | None) -> bool:
+        assert self._future is not None and self._loop is not None
+        try:
+            await asyncio.wait_for(asyncio.shield(self._future), timeout)
+            fired = True
+        except asyncio.TimeoutError:
+            fired = False
+        if self._future.done():
+            self._future = self._loop.create_future()
+        return fired
+
+
+class Waiters:
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._by_key: dict[Key, set[Waiter]] = {}
+
+    @contextmanager
+    def watch(self, kind: str, ident: str, key: str = "", *, asynchronous: bool = False) -> Iterator[Waiter]:
+        """Register before reading the table, so a write between the read and the wait is not missed."""
+        waiter = Waiter(asyncio.get_running_loop() if asynchronous else None)
+        k = (kind, ident, key)
+        with self._lock:
+            self._by_key.setdefault(k, set()).add(waiter)
+        try:
+            yield waiter
+        finally:
+            with self._lock:
+                group = self._by_key.get(k)
+                if group is not None:
+                    group.discard(waiter)
+                    if not group:
+                        del self._by_key[k]
+
+    def notify(self, kind: str, ident: str, key: str = "") -> None:
+        with self._lock:
+            if kind == "*":
+                targets = [w for group in self._by_key.values() for w in group]
+            else:
+                targets = list(self._by_key.get((kind, ident, key), ()))
+                if key:
+                    targets.extend(self._by_key.get((kind, ident, ""), ()))
+        for waiter in targets:
+            waiter.fire()
+
+    def has(self, kind: str) -> bool:
+        with self._lock:
+            return any(k[0] == kind for k in self._by_key)

@@ -1,0 +1,396 @@
+"""Workflow lifecycle: idempotent start (direct call, background, enqueue), run, finish, resume.
+
+One insert round trip to start, one fenced update to finish. Sync and async shells share
+``plan_start``/``_finish_row``. Must not import the facade.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import contextvars
+import logging
+import uuid
+from dataclasses import dataclass, replace
+from typing import Any
+
+from transact._options import current_timeout, take_workflow_id
+from transact.engine import serialization
+from transact.engine.clock import now_ms
+from transact.engine.context import WorkflowContext, current_step, current_workflow
+from transact.engine.registry import WorkflowInfo
+from transact.engine.replay import recorded_outcome
+from transact.engine.runtime import NotLocal, Runtime
+from transact.errors import (
+    DeterminismError,
+    MaxRecoveryAttemptsExceededError,
+    NotLaunchedError,
+    QueueDeduplicatedError,
+    WorkflowCancelledError,
+    WorkflowConflictError,
+)
+from transact.storage import Conflict, OwnershipLost, WorkflowNotPending
+from transact.storage.rows import WorkflowRow
+
+log = logging.getLogger("transact")
+
+
+@dataclass
+class StartPlan:
+    row: WorkflowRow
+    parent: WorkflowContext | None = None
+    function_id: int | None = None
+    recorded_child: str | None = None
+
+
+@dataclass(frozen=True)
+class QueueSpec:
+    queue_name: str
+    deduplication_id: str | None = None
+    priority: int = 0
+    partition_key: str | None = None
+    delay_seconds: float | None = None
+    app_version: str | None = None
+
+
+def plan_start(
+    rt: Runtime,
+    info: WorkflowInfo,
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+    *,
+    queue: QueueSpec | None = None,
+    workflow_id: str | None = None,
+) -> StartPlan:
+    """Validate and serialize everything before the database is touched (nothing half-written)."""
+    if not rt.launched:
+        raise NotLaunchedError(f"call DBOS.launch() before starting workflow {info.name!r}")
+    parent = current_workflow.get()
+    if current_step.get() is not None:
+        parent = None  # a workflow started from inside a step is not a child checkpoint
+    explicit = workflow_id or take_workflow_id()
+    function_id = None
+    if parent is not None:
+        function_id = parent.next_function_id()
+        recorded = recorded_outcome(
+            parent.recorded, workflow_id=parent.workflow_id, function_id=function_id, name=info.name
+        )
+        if recorded is not None:
+            return StartPlan(
+                row=WorkflowRow(workflow_id=recorded.child_workflow_id or "", status="", name=info.name),
+                parent=parent,
+                function_id=function_id,
+                recorded_child=recorded.child_workflow_id,
+            )
+        parent.check_cancelled()
+    wid = explicit or (f"{parent.workflow_id}-{function_id}" if parent is not None else str(uuid.uuid4()))
+    inputs = serialization.dumps_inputs(info.func, args, kwargs, workflow=info.name)
+    now = now_ms()
+    timeout = current_timeout()
+    timeout_ms = int(timeout * 1000) if timeout is not None else None
+    deadline = None
+    if queue is None:
+        deadline = now + timeout_ms if timeout_ms is not None else None
+        if parent is not None and parent.deadline_at is not None and timeout is None:
+            deadline = parent.deadline_at  # children inherit the parent's deadline
+    status = "PENDING"
+    available_at = None
+    if queue is not None:
+        status = "ENQUEUED"
+        if queue.delay_seconds:
+            status = "DELAYED"
+            available_at = now + int(queue.delay_seconds * 1000)
+    row = WorkflowRow(
+        workflow_id=wid,
+        status=status,
+        name=info.name,
+        queue_name=queue.queue_name if queue else None,
+        queue_partition_key=queue.partition_key if queue else None,
+        deduplication_id=queue.deduplication_id if queue else None,
+        priority=queue.priority if queue else 0,
+        inputs=inputs,
+        executor_id=rt.executor_id if queue is None else None,
+        app_version=(queue.app_version if queue and queue.app_version else rt.app_version),
+        recovery_attempts=0,
+        parent_workflow_id=parent.workflow_id if parent is not None else None,
+        created_at=now,
+        updated_at=now,
+        available_at=available_at,
+        started_at=now if queue is None else None,
+        timeout_ms=timeout_ms,
+        deadline_at=deadline,
+    )
+    return StartPlan(row=row, parent=parent, function_id=function_id)
+
+
+def insert(rt: Runtime, plan: StartPlan) -> tuple[WorkflowRow, bool]:
+    row = plan.row
+    try:
+        if plan.parent is not None and plan.function_id is not None:
+            stored, inserted = rt.store.child_insert(
+                row,
+                parent_id=plan.parent.workflow_id,
+                function_id=plan.function_id,
+                executor_id=rt.executor_id,
+                now=row.created_at,
+            )
+        else:
+            stored, inserted = rt.store.workflow_insert(row)
+    except Conflict as exc:
+        if row.deduplication_id is not None:
+            raise QueueDeduplicatedError(row.workflow_id, row.queue_name or "", row.deduplication_id) from exc
+        raise
+    except WorkflowNotPending as exc:
+        raise WorkflowCancelledError(exc.workflow_id) from None
+    if not inserted and stored.name != row.name:
+        raise WorkflowConflictError(
+            f"workflow id {row.workflow_id!r} already belongs to workflow {stored.name!r}; "
+            f"it cannot be reused for {row.name!r}. Choose another id."
+        )
+    return stored, inserted
+
+
+def new_context(rt: Runtime, row: WorkflowRow, recorded: dict[int, Any] | None = None) -> WorkflowContext:
+    return WorkflowContext(
+        workflow_id=row.workflow_id,
+        name=row.name,
+        runtime=rt,
+        recorded=recorded or {},
+        deadline_at=row.deadline_at,
+    )
+
+
+# -- running a body -----------------------------------------------------------------------------
+def _finish_row(rt: Runtime, ctx: WorkflowContext, value: Any, error: BaseException | None) -> Any:
+    """Write the final outcome and return the value the caller should see (or raise)."""
+    output = err = None
+    status = "SUCCESS"
+    if error is None:
+        try:
+            output = serialization.dumps(value, what=f"the result of workflow {ctx.name!r}")
+        except Exception as exc:
+            error = exc
+    if error is not None:
+        status = "ERROR"
+        err = serialization.dumps_error(error)
+    try:
+        rt.store.workflow_finish(
+            workflow_id=ctx.workflow_id,
+            executor_id=rt.executor_id,
+            status=status,
+            output=output,
+            error=err,
+            now=now_ms(),
+        )
+    except WorkflowNotPending as exc:
+        raise WorkflowCancelledError(ctx.workflow_id, f"is {exc.status}") from None
+    if error is not None:
+        raise error
+    return value
+
+
+def _handoff(rt: Runtime, ctx: WorkflowContext, exc: OwnershipLost) -> Any:
+    log.warning("workflow %s was adopted by another executor (%s); waiting for its result", ctx.workflow_id, exc)
+    return rt.await_result(ctx.workflow_id, local=False)
+
+
+def execute(rt: Runtime, ctx: WorkflowContext, info: WorkflowInfo, args: Any, kwargs: Any) -> Any:
+    rt.register_context(ctx)
+    token = current_workflow.set(ctx)
+    try:
+        try:
+            value = info.func(*args, **kwargs)
+        except (WorkflowCancelledError, OwnershipLost):
+            raise
+        except DeterminismError as exc:
+            log.error("%s", exc)
+            return _finish_row(rt, ctx, None, exc)
+        except Exception as exc:
+            return _finish_row(rt, ctx, None, exc)
+        return _finish_row(rt, ctx, value, None)
+    except OwnershipLost as exc:
+        return _handoff(rt, ctx, exc)
+    finally:
+        current_workflow.reset(token)
+
+
+async def execute_async(rt: Runtime, ctx: WorkflowContext, info: WorkflowInfo, args: Any, kwargs: Any) -> Any:
+    rt.register_context(ctx)
+    token = current_workflow.set(ctx)
+    try:
+        try:
+            value = await info.func(*args, **kwargs)
+        except (WorkflowCancelledError, OwnershipLost):
+            raise
+        except Exception as exc:
+            return await rt.aio(_finish_row, rt, ctx, None, exc)
+        return await rt.aio(_finish_row, rt, ctx, value, None)
+    except OwnershipLost as exc:
+        log.warning("workflow %s was adopted by another executor (%s)", ctx.workflow_id, exc)
+        return await rt.await_result_async(ctx.workflow_id)
+    finally:
+        current_workflow.reset(token)
+
+
+def _settle(fut: concurrent.futures.Future[Any], value: Any = None, error: BaseException | None = None) -> None:
+    if fut.done():
+        return
+    if error is not None:
+        fut.set_exception(error)
+    else:
+        fut.set_result(value)
+
+
+# -- direct calls -------------------------------------------------------------------------------
+def invoke(rt: Runtime, info: WorkflowInfo, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    """``my_workflow(...)``: run durably in the caller's thread and return its result."""
+    plan = plan_start(rt, info, args, kwargs)
+    if plan.recorded_child is not None:
+        return rt.await_result(plan.recorded_child)
+    wid = plan.row.workflow_id
+    fut, owner = rt.claim_local(wid)
+    if not owner:
+        return rt.await_result(wid)
+    try:
+        stored, inserted = insert(rt, plan)
+        if inserted:
+            value = execute(rt, new_context(rt, stored), info, args, kwargs)
+        elif stored.is_terminal:
+            value = rt.outcome(stored)
+        else:
+            value = rt.await_result(wid, local=False)
+    except BaseException as exc:
+        _settle(fut, error=exc)
+        raise
+    finally:
+        rt.release_local(wid)
+    _settle(fut, value)
+    return value
+
+
+async def invoke_async(rt: Runtime, info: WorkflowInfo, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    plan = plan_start(rt, info, args, kwargs)
+    if plan.recorded_child is not None:
+        return await rt.await_result_async(plan.recorded_child)
+    wid = plan.row.workflow_id
+    fut, owner = rt.claim_local(wid)
+    if not owner:
+        return await rt.await_result_async(wid)
+    try:
+        stored, inserted = await rt.aio(insert, rt, plan)
+        if inserted:
+            value = await execute_async(rt, new_context(rt, stored), info, args, kwargs)
+        elif stored.is_terminal:
+            value = rt.outcome(stored)
+        else:
+            value = await rt.await_result_async(wid, local=False)
+    except BaseException as exc:
+        _settle(fut, error=exc)
+        raise
+    finally:
+        rt.release_local(wid)
+    _settle(fut, value)
+    return value
+
+
+# -- background starts --------------------------------------------------------------------------
+def start(
+    rt: Runtime,
+    info: WorkflowInfo,
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+    *,
+    queue: QueueSpec | None = None,
+    workflow_id: str | None = None,
+) -> str:
+    """Insert the workflow now (errors surface here) and run it in the background. Returns its id."""
+    plan = plan_start(rt, info, args, kwargs, queue=queue, workflow_id=workflow_id)
+    if plan.recorded_child is not None:
+        return plan.recorded_child
+    if queue is not None:
+        insert(rt, plan)
+        return plan.row.workflow_id
+    wid = plan.row.workflow_id
+    fut, owner = rt.claim_local(wid)
+    if not owner:
+        return wid
+    try:
+        stored, inserted = insert(rt, plan)
+    except BaseException as exc:
+        rt.release_local(wid)
+        _settle(fut, error=exc)
+        raise
+    if not inserted:
+        rt.release_local(wid)
+        _settle(fut, error=NotLocal())
+        return wid
+    launch_execution(rt, new_context(rt, stored), info, args, kwargs, fut)
+    return wid
+
+
+def launch_execution(
+    rt: Runtime,
+    ctx: WorkflowContext,
+    info: WorkflowInfo,
+    args: Any,
+    kwargs: Any,
+    fut: concurrent.futures.Future[Any],
+) -> None:
+    """Run a claimed workflow in a worker thread (sync) or on an event loop (async)."""
+    if info.is_async:
+
+        async def body() -> None:
+            try:
+                _settle(fut, await execute_async(rt, ctx, info, args, kwargs))
+            except BaseException as exc:
+                _settle(fut, error=exc)
+            finally:
+                rt.release_local(ctx.workflow_id)
+
+        rt.run_coroutine(body())
+        return
+
+    def run() -> None:
+        try:
+            _settle(fut, execute(rt, ctx, info, args, kwargs))
+        except BaseException as exc:
+            _settle(fut, error=exc)
+        finally:
+            rt.release_local(ctx.workflow_id)
+
+    fresh = contextvars.Context()
+    try:
+        rt.workflow_pool.submit(fresh.run, run)
+    except RuntimeError:  # pool shut down: the workflow stays PENDING and is recovered later
+        rt.release_local(ctx.workflow_id)
+        _settle(fut, error=NotLaunchedError("Transact is shutting down"))
+
+
+def resume(rt: Runtime, row: WorkflowRow, *, max_attempts_checked: bool = False) -> bool:
+    """Run a PENDING workflow this executor owns (recovery, adoption, dequeue). False if not runnable."""
+    info = rt.registry.workflow(row.name)
+    if info is None:
+        log.warning("workflow %s (%s) is not registered in this process; leaving it", row.workflow_id, row.name)
+        return False
+    if not max_attempts_checked and row.recovery_attempts > info.max_recovery_attempts:
+        rt.store.workflow_set_status(row.workflow_id, "MAX_RECOVERY_ATTEMPTS_EXCEEDED", now_ms())
+        log.error("%s", MaxRecoveryAttemptsExceededError(row.workflow_id, row.recovery_attempts))
+        return False
+    fut, owner = rt.claim_local(row.workflow_id)
+    if not owner:
+        return True  # already running here
+    try:
+        args, kwargs = serialization.loads(row.inputs) if row.inputs else ((), {})
+        recorded = rt.store.steps_load(row.workflow_id)
+    except BaseException as exc:
+        rt.release_local(row.workflow_id)
+        _settle(fut, error=exc)
+        raise
+    launch_execution(rt, new_context(rt, row, recorded), info, args, kwargs, fut)
+    return True
+
+
+def with_deadline(row: WorkflowRow, now: int) -> WorkflowRow:
+    """A dequeued workflow's timeout starts when it starts."""
+    if row.timeout_ms is not None and row.deadline_at is None:
+        return replace(row, deadline_at=now + row.timeout_ms)
+    return row

@@ -1,0 +1,132 @@
+"""The driver contract: connection primitives, retry on outages, hints, migrations.
+
+Every SQL-speaking mixin builds on ``DriverBase``; the concrete drivers (sqlite.py, postgres.py)
+implement the few abstract primitives. Must not import the engine or the facade.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import AbstractContextManager
+from importlib import resources
+from typing import Any, Protocol, TypeVar
+
+from transact.storage.errors import Unavailable
+
+T = TypeVar("T")
+Params = Sequence[Any]
+HintHandler = Callable[[str, str, str], None]
+
+log = logging.getLogger("transact.storage")
+
+
+class Tx(Protocol):
+    """One connection inside a read or write unit. SQL uses ``?`` placeholders on every driver."""
+
+    def one(self, sql: str, params: Params = ()) -> tuple[Any, ...] | None: ...
+
+    def all(self, sql: str, params: Params = ()) -> list[tuple[Any, ...]]: ...
+
+    def run(self, sql: str, params: Params = ()) -> int: ...
+
+    def many(self, sql: str, rows: Sequence[Params]) -> None: ...
+
+
+class DriverBase(ABC):
+    """Connection primitives every store method is written against."""
+
+    dialect: str
+    url: str
+
+    def __init__(self, *, retry_timeout_s: float | None = None) -> None:
+        # None: retry outages forever (the engine must never strand work); a number: give up
+        # with Unavailable after that long (clients and the CLI want a prompt, clear error).
+        self.retry_timeout_s = retry_timeout_s
+        self.round_trips = 0
+        self._hint_handler: HintHandler | None = None
+        self._closed = threading.Event()
+
+    # -- primitives ---------------------------------------------------------------------------
+    @abstractmethod
+    def _reader(self) -> AbstractContextManager[Tx]:
+        """A connection for reads (each statement sees committed data)."""
+
+    @abstractmethod
+    def _writer(self, single: bool) -> AbstractContextManager[Tx]:
+        """A write unit committed on exit. ``single``: the unit is one statement (Postgres then
+        skips BEGIN/COMMIT, keeping it to one round trip)."""
+
+    @abstractmethod
+    def _map_error(self, exc: Exception) -> Exception | None:
+        """Translate a driver exception; return an ``Unavailable`` for retryable ones."""
+
+    @abstractmethod
+    def close(self) -> None: ...
+
+    @abstractmethod
+    def start_listening(self) -> None:
+        """Start delivering hints from other processes to the hint handler."""
+
+    # -- hints --------------------------------------------------------------------------------
+    def set_hint_handler(self, handler: HintHandler | None) -> None:
+        self._hint_handler = handler
+
+    def hint(self, kind: str, ident: str, key: str = "") -> None:
+        """Deliver a wake-up hint in this process (after a commit). Tables stay the truth."""
+        handler = self._hint_handler
+        if handler is not None:
+            handler(kind, ident, key)
+
+    # -- retrying units -----------------------------------------------------------------------
+    def read(self, fn: Callable[[Tx], T]) -> T:
+        return self._retrying(lambda: self._in(self._reader(), fn))
+
+    def write(self, fn: Callable[[Tx], T], *, single: bool = False) -> T:
+        return self._retrying(lambda: self._in(self._writer(single), fn))
+
+    def _in(self, cm: AbstractContextManager[Tx], fn: Callable[[Tx], T]) -> T:
+        try:
+            with cm as tx:
+                return fn(tx)
+        except Exception as exc:
+            mapped = self._map_error(exc)
+            if mapped is None:
+                raise
+            raise mapped from exc
+
+    def _retrying(self, attempt: Callable[[], T]) -> T:
+        started = time.monotonic()
+        delay = 0.02
+        tries = 0
+        while True:
+            try:
+                return attempt()
+            except Unavailable as exc:
+                tries += 1
+                waited = time.monotonic() - started
+                if self._closed.is_set() or (self.retry_timeout_s is not None and waited >= self.retry_timeout_s):
+                    raise
+                if tries in (1, 10) or tries % 50 == 0:
+                    log.warning("system database unavailable (%s); retrying (attempt %d)", exc, tries)
+                time.sleep(delay * (0.5 + random.random()))
+                delay = min(delay * 2, 2.0)
+
+    # -- migrations ---------------------------------------------------------------------------
+    def migration_scripts(self) -> Iterator[tuple[int, str]]:
+        folder = resources.files("transact.storage").joinpath("migrations").joinpath(self.dialect)
+        for entry in sorted(folder.iterdir(), key=lambda e: e.name):
+            if entry.name.endswith(".sql"):
+                yield int(entry.name.split("_", 1)[0]), entry.read_text(encoding="utf-8")
+
+    @abstractmethod
+    def migrate(self) -> int:
+        """Apply missing migrations under a lock; return the schema version now installed."""
+
+    @abstractmethod
+    def reset(self) -> None:
+        """Drop every Transact table (tests and ``transact reset``)."""

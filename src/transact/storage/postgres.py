@@ -1,0 +1,230 @@
+"""Postgres driver: psycopg 3 with a psycopg_pool pool; LISTEN on one dedicated connection.
+
+Statements are constant text so psycopg's automatic preparation hits after a few uses. Single
+statements run in autocommit mode: one round trip, no BEGIN/COMMIT. Must not import the engine or
+the facade.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import psycopg
+import psycopg_pool
+from psycopg import errors as pg_errors
+
+from transact.storage.errors import Conflict, Unavailable
+from transact.storage.store import Store
+
+log = logging.getLogger("transact.storage")
+
+SCHEMA = "transact"
+_MIGRATION_LOCK = 0x7472616E73  # "trans": serializes concurrent launches' migrations
+
+
+class _PgTx:
+    __slots__ = ("_conn", "_store")
+
+    def __init__(self, conn: psycopg.Connection[Any], store: PostgresStore) -> None:
+        self._conn = conn
+        self._store = store
+
+    def one(self, sql: str, params: Sequence[Any] = ()) -> tuple[Any, ...] | None:
+        self._store.round_trips += 1
+        row: tuple[Any, ...] | None = self._conn.execute(_pg(sql), params).fetchone()
+        return row
+
+    def all(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        self._store.round_trips += 1
+        return list(self._conn.execute(_pg(sql), params).fetchall())
+
+    def run(self, sql: str, params: Sequence[Any] = ()) -> int:
+        self._store.round_trips += 1
+        return self._conn.execute(_pg(sql), params).rowcount
+
+    def many(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        self._store.round_trips += 1
+        with self._conn.cursor() as cur:
+            cur.executemany(_pg(sql), rows)
+
+
+_converted: dict[str, str] = {}
+
+
+def _pg(sql: str) -> str:
+    """Our SQL is written with ``?`` placeholders (and never a literal ? or %); psycopg wants %s."""
+    out = _converted.get(sql)
+    if out is None:
+        out = sql.replace("?", "%s")
+        _converted[sql] = out
+    return out
+
+
+def normalize_url(url: str) -> str:
+    for prefix in ("postgresql+psycopg://", "postgresql+psycopg2://", "postgres://"):
+        if url.startswith(prefix):
+            return "postgresql://" + url[len(prefix) :]
+    return url
+
+
+class PostgresStore(Store):
+    dialect = "postgres"
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        pool_size: int = 10,
+        retry_timeout_s: float | None = None,
+        connect_timeout_s: float = 10.0,
+    ) -> None:
+        super().__init__(retry_timeout_s=retry_timeout_s)
+        self.url = normalize_url(url)
+        self._conn_kwargs: dict[str, Any] = {
+            "autocommit": True,
+            "options": f"-c search_path={SCHEMA},public",
+            "connect_timeout": max(1, int(connect_timeout_s)),
+        }
+        self._pool = psycopg_pool.ConnectionPool(
+            self.url,
+            min_size=1,
+            max_size=pool_size,
+            kwargs=self._conn_kwargs,
+            timeout=connect_timeout_s,
+            open=False,
+            name="transact",
+        )
+        self._pool_opened = False
+        self._pool_lock = threading.Lock()
+        self._listener: threading.Thread | None = None
+
+    def _ensure_pool(self) -> None:
+        if not self._pool_opened:
+            with self._pool_lock:
+                if not self._pool_opened:
+                    self._pool.open(wait=False)
+                    self._pool_opened = True
+
+    @contextlib.contextmanager
+    def _reader(self) -> Iterator[_PgTx]:
+        self._ensure_pool()
+        with self._pool.connection() as conn:
+            yield _PgTx(conn, self)
+
+    @contextlib.contextmanager
+    def _writer(self, single: bool) -> Iterator[_PgTx]:
+        self._ensure_pool()
+        with self._pool.connection() as conn:
+            if single:
+                yield _PgTx(conn, self)
+            else:
+                with conn.transaction():
+                    yield _PgTx(conn, self)
+
+    def _map_error(self, exc: Exception) -> Exception | None:
+        if isinstance(exc, pg_errors.IntegrityError):
+            return Conflict(str(exc))
+        if isinstance(
+            exc,
+            psycopg.OperationalError
+            | psycopg.InterfaceError
+            | psycopg_pool.PoolTimeout
+            | pg_errors.SerializationFailure
+            | pg_errors.DeadlockDetected,
+        ):
+            return Unavailable(str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__)
+        return None
+
+    def connect_once(self) -> psycopg.Connection[Any]:
+        try:
+            return psycopg.connect(self.url, **self._conn_kwargs)
+        except psycopg.Error as exc:
+            raise Unavailable(str(exc).strip().splitlines()[0] if str(exc).strip() else "connect failed") from exc
+
+    def close(self) -> None:
+        self._closed.set()
+        if self._listener is not None:
+            self._listener.join(timeout=3)
+        if self._pool_opened:
+            self._pool.close(timeout=2)
+
+    # -- LISTEN/NOTIFY ------------------------------------------------------------------------
+    def start_listening(self) -> None:
+        if self._listener is None:
+            ready = threading.Event()
+            self._listener = threading.Thread(
+                target=self._listen, args=(ready,), name="transact-pg-listen", daemon=True
+            )
+            self._listener.start()
+            ready.wait(timeout=5)
+
+    def _listen(self, ready: threading.Event) -> None:
+        delay = 0.05
+        first = True
+        while not self._closed.is_set():
+            try:
+                with psycopg.connect(self.url, **self._conn_kwargs) as conn:
+                    conn.execute("LISTEN transact")
+                    ready.set()
+                    if not first:
+                        # Notifications sent while we were disconnected are lost: wake everyone to re-read.
+                        self.hint("*", "", "")
+                    first = False
+                    delay = 0.05
+                    while not self._closed.is_set():
+                        for note in conn.notifies(timeout=0.5):
+                            kind, _, rest = note.payload.partition("|")
+                            ident, _, key = rest.partition("|")
+                            self.hint(kind, ident, key)
+            except psycopg.Error as exc:
+                if self._closed.is_set():
+                    return
+                log.warning("notification listener lost its connection (%s); reconnecting", exc)
+                ready.set()
+                time.sleep(delay)
+                delay = min(delay * 2, 2.0)
+
+    # -- schema -------------------------------------------------------------------------------
+    def migrate(self) -> int:
+        def attempt() -> int:
+            with self.connect_once() as conn, conn.transaction():
+                conn.execute("SELECT pg_advisory_xact_lock(%s)", (_MIGRATION_LOCK,))
+                conn.execute(f"CREATE SCHEMA IF NOT EXISTS {SCHEMA}")
+                conn.execute(f"SET LOCAL search_path = {SCHEMA}")
+                conn.execute(
+                    "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER PRIMARY KEY, applied_at BIGINT)"
+                )
+                row = conn.execute("SELECT COALESCE(MAX(version), 0) FROM schema_version").fetchone()
+                current = int(row[0]) if row else 0
+                for version, script in self.migration_scripts():
+                    if version <= current:
+                        continue
+                    conn.execute(script.encode())
+                    conn.execute(
+                        "INSERT INTO schema_version (version, applied_at) "
+                        "VALUES (%s, (extract(epoch from clock_timestamp()) * 1000)::bigint)",
+                        (version,),
+                    )
+                    current = version
+                return current
+
+        return self._retrying(lambda: self._mapped(attempt))
+
+    def _mapped(self, fn: Any) -> int:
+        try:
+            result: int = fn()
+            return result
+        except psycopg.Error as exc:
+            mapped = self._map_error(exc)
+            if mapped is None:
+                raise
+            raise mapped from exc
+
+    def reset(self) -> None:
+        with self.connect_once() as conn:
+            conn.execute(f"DROP SCHEMA IF EXISTS {SCHEMA} CASCADE")

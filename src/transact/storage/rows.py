@@ -1,0 +1,98 @@
+"""Frozen rows that cross the storage boundary (no driver objects ever leave storage/).
+
+Must not import the engine or the facade.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+TERMINAL_STATUSES = ("SUCCESS", "ERROR", "CANCELLED", "MAX_RECOVERY_ATTEMPTS_EXCEEDED")
+
+
+@dataclass(frozen=True, slots=True)
+class WorkflowRow:
+    workflow_id: str
+    status: str
+    name: str
+    class_name: str | None = None
+    config_name: str | None = None
+    queue_name: str | None = None
+    queue_partition_key: str | None = None
+    deduplication_id: str | None = None
+    priority: int = 0
+    inputs: bytes | None = None
+    output: bytes | None = None
+    error: bytes | None = None
+    executor_id: str | None = None
+    app_version: str | None = None
+    recovery_attempts: int = 0
+    parent_workflow_id: str | None = None
+    forked_from: str | None = None
+    created_at: int = 0
+    updated_at: int = 0
+    available_at: int | None = None
+    started_at: int | None = None
+    timeout_ms: int | None = None
+    deadline_at: int | None = None
+
+    @property
+    def is_terminal(self) -> bool:
+        return self.status in TERMINAL_STATUSES
+
+
+WORKFLOW_COLUMNS = (
+    "workflow_id, status, name, class_name, config_name, queue_name, queue_partition_key, "
+    "deduplication_id, priority, inputs, output, error, executor_id, app_version, recovery_attempts, "
+    "parent_workflow_id, forked_from, created_at, updated_at, available_at, started_at, timeout_ms, "
+    "deadline_at"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class StepRow:
+    workflow_id: str
+    function_id: int
+    function_name: str
+    output: bytes | None = None
+    error: bytes | None = None
+    child_workflow_id: str | None = None
+    started_at: int | None = None
+    completed_at: int | None = None
+
+
+STEP_COLUMNS = "workflow_id, function_id, function_name, output, error, child_workflow_id, started_at, completed_at"
+
+
+@dataclass(frozen=True, slots=True)
+class ExecutorRow:
+    executor_id: str
+    hostname: str
+    pid: int
+    process_token: str
+    app_version: str | None
+    started_at: int
+    last_seen_at: int
+    state: str
+
+
+EXECUTOR_COLUMNS = "executor_id, hostname, pid, process_token, app_version, started_at, last_seen_at, state"
+
+
+@dataclass(frozen=True, slots=True)
+class ScheduleRow:
+    schedule_name: str
+    workflow_name: str
+    cron: str
+    timezone: str | None
+    state: str
+    backfill: bool
+    dynamic: bool
+    last_tick_at: int | None
+    created_at: int
+    updated_at: int
+
+
+SCHEDULE_COLUMNS = (
+    "schedule_name, workflow_name, cron, timezone, state, backfill, dynamic, last_tick_at, created_at, updated_at"
+)

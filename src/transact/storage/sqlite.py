@@ -1,0 +1,193 @@
+"""SQLite driver: stdlib sqlite3, WAL, one connection per thread, BEGIN IMMEDIATE for writes.
+
+Several processes may share one file. Wake-ups: same-process writes call ``hint`` directly; writes
+from other processes are noticed by polling ``PRAGMA data_version`` (a cheap shared-memory read,
+no table access), which wakes every waiter to re-read. Must not import the engine or the facade.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sqlite3
+import threading
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+from transact.storage.errors import Conflict, Unavailable
+from transact.storage.store import Store
+
+POLL_INTERVAL_S = 0.05
+
+
+class _SqliteTx:
+    __slots__ = ("_conn", "_store")
+
+    def __init__(self, conn: sqlite3.Connection, store: SqliteStore) -> None:
+        self._conn = conn
+        self._store = store
+
+    def one(self, sql: str, params: Sequence[Any] = ()) -> tuple[Any, ...] | None:
+        self._store.round_trips += 1
+        row: tuple[Any, ...] | None = self._conn.execute(sql, params).fetchone()
+        return row
+
+    def all(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        self._store.round_trips += 1
+        return list(self._conn.execute(sql, params).fetchall())
+
+    def run(self, sql: str, params: Sequence[Any] = ()) -> int:
+        self._store.round_trips += 1
+        return self._conn.execute(sql, params).rowcount
+
+    def many(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        self._store.round_trips += 1
+        self._conn.executemany(sql, rows)
+
+
+class SqliteStore(Store):
+    dialect = "sqlite"
+
+    def __init__(self, path: str, *, retry_timeout_s: float | None = None) -> None:
+        super().__init__(retry_timeout_s=retry_timeout_s)
+        self.path = path
+        self.url = f"sqlite:///{path}"
+        self._local = threading.local()
+        self._all_conns: list[sqlite3.Connection] = []
+        self._conns_lock = threading.Lock()
+        self._poller: threading.Thread | None = None
+        parent = os.path.dirname(os.path.abspath(path))
+        if not os.path.isdir(parent):
+            raise Unavailable(f"directory {parent!r} for SQLite database does not exist")
+
+    def _conn(self) -> sqlite3.Connection:
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = self._connect()
+            self._local.conn = conn
+            with self._conns_lock:
+                self._all_conns.append(conn)
+        return conn
+
+    def _connect(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=30.0)
+        # WAL lets readers run beside the single writer; NORMAL keeps commits durable across
+        # process crashes (SIGKILL) without an fsync per commit (power loss may drop the last ones).
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=NORMAL")
+        conn.execute("PRAGMA foreign_keys=ON")
+        conn.execute("PRAGMA busy_timeout=30000")
+        return conn
+
+    @contextlib.contextmanager
+    def _reader(self) -> Iterator[_SqliteTx]:
+        yield _SqliteTx(self._conn(), self)
+
+    @contextlib.contextmanager
+    def _writer(self, single: bool) -> Iterator[_SqliteTx]:
+        conn = self._conn()
+        # IMMEDIATE takes the write lock up front, so the busy timeout applies instead of a
+        # deadlock error when two connections both try to upgrade a read to a write.
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield _SqliteTx(conn, self)
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+
+    def _map_error(self, exc: Exception) -> Exception | None:
+        if isinstance(exc, sqlite3.IntegrityError):
+            return Conflict(str(exc))
+        if isinstance(exc, sqlite3.OperationalError):
+            text = str(exc)
+            if "locked" in text or "busy" in text or "disk I/O" in text:
+                return Unavailable(text)
+        return None
+
+    def close(self) -> None:
+        self._closed.set()
+        if self._poller is not None:
+            self._poller.join(timeout=2)
+        with self._conns_lock:
+            for conn in self._all_conns:
+                with contextlib.suppress(Exception):
+                    conn.close()
+            self._all_conns.clear()
+        self._local = threading.local()
+
+    def start_listening(self) -> None:
+        if self._poller is None:
+            self._poller = threading.Thread(target=self._poll, name="transact-sqlite-poll", daemon=True)
+            self._poller.start()
+
+    def _poll(self) -> None:
+        conn = self._connect()
+        try:
+            last = conn.execute("PRAGMA data_version").fetchone()[0]
+            while not self._closed.wait(POLL_INTERVAL_S):
+                try:
+                    version = conn.execute("PRAGMA data_version").fetchone()[0]
+                except sqlite3.Error:
+                    continue
+                # data_version changes only for commits by *other* connections, including ours
+                # in other threads; waking everyone is cheap (they re-read) and never wrong.
+                if version != last:
+                    last = version
+                    self.hint("*", "", "")
+        finally:
+            conn.close()
+
+    def migrate(self) -> int:
+        conn = self._connect()
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                conn.execute(
+                    "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER PRIMARY KEY, applied_at BIGINT)"
+                )
+                row = conn.execute("SELECT COALESCE(MAX(version), 0) FROM schema_version").fetchone()
+                current = int(row[0])
+                for version, script in self.migration_scripts():
+                    if version <= current:
+                        continue
+                    for statement in _split_sql(script):
+                        conn.execute(statement)
+                    conn.execute(
+                        "INSERT INTO schema_version (version, applied_at) VALUES (?, strftime('%s','now'))",
+                        (version,),
+                    )
+                    current = version
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            return current
+        except sqlite3.Error as exc:
+            mapped = self._map_error(exc)
+            raise (mapped or exc) from exc
+        finally:
+            conn.close()
+
+    def reset(self) -> None:
+        self.close()
+        self._closed.clear()
+        for suffix in ("", "-wal", "-shm"):
+            with contextlib.suppress(FileNotFoundError):
+                os.remove(self.path + suffix)
+
+
+def _split_sql(script: str) -> list[str]:
+    """Split a migration into statements (sqlite3 runs one per execute inside our transaction)."""
+    statements: list[str] = []
+    buffer = ""
+    for line in script.splitlines(keepends=True):
+        if line.lstrip().startswith("--") and not buffer.strip():
+            continue
+        buffer += line
+        if sqlite3.complete_statement(buffer):
+            statements.append(buffer.strip())
+            buffer = ""
+    if buffer.strip():
+        statements.append(buffer.strip())
+    return statements

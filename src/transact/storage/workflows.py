@@ -1,0 +1,279 @@
+"""Workflow and step rows: idempotent start, fenced checkpoints, finish, cancel, recovery reads.
+
+Shared SQL for both drivers (``?`` placeholders; the Postgres driver converts them). Must not
+import the engine or the facade.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import astuple
+
+from transact.storage._base import DriverBase, Tx
+from transact.storage.errors import OwnershipLost, WorkflowNotPending
+from transact.storage.rows import STEP_COLUMNS, TERMINAL_STATUSES, WORKFLOW_COLUMNS, StepRow, WorkflowRow
+
+_INSERT_WORKFLOW = (
+    f"INSERT INTO workflow_status ({WORKFLOW_COLUMNS}) VALUES ({', '.join('?' * 23)}) "
+    "ON CONFLICT (workflow_id) DO NOTHING RETURNING workflow_id"
+)
+_SELECT_WORKFLOW = f"SELECT {WORKFLOW_COLUMNS} FROM workflow_status WHERE workflow_id = ?"
+
+# The fence: a step outcome is written only while the workflow is PENDING and owned by the writer.
+_RECORD_STEP = (
+    f"INSERT INTO operation_outputs ({STEP_COLUMNS}) "
+    "SELECT ?, ?, ?, ?, ?, ?, ?, ? WHERE EXISTS ("
+    "SELECT 1 FROM workflow_status WHERE workflow_id = ? AND status = 'PENDING' AND executor_id = ?) "
+    "ON CONFLICT (workflow_id, function_id) DO NOTHING RETURNING function_id"
+)
+_SELECT_STEP = f"SELECT {STEP_COLUMNS} FROM operation_outputs WHERE workflow_id = ? AND function_id = ?"
+
+_FINISH = (
+    "UPDATE workflow_status SET status = ?, output = ?, error = ?, updated_at = ? "
+    "WHERE workflow_id = ? AND status = 'PENDING' AND executor_id = ?"
+)
+
+_TERMINAL_SQL = ", ".join(f"'{s}'" for s in TERMINAL_STATUSES)
+
+_CANCEL_TREE = (
+    "WITH RECURSIVE tree(workflow_id) AS ("
+    " SELECT workflow_id FROM workflow_status WHERE workflow_id = ?"
+    " UNION SELECT w.workflow_id FROM workflow_status w JOIN tree t ON w.parent_workflow_id = t.workflow_id)"
+    " UPDATE workflow_status SET status = 'CANCELLED', updated_at = ?"
+    f" WHERE workflow_id IN (SELECT workflow_id FROM tree) AND status NOT IN ({_TERMINAL_SQL})"
+    " RETURNING workflow_id"
+)
+
+
+def to_workflow(row: Sequence[object]) -> WorkflowRow:
+    return WorkflowRow(*row)  # type: ignore[arg-type]
+
+
+def to_step(row: Sequence[object]) -> StepRow:
+    return StepRow(*row)  # type: ignore[arg-type]
+
+
+class WorkflowSql(DriverBase):
+    def workflow_insert(self, row: WorkflowRow) -> tuple[WorkflowRow, bool]:
+        """Create the workflow unless its id exists. Returns (stored row, inserted).
+
+        Round trips: 1 (2 when the id already exists)."""
+
+        def unit(tx: Tx) -> tuple[WorkflowRow, bool]:
+            if tx.one(_INSERT_WORKFLOW, astuple(row)) is not None:
+                return row, True
+            existing = tx.one(_SELECT_WORKFLOW, (row.workflow_id,))
+            assert existing is not None
+            return to_workflow(existing), False
+
+        stored, inserted = self.write(unit, single=True)
+        if inserted and row.status == "ENQUEUED":
+            self.hint("queue", row.queue_name or "", "")
+        return stored, inserted
+
+    def child_insert(
+        self, row: WorkflowRow, *, parent_id: str, function_id: int, executor_id: str, now: int
+    ) -> tuple[WorkflowRow, bool]:
+        """Create a child workflow and record it as the parent's step ``function_id``, atomically.
+
+        If the parent already recorded a child at that position, the recorded child is returned."""
+
+        def unit(tx: Tx) -> tuple[WorkflowRow, bool]:
+            inserted = tx.one(_INSERT_WORKFLOW, astuple(row)) is not None
+            recorded = tx.one(
+                _RECORD_STEP,
+                (
+                    parent_id,
+                    function_id,
+                    row.name,
+                    None,
+                    None,
+                    row.workflow_id,
+                    now,
+                    now,
+                    parent_id,
+                    executor_id,
+                ),
+            )
+            if recorded is None:
+                self._explain_step_miss(tx, parent_id, function_id, executor_id)
+            if inserted:
+                return row, True
+            existing = tx.one(_SELECT_WORKFLOW, (row.workflow_id,))
+            assert existing is not None
+            return to_workflow(existing), False
+
+        stored, inserted = self.write(unit)
+        if inserted and row.status == "ENQUEUED":
+            self.hint("queue", row.queue_name or "", "")
+        return stored, inserted
+
+    def workflow_get(self, workflow_id: str) -> WorkflowRow | None:
+        row = self.read(lambda tx: tx.one(_SELECT_WORKFLOW, (workflow_id,)))
+        return to_workflow(row) if row is not None else None
+
+    def workflow_finish(
+        self,
+        *,
+        workflow_id: str,
+        executor_id: str,
+        status: str,
+        output: bytes | None,
+        error: bytes | None,
+        now: int,
+    ) -> None:
+        """Record the final outcome, fenced on ownership. Round trips: 1."""
+
+        def unit(tx: Tx) -> None:
+            if tx.run(_FINISH, (status, output, error, now, workflow_id, executor_id)) == 1:
+                return
+            current = tx.one("SELECT status, executor_id FROM workflow_status WHERE workflow_id = ?", (workflow_id,))
+            if current is None:
+                raise WorkflowNotPending(workflow_id, "DELETED")
+            if current[0] == status and current[1] == executor_id:
+                return  # a retried write whose first attempt committed
+            if current[0] != "PENDING":
+                raise WorkflowNotPending(workflow_id, str(current[0]))
+            raise OwnershipLost(f"workflow {workflow_id!r} is owned by executor {current[1]!r} now")
+
+        self.write(unit, single=True)
+        self.hint("done", workflow_id)
+
+    def workflow_set_status(self, workflow_id: str, status: str, now: int) -> None:
+        self.write(
+            lambda tx: tx.run(
+                "UPDATE workflow_status SET status = ?, updated_at = ? WHERE workflow_id = ?",
+                (status, now, workflow_id),
+            ),
+            single=True,
+        )
+        self.hint("done", workflow_id)
+
+    def workflow_cancel(self, workflow_id: str, now: int) -> list[str]:
+        """Cancel a workflow and every unfinished descendant. Returns the ids that changed."""
+        rows = self.write(lambda tx: tx.all(_CANCEL_TREE, (workflow_id, now)), single=True)
+        ids = [str(r[0]) for r in rows]
+        for ident in ids:
+            self.hint("done", ident)
+            self.hint("cancel", ident)
+        return ids
+
+    # -- steps --------------------------------------------------------------------------------
+    def steps_load(self, workflow_id: str) -> dict[int, StepRow]:
+        """Every recorded outcome of a workflow, for replay. Round trips: 1."""
+        rows = self.read(
+            lambda tx: tx.all(
+                f"SELECT {STEP_COLUMNS} FROM operation_outputs WHERE workflow_id = ? ORDER BY function_id",
+                (workflow_id,),
+            )
+        )
+        return {int(r[1]): to_step(r) for r in rows}
+
+    def step_record(self, step: StepRow, *, executor_id: str) -> StepRow | None:
+        """Checkpoint a step outcome, fenced on ownership and status.
+
+        Returns None when written, or the row recorded earlier at the same position (a concurrent
+        runner won; callers must use it). Round trips: 1 (why a write missed is asked only then)."""
+
+        def unit(tx: Tx) -> StepRow | None:
+            if tx.one(_RECORD_STEP, (*astuple(step), step.workflow_id, executor_id)) is not None:
+                return None
+            return self._explain_step_miss(tx, step.workflow_id, step.function_id, executor_id)
+
+        return self.write(unit, single=True)
+
+    def _explain_step_miss(self, tx: Tx, workflow_id: str, function_id: int, executor_id: str) -> StepRow:
+        existing = tx.one(_SELECT_STEP, (workflow_id, function_id))
+        if existing is not None:
+            return to_step(existing)
+        current = tx.one("SELECT status, executor_id FROM workflow_status WHERE workflow_id = ?", (workflow_id,))
+        if current is None:
+            raise WorkflowNotPending(workflow_id, "DELETED")
+        if current[0] != "PENDING":
+            raise WorkflowNotPending(workflow_id, str(current[0]))
+        raise OwnershipLost(f"workflow {workflow_id!r} is owned by executor {current[1]!r} now")
+
+    # -- recovery -----------------------------------------------------------------------------
+    def workflows_pending(self, executor_ids: Sequence[str]) -> list[WorkflowRow]:
+        """PENDING workflows owned by the given executors (recovery and adoption candidates)."""
+        if not executor_ids:
+            return []
+        marks = ", ".join("?" * len(executor_ids))
+        rows = self.read(
+            lambda tx: tx.all(
+                f"SELECT {WORKFLOW_COLUMNS} FROM workflow_status WHERE status = 'PENDING' "
+                f"AND executor_id IN ({marks}) ORDER BY created_at",
+                tuple(executor_ids),
+            )
+        )
+        return [to_workflow(r) for r in rows]
+
+    def workflows_orphaned(self, live_executor_ids: Sequence[str], limit: int) -> list[WorkflowRow]:
+        """PENDING workflows whose owner is not among the live executors (or has no owner)."""
+        marks = ", ".join("?" * len(live_executor_ids)) or "NULL"
+        rows = self.read(
+            lambda tx: tx.all(
+                f"SELECT {WORKFLOW_COLUMNS} FROM workflow_status WHERE status = 'PENDING' "
+                f"AND (executor_id IS NULL OR executor_id NOT IN ({marks})) ORDER BY created_at LIMIT ?",
+                (*live_executor_ids, limit),
+            )
+        )
+        return [to_workflow(r) for r in rows]
+
+    def workflow_adopt(
+        self,
+        *,
+        workflow_id: str,
+        from_executor: str | None,
+        to_executor: str,
+        app_version: str | None,
+        now: int,
+    ) -> WorkflowRow | None:
+        """Atomically take over a PENDING workflow from ``from_executor``; counts a recovery attempt.
+
+        Queued workflows go back to ENQUEUED (unowned) so the queue's limits apply to the rerun.
+        Returns the updated row, or None if someone else adopted it first."""
+        row = self.write(
+            lambda tx: tx.one(
+                "UPDATE workflow_status SET "
+                " executor_id = CASE WHEN queue_name IS NULL THEN ? ELSE NULL END,"
+                " status = CASE WHEN queue_name IS NULL THEN 'PENDING' ELSE 'ENQUEUED' END,"
+                " started_at = CASE WHEN queue_name IS NULL THEN started_at ELSE NULL END,"
+                " recovery_attempts = recovery_attempts + 1, updated_at = ?"
+                " WHERE workflow_id = ? AND status = 'PENDING' AND "
+                " (executor_id = ? OR (executor_id IS NULL AND ? IS NULL))"
+                f" RETURNING {WORKFLOW_COLUMNS}",
+                (to_executor, now, workflow_id, from_executor, from_executor),
+            ),
+            single=True,
+        )
+        if row is None:
+            return None
+        adopted = to_workflow(row)
+        if adopted.status == "ENQUEUED":
+            self.hint("queue", adopted.queue_name or "", "")
+        return adopted
+
+    def workflow_rerun_own(self, *, workflow_id: str, executor_id: str, now: int) -> WorkflowRow | None:
+        """Count a recovery attempt for a workflow this executor already owns (restart with a fixed id)."""
+        row = self.write(
+            lambda tx: tx.one(
+                "UPDATE workflow_status SET recovery_attempts = recovery_attempts + 1, updated_at = ? "
+                "WHERE workflow_id = ? AND status = 'PENDING' AND executor_id = ? "
+                f"RETURNING {WORKFLOW_COLUMNS}",
+                (now, workflow_id, executor_id),
+            ),
+            single=True,
+        )
+        return to_workflow(row) if row is not None else None
+
+    def workflows_release(self, executor_id: str, now: int) -> int:
+        """Give up ownership of this executor's PENDING workflows (graceful shutdown)."""
+        return self.write(
+            lambda tx: tx.run(
+                "UPDATE workflow_status SET executor_id = NULL, updated_at = ? "
+                "WHERE status = 'PENDING' AND executor_id = ?",
+                (now, executor_id),
+            ),
+            single=True,
+        )

@@ -1,0 +1,104 @@
+"""Shared fixtures: a ``backend`` parametrized over SQLite and a real Postgres, a fresh system
+database per test, a launched ``dbos`` instance, and helpers for waiting and subprocesses."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+
+from transact import DBOS
+
+PG_ADMIN_URL = os.environ.get("TRANSACT_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+TESTS_DIR = Path(__file__).parent
+TABLES = "workflow_status, operation_outputs, notifications, workflow_events, streams, executors, schedules"
+
+
+def pg_url(dbname: str) -> str:
+    base, _, _ = PG_ADMIN_URL.rpartition("/")
+    return f"{base}/{dbname}"
+
+
+def _worker() -> str:
+    return os.environ.get("PYTEST_XDIST_WORKER", "main")
+
+
+@pytest.fixture(scope="session")
+def pg_database() -> str:
+    """One Postgres database per xdist worker, created once per session."""
+    name = f"transact_test_{_worker()}"
+    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
+        conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        conn.execute(f"CREATE DATABASE {name}")
+    return pg_url(name)
+
+
+def fresh_postgres(url: str) -> None:
+    """Empty every Transact table (schema created on first use) so each test starts clean."""
+    from transact.storage import open_store
+
+    store = open_store(url)
+    store.migrate()
+    store.close()
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(f"TRUNCATE {', '.join('transact.' + t.strip() for t in TABLES.split(','))} CASCADE")
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def backend(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture
+def db_url(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> str:
+    """A fresh system database URL for this test on the chosen backend."""
+    if backend == "sqlite":
+        return f"sqlite:///{tmp_path / 'system.sqlite'}"
+    url: str = request.getfixturevalue("pg_database")
+    fresh_postgres(url)
+    return url
+
+
+@pytest.fixture
+def config(db_url: str) -> dict[str, Any]:
+    return {"name": "test-app", "system_database_url": db_url, "shutdown_timeout_seconds": 2}
+
+
+@pytest.fixture
+def dbos(config: dict[str, Any]) -> Iterator[type[DBOS]]:
+    """A launched DBOS on a fresh database; destroyed (registry too) after the test."""
+    DBOS.destroy(destroy_registry=True)
+    DBOS(config=config)
+    DBOS.launch()
+    try:
+        yield DBOS
+    finally:
+        DBOS.destroy(destroy_registry=True)
+
+
+def wait_until(predicate: Callable[[], Any], timeout: float = 20.0, interval: float = 0.02, what: str = "") -> Any:
+    """Poll ``predicate`` until it returns a truthy value; fail the test at the deadline."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what or predicate}")
+        time.sleep(interval)
+
+
+def spawn(script: Path | str, *args: str, env: dict[str, str] | None = None, cwd: Path | None = None) -> subprocess.Popen[str]:
+    """Start a Python script in a real subprocess (for SIGKILL crash tests)."""
+    full_env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
+    return subprocess.Popen(
+        [sys.executable, str(script), *args], env=full_env, cwd=cwd, stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT, text=True,
+    )
