@@ -31,13 +31,15 @@ def _worker() -> str:
 
 
 @pytest.fixture(scope="session")
-def pg_database() -> str:
-    """One Postgres database per xdist worker, created once per session."""
-    name = f"transact_test_{_worker()}"
+def pg_database() -> Iterator[str]:
+    """One Postgres database per pytest process (xdist worker), created once, dropped at the end."""
+    name = f"transact_test_{_worker()}_{os.getpid()}"
     with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
         conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
         conn.execute(f"CREATE DATABASE {name}")
-    return pg_url(name)
+    yield pg_url(name)
+    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
+        conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
 
 
 def fresh_postgres(url: str) -> None:
@@ -95,10 +97,16 @@ def wait_until(predicate: Callable[[], Any], timeout: float = 20.0, interval: fl
         time.sleep(interval)
 
 
-def spawn(script: Path | str, *args: str, env: dict[str, str] | None = None, cwd: Path | None = None) -> subprocess.Popen[str]:
+def spawn(
+    script: Path | str, *args: str, env: dict[str, str] | None = None, cwd: Path | None = None
+) -> subprocess.Popen[str]:
     """Start a Python script in a real subprocess (for SIGKILL crash tests)."""
     full_env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
     return subprocess.Popen(
-        [sys.executable, str(script), *args], env=full_env, cwd=cwd, stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT, text=True,
+        [sys.executable, str(script), *args],
+        env=full_env,
+        cwd=cwd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
     )

@@ -3,9 +3,11 @@
 ``from transact import DBOS, Queue, SetWorkflowID`` — the public surface; no logic lives here.
 """
 
+from transact._client import DBOSClient
 from transact._dbos import DBOS
 from transact._handles import WorkflowHandle, WorkflowHandleAsync
 from transact._options import SetEnqueueOptions, SetWorkflowID, SetWorkflowTimeout
+from transact._queue import Queue
 from transact.errors import (
     ConfigError,
     DatabaseUnavailableError,
@@ -39,6 +41,7 @@ __all__ = [
     "DBOS",
     "ConfigError",
     "DBOSAwaitedWorkflowCancelledError",
+    "DBOSClient",
     "DBOSConfig",
     "DBOSException",
     "DBOSMaxStepRetriesExceeded",
@@ -52,6 +55,7 @@ __all__ = [
     "MaxRecoveryAttemptsExceededError",
     "NotInWorkflowError",
     "NotLaunchedError",
+    "Queue",
     "QueueDeduplicatedError",
     "SerializationError",
     "SetEnqueueOptions",

@@ -9,7 +9,13 @@ import threading
 from collections.abc import Callable, Coroutine
 from typing import Any, ParamSpec, TypeVar, cast, overload
 
+from transact import _current
 from transact._config import load_settings
+from transact._facade_admin import _AdminFacade
+from transact._facade_comms import _CommsFacade
+from transact._facade_kafka import _KafkaFacade
+from transact._facade_schedule import _ScheduleFacade
+from transact._facade_txn import _TxnFacade
 from transact._handles import WorkflowHandle, WorkflowHandleAsync
 from transact.engine import services as service_registry
 from transact.engine import workflow as wf
@@ -19,7 +25,7 @@ from transact.engine.registry import REGISTRY, WorkflowInfo
 from transact.engine.runtime import Runtime
 from transact.engine.status import to_status
 from transact.engine.step import StepOptions, run_step, run_step_async
-from transact.errors import ConfigError, NotLaunchedError, WorkflowNotFoundError, WorkflowNotRegisteredError
+from transact.errors import ConfigError, WorkflowNotFoundError, WorkflowNotRegisteredError
 from transact.models import WorkflowStatus
 
 P = ParamSpec("P")
@@ -46,7 +52,7 @@ class _DBOSMeta(type):
         return dict(_instance()._config)
 
 
-class DBOS(metaclass=_DBOSMeta):
+class DBOS(_CommsFacade, _AdminFacade, _ScheduleFacade, _TxnFacade, _KafkaFacade, metaclass=_DBOSMeta):
     """The process-wide Transact instance. Construct once with a config, then ``launch()``."""
 
     logger = logging.getLogger("transact")
@@ -66,6 +72,7 @@ class DBOS(metaclass=_DBOSMeta):
             self._runtime = Runtime(settings, REGISTRY)
             self._recovery: RecoveryService | None = None
             DBOS._current = self
+            _current.set_instance(self)
 
     # -- lifecycle ----------------------------------------------------------------------------
     @classmethod
@@ -84,11 +91,12 @@ class DBOS(metaclass=_DBOSMeta):
         if dbos is not None:
             rt = dbos._runtime
             if workflow_completion_timeout_sec is not None:
-                object.__setattr__(rt.settings, "shutdown_timeout_s", workflow_completion_timeout_sec)
+                rt.shutdown_timeout_s = workflow_completion_timeout_sec
             if rt.launched:
                 rt.destroy()
             rt.store.close()
             DBOS._current = None
+            _current.set_instance(None)
         if destroy_registry:
             REGISTRY.clear()
 
@@ -111,8 +119,8 @@ class DBOS(metaclass=_DBOSMeta):
         cls, *, name: str | None = None, max_recovery_attempts: int | None = DEFAULT_MAX_RECOVERY_ATTEMPTS
     ) -> Callable[[Callable[P, R]], Callable[P, R]]: ...
 
-    @classmethod
-    def workflow(  # type: ignore[misc]
+    @classmethod  # type: ignore[misc]
+    def workflow(
         cls,
         func: Callable[P, R] | None = None,
         /,
@@ -251,14 +259,8 @@ def workflow_info(func: Callable[..., Any]) -> WorkflowInfo:
 
 
 def _instance() -> DBOS:
-    dbos = DBOS._current
-    if dbos is None:
-        raise NotLaunchedError("no DBOS instance: construct DBOS(config={...}) and call DBOS.launch() first")
+    dbos: DBOS = _current.instance()
     return dbos
 
 
-def _runtime() -> Runtime:
-    rt = _instance()._runtime
-    if not rt.launched:
-        raise NotLaunchedError("call DBOS.launch() before running workflows")
-    return rt
+_runtime = _current.runtime

@@ -50,7 +50,7 @@ class RecoveryService:
         self._wake.set()
         if self._thread is not None:
             self._thread.join(timeout=5)
-        self.rt.drain(self.rt.settings.shutdown_timeout_s)
+        self.rt.drain(self.rt.shutdown_timeout_s)
         self.release()
 
     def release(self) -> None:

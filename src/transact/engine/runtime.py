@@ -106,6 +106,7 @@ class Runtime:
         self._running_lock = threading.Lock()
         self._deadlines = _Deadlines(self)
         self.services: list[Service] = []
+        self.shutdown_timeout_s = settings.shutdown_timeout_s
         self.launched = False
         self.stopping = threading.Event()
         self.extensions: dict[str, Any] = {}
