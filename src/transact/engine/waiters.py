@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 
 Key = tuple[str, str, str]
@@ -56,21 +56,27 @@ class Waiters:
         self._by_key: dict[Key, set[Waiter]] = {}
 
     @contextmanager
-    def watch(self, kind: str, ident: str, key: str = "", *, asynchronous: bool = False) -> Iterator[Waiter]:
-        """Register before reading the table, so a write between the read and the wait is not missed."""
+    def watch(
+        self, kind: str, ident: str, key: str = "", *, asynchronous: bool = False, also: Sequence[Key] = ()
+    ) -> Iterator[Waiter]:
+        """Register before reading the table, so a write between the read and the wait is not missed.
+
+        ``also``: more keys that wake the same waiter (e.g. a message *or* a cancellation)."""
         waiter = Waiter(asyncio.get_running_loop() if asynchronous else None)
-        k = (kind, ident, key)
+        keys = [(kind, ident, key), *also]
         with self._lock:
-            self._by_key.setdefault(k, set()).add(waiter)
+            for k in keys:
+                self._by_key.setdefault(k, set()).add(waiter)
         try:
             yield waiter
         finally:
             with self._lock:
-                group = self._by_key.get(k)
-                if group is not None:
-                    group.discard(waiter)
-                    if not group:
-                        del self._by_key[k]
+                for k in keys:
+                    group = self._by_key.get(k)
+                    if group is not None:
+                        group.discard(waiter)
+                        if not group:
+                            del self._by_key[k]
 
     def notify(self, kind: str, ident: str, key: str = "") -> None:
         with self._lock:
