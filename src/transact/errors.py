@@ -32,6 +32,9 @@ class WorkflowNotFoundError(TransactError, KeyError):
     def __str__(self) -> str:
         return str(self.args[0])
 
+    def __reduce__(self) -> tuple[object, ...]:
+        return (type(self), (self.workflow_id,))
+
 
 class WorkflowNotRegisteredError(TransactError):
     """A workflow name is not registered in this process."""
@@ -50,6 +53,9 @@ class DeterminismError(TransactError):
         self.function_id = function_id
         self.recorded = recorded
         self.called = called
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (type(self), (self.workflow_id, self.function_id, self.recorded, self.called))
 
 
 class StepRetriesExceededError(TransactError):

@@ -241,7 +241,7 @@ class WorkflowSql(DriverBase):
                 " started_at = CASE WHEN queue_name IS NULL THEN started_at ELSE NULL END,"
                 " recovery_attempts = recovery_attempts + 1, updated_at = ?"
                 " WHERE workflow_id = ? AND status = 'PENDING' AND "
-                " (executor_id = ? OR (executor_id IS NULL AND ? IS NULL))"
+                " (executor_id = ? OR (executor_id IS NULL AND CAST(? AS TEXT) IS NULL))"
                 f" RETURNING {WORKFLOW_COLUMNS}",
                 (to_executor, now, workflow_id, from_executor, from_executor),
             ),

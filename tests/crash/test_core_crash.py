@@ -1,0 +1,106 @@
+"""Crash tests: SIGKILL real processes mid-workflow, restart, and check what ran again."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+from pathlib import Path
+
+from tests.conftest import spawn, wait_until
+
+APP = Path(__file__).parent / "apps" / "core_app.py"
+
+
+def effects(workdir: Path) -> list[str]:
+    path = workdir / "effects.txt"
+    if not path.exists():
+        return []
+    return [" ".join(line.split()[:-1]) for line in path.read_text().splitlines() if line.strip()]
+
+
+def run_to_end(db_url: str, mode: str, workdir: Path, *args: str, env: dict[str, str] | None = None) -> str:
+    proc = spawn(APP, db_url, mode, str(workdir), *args, env=env)
+    out, _ = proc.communicate(timeout=60)
+    return out
+
+
+def kill(proc: subprocess.Popen[str]) -> None:
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=10)
+
+
+def test_sigkill_during_step_k_resumes_without_rerunning_earlier_steps(db_url: str, tmp_path: Path) -> None:
+    n, k = 5, 3
+    (tmp_path / f"hold-{k}").touch()
+    proc = spawn(APP, db_url, "steps", str(tmp_path), str(n))
+    wait_until(lambda: f"start steps-wf {k}" in effects(tmp_path), timeout=30, what="step k to start")
+    kill(proc)
+    (tmp_path / f"hold-{k}").unlink()
+    out = run_to_end(db_url, "steps", tmp_path, str(n))
+    assert f"RESULT {sum(i * 10 for i in range(1, n + 1))}" in out, out
+    lines = effects(tmp_path)
+    for i in range(1, n + 1):
+        expected_starts = 2 if i == k else 1  # step k was interrupted, so it runs again
+        assert lines.count(f"start steps-wf {i}") == expected_starts, (i, lines)
+        assert lines.count(f"done steps-wf {i}") == 1, (i, lines)
+
+
+def test_hundred_pending_workflows_recovered_after_crash(db_url: str, tmp_path: Path) -> None:
+    n = 100
+    (tmp_path / "hold-2").touch()
+    proc = spawn(APP, db_url, "many", str(tmp_path), str(n))
+    # step 2 has started only after step 1's checkpoint committed
+    wait_until(
+        lambda: sum(1 for line in effects(tmp_path) if line.startswith("start") and line.endswith(" 2")) == n,
+        timeout=60,
+        what="all workflows inside step 2",
+    )
+    kill(proc)
+    (tmp_path / "hold-2").unlink()
+    out = run_to_end(db_url, "many", tmp_path, str(n))
+    assert f"RESULT {n * 30}" in out, out
+    lines = effects(tmp_path)
+    for i in range(n):
+        assert lines.count(f"start many-{i} 1") == 1
+        assert lines.count(f"done many-{i} 2") == 1
+
+
+def test_crash_loop_is_stopped_by_max_recovery_attempts(db_url: str, tmp_path: Path) -> None:
+    outputs = []
+    for _ in range(6):
+        out = run_to_end(db_url, "crashloop", tmp_path)
+        outputs.append(out)
+        if "STATUS" in out:
+            break
+    assert "STATUS MAX_RECOVERY_ATTEMPTS_EXCEEDED" in outputs[-1], outputs
+    assert "ERROR MaxRecoveryAttemptsExceededError" in outputs[-1]
+    # first run + 2 recoveries crashed; the 3rd recovery is refused
+    assert effects(tmp_path).count("crash-step") == 3
+    assert len(outputs) == 4
+
+
+def test_new_code_with_same_steps_resumes_and_removed_step_fails_clearly(db_url: str, tmp_path: Path) -> None:
+    # Code A starts the workflow and is killed inside step_b.
+    (tmp_path / "hold-b").touch()
+    proc = spawn(APP, db_url, "versioned", str(tmp_path), env={"APP_CODE": "A"})
+    wait_until(lambda: "step_b code=A" in effects(tmp_path), timeout=30, what="step_b to start")
+    kill(proc)
+    (tmp_path / "hold-b").unlink()
+    # Code C removed step_a: the recorded step at position 1 no longer matches -> clear error.
+    out = run_to_end(db_url, "versioned", tmp_path, env={"APP_CODE": "C"})
+    assert "ERROR DeterminismError" in out, out
+    assert "'step_a'" in out and "'step_b'" in out and "fork" in out
+    assert "step_c code=C" not in effects(tmp_path)
+
+
+def test_new_code_with_changed_step_body_finishes(db_url: str, tmp_path: Path) -> None:
+    (tmp_path / "hold-b").touch()
+    proc = spawn(APP, db_url, "versioned", str(tmp_path), env={"APP_CODE": "A"})
+    wait_until(lambda: "step_b code=A" in effects(tmp_path), timeout=30, what="step_b to start")
+    kill(proc)
+    (tmp_path / "hold-b").unlink()
+    out = run_to_end(db_url, "versioned", tmp_path, env={"APP_CODE": "B"})
+    assert "RESULT abBc" in out, out
+    assert effects(tmp_path).count("step_a code=A") == 1
+    assert "step_a code=B" not in effects(tmp_path)
