@@ -1,0 +1,1 @@
+"""Transact benchmark suite: run with ``bash scripts/bench.sh`` (see bench/README.md)."""

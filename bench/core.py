@@ -1,0 +1,108 @@
+"""Workloads 1 and 2: workflow latency by step count (per-step overhead = slope) and the
+throughput of many three-step workflows started at once."""
+
+from __future__ import annotations
+
+import time
+
+from bench.harness import Recorder, Result, launched, ms_stats, slope, store, timed
+from transact import DBOS
+
+
+@DBOS.step()
+def bench_noop_step() -> int:
+    return 1
+
+
+@DBOS.workflow()
+def bench_steps(k: int) -> int:
+    for _ in range(k):
+        bench_noop_step()
+    return k
+
+
+@DBOS.workflow()
+def bench_three() -> int:
+    return bench_noop_step() + bench_noop_step() + bench_noop_step()
+
+
+STEP_COUNTS = (0, 1, 3, 10)
+WRITES_3STEP = 5  # start insert + 3 checkpoints + finish: the minimum for a 3-step workflow
+
+
+def latency(url: str, rec: Recorder, *, quick: bool) -> None:
+    n = 60 if quick else 300
+    floor = rec.floors["insert_commit_ms"]
+    medians: list[tuple[float, float]] = []
+    with launched(url):
+        st = store()
+        for k in STEP_COUNTS:
+            before = st.round_trips
+            samples = timed(lambda k=k: bench_steps(k), n, warmup=10)
+            trips = (st.round_trips - before) / (n + 10)
+            s = ms_stats(samples)
+            medians.append((k, s["p50"]))
+            rec.add(
+                Result(
+                    "1.latency",
+                    f"workflow, {k} steps",
+                    "ms",
+                    p50=s["p50"],
+                    p99=s["p99"],
+                    floor="insert ms",
+                    floor_value=floor,
+                    x_floor=s["p50"] / floor,
+                    note=f"{trips:.1f} round trips/wf (min {k + 2})",
+                    extra={"round_trips_per_wf": trips},
+                )
+            )
+    per_step = slope(medians)
+    rec.add(
+        Result(
+            "1.latency",
+            "per-step overhead (slope)",
+            "ms",
+            value=per_step,
+            floor="insert ms",
+            floor_value=floor,
+            x_floor=per_step / floor,
+            target="<= 1.5x floor",
+            ok=per_step / floor <= 1.5,
+        )
+    )
+
+
+def throughput(url: str, rec: Recorder, *, quick: bool, db: str) -> None:
+    n = 500 if quick else 2000
+    floor_rate = rec.floors["insert_commit_concurrent_per_s"]
+    with launched(url):
+        st = store()
+        for _ in range(20):
+            DBOS.start_workflow(bench_three).get_result()  # warm pools and prepared statements
+        before = st.round_trips
+        t0 = time.perf_counter()
+        handles = [DBOS.start_workflow(bench_three) for _ in range(n)]
+        t_started = time.perf_counter()
+        results = [h.get_result() for h in handles]
+        elapsed = time.perf_counter() - t0
+        trips = (st.round_trips - before) / n
+    assert results == [3] * n, "a three-step workflow returned a wrong result"
+    rate = n / elapsed
+    floor_wf = floor_rate / WRITES_3STEP
+    target_ok = rate >= 1200 if db == "postgres" else None
+    rec.add(
+        Result(
+            "2.throughput",
+            f"{n} x 3-step wf, start+results",
+            "wf/s",
+            value=rate,
+            floor=f"{WRITES_3STEP} commits at concurrent floor (wf/s)",
+            floor_value=floor_wf,
+            x_floor=floor_wf / rate,
+            target=">= 1,200 wf/s" if db == "postgres" else None,
+            ok=target_ok,
+            note=f"{trips:.1f} round trips/wf",
+            extra={"round_trips_per_wf": trips, "elapsed_s": elapsed},
+        )
+    )
+    rec.add(Result("2.throughput", "start_workflow calls (caller thread)", "starts/s", value=n / (t_started - t0)))
