@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import threading
 import time
 from typing import Any
@@ -203,7 +204,7 @@ def test_step_retries_back_off_and_succeed(dbos: type[DBOS]) -> None:
 
     assert wf() == "ok"
     assert len(attempts) == 3
-    gaps = [b - a for a, b in zip(attempts, attempts[1:], strict=False)]
+    gaps = [b - a for a, b in itertools.pairwise(attempts)]
     assert gaps[0] >= 0.05 and gaps[1] >= 0.1  # interval, then interval * backoff_rate
 
 
