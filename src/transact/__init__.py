@@ -5,6 +5,7 @@
 
 from transact._client import DBOSClient
 from transact._dbos import DBOS
+from transact._facade_kafka import KafkaMessage
 from transact._handles import WorkflowHandle, WorkflowHandleAsync
 from transact._options import SetEnqueueOptions, SetWorkflowID, SetWorkflowTimeout
 from transact._queue import Queue
@@ -52,6 +53,7 @@ __all__ = [
     "DBOSWorkflowConflictIDError",
     "DatabaseUnavailableError",
     "DeterminismError",
+    "KafkaMessage",
     "MaxRecoveryAttemptsExceededError",
     "NotInWorkflowError",
     "NotLaunchedError",
