@@ -1,0 +1,421 @@
+"""Kafka consumers behind ``@DBOS.kafka_consumer``: one workflow per message, offsets committed after.
+
+Exactly once: a message's workflow id is derived from (group, topic, partition, offset) and its row
+is inserted, idempotently, *before* the offset is committed (auto-commit is off). A crash between
+the two redelivers the message; its start then finds the existing row and starts nothing. So a
+message is never lost and never starts two workflows, also across rebalances and processes.
+
+Must not import transact._dbos: the facade imports this module lazily, keeping confluent-kafka an
+optional extra (``pip install 'transact[kafka]'``).
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import inspect
+import logging
+import re
+import threading
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from types import ModuleType
+from typing import Any
+
+from transact import _current
+from transact._facade_kafka import KafkaMessage
+from transact.engine import services
+from transact.engine import workflow as wf
+from transact.engine.registry import REGISTRY, WorkflowInfo
+from transact.engine.runtime import Runtime
+from transact.errors import ConfigError, WorkflowConflictError
+
+__all__ = ["KafkaMessage", "KafkaService", "kafka_workflow_id"]
+
+log = logging.getLogger("transact.kafka")
+
+EXTRA = "pip install 'transact[kafka]'"
+BATCH = 200  # messages per consume() call; their offsets are committed together
+POLL_SECONDS = 0.5  # consume() timeout: also the latency of noticing a stop request
+_TOPIC = re.compile(r"^[A-Za-z0-9._-]{1,249}$")
+
+TP = tuple[str, int]  # (topic, partition)
+
+
+def require() -> ModuleType:
+    """The confluent_kafka module, or an ImportError saying which extra to install."""
+    try:
+        import confluent_kafka
+    except ImportError as exc:
+        raise ImportError(
+            f"@DBOS.kafka_consumer needs the confluent-kafka package; install it with {EXTRA}",
+            name="confluent_kafka",
+        ) from exc
+    return confluent_kafka
+
+
+def kafka_workflow_id(group_id: str, topic: str, partition: int, offset: int) -> str:
+    """The workflow id of one message: ``kafka:<group>:<topic>:<partition>:<offset>``.
+
+    Unambiguous although a group id may contain ``:``: topic names cannot, so the last three
+    fields always split off from the right."""
+    return f"kafka:{group_id}:{topic}:{partition}:{offset}"
+
+
+@dataclass(frozen=True, eq=False)
+class ConsumerSpec:
+    info: WorkflowInfo
+    config: dict[str, Any]  # passed to confluent_kafka.Consumer as is
+    topics: tuple[str, ...]
+    in_order: bool
+
+    @property
+    def group_id(self) -> str:
+        return str(self.config["group.id"])
+
+
+# -- declaration --------------------------------------------------------------------------------
+def validate(config: Any, topics: Any, in_order: Any) -> tuple[dict[str, Any], tuple[str, ...]]:
+    """Check a consumer declaration; return the consumer config to use and the topic tuple."""
+    where = "@DBOS.kafka_consumer"
+    if not isinstance(config, Mapping):
+        raise ConfigError(f"{where} config must be a dict of Kafka consumer settings, got {type(config).__name__}")
+    for key in ("bootstrap.servers", "group.id"):
+        value = config.get(key)
+        if not isinstance(value, str) or not value.strip():
+            raise ConfigError(
+                f"{where} config needs {key!r} (a non-empty string), got {value!r}; e.g. "
+                "{'bootstrap.servers': 'localhost:9092', 'group.id': 'orders-consumer'}"
+            )
+    if str(config.get("enable.auto.commit", False)).lower() not in ("false", "0"):
+        raise ConfigError(
+            f"{where} config must not set 'enable.auto.commit' to true: Transact commits each offset "
+            "itself, after the message's workflow is recorded; remove the key"
+        )
+    if isinstance(topics, str) or not isinstance(topics, Sequence) or not topics:
+        raise ConfigError(f"{where} topics must be a non-empty list of topic names like ['orders'], got {topics!r}")
+    for topic in topics:
+        if not isinstance(topic, str) or not (_TOPIC.match(topic) or (topic.startswith("^") and len(topic) > 1)):
+            raise ConfigError(
+                f"{where} topic {topic!r} is not a valid Kafka topic name (letters, digits, '.', '_', '-'; "
+                "or a '^regex' subscription)"
+            )
+    if not isinstance(in_order, bool):
+        raise ConfigError(f"{where} in_order must be True or False, got {in_order!r}")
+    consumer_config: dict[str, Any] = {
+        # A new group starts at the beginning of each partition, so nothing produced before the
+        # first launch is skipped; an explicit setting wins.
+        "auto.offset.reset": "earliest",
+        "logger": logging.getLogger("transact.kafka.client"),
+        **config,
+        "enable.auto.commit": False,
+    }
+    _check_with_client(consumer_config)
+    return consumer_config, tuple(topics)
+
+
+def _check_with_client(consumer_config: dict[str, Any]) -> None:
+    """Let librdkafka judge every key now (a typo fails at the decorator, not in a thread later)."""
+    ck = require()
+    try:
+        probe = ck.Consumer({**consumer_config, "log_level": 0})
+    except ck.KafkaException as exc:
+        raise ConfigError(f"@DBOS.kafka_consumer config is invalid: {exc.args[0].str()}") from None
+    probe.close()
+
+
+def register(func: Callable[..., Any], config: dict[str, Any], topics: tuple[str, ...], in_order: bool) -> None:
+    info: WorkflowInfo | None = getattr(func, "__transact_workflow__", None)
+    if info is None:
+        raise ConfigError(
+            f"@DBOS.kafka_consumer must be stacked above @DBOS.workflow(): "
+            f"{getattr(func, '__qualname__', func)!r} is not a workflow"
+        )
+    try:
+        inspect.signature(info.func).bind(None)
+    except TypeError:
+        raise ConfigError(
+            f"Kafka consumer workflow {info.name!r} must take exactly one argument, the KafkaMessage"
+        ) from None
+    spec = ConsumerSpec(info, config, topics, in_order)
+    with REGISTRY.lock:
+        specs: list[ConsumerSpec] = REGISTRY.kafka_consumers
+        for i, other in enumerate(specs):
+            if other.info.name == info.name and other.group_id == spec.group_id and other.topics == topics:
+                specs[i] = spec  # the same declaration again (a module imported twice)
+                break
+            shared = set(other.topics) & set(topics)
+            if other.group_id == spec.group_id and shared:
+                raise ConfigError(
+                    f"workflows {other.info.name!r} and {info.name!r} both consume topic {sorted(shared)[0]!r} "
+                    f"in group {spec.group_id!r}; Kafka would give each message to only one of them. "
+                    "Give each consumer its own 'group.id'"
+                )
+        else:
+            specs.append(spec)
+    rt = _current.runtime_or_none()
+    if rt is not None and rt.launched:
+        _attach(rt, spec)
+
+
+_attach_lock = threading.Lock()
+
+
+def _attach(rt: Runtime, spec: ConsumerSpec) -> None:
+    """A consumer declared after launch() starts at once."""
+    with _attach_lock:
+        service: KafkaService | None = rt.extensions.get("kafka")
+        if service is None:
+            service = KafkaService(rt)
+            rt.extensions["kafka"] = service
+            rt.services.append(service)  # so destroy() stops it
+            service.start()
+            return
+    service.add(spec)
+
+
+# -- the service --------------------------------------------------------------------------------
+class KafkaService:
+    """One consumer thread per declared consumer; started by launch(), stopped by destroy()."""
+
+    def __init__(self, rt: Runtime) -> None:
+        self.rt = rt
+        self._lock = threading.Lock()
+        self._loops: list[_ConsumerLoop] = []
+        self._started = False
+
+    def start(self) -> None:
+        with self._lock:
+            self._started = True
+        for spec in list(self.rt.registry.kafka_consumers):
+            self.add(spec)
+
+    def add(self, spec: ConsumerSpec) -> None:
+        with self._lock:
+            if not self._started or any(loop.spec is spec for loop in self._loops):
+                return
+            loop = _ConsumerLoop(self.rt, spec)
+            self._loops.append(loop)
+        loop.start()
+
+    def stop(self) -> None:
+        """Finish the current batch (record, commit), leave the group, close the clients."""
+        with self._lock:
+            self._started = False
+            loops, self._loops = self._loops, []
+        for loop in loops:
+            loop.request_stop()
+        for loop in loops:
+            loop.join(timeout=15)
+
+
+def _factory(rt: Runtime) -> KafkaService | None:
+    if not rt.registry.kafka_consumers:
+        return None
+    service = KafkaService(rt)
+    rt.extensions["kafka"] = service
+    return service
+
+
+services.FACTORIES.append(_factory)
+
+
+class _ConsumerLoop:
+    """Consume, start one workflow per message, commit; reconnect with back-off on failure."""
+
+    def __init__(self, rt: Runtime, spec: ConsumerSpec) -> None:
+        self.rt = rt
+        self.spec = spec
+        self.name = spec.info.name
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=f"transact-kafka-{self.name}", daemon=True)
+        self._chains: concurrent.futures.ThreadPoolExecutor | None = None  # in_order: one chain per partition
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def request_stop(self) -> None:
+        self._stop.set()
+
+    def join(self, timeout: float) -> None:
+        self._thread.join(timeout)
+        if self._thread.is_alive():
+            log.warning("Kafka consumer for workflow %r did not stop within %s s", self.name, timeout)
+
+    def _run(self) -> None:
+        ck = require()
+        delay = 0.5
+        while not self._stop.is_set():
+            try:
+                consumer = ck.Consumer(self.spec.config)
+            except Exception:
+                log.exception("cannot create the Kafka consumer for workflow %r; retrying", self.name)
+                self._stop.wait(delay)
+                delay = min(delay * 2, 10.0)
+                continue
+            try:
+                consumer.subscribe(list(self.spec.topics), on_assign=self._on_assign, on_revoke=self._on_revoke)
+                while not self._stop.is_set():
+                    self._wait_for_capacity()
+                    batch = consumer.consume(num_messages=BATCH, timeout=POLL_SECONDS)
+                    if batch:
+                        self._process(ck, consumer, batch)
+                    delay = 0.5
+            except Exception:
+                log.exception("Kafka consumer for workflow %r failed; reconnecting", self.name)
+                self._stop.wait(delay)
+                delay = min(delay * 2, 10.0)
+            finally:
+                try:
+                    consumer.close()  # leaves the group, so its partitions move on at once
+                except Exception as exc:
+                    log.warning("closing the Kafka consumer for workflow %r: %s", self.name, exc)
+        if self._chains is not None:
+            self._chains.shutdown(wait=False)
+
+    def _on_assign(self, consumer: Any, partitions: list[Any]) -> None:
+        log.info(
+            "Kafka consumer for workflow %r (group %r) assigned: %s",
+            self.name,
+            self.spec.group_id,
+            ", ".join(f"{p.topic}[{p.partition}]" for p in partitions) or "-",
+        )
+
+    def _on_revoke(self, consumer: Any, partitions: list[Any]) -> None:
+        # Nothing to flush: offsets are committed synchronously at the end of every batch, and
+        # callbacks run inside consume(), between batches.
+        log.info("Kafka consumer for workflow %r (group %r) revoked its partitions", self.name, self.spec.group_id)
+
+    def _wait_for_capacity(self) -> None:
+        """Back-pressure: pull no more messages while this process's workflow threads are all busy."""
+        limit = max(BATCH, self.rt.settings.max_workflow_threads)
+        while not self._stop.is_set() and len(self.rt.running_ids()) >= limit:
+            self._stop.wait(0.01)
+
+    # -- one batch ------------------------------------------------------------------------------
+    def _process(self, ck: ModuleType, consumer: Any, batch: list[Any]) -> None:
+        messages = []
+        for m in batch:
+            err = m.error()
+            if err is None:
+                messages.append(m)
+            elif err.code() != ck.KafkaError._PARTITION_EOF:
+                if err.fatal():
+                    raise ck.KafkaException(err)
+                log.warning("Kafka consumer for workflow %r: %s", self.name, err.str())
+        if not messages:
+            return
+        run = self._run_in_order if self.spec.in_order else self._start_all
+        recorded, retry = run(messages)
+        if recorded:
+            self._commit(ck, consumer, [ck.TopicPartition(t, p, off + 1) for (t, p), off in recorded.items()])
+        if retry and not self._stop.is_set():
+            # Rewind past the failure so the message comes again; nothing after it was committed.
+            for (t, p), off in retry.items():
+                try:
+                    consumer.seek(ck.TopicPartition(t, p, off))
+                except ck.KafkaException as exc:
+                    log.warning("cannot rewind %s[%d] to offset %d: %s", t, p, off, exc)
+            self._stop.wait(1.0)
+
+    def _commit(self, ck: ModuleType, consumer: Any, offsets: list[Any]) -> None:
+        try:
+            consumer.commit(offsets=offsets, asynchronous=False)
+        except ck.KafkaException as exc:
+            # Typically a rebalance moved the partitions away: their new owner receives these
+            # messages again and their starts are deduplicated by workflow id.
+            log.warning("Kafka consumer for workflow %r could not commit offsets: %s", self.name, exc)
+
+    def _start(self, m: Any) -> str:
+        """Record (and start) the message's workflow; returns its id. Idempotent."""
+        msg = to_message(m)
+        wid = kafka_workflow_id(self.spec.group_id, msg.topic, msg.partition, msg.offset)
+        try:
+            wf.start(self.rt, self.spec.info, (msg,), {}, workflow_id=wid)
+        except WorkflowConflictError as exc:
+            # The id belongs to another workflow (a renamed consumer): this message was handled.
+            log.error("Kafka message %s[%d]@%d not started again: %s", msg.topic, msg.partition, msg.offset, exc)
+        return wid
+
+    def _start_all(self, messages: list[Any]) -> tuple[dict[TP, int], dict[TP, int]]:
+        """Record every message's workflow (they run in the background). Returns, per partition, the
+        last recorded offset and the first offset to retry."""
+        recorded: dict[TP, int] = {}
+        retry: dict[TP, int] = {}
+        for m in messages:
+            tp = (m.topic(), m.partition())
+            if tp in retry:
+                continue  # keep each partition's recorded offsets contiguous
+            if self._stop.is_set():
+                retry[tp] = m.offset()
+                continue
+            try:
+                self._start(m)
+            except Exception:
+                log.exception("cannot record the workflow of Kafka message %s[%d]@%d", tp[0], tp[1], m.offset())
+                retry[tp] = m.offset()
+                continue
+            recorded[tp] = m.offset()
+        return recorded, retry
+
+    def _run_in_order(self, messages: list[Any]) -> tuple[dict[TP, int], dict[TP, int]]:
+        """Per partition, start each message's workflow only once the previous one has finished.
+
+        Offsets are committed only for finished workflows here: after a crash the unfinished one is
+        redelivered, found, and waited for before its successor starts."""
+        chains: dict[TP, list[Any]] = {}
+        for m in messages:
+            chains.setdefault((m.topic(), m.partition()), []).append(m)
+        recorded: dict[TP, int] = {}
+        retry: dict[TP, int] = {}
+
+        def chain(tp: TP, items: list[Any]) -> None:
+            for m in items:
+                if self._stop.is_set():
+                    retry[tp] = m.offset()
+                    return
+                try:
+                    wid = self._start(m)
+                except Exception:
+                    log.exception("cannot record the workflow of Kafka message %s[%d]@%d", tp[0], tp[1], m.offset())
+                    retry[tp] = m.offset()
+                    return
+                if not self._wait_finished(wid):
+                    retry[tp] = m.offset()
+                    return
+                recorded[tp] = m.offset()
+
+        if len(chains) == 1:
+            chain(*next(iter(chains.items())))
+        else:
+            if self._chains is None:
+                self._chains = concurrent.futures.ThreadPoolExecutor(16, thread_name_prefix="transact-kafka-chain")
+            futures = [self._chains.submit(chain, tp, items) for tp, items in chains.items()]
+            for fut in futures:
+                fut.result()
+        return recorded, retry
+
+    def _wait_finished(self, workflow_id: str) -> bool:
+        """Wait until the workflow is terminal (or gone); False if asked to stop first."""
+        delay = 0.05
+        while not self._stop.is_set():
+            with self.rt.waiters.watch("done", workflow_id) as waiter:
+                row = self.rt.store.workflow_get(workflow_id)
+                if row is None or row.is_terminal:
+                    return True
+                waiter.wait(delay)
+            delay = min(delay * 2, 1.0)  # safety net only: completions are pushed
+        return False
+
+
+def to_message(m: Any) -> KafkaMessage:
+    """A confluent_kafka.Message as the plain, picklable record a workflow receives."""
+    ts_type, ts = m.timestamp()
+    return KafkaMessage(
+        topic=m.topic(),
+        partition=m.partition(),
+        offset=m.offset(),
+        key=m.key(),
+        value=m.value(),
+        headers=list(m.headers() or []),
+        timestamp=ts if ts_type != 0 else None,  # 0: TIMESTAMP_NOT_AVAILABLE
+    )
