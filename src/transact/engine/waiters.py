@@ -19,10 +19,11 @@ def _resolve(fut: asyncio.Future[None]) -> None:
 
 
 class Waiter:
-    __slots__ = ("_event", "_future", "_loop")
+    __slots__ = ("_event", "_future", "_loop", "wildcard")
 
-    def __init__(self, loop: asyncio.AbstractEventLoop | None) -> None:
+    def __init__(self, loop: asyncio.AbstractEventLoop | None, wildcard: bool = True) -> None:
         self._loop = loop
+        self.wildcard = wildcard
         self._event = threading.Event() if loop is None else None
         self._future: asyncio.Future[None] | None = loop.create_future() if loop is not None else None
 
@@ -57,12 +58,21 @@ class Waiters:
 
     @contextmanager
     def watch(
-        self, kind: str, ident: str, key: str = "", *, asynchronous: bool = False, also: Sequence[Key] = ()
+        self,
+        kind: str,
+        ident: str,
+        key: str = "",
+        *,
+        asynchronous: bool = False,
+        also: Sequence[Key] = (),
+        wildcard: bool = True,
     ) -> Iterator[Waiter]:
         """Register before reading the table, so a write between the read and the wait is not missed.
 
-        ``also``: more keys that wake the same waiter (e.g. a message *or* a cancellation)."""
-        waiter = Waiter(asyncio.get_running_loop() if asynchronous else None)
+        ``also``: more keys that wake the same waiter (e.g. a message *or* a cancellation).
+        ``wildcard=False``: not woken by ``*`` ("re-read everything"), for waiters with nothing to
+        re-read, e.g. thousands of sleepers that only care about their own cancellation."""
+        waiter = Waiter(asyncio.get_running_loop() if asynchronous else None, wildcard)
         keys = [(kind, ident, key), *also]
         with self._lock:
             for k in keys:
@@ -81,7 +91,7 @@ class Waiters:
     def notify(self, kind: str, ident: str, key: str = "") -> None:
         with self._lock:
             if kind == "*":
-                targets = [w for group in self._by_key.values() for w in group]
+                targets = [w for group in self._by_key.values() for w in group if w.wildcard]
             else:
                 targets = list(self._by_key.get((kind, ident, key), ()))
                 if key:
