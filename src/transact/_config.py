@@ -74,6 +74,8 @@ class Settings:
     shutdown_timeout_s: float
     pin_app_version: bool
     queue_poll_seconds: float
+    local_liveness_check: bool = True
+    install_signal_handlers: bool = True
 
 
 def _number(config: Mapping[str, Any], key: str, default: float, *, minimum: float = 0.0) -> float:
@@ -163,4 +165,6 @@ def load_settings(config: Mapping[str, Any] | None) -> Settings:
         shutdown_timeout_s=_number(config, "shutdown_timeout_seconds", 10.0, minimum=-1),
         pin_app_version=bool(config.get("pin_app_version", False)),
         queue_poll_seconds=_number(config, "queue_poll_seconds", 1.0),
+        local_liveness_check=bool(config.get("local_liveness_check", True)),
+        install_signal_handlers=bool(config.get("install_signal_handlers", True)),
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import hashlib
 import inspect
 import logging
 import threading
@@ -81,6 +82,8 @@ class DBOS(_CommsFacade, _AdminFacade, _ScheduleFacade, _TxnFacade, _KafkaFacade
         rt = dbos._runtime
         if rt.launched:
             return
+        if rt.app_version is None:
+            rt.app_version = _code_version()
         dbos._recovery = RecoveryService(rt)
         rt.hint_listeners.append(dbos._recovery.on_hint)
         rt.launch([dbos._recovery, *service_registry.build(rt)])
@@ -243,6 +246,18 @@ class DBOS(_CommsFacade, _AdminFacade, _ScheduleFacade, _TxnFacade, _KafkaFacade
     def get_workflow_status(cls, workflow_id: str) -> WorkflowStatus | None:
         row = _runtime().store.workflow_get(workflow_id)
         return to_status(row) if row is not None else None
+
+
+def _code_version() -> str:
+    """Default app version: a hash of the registered workflows' source (informative unless pinned)."""
+    digest = hashlib.sha256()
+    for name in sorted(REGISTRY.workflows):
+        func = REGISTRY.workflows[name].func
+        try:
+            digest.update(inspect.getsource(func).encode())
+        except (OSError, TypeError):
+            digest.update(name.encode())
+    return digest.hexdigest()[:16]
 
 
 def _start_in_context(rt: Runtime, info: WorkflowInfo, args: Any, kwargs: Any) -> str:

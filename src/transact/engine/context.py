@@ -15,6 +15,11 @@ if TYPE_CHECKING:
     from transact.engine.runtime import Runtime
 
 
+class ShutdownInterrupt(BaseException):
+    """Raised at a step boundary while the process shuts down: the workflow stays PENDING and is
+    handed over to another executor. A BaseException so user code's ``except Exception`` passes it."""
+
+
 @dataclass(eq=False)
 class WorkflowContext:
     workflow_id: str
@@ -30,7 +35,10 @@ class WorkflowContext:
         return self.function_id
 
     def check_cancelled(self) -> None:
-        """Raise if the workflow was cancelled or passed its deadline (no database access)."""
+        """Raise if the workflow was cancelled or passed its deadline, or the process is shutting
+        down (no database access)."""
+        if self.runtime.stopping.is_set():
+            raise ShutdownInterrupt(self.workflow_id)
         if self.deadline_at is not None and now_ms() >= self.deadline_at and not self.cancelled.is_set():
             self.runtime.cancel_tree(self.workflow_id)
         if self.cancelled.is_set():

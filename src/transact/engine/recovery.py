@@ -1,5 +1,5 @@
 """Recovery without an extra service: executor heartbeats, startup recovery, adoption of the
-work of dead executors, and hand-over on graceful shutdown.
+work of dead executors, hand-over on graceful shutdown, and the stranded-workflows view.
 
 An executor is dead when its lease expired, when it marked itself STOPPED, or when it ran on this
 host and its process (pid + start time) is gone. Adoption is one conditional UPDATE per workflow,
@@ -11,18 +11,53 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import threading
 import time
+from typing import Any
 
 from transact.engine import workflow
 from transact.engine.clock import now_ms
 from transact.engine.runtime import Runtime, pid_alive
-from transact.storage import Unavailable
-from transact.storage.rows import ExecutorRow
+from transact.storage import Store, Unavailable
+from transact.storage.rows import ExecutorRow, WorkflowRow
 
 log = logging.getLogger("transact")
 
 ADOPT_BATCH = 200
+
+
+def dead_executors(
+    store: Store, *, me: str | None, hostname: str, lease_ms: int, local_check: bool, now: int
+) -> tuple[list[ExecutorRow], list[ExecutorRow]]:
+    """Split the executor table into (live, dead) as seen from this host."""
+    live: list[ExecutorRow] = []
+    dead: list[ExecutorRow] = []
+    for ex in store.executor_list():
+        if ex.executor_id == me:
+            continue
+        gone = (
+            ex.state != "RUNNING"
+            or ex.last_seen_at < now - lease_ms
+            or (local_check and ex.hostname == hostname and not pid_alive(ex.pid, ex.process_token))
+        )
+        (dead if gone else live).append(ex)
+    return live, dead
+
+
+def stranded_workflows(
+    store: Store, *, lease_seconds: float = 30.0, hostname: str = "", limit: int = 1000
+) -> list[WorkflowRow]:
+    """PENDING workflows whose owner is gone and that no live executor can run (name not registered
+    anywhere alive). Operators resume, fork or delete them; nobody adopts them on their own."""
+    live, _ = dead_executors(
+        store, me=None, hostname=hostname, lease_ms=int(lease_seconds * 1000), local_check=bool(hostname), now=now_ms()
+    )
+    runnable: set[str] = set()
+    for ex in live:
+        runnable.update(n for n in (ex.workflow_names or "").split("\n") if n)
+    orphans = store.workflows_orphaned([ex.executor_id for ex in live], limit)
+    return [row for row in orphans if row.name not in runnable]
 
 
 class RecoveryService:
@@ -31,24 +66,40 @@ class RecoveryService:
         self._stop = threading.Event()
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
+        self._previous_sigterm: Any = None
         self.scan_interval = min(rt.settings.heartbeat_seconds, 1.0 if rt.store.dialect == "sqlite" else 5.0)
+
+    def _names(self) -> str:
+        return "\n".join(sorted(self.rt.registry.workflows))
 
     def start(self) -> None:
         rt = self.rt
         now = now_ms()
         rt.store.executor_register(
-            ExecutorRow(rt.executor_id, rt.hostname, _pid(), rt.process_token, rt.app_version, now, now, "RUNNING")
+            ExecutorRow(
+                rt.executor_id,
+                rt.hostname,
+                os.getpid(),
+                rt.process_token,
+                rt.app_version,
+                now,
+                now,
+                "RUNNING",
+                self._names(),
+            )
         )
         self.recover_own()
         self.adopt()
         self._thread = threading.Thread(target=self._loop, name="transact-recovery", daemon=True)
         self._thread.start()
+        if rt.settings.install_signal_handlers:
+            self._install_sigterm()
 
     def stop(self) -> None:
         """Stopped last: intake services are already stopped, so drain, then hand over the rest."""
         self._stop.set()
         self._wake.set()
-        if self._thread is not None:
+        if self._thread is not None and self._thread is not threading.current_thread():
             self._thread.join(timeout=5)
         self.rt.drain(self.rt.shutdown_timeout_s)
         self.release()
@@ -66,13 +117,44 @@ class RecoveryService:
         if kind == "executor":
             self._wake.set()
 
+    # -- SIGTERM ------------------------------------------------------------------------------
+    def _install_sigterm(self) -> None:
+        if threading.current_thread() is not threading.main_thread():
+            return
+        if signal.getsignal(signal.SIGTERM) not in (signal.SIG_DFL, None):
+            return  # the application (or its server) handles SIGTERM and calls DBOS.destroy() itself
+        signal.signal(signal.SIGTERM, self._on_sigterm)
+
+    def _on_sigterm(self, signum: int, frame: Any) -> None:
+        # The handler runs on the main thread, which may hold our locks: shut down on another thread,
+        # then die of SIGTERM as the process would have without us.
+        def shut_down() -> None:
+            from transact import _current
+
+            dbos = _current.runtime_or_none()
+            try:
+                if dbos is not None and dbos.launched:
+                    type(_current.instance()).destroy()
+            finally:
+                signal.signal(signal.SIGTERM, signal.SIG_DFL)
+                os.kill(os.getpid(), signal.SIGTERM)
+
+        threading.Thread(target=shut_down, name="transact-sigterm", daemon=False).start()
+
     # -- passes -------------------------------------------------------------------------------
+    def _runnable(self, row: WorkflowRow) -> bool:
+        rt = self.rt
+        if rt.registry.workflow(row.name) is None:
+            return False  # a process that has this workflow registered will take it
+        return not (rt.settings.pin_app_version and row.app_version != rt.app_version)
+
     def recover_own(self) -> int:
         """Restart with a fixed executor id: resume the PENDING workflows it still owns."""
         rt = self.rt
         count = 0
+        running = set(rt.running_ids())
         for row in rt.store.workflows_pending([rt.executor_id]):
-            if row.workflow_id in rt.running_ids() or rt.registry.workflow(row.name) is None:
+            if row.workflow_id in running or not self._runnable(row):
                 continue
             updated = rt.store.workflow_rerun_own(workflow_id=row.workflow_id, executor_id=rt.executor_id, now=now_ms())
             if updated is not None and workflow.resume(rt, updated):
@@ -82,27 +164,21 @@ class RecoveryService:
     def adopt(self) -> int:
         """Take over PENDING workflows whose owner is dead or gone."""
         rt = self.rt
-        now = now_ms()
-        lease_ms = int(rt.settings.lease_seconds * 1000)
-        live: list[str] = []
-        dead: list[ExecutorRow] = []
-        for ex in rt.store.executor_list():
-            if ex.executor_id == rt.executor_id:
-                continue
-            gone = (
-                ex.state != "RUNNING"
-                or ex.last_seen_at < now - lease_ms
-                or (ex.hostname == rt.hostname and not pid_alive(ex.pid, ex.process_token))
-            )
-            if gone:
-                dead.append(ex)
-            else:
-                live.append(ex.executor_id)
-        names = set(rt.registry.workflows)
+        live, dead = dead_executors(
+            rt.store,
+            me=rt.executor_id,
+            hostname=rt.hostname,
+            lease_ms=int(rt.settings.lease_seconds * 1000),
+            local_check=rt.settings.local_liveness_check,
+            now=now_ms(),
+        )
         adopted = 0
-        for row in rt.store.workflows_orphaned([rt.executor_id, *live], ADOPT_BATCH):
-            if row.name not in names:
-                continue  # a process that has this workflow registered will take it
+        owners = [rt.executor_id, *(ex.executor_id for ex in live)]
+        for row in rt.store.workflows_orphaned(owners, ADOPT_BATCH):
+            if rt.stopping.is_set():
+                break
+            if not self._runnable(row):
+                continue
             taken = rt.store.workflow_adopt(
                 workflow_id=row.workflow_id,
                 from_executor=row.executor_id,
@@ -124,39 +200,40 @@ class RecoveryService:
 
     def _loop(self) -> None:
         rt = self.rt
-        hb_every = rt.settings.heartbeat_seconds
-        next_hb = 0.0
+        next_heartbeat = 0.0
         while not self._stop.is_set():
             self._wake.wait(self.scan_interval)
             self._wake.clear()
             if self._stop.is_set():
                 return
             try:
-                if time.monotonic() >= next_hb:
-                    if not rt.store.executor_heartbeat(rt.executor_id, now_ms()):
-                        # Judged dead (e.g. after a long pause): our adopted work has new owners and
-                        # the fence rejects our stale writes; register again to take new work.
-                        log.warning("executor %s was marked dead; registering again", rt.executor_id)
-                        now = now_ms()
-                        rt.store.executor_register(
-                            ExecutorRow(
-                                rt.executor_id,
-                                rt.hostname,
-                                _pid(),
-                                rt.process_token,
-                                rt.app_version,
-                                now,
-                                now,
-                                "RUNNING",
-                            )
-                        )
-                    next_hb = time.monotonic() + hb_every
+                if time.monotonic() >= next_heartbeat:
+                    self._heartbeat()
+                    next_heartbeat = time.monotonic() + rt.settings.heartbeat_seconds
                 self.adopt()
             except Unavailable as exc:
                 log.warning("recovery pass skipped: %s", exc)
             except Exception:
                 log.exception("recovery pass failed")
 
-
-def _pid() -> int:
-    return os.getpid()
+    def _heartbeat(self) -> None:
+        rt = self.rt
+        if rt.store.executor_heartbeat(rt.executor_id, now_ms(), self._names()):
+            return
+        # Judged dead (e.g. after a long pause): our old work has new owners and the fence rejects
+        # our stale writes; register again to take new work.
+        log.warning("executor %s was marked dead by its peers; registering again", rt.executor_id)
+        now = now_ms()
+        rt.store.executor_register(
+            ExecutorRow(
+                rt.executor_id,
+                rt.hostname,
+                os.getpid(),
+                rt.process_token,
+                rt.app_version,
+                now,
+                now,
+                "RUNNING",
+                self._names(),
+            )
+        )

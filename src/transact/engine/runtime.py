@@ -129,6 +129,12 @@ class Runtime:
 
     def destroy(self) -> None:
         self.stopping.set()
+        # Wake workflows waiting in sleeps/receives so they reach a step boundary and stop there.
+        with self._running_lock:
+            contexts = list(self._contexts.values())
+        for ctx in contexts:
+            ctx.cancelled.set()
+            self.waiters.notify("cancel", ctx.workflow_id)
         for service in reversed(self.services):
             try:
                 service.stop()

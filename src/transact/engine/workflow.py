@@ -16,7 +16,7 @@ from typing import Any
 from transact._options import current_timeout, take_workflow_id
 from transact.engine import serialization
 from transact.engine.clock import now_ms
-from transact.engine.context import WorkflowContext, current_step, current_workflow
+from transact.engine.context import ShutdownInterrupt, WorkflowContext, current_step, current_workflow
 from transact.engine.registry import WorkflowInfo
 from transact.engine.replay import recorded_outcome
 from transact.engine.runtime import NotLocal, Runtime
@@ -199,7 +199,7 @@ def execute(rt: Runtime, ctx: WorkflowContext, info: WorkflowInfo, args: Any, kw
     try:
         try:
             value = info.func(*args, **kwargs)
-        except (WorkflowCancelledError, OwnershipLost):
+        except (WorkflowCancelledError, OwnershipLost, ShutdownInterrupt):
             raise
         except DeterminismError as exc:
             log.error("%s", exc)
@@ -219,7 +219,7 @@ async def execute_async(rt: Runtime, ctx: WorkflowContext, info: WorkflowInfo, a
     try:
         try:
             value = await info.func(*args, **kwargs)
-        except (WorkflowCancelledError, OwnershipLost):
+        except (WorkflowCancelledError, OwnershipLost, ShutdownInterrupt):
             raise
         except Exception as exc:
             return await rt.aio(_finish_row, rt, ctx, None, exc)
@@ -341,6 +341,8 @@ def launch_execution(
         async def body() -> None:
             try:
                 _settle(fut, await execute_async(rt, ctx, info, args, kwargs))
+            except ShutdownInterrupt:
+                _settle(fut, error=NotLocal())
             except BaseException as exc:
                 _settle(fut, error=exc)
             finally:
@@ -352,6 +354,8 @@ def launch_execution(
     def run() -> None:
         try:
             _settle(fut, execute(rt, ctx, info, args, kwargs))
+        except ShutdownInterrupt:
+            _settle(fut, error=NotLocal())
         except BaseException as exc:
             _settle(fut, error=exc)
         finally:

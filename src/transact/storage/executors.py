@@ -10,10 +10,11 @@ class ExecutorSql(DriverBase):
     def executor_register(self, row: ExecutorRow) -> None:
         self.write(
             lambda tx: tx.run(
-                f"INSERT INTO executors ({EXECUTOR_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
+                f"INSERT INTO executors ({EXECUTOR_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) "
                 "ON CONFLICT (executor_id) DO UPDATE SET hostname = excluded.hostname, pid = excluded.pid, "
                 "process_token = excluded.process_token, app_version = excluded.app_version, "
-                "started_at = excluded.started_at, last_seen_at = excluded.last_seen_at, state = excluded.state",
+                "started_at = excluded.started_at, last_seen_at = excluded.last_seen_at, state = excluded.state, "
+                "workflow_names = excluded.workflow_names",
                 (
                     row.executor_id,
                     row.hostname,
@@ -23,17 +24,20 @@ class ExecutorSql(DriverBase):
                     row.started_at,
                     row.last_seen_at,
                     row.state,
+                    row.workflow_names,
                 ),
             ),
             single=True,
         )
 
-    def executor_heartbeat(self, executor_id: str, now: int) -> bool:
-        """Renew the lease. False when the row is gone or marked dead (another process judged us dead)."""
+    def executor_heartbeat(self, executor_id: str, now: int, workflow_names: str | None = None) -> bool:
+        """Renew the lease (and the published workflow names). False when the row is gone or marked
+        dead (another process judged us dead)."""
         changed = self.write(
             lambda tx: tx.run(
-                "UPDATE executors SET last_seen_at = ? WHERE executor_id = ? AND state = 'RUNNING'",
-                (now, executor_id),
+                "UPDATE executors SET last_seen_at = ?, workflow_names = COALESCE(?, workflow_names) "
+                "WHERE executor_id = ? AND state = 'RUNNING'",
+                (now, workflow_names, executor_id),
             ),
             single=True,
         )

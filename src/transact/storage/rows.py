@@ -74,9 +74,12 @@ class ExecutorRow:
     started_at: int
     last_seen_at: int
     state: str
+    workflow_names: str | None = None  # newline-separated names this executor can run
 
 
-EXECUTOR_COLUMNS = "executor_id, hostname, pid, process_token, app_version, started_at, last_seen_at, state"
+EXECUTOR_COLUMNS = (
+    "executor_id, hostname, pid, process_token, app_version, started_at, last_seen_at, state, workflow_names"
+)
 
 
 @dataclass(frozen=True, slots=True)
