@@ -1,9 +1,143 @@
-"""Cron schedules (static and dynamic). Must not import the engine."""
+"""Cron schedules (declared in code, or created at run time by operators). Must not import the engine.
+
+A row holds the definition, the ACTIVE/PAUSED state and ``last_tick_at``: the latest tick that
+was fired (or the instant the schedule was created or resumed), which is where a backfilling
+scheduler resumes after downtime.
+"""
 
 from __future__ import annotations
 
-from transact.storage._base import DriverBase
+from collections.abc import Sequence
+
+from transact.storage._base import DriverBase, Tx
+from transact.storage.errors import Conflict
+from transact.storage.rows import SCHEDULE_COLUMNS, ScheduleRow
+
+_SELECT = f"SELECT {SCHEDULE_COLUMNS} FROM schedules"
+_INSERT = f"INSERT INTO schedules ({SCHEDULE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+
+# Declared schedules: the code is the truth for the definition; the operator's pause and the
+# fired-ticks progress survive redeploys, so state and last_tick_at are kept.
+_UPSERT_DECLARED = (
+    f"{_INSERT} ON CONFLICT (schedule_name) DO UPDATE SET workflow_name = excluded.workflow_name, "
+    "cron = excluded.cron, timezone = excluded.timezone, backfill = excluded.backfill, dynamic = excluded.dynamic, "
+    f"updated_at = excluded.updated_at RETURNING {SCHEDULE_COLUMNS}"
+)
+
+# Only ever moves forward: several processes fire the same ticks and race on this write.
+_ADVANCE = (
+    "UPDATE schedules SET last_tick_at = ? WHERE schedule_name = ? AND (last_tick_at IS NULL OR last_tick_at < ?)"
+)
+
+# SET expressions read the row's values from before the update, so CASE sees the old state.
+_RESUME = (
+    "UPDATE schedules SET state = 'ACTIVE', updated_at = ?, "
+    "last_tick_at = CASE WHEN state = 'ACTIVE' THEN last_tick_at ELSE ? END "
+    f"WHERE schedule_name = ? RETURNING {SCHEDULE_COLUMNS}"
+)
+_PAUSE = f"UPDATE schedules SET state = ?, updated_at = ? WHERE schedule_name = ? RETURNING {SCHEDULE_COLUMNS}"
+
+
+def to_schedule(row: Sequence[object]) -> ScheduleRow:
+    name, workflow, cron, tz, state, backfill, dynamic, last, created, updated = row
+    return ScheduleRow(
+        schedule_name=str(name),
+        workflow_name=str(workflow),
+        cron=str(cron),
+        timezone=None if tz is None else str(tz),
+        state=str(state),
+        backfill=bool(backfill),  # SQLite stores 0/1
+        dynamic=bool(dynamic),
+        last_tick_at=None if last is None else int(last),  # type: ignore[call-overload]
+        created_at=int(created),  # type: ignore[call-overload]
+        updated_at=int(updated),  # type: ignore[call-overload]
+    )
+
+
+def _params(row: ScheduleRow) -> tuple[object, ...]:
+    return (
+        row.schedule_name,
+        row.workflow_name,
+        row.cron,
+        row.timezone,
+        row.state,
+        row.backfill,
+        row.dynamic,
+        row.last_tick_at,
+        row.created_at,
+        row.updated_at,
+    )
 
 
 class ScheduleSql(DriverBase):
-    pass
+    def schedule_create(self, row: ScheduleRow) -> bool:
+        """Insert a new schedule. False when the name is taken (nothing is written). Round trips: 1."""
+        try:
+            self.write(lambda tx: tx.run(_INSERT, _params(row)), single=True)
+        except Conflict:
+            return False
+        self.hint("schedule", row.schedule_name)
+        return True
+
+    def schedule_declare(self, row: ScheduleRow) -> ScheduleRow:
+        """Insert or refresh a schedule declared in code; returns the stored row. Round trips: 1."""
+        stored = self.write(lambda tx: tx.one(_UPSERT_DECLARED, _params(row)), single=True)
+        assert stored is not None
+        return to_schedule(stored)
+
+    def schedule_get(self, schedule_name: str) -> ScheduleRow | None:
+        row = self.read(lambda tx: tx.one(f"{_SELECT} WHERE schedule_name = ?", (schedule_name,)))
+        return to_schedule(row) if row is not None else None
+
+    def schedule_list(
+        self,
+        *,
+        state: str | None = None,
+        workflow_name: str | None = None,
+        name_prefix: str | None = None,
+    ) -> list[ScheduleRow]:
+        """Schedules in name order, optionally filtered. Round trips: 1."""
+        clauses: list[str] = []
+        params: list[object] = []
+        if state is not None:
+            clauses.append("state = ?")
+            params.append(state)
+        if workflow_name is not None:
+            clauses.append("workflow_name = ?")
+            params.append(workflow_name)
+        if name_prefix is not None:
+            # substr instead of LIKE: no wildcard escaping, and the SQL text stays free of '%'.
+            clauses.append("substr(schedule_name, 1, ?) = ?")
+            params.extend((len(name_prefix), name_prefix))
+        where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
+        rows = self.read(lambda tx: tx.all(f"{_SELECT}{where} ORDER BY schedule_name", tuple(params)))
+        return [to_schedule(r) for r in rows]
+
+    def schedule_set_state(self, schedule_name: str, state: str, now: int) -> ScheduleRow | None:
+        """Pause or resume. Resuming restarts the progress mark at ``now``, so ticks that fell
+        while paused are never backfilled. Returns the row, or None for an unknown name."""
+
+        sql, params = (
+            (_RESUME, (now, now, schedule_name)) if state == "ACTIVE" else (_PAUSE, (state, now, schedule_name))
+        )
+
+        def unit(tx: Tx) -> ScheduleRow | None:
+            row = tx.one(sql, params)
+            return to_schedule(row) if row is not None else None
+
+        updated = self.write(unit, single=True)
+        if updated is not None:
+            self.hint("schedule", schedule_name)
+        return updated
+
+    def schedule_delete(self, schedule_name: str) -> bool:
+        deleted = self.write(
+            lambda tx: tx.run("DELETE FROM schedules WHERE schedule_name = ?", (schedule_name,)), single=True
+        )
+        if deleted:
+            self.hint("schedule", schedule_name)
+        return deleted == 1
+
+    def schedule_advance(self, schedule_name: str, tick_at: int) -> None:
+        """Record that the tick at ``tick_at`` (epoch ms) was fired. Round trips: 1."""
+        self.write(lambda tx: tx.run(_ADVANCE, (tick_at, schedule_name, tick_at)), single=True)

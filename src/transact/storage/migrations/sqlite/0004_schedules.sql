@@ -1,0 +1,2 @@
+-- Schedules: nothing to change on SQLite. Other processes' schedule changes are noticed by the
+-- scheduler's short poll of the (tiny) schedules table; the number is kept equal to Postgres's.
