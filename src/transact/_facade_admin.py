@@ -1,11 +1,199 @@
 """DBOS facade mixin. Managing workflows: list, steps, cancel, resume, fork, delete (issue 7).
 
-Classmethods here are short delegations to the engine; reach the runtime with
+Classmethods here are short delegations to ``engine/admin.py``; reach the runtime with
 ``transact._current.runtime()``. Must not import transact._dbos.
+
+Resume applies to CANCELLED and MAX_RECOVERY_ATTEMPTS_EXCEEDED workflows (with their cancelled
+descendants); for any other status it changes nothing. Fork re-runs a workflow under a new id from
+``start_step``, reusing the recorded outcomes of the steps before it.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from transact import _current
+from transact._handles import WorkflowHandle, WorkflowHandleAsync
+from transact._options import take_workflow_id
+from transact.engine import admin
+from transact.engine.status import to_status
+from transact.models import WorkflowStatus
+
 
 class _AdminFacade:
-    pass
+    # -- reading ------------------------------------------------------------------------------
+    @classmethod
+    def list_workflows(
+        cls,
+        *,
+        workflow_ids: Sequence[str] | None = None,
+        status: str | Sequence[str] | None = None,
+        name: str | Sequence[str] | None = None,
+        start_time: str | datetime | None = None,
+        end_time: str | datetime | None = None,
+        queue_name: str | None = None,
+        workflow_id_prefix: str | None = None,
+        limit: int | None = None,
+        offset: int | None = None,
+        sort_desc: bool = False,
+        load_input: bool = True,
+        load_output: bool = True,
+        app_version: str | None = None,
+        executor_id: str | None = None,
+        parent_workflow_id: str | None = None,
+        forked_from: str | None = None,
+    ) -> list[WorkflowStatus]:
+        """Workflows matching every given filter, oldest first (``sort_desc=True``: newest first).
+
+        Times are ISO-8601 strings (naive ones are UTC) bounding ``created_at``, inclusive;
+        ``status`` and ``name`` take one value or a list."""
+        query = admin.list_query(
+            workflow_ids=workflow_ids,
+            status=status,
+            name=name,
+            start_time=start_time,
+            end_time=end_time,
+            queue_name=queue_name,
+            workflow_id_prefix=workflow_id_prefix,
+            limit=limit,
+            offset=offset,
+            sort_desc=sort_desc,
+            load_input=load_input,
+            load_output=load_output,
+            app_version=app_version,
+            executor_id=executor_id,
+            parent_workflow_id=parent_workflow_id,
+            forked_from=forked_from,
+        )
+        return admin.list_workflows(_current.runtime().store, query)
+
+    @classmethod
+    async def list_workflows_async(cls, **filters: Any) -> list[WorkflowStatus]:
+        query = admin.list_query(**filters)
+        rt = _current.runtime()
+        return await rt.aio(admin.list_workflows, rt.store, query)
+
+    @classmethod
+    def list_queued_workflows(
+        cls,
+        *,
+        queue_name: str | None = None,
+        status: str | Sequence[str] | None = None,
+        name: str | Sequence[str] | None = None,
+        start_time: str | datetime | None = None,
+        end_time: str | datetime | None = None,
+        limit: int | None = None,
+        offset: int | None = None,
+        sort_desc: bool = False,
+        load_input: bool = True,
+    ) -> list[WorkflowStatus]:
+        """Workflows waiting in or running from a queue (ENQUEUED, DELAYED or PENDING)."""
+        query = admin.list_query(
+            queued_only=True,
+            queue_name=queue_name,
+            status=status,
+            name=name,
+            start_time=start_time,
+            end_time=end_time,
+            limit=limit,
+            offset=offset,
+            sort_desc=sort_desc,
+            load_input=load_input,
+            load_output=False,
+        )
+        return admin.list_workflows(_current.runtime().store, query)
+
+    @classmethod
+    async def list_queued_workflows_async(cls, **filters: Any) -> list[WorkflowStatus]:
+        query = admin.list_query(queued_only=True, load_output=False, **filters)
+        rt = _current.runtime()
+        return await rt.aio(admin.list_workflows, rt.store, query)
+
+    @classmethod
+    def list_workflow_steps(cls, workflow_id: str) -> list[dict[str, Any]]:
+        """The workflow's recorded steps in execution order: ``function_id``, ``function_name``,
+        ``output``, ``error``, ``child_workflow_id``, ``started_at_epoch_ms``, ``completed_at_epoch_ms``."""
+        return admin.list_steps(_current.runtime().store, workflow_id)
+
+    @classmethod
+    async def list_workflow_steps_async(cls, workflow_id: str) -> list[dict[str, Any]]:
+        rt = _current.runtime()
+        return await rt.aio(admin.list_steps, rt.store, workflow_id)
+
+    @classmethod
+    async def get_workflow_status_async(cls, workflow_id: str) -> WorkflowStatus | None:
+        rt = _current.runtime()
+        row = await rt.aio(rt.store.workflow_get, workflow_id)
+        return to_status(row) if row is not None else None
+
+    # -- steering -----------------------------------------------------------------------------
+    @classmethod
+    def cancel_workflow(cls, workflow_id: str) -> None:
+        """Cancel the workflow and its unfinished descendants: a running one stops at its next step,
+        a queued one never starts. Raises WorkflowNotFoundError for an unknown id."""
+        rt = _current.runtime()
+        admin.cancel(rt.store, workflow_id, rt)
+
+    @classmethod
+    async def cancel_workflow_async(cls, workflow_id: str) -> None:
+        rt = _current.runtime()
+        await rt.aio(admin.cancel, rt.store, workflow_id, rt)
+
+    @classmethod
+    def resume_workflow(cls, workflow_id: str) -> WorkflowHandle[Any]:
+        """Continue a CANCELLED or MAX_RECOVERY_ATTEMPTS_EXCEEDED workflow from its checkpoints
+        (queued ones rejoin their queue). Other statuses are left as they are."""
+        rt = _current.runtime()
+        admin.resume(rt.store, workflow_id, rt)
+        return WorkflowHandle(rt, workflow_id)
+
+    @classmethod
+    async def resume_workflow_async(cls, workflow_id: str) -> WorkflowHandleAsync[Any]:
+        rt = _current.runtime()
+        await rt.aio(admin.resume, rt.store, workflow_id, rt)
+        return WorkflowHandleAsync(rt, workflow_id)
+
+    @classmethod
+    def fork_workflow(
+        cls, workflow_id: str, start_step: int, *, application_version: str | None = None
+    ) -> WorkflowHandle[Any]:
+        """Run the workflow again under a new id (``SetWorkflowID`` picks it), reusing the recorded
+        outcomes of steps before ``start_step`` and re-running the rest."""
+        rt = _current.runtime()
+        new_id = admin.fork(
+            rt.store,
+            workflow_id,
+            start_step,
+            rt=rt,
+            app_version=application_version,
+            new_workflow_id=take_workflow_id(),
+        )
+        return WorkflowHandle(rt, new_id)
+
+    @classmethod
+    async def fork_workflow_async(
+        cls, workflow_id: str, start_step: int, *, application_version: str | None = None
+    ) -> WorkflowHandleAsync[Any]:
+        rt = _current.runtime()
+        new_id = await rt.aio(
+            admin.fork,
+            rt.store,
+            workflow_id,
+            start_step,
+            rt=rt,
+            app_version=application_version,
+            new_workflow_id=take_workflow_id(),
+        )
+        return WorkflowHandleAsync(rt, new_id)
+
+    @classmethod
+    def delete_workflow(cls, workflow_id: str, *, delete_children: bool = False) -> None:
+        """Delete the workflow and everything recorded for it (its descendants too when asked)."""
+        admin.delete(_current.runtime().store, workflow_id, delete_children=delete_children)
+
+    @classmethod
+    async def delete_workflow_async(cls, workflow_id: str, *, delete_children: bool = False) -> None:
+        rt = _current.runtime()
+        await rt.aio(admin.delete, rt.store, workflow_id, delete_children=delete_children)

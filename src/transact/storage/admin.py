@@ -1,9 +1,292 @@
-"""Management reads and writes: list, steps, delete, fork. Must not import the engine."""
+"""Management reads and writes: list, explain, resume, fork, delete, schema probe, synthetic rows.
+
+List queries are built so the planner can walk an index in ``created_at`` order and stop after
+``limit`` rows: (created_at), (status, created_at), (name, created_at) and the workflow-id prefix
+index exist from migration 0001. Must not import the engine or the facade.
+"""
 
 from __future__ import annotations
 
-from transact.storage._base import DriverBase
+from collections.abc import Sequence
+from dataclasses import astuple, dataclass
+from typing import Any
+
+from transact.storage._base import DriverBase, Tx
+from transact.storage.rows import STEP_COLUMNS, WORKFLOW_COLUMNS, StepRow, WorkflowRow
+from transact.storage.workflows import to_step, to_workflow
+
+_LIGHT_COLUMNS = {  # blobs replaced by NULL when the caller does not want them decoded
+    "inputs": "NULL AS inputs",
+    "output": "NULL AS output",
+    "error": "NULL AS error",
+}
+_INSERT_WORKFLOW = f"INSERT INTO workflow_status ({WORKFLOW_COLUMNS}) VALUES ({', '.join('?' * 23)})"
+
+# A resumed workflow restarts from its checkpoints: queued ones go back to their queue (so its
+# limits apply), others become PENDING for the given executor (NULL: any live process adopts it).
+# The recovery counter restarts, and a timeout restarts from now.
+_RESUME_SET = (
+    "status = CASE WHEN queue_name IS NULL THEN 'PENDING' ELSE 'ENQUEUED' END, "
+    "executor_id = CASE WHEN queue_name IS NULL THEN ? ELSE NULL END, "
+    "started_at = CASE WHEN queue_name IS NULL THEN ? ELSE NULL END, "
+    "deadline_at = CASE WHEN queue_name IS NULL AND timeout_ms IS NOT NULL THEN timeout_ms + ? ELSE NULL END, "
+    "recovery_attempts = 0, updated_at = ?"
+)
+_TREE = (
+    "WITH RECURSIVE tree(workflow_id) AS ("
+    " SELECT workflow_id FROM workflow_status WHERE parent_workflow_id = ?"
+    " UNION SELECT w.workflow_id FROM workflow_status w JOIN tree t ON w.parent_workflow_id = t.workflow_id) "
+)
+
+
+@dataclass(frozen=True)
+class ListQuery:
+    """Filters for ``workflows_list``; None means "no filter". Times are epoch ms, inclusive."""
+
+    workflow_ids: Sequence[str] | None = None
+    statuses: Sequence[str] | None = None
+    names: Sequence[str] | None = None
+    created_from: int | None = None
+    created_to: int | None = None
+    queue_name: str | None = None
+    queued_only: bool = False
+    id_prefix: str | None = None
+    app_version: str | None = None
+    executor_id: str | None = None
+    parent_workflow_id: str | None = None
+    forked_from: str | None = None
+    limit: int | None = None
+    offset: int | None = None
+    newest_first: bool = False
+    load_input: bool = True
+    load_output: bool = True
+
+
+def _in(column: str, values: Sequence[str], where: list[str], params: list[Any]) -> None:
+    # One value as "=" so the (column, created_at) index also yields the sort order.
+    if len(values) == 1:
+        where.append(f"{column} = ?")
+    else:
+        where.append(f"{column} IN ({', '.join('?' * len(values))})")
+    params.extend(values)
+
+
+def _columns(q: ListQuery) -> str:
+    cols = [c.strip() for c in WORKFLOW_COLUMNS.split(",")]
+    hidden = set()
+    if not q.load_input:
+        hidden.add("inputs")
+    if not q.load_output:
+        hidden |= {"output", "error"}
+    return ", ".join(_LIGHT_COLUMNS[c] if c in hidden else c for c in cols)
 
 
 class AdminSql(DriverBase):
-    pass
+    # -- listing ------------------------------------------------------------------------------
+    def list_sql(self, q: ListQuery) -> tuple[str, list[Any]]:
+        """The list query for ``q`` (exposed so tests can EXPLAIN exactly what runs)."""
+        where: list[str] = []
+        params: list[Any] = []
+        if q.workflow_ids is not None:
+            _in("workflow_id", q.workflow_ids, where, params)
+        if q.statuses is not None:
+            _in("status", q.statuses, where, params)
+        if q.names is not None:
+            _in("name", q.names, where, params)
+        if q.created_from is not None:
+            where.append("created_at >= ?")
+            params.append(q.created_from)
+        if q.created_to is not None:
+            where.append("created_at <= ?")
+            params.append(q.created_to)
+        if q.queued_only:
+            where.append("queue_name IS NOT NULL")
+        for column, value in (
+            ("queue_name", q.queue_name),
+            ("app_version", q.app_version),
+            ("executor_id", q.executor_id),
+            ("parent_workflow_id", q.parent_workflow_id),
+            ("forked_from", q.forked_from),
+        ):
+            if value is not None:
+                where.append(f"{column} = ?")
+                params.append(value)
+        if q.id_prefix:
+            self._prefix(q.id_prefix, where, params)
+        sql = f"SELECT {_columns(q)} FROM workflow_status"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        direction = "DESC" if q.newest_first else "ASC"
+        # workflow_id breaks ties between rows created in the same millisecond, so paging is exact.
+        sql += f" ORDER BY created_at {direction}, workflow_id {direction}"
+        if q.limit is not None:
+            sql += " LIMIT ?"
+            params.append(q.limit)
+        if q.offset:
+            if q.limit is None and self.dialect == "sqlite":
+                sql += " LIMIT -1"  # SQLite accepts OFFSET only after a LIMIT
+            sql += " OFFSET ?"
+            params.append(q.offset)
+        return sql, params
+
+    def _prefix(self, prefix: str, where: list[str], params: list[Any]) -> None:
+        if self.dialect == "postgres":
+            # LIKE 'abc%' uses the text_pattern_ops index whatever the database collation is.
+            escaped = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+            where.append("workflow_id LIKE ?")
+            params.append(escaped + "%")
+        else:
+            # SQLite compares TEXT bytewise (BINARY): [prefix, prefix with its last char bumped) is
+            # exactly the set of ids starting with prefix, and is a range on the primary key.
+            where.append("workflow_id >= ? AND workflow_id < ?")
+            params.extend([prefix, prefix[:-1] + chr(ord(prefix[-1]) + 1)])
+
+    def workflows_list(self, q: ListQuery) -> list[WorkflowRow]:
+        """Workflows matching ``q`` in creation order. Round trips: 1."""
+        if q.workflow_ids is not None and not q.workflow_ids:
+            return []
+        sql, params = self.list_sql(q)
+        return [to_workflow(r) for r in self.read(lambda tx: tx.all(sql, params))]
+
+    def workflows_explain(self, q: ListQuery) -> str:
+        """The database's query plan for the list query (one line per plan node)."""
+        sql, params = self.list_sql(q)
+        prefix = "EXPLAIN " if self.dialect == "postgres" else "EXPLAIN QUERY PLAN "
+        rows = self.read(lambda tx: tx.all(prefix + sql, params))
+        return "\n".join(str(r[-1]) for r in rows)
+
+    def steps_list(self, workflow_id: str) -> list[StepRow]:
+        """A workflow's recorded steps in execution order. Round trips: 1."""
+        rows = self.read(
+            lambda tx: tx.all(
+                f"SELECT {STEP_COLUMNS} FROM operation_outputs WHERE workflow_id = ? ORDER BY function_id",
+                (workflow_id,),
+            )
+        )
+        return [to_step(r) for r in rows]
+
+    # -- steering -----------------------------------------------------------------------------
+    def workflow_resume(
+        self, *, workflow_id: str, from_statuses: Sequence[str], executor_id: str | None, now: int
+    ) -> list[WorkflowRow]:
+        """Restart a workflow in one of ``from_statuses`` from its checkpoints, with its CANCELLED
+        descendants (a cancel stops the whole tree, so a resume restarts it). Returns the updated
+        rows, the workflow first; empty when it was not in one of those statuses."""
+        marks = ", ".join("?" * len(from_statuses))
+        set_params = (executor_id, now, now, now)
+
+        def unit(tx: Tx) -> list[WorkflowRow]:
+            top = tx.one(
+                f"UPDATE workflow_status SET {_RESUME_SET} WHERE workflow_id = ? AND status IN ({marks}) "
+                f"RETURNING {WORKFLOW_COLUMNS}",
+                (*set_params, workflow_id, *from_statuses),
+            )
+            if top is None:
+                return []
+            children = tx.all(
+                _TREE + f"UPDATE workflow_status SET {_RESUME_SET} "
+                "WHERE workflow_id IN (SELECT workflow_id FROM tree) AND status = 'CANCELLED' "
+                f"RETURNING {WORKFLOW_COLUMNS}",
+                (workflow_id, *set_params),
+            )
+            return [to_workflow(top), *(to_workflow(r) for r in children)]
+
+        rows = self.write(unit)
+        for row in rows:
+            if row.status == "ENQUEUED":
+                self.hint("queue", row.queue_name or "", "")
+        return rows
+
+    def workflow_fork(self, row: WorkflowRow, *, source_id: str, start_step: int) -> int:
+        """Insert ``row`` and copy the source's step outcomes with function id < ``start_step``,
+        atomically. Raises Conflict if the new id exists. Returns the number of steps copied."""
+
+        def unit(tx: Tx) -> int:
+            tx.run(_INSERT_WORKFLOW, astuple(row))
+            return tx.run(
+                f"INSERT INTO operation_outputs ({STEP_COLUMNS}) "
+                "SELECT ?, function_id, function_name, output, error, child_workflow_id, started_at, completed_at "
+                "FROM operation_outputs WHERE workflow_id = ? AND function_id < ?",
+                (row.workflow_id, source_id, start_step),
+            )
+
+        copied = self.write(unit)
+        if row.status == "ENQUEUED":
+            self.hint("queue", row.queue_name or "", "")
+        return copied
+
+    def workflow_delete(self, workflow_id: str, *, with_children: bool) -> list[str]:
+        """Delete a workflow (steps, messages, events and streams cascade) and optionally its
+        descendants. Returns the deleted ids (empty: no such workflow)."""
+
+        def unit(tx: Tx) -> list[str]:
+            children: list[str] = []
+            if with_children:
+                children = [str(r[0]) for r in tx.all(_TREE + "SELECT workflow_id FROM tree", (workflow_id,))]
+            if tx.run("DELETE FROM workflow_status WHERE workflow_id = ?", (workflow_id,)) == 0:
+                return []
+            for ident in children:
+                tx.run("DELETE FROM workflow_status WHERE workflow_id = ?", (ident,))
+            return [workflow_id, *children]
+
+        deleted = self.write(unit)
+        for ident in deleted:
+            self.hint("done", ident)
+        return deleted
+
+    def admin_wake_adopters(self) -> None:
+        """Ask live processes to look for unowned PENDING work now (they also scan on a timer)."""
+        if self.dialect == "postgres":
+            self.read(lambda tx: tx.one("SELECT pg_notify('transact', 'executor||')"))
+
+    # -- schema -------------------------------------------------------------------------------
+    def schema_version(self) -> int:
+        """The installed schema version; 0 when Transact's tables do not exist yet."""
+        if self.dialect == "postgres":
+            probe = (
+                "SELECT 1 FROM information_schema.tables WHERE table_schema = current_schema() "
+                "AND table_name = 'schema_version'"
+            )
+        else:
+            probe = "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'schema_version'"
+
+        def unit(tx: Tx) -> int:
+            if tx.one(probe) is None:
+                return 0
+            row = tx.one("SELECT COALESCE(MAX(version), 0) FROM schema_version")
+            return int(row[0]) if row else 0
+
+        return self.read(unit)
+
+    # -- synthetic rows (benchmarks) ----------------------------------------------------------
+    def admin_insert_synthetic(
+        self,
+        *,
+        count: int,
+        id_prefix: str,
+        names: Sequence[str],
+        statuses: Sequence[str],
+        now: int,
+    ) -> None:
+        """Insert ``count`` minimal workflow rows in one statement, 1 ms apart, ending at ``now``;
+        row n gets ``names[n mod len]`` and ``statuses[n mod len]``. Then refresh planner statistics."""
+        if self.dialect == "postgres":
+            series = "WITH seq(n) AS (SELECT generate_series(1, CAST(? AS BIGINT))) "
+        else:
+            series = "WITH RECURSIVE seq(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM seq WHERE n < ?) "
+
+        def pick(values: Sequence[str]) -> tuple[str, list[Any]]:
+            # n mod k written as n - (n / k) * k: a literal percent sign is not allowed in our SQL.
+            cases = " ".join(f"WHEN {i} THEN CAST(? AS TEXT)" for i in range(len(values)))
+            return f"CASE n - (n / {len(values)}) * {len(values)} {cases} END", list(values)
+
+        name_sql, name_params = pick(names)
+        status_sql, status_params = pick(statuses)
+        sql = (
+            series + "INSERT INTO workflow_status (workflow_id, status, name, created_at, updated_at) "
+            f"SELECT CAST(? AS TEXT) || CAST(n AS TEXT), {status_sql}, {name_sql}, "
+            "CAST(? AS BIGINT) - CAST(? AS BIGINT) + n, CAST(? AS BIGINT) - CAST(? AS BIGINT) + n FROM seq"
+        )
+        params = [count, id_prefix, *status_params, *name_params, now, count, now, count]
+        self.write(lambda tx: tx.run(sql, params))
+        self.write(lambda tx: tx.run("ANALYZE workflow_status"))

@@ -1,0 +1,388 @@
+"""Operating workflows: list, steps, cancel, resume, fork, delete and client enqueues.
+
+Shared by ``DBOS`` (which passes its Runtime, so resumed and forked work starts here at once) and
+``DBOSClient`` (store only: resumed and forked work is left unowned and a live process adopts it).
+Argument checks happen before any write. Must not import the facade.
+"""
+
+from __future__ import annotations
+
+import pickle
+import time
+import uuid
+from collections.abc import Mapping, Sequence
+from datetime import datetime, timezone
+from typing import Any
+
+from transact.engine import serialization
+from transact.engine import workflow as wf
+from transact.engine.clock import now_ms
+from transact.engine.runtime import Runtime
+from transact.engine.status import to_status
+from transact.errors import (
+    ConfigError,
+    MaxRecoveryAttemptsExceededError,
+    QueueDeduplicatedError,
+    SerializationError,
+    TransactError,
+    WorkflowCancelledError,
+    WorkflowConflictError,
+    WorkflowNotFoundError,
+)
+from transact.models import WorkflowStatus, WorkflowStatusString
+from transact.storage import Conflict, Store
+from transact.storage.admin import ListQuery
+from transact.storage.rows import WorkflowRow
+
+STATUSES = tuple(s.value for s in WorkflowStatusString)
+QUEUED_STATUSES = ("ENQUEUED", "PENDING", "DELAYED")
+# Resumable: stopped by an operator or dead-lettered after too many crashes. PENDING and
+# ENQUEUED work is already on its way; SUCCESS and ERROR are final (fork to run again).
+RESUMABLE = ("CANCELLED", "MAX_RECOVERY_ATTEMPTS_EXCEEDED")
+LOCAL_STOP_TIMEOUT_S = 5.0
+ENQUEUE_KEYS = (
+    "workflow_name",
+    "queue_name",
+    "workflow_id",
+    "deduplication_id",
+    "priority",
+    "delay_seconds",
+    "app_version",
+    "queue_partition_key",
+    "workflow_timeout",
+)
+
+
+# -- argument checks ----------------------------------------------------------------------------
+def epoch_ms(value: Any, *, what: str) -> int | None:
+    """An ISO-8601 string (or datetime) as epoch milliseconds; naive times are UTC."""
+    if value is None:
+        return None
+    if isinstance(value, datetime):
+        moment = value
+    elif isinstance(value, str):
+        text = value.strip()
+        if text[-1:] in ("Z", "z"):
+            text = text[:-1] + "+00:00"  # Python 3.10's fromisoformat does not read "Z"
+        try:
+            moment = datetime.fromisoformat(text)
+        except ValueError:
+            raise ConfigError(
+                f"{what} must be an ISO-8601 time such as '2025-01-31T12:00:00Z', got {value!r}"
+            ) from None
+    else:
+        raise ConfigError(f"{what} must be an ISO-8601 string or a datetime, got {value!r}")
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=timezone.utc)
+    return int(moment.timestamp() * 1000)
+
+
+def _strings(value: Any, *, what: str) -> list[str] | None:
+    if value is None:
+        return None
+    values = [value] if isinstance(value, str) else value
+    if not isinstance(values, list | tuple | set | frozenset) or not all(isinstance(v, str) for v in values):
+        raise ConfigError(f"{what} must be a string or a list of strings, got {value!r}")
+    return [str(v) for v in values]
+
+
+def _count(value: Any, *, what: str) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ConfigError(f"{what} must be an int >= 0, got {value!r}")
+    return value
+
+
+def _optional_str(value: Any, *, what: str) -> str | None:
+    if value is not None and not isinstance(value, str):
+        raise ConfigError(f"{what} must be a string, got {value!r}")
+    return value
+
+
+def list_query(
+    *,
+    workflow_ids: Sequence[str] | None = None,
+    status: str | Sequence[str] | None = None,
+    name: str | Sequence[str] | None = None,
+    start_time: str | datetime | None = None,
+    end_time: str | datetime | None = None,
+    queue_name: str | None = None,
+    workflow_id_prefix: str | None = None,
+    limit: int | None = None,
+    offset: int | None = None,
+    sort_desc: bool = False,
+    load_input: bool = True,
+    load_output: bool = True,
+    app_version: str | None = None,
+    executor_id: str | None = None,
+    parent_workflow_id: str | None = None,
+    forked_from: str | None = None,
+    queued_only: bool = False,
+) -> ListQuery:
+    """Check ``list_workflows`` arguments (nothing is read before they are valid)."""
+    statuses = _strings(status, what="status")
+    for s in statuses or ():
+        if s not in STATUSES:
+            raise ConfigError(f"status {s!r} is not a workflow status; use one of {', '.join(STATUSES)}")
+    if queued_only and statuses is None:
+        statuses = list(QUEUED_STATUSES)
+    return ListQuery(
+        workflow_ids=_strings(workflow_ids, what="workflow_ids"),
+        statuses=statuses,
+        names=_strings(name, what="name"),
+        created_from=epoch_ms(start_time, what="start_time"),
+        created_to=epoch_ms(end_time, what="end_time"),
+        queue_name=_optional_str(queue_name, what="queue_name"),
+        queued_only=queued_only,
+        id_prefix=_optional_str(workflow_id_prefix, what="workflow_id_prefix"),
+        app_version=_optional_str(app_version, what="app_version"),
+        executor_id=_optional_str(executor_id, what="executor_id"),
+        parent_workflow_id=_optional_str(parent_workflow_id, what="parent_workflow_id"),
+        forked_from=_optional_str(forked_from, what="forked_from"),
+        limit=_count(limit, what="limit"),
+        offset=_count(offset, what="offset"),
+        newest_first=bool(sort_desc),
+        load_input=bool(load_input),
+        load_output=bool(load_output),
+    )
+
+
+# -- reads --------------------------------------------------------------------------------------
+def list_workflows(store: Store, query: ListQuery) -> list[WorkflowStatus]:
+    rows = store.workflows_list(query)
+    return [to_status(r, load_input=query.load_input, load_output=query.load_output) for r in rows]
+
+
+def get_row(store: Store, workflow_id: str) -> WorkflowRow:
+    row = store.workflow_get(workflow_id)
+    if row is None:
+        raise WorkflowNotFoundError(workflow_id)
+    return row
+
+
+def _decode(data: bytes | None, error: bool = False) -> Any:
+    if data is None:
+        return None
+    try:
+        return serialization.loads_error(data) if error else serialization.loads(data)
+    except Exception as exc:  # a class that no longer exists must not break listing
+        return f"<undecodable: {type(exc).__name__}: {exc}>"
+
+
+def list_steps(store: Store, workflow_id: str) -> list[dict[str, Any]]:
+    """Recorded steps in execution order; raises WorkflowNotFoundError for an unknown id."""
+    steps = store.steps_list(workflow_id)
+    if not steps:
+        get_row(store, workflow_id)
+    return [
+        {
+            "function_id": s.function_id,
+            "function_name": s.function_name,
+            "output": _decode(s.output),
+            "error": _decode(s.error, error=True),
+            "child_workflow_id": s.child_workflow_id,
+            "started_at_epoch_ms": s.started_at,
+            "completed_at_epoch_ms": s.completed_at,
+        }
+        for s in steps
+    ]
+
+
+def outcome(row: WorkflowRow) -> Any:
+    """A finished workflow's result, or its error raised (for callers without a Runtime)."""
+    if row.status == "SUCCESS":
+        return serialization.loads(row.output)
+    if row.status == "ERROR":
+        raise (
+            serialization.loads_error(row.error) if row.error else TransactError(f"workflow {row.workflow_id!r} failed")
+        )
+    if row.status == "CANCELLED":
+        raise WorkflowCancelledError(row.workflow_id)
+    if row.status == "MAX_RECOVERY_ATTEMPTS_EXCEEDED":
+        raise MaxRecoveryAttemptsExceededError(row.workflow_id, row.recovery_attempts)
+    raise TransactError(f"workflow {row.workflow_id!r} has not finished ({row.status})")
+
+
+# -- steering -----------------------------------------------------------------------------------
+def cancel(store: Store, workflow_id: str, rt: Runtime | None = None) -> None:
+    """Cancel a workflow and its unfinished descendants. Running ones stop at their next step
+    (the checkpoint write is fenced on PENDING); queued ones never start. Finished: no change."""
+    changed = rt.cancel_tree(workflow_id) if rt is not None else store.workflow_cancel(workflow_id, now_ms())
+    if not changed:
+        get_row(store, workflow_id)
+
+
+def resume(store: Store, workflow_id: str, rt: Runtime | None = None) -> bool:
+    """Restart a CANCELLED or MAX_RECOVERY_ATTEMPTS_EXCEEDED workflow (and its cancelled
+    descendants) from its checkpoints. Queued ones go back to their queue. Returns False (and
+    changes nothing) for any other status."""
+    if rt is not None:
+        _wait_local_stop(rt, workflow_id)
+    rows = store.workflow_resume(workflow_id=workflow_id, from_statuses=RESUMABLE, executor_id=None, now=now_ms())
+    if not rows:
+        get_row(store, workflow_id)
+        return False
+    _start_unowned(store, [r for r in rows if r.status == "PENDING"], rt)
+    return True
+
+
+def fork(
+    store: Store,
+    workflow_id: str,
+    start_step: int,
+    *,
+    rt: Runtime | None = None,
+    app_version: str | None = None,
+    new_workflow_id: str | None = None,
+) -> str:
+    """Start a new workflow with the same inputs that reuses the outcomes of steps before
+    ``start_step`` (1 re-runs everything) and runs the rest. Returns the new workflow id."""
+    if isinstance(start_step, bool) or not isinstance(start_step, int) or start_step < 1:
+        raise ConfigError(f"start_step must be an int >= 1 (1 re-runs every step), got {start_step!r}")
+    _optional_str(app_version, what="application_version")
+    source = get_row(store, workflow_id)
+    now = now_ms()
+    new_id = new_workflow_id or str(uuid.uuid4())
+    row = WorkflowRow(
+        workflow_id=new_id,
+        status="PENDING",
+        name=source.name,
+        class_name=source.class_name,
+        config_name=source.config_name,
+        inputs=source.inputs,
+        app_version=app_version or (rt.app_version if rt is not None else None) or source.app_version,
+        forked_from=workflow_id,
+        created_at=now,
+        updated_at=now,
+        started_at=now,
+        timeout_ms=source.timeout_ms,
+        deadline_at=now + source.timeout_ms if source.timeout_ms is not None else None,
+    )
+    try:
+        store.workflow_fork(row, source_id=workflow_id, start_step=start_step)
+    except Conflict:
+        raise WorkflowConflictError(
+            f"cannot fork workflow {workflow_id!r} as {new_id!r}: that id is taken; choose another id"
+        ) from None
+    _start_unowned(store, [row], rt)
+    return new_id
+
+
+def delete(store: Store, workflow_id: str, *, delete_children: bool = False) -> list[str]:
+    """Delete a workflow with its steps, messages, events and streams (and its descendants when
+    ``delete_children``). A running workflow stops at its next step. Returns the deleted ids."""
+    deleted = store.workflow_delete(workflow_id, with_children=bool(delete_children))
+    if not deleted:
+        raise WorkflowNotFoundError(workflow_id)
+    return deleted
+
+
+def _wait_local_stop(rt: Runtime, workflow_id: str) -> None:
+    # A cancelled workflow may still be finishing its current step in this process; restarting it
+    # before that run ends would leave two runs (or none) for one id.
+    deadline = time.monotonic() + LOCAL_STOP_TIMEOUT_S
+    while workflow_id in rt.running_ids():
+        if time.monotonic() > deadline:
+            raise TransactError(
+                f"workflow {workflow_id!r} is still finishing its current step in this process; "
+                "resume it again once that step has ended"
+            )
+        time.sleep(0.01)
+
+
+def _start_unowned(store: Store, rows: list[WorkflowRow], rt: Runtime | None) -> None:
+    """Run unowned PENDING rows here when this process can, else wake the processes that can."""
+    left = False
+    for row in rows:
+        runnable = rt is not None and rt.launched and rt.registry.workflow(row.name) is not None
+        if rt is None or not runnable:
+            left = True
+            continue
+        taken = store.workflow_adopt(
+            workflow_id=row.workflow_id,
+            from_executor=None,
+            to_executor=rt.executor_id,
+            app_version=rt.app_version,
+            now=now_ms(),
+        )
+        if taken is not None:
+            wf.resume(rt, taken, max_attempts_checked=True)
+    if left:
+        store.admin_wake_adopters()
+
+
+# -- client enqueue -----------------------------------------------------------------------------
+def enqueue_row(options: Mapping[str, Any], args: Sequence[Any], kwargs: Mapping[str, Any]) -> WorkflowRow:
+    """The ENQUEUED (or DELAYED) row a queue worker will claim, for a workflow known by name only."""
+    if not isinstance(options, Mapping):
+        raise ConfigError(f"enqueue options must be a dict with 'workflow_name' and 'queue_name', got {options!r}")
+    unknown = sorted(set(options) - set(ENQUEUE_KEYS))
+    if unknown:
+        raise ConfigError(f"unknown enqueue option {unknown[0]!r}; known options are: {', '.join(ENQUEUE_KEYS)}")
+    name = options.get("workflow_name")
+    queue = options.get("queue_name")
+    for key, value in (("workflow_name", name), ("queue_name", queue)):
+        if not isinstance(value, str) or not value:
+            raise ConfigError(f"enqueue option {key!r} must be a non-empty string, got {value!r}")
+    for key in ("workflow_id", "deduplication_id", "app_version", "queue_partition_key"):
+        _optional_str(options.get(key), what=f"enqueue option {key!r}")
+    priority = options.get("priority") or 0
+    if isinstance(priority, bool) or not isinstance(priority, int) or priority < 0:
+        raise ConfigError(f"enqueue option 'priority' must be an int >= 0, got {priority!r}")
+    delay = options.get("delay_seconds")
+    timeout = options.get("workflow_timeout")
+    for key, value in (("delay_seconds", delay), ("workflow_timeout", timeout)):
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int | float) or value < 0):
+            raise ConfigError(f"enqueue option {key!r} must be a number of seconds >= 0, got {value!r}")
+    inputs = _dump_inputs(str(name), args, kwargs)
+    now = now_ms()
+    return WorkflowRow(
+        workflow_id=options.get("workflow_id") or str(uuid.uuid4()),
+        status="DELAYED" if delay else "ENQUEUED",
+        name=str(name),
+        queue_name=str(queue),
+        queue_partition_key=options.get("queue_partition_key"),
+        deduplication_id=options.get("deduplication_id"),
+        priority=priority,
+        inputs=inputs,
+        app_version=options.get("app_version"),
+        created_at=now,
+        updated_at=now,
+        available_at=now + int(delay * 1000) if delay else None,
+        timeout_ms=int(timeout * 1000) if timeout else None,
+    )
+
+
+def _dump_inputs(name: str, args: Sequence[Any], kwargs: Mapping[str, Any]) -> bytes:
+    try:
+        return serialization.dumps((tuple(args), dict(kwargs)), what=f"the arguments of workflow {name!r}")
+    except SerializationError as exc:
+        named = [(f"#{i}", a) for i, a in enumerate(args)] + list(kwargs.items())
+        culprit = next((k for k, v in named if not _picklable(v)), "?")
+        raise SerializationError(
+            f"argument {culprit!r} of workflow {name!r} cannot be serialized ({exc.__cause__}); "
+            "pass picklable values. Nothing was enqueued."
+        ) from exc
+
+
+def _picklable(value: Any) -> bool:
+    try:
+        pickle.dumps(value)
+    except Exception:
+        return False
+    return True
+
+
+def insert_enqueued(store: Store, row: WorkflowRow) -> WorkflowRow:
+    """Insert a client's enqueue; an existing id returns the stored row (the workflow runs once)."""
+    try:
+        stored, inserted = store.workflow_insert(row)
+    except Conflict:
+        raise QueueDeduplicatedError(row.workflow_id, row.queue_name or "", row.deduplication_id or "") from None
+    if not inserted and stored.name != row.name:
+        raise WorkflowConflictError(
+            f"workflow id {row.workflow_id!r} already belongs to workflow {stored.name!r}; "
+            f"it cannot be reused for {row.name!r}. Choose another id."
+        )
+    return stored
