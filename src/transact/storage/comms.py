@@ -1,9 +1,235 @@
-"""Messages, events and streams. Must not import the engine."""
+"""Messages, events and streams: the writes that must commit together with a step checkpoint.
+
+Each ``*_step`` method writes its row and the workflow's step outcome in one transaction, fenced
+like ``step_record`` (the workflow must be PENDING and owned by the writer), so a crash can never
+leave one without the other. Must not import the engine.
+"""
 
 from __future__ import annotations
 
-from transact.storage._base import DriverBase
+from collections.abc import Callable
+from dataclasses import astuple, replace
+from typing import TYPE_CHECKING, TypeVar
+
+from transact.storage._base import DriverBase, Tx
+from transact.storage.errors import Conflict, NotFound
+from transact.storage.rows import StepRow
+from transact.storage.workflows import _RECORD_STEP
+
+_SEND = (
+    "INSERT INTO notifications (destination_id, topic, message, idempotency_key, created_at) "
+    "SELECT ?, ?, ?, ?, ? WHERE EXISTS (SELECT 1 FROM workflow_status WHERE workflow_id = ?) "
+    "ON CONFLICT DO NOTHING RETURNING message_id"
+)
+_OLDEST_UNREAD = (
+    "SELECT message_id, message, idempotency_key FROM notifications "
+    "WHERE destination_id = ? AND topic = ? AND consumed_at IS NULL ORDER BY message_id LIMIT 1"
+)
+_HAS_UNREAD = "SELECT 1 FROM notifications WHERE destination_id = ? AND topic = ? AND consumed_at IS NULL LIMIT 1"
+_DELETE_MESSAGE = "DELETE FROM notifications WHERE message_id = ? AND consumed_at IS NULL"
+# A keyed message stays as a tombstone so that a resend with the same key is still deduplicated.
+_CONSUME_MESSAGE = "UPDATE notifications SET message = ?, consumed_at = ? WHERE message_id = ? AND consumed_at IS NULL"
+
+_SET_EVENT = (
+    "INSERT INTO workflow_events (workflow_id, key, value, updated_at) VALUES (?, ?, ?, ?) "
+    "ON CONFLICT (workflow_id, key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at"
+)
+_GET_EVENT = "SELECT value FROM workflow_events WHERE workflow_id = ? AND key = ?"
+
+_STREAM_LAST = "SELECT seq, closed FROM streams WHERE workflow_id = ? AND key = ? ORDER BY seq DESC LIMIT 1"
+_STREAM_APPEND = "INSERT INTO streams (workflow_id, key, seq, value, closed) VALUES (?, ?, ?, ?, ?)"
+_STREAM_READ = (
+    "SELECT seq, value, closed FROM streams WHERE workflow_id = ? AND key = ? AND seq >= ? ORDER BY seq LIMIT ?"
+)
+_STATUS = "SELECT status FROM workflow_status WHERE workflow_id = ?"
+
+T = TypeVar("T")
+StreamItem = tuple[int, "bytes | None", bool]
+
+
+class StreamClosed(Exception):
+    """A write to a stream that was already closed (the engine turns it into a clear error)."""
+
+
+class _AlreadyRecorded(Exception):
+    """Rolls the unit back: another run recorded this step first; its outcome counts."""
+
+    def __init__(self, row: StepRow) -> None:
+        super().__init__(row.function_name)
+        self.row = row
 
 
 class CommsSql(DriverBase):
-    pass
+    if TYPE_CHECKING:  # provided by WorkflowSql in the composed Store
+
+        def _explain_step_miss(self, tx: Tx, workflow_id: str, function_id: int, executor_id: str) -> StepRow: ...
+
+    def _fence(self, tx: Tx, step: StepRow, executor_id: str) -> None:
+        """Record ``step`` inside the unit, or abort it (rollback) if the write is refused."""
+        if tx.one(_RECORD_STEP, (*astuple(step), step.workflow_id, executor_id)) is None:
+            raise _AlreadyRecorded(self._explain_step_miss(tx, step.workflow_id, step.function_id, executor_id))
+
+    def _fenced_unit(self, unit: Callable[[Tx], T]) -> T | StepRow:
+        try:
+            return self.write(unit)
+        except _AlreadyRecorded as exc:
+            return exc.row
+
+    # -- messages -----------------------------------------------------------------------------
+    def message_send(
+        self, *, destination_id: str, topic: str, message: bytes, idempotency_key: str | None, now: int
+    ) -> bool:
+        """Deliver a message. False when ``idempotency_key`` was already used for this destination.
+
+        Raises NotFound when the destination workflow does not exist. Round trips: 1 (2 on a miss)."""
+
+        def unit(tx: Tx) -> bool:
+            return _insert_message(tx, destination_id, topic, message, idempotency_key, now)
+
+        sent = self.write(unit, single=True)
+        if sent:
+            self.hint("msg", destination_id, topic)
+        return sent
+
+    def message_send_step(
+        self,
+        step: StepRow,
+        *,
+        executor_id: str,
+        destination_id: str,
+        topic: str,
+        message: bytes,
+        idempotency_key: str | None,
+        now: int,
+    ) -> StepRow | None:
+        """``send`` from a workflow: the message and the step outcome commit together.
+
+        Returns None when written, or the outcome recorded earlier at this position (nothing sent).
+        Raises NotFound (nothing written) when the destination does not exist."""
+
+        def unit(tx: Tx) -> None:
+            self._fence(tx, step, executor_id)
+            _insert_message(tx, destination_id, topic, message, idempotency_key, now)
+
+        earlier = self._fenced_unit(unit)
+        if earlier is None:
+            self.hint("msg", destination_id, topic)
+        return earlier
+
+    def message_waiting(self, destination_id: str, topic: str) -> bool:
+        """Whether an unread message is there (a cheap read before taking it). Round trips: 1."""
+        return self.read(lambda tx: tx.one(_HAS_UNREAD, (destination_id, topic))) is not None
+
+    def message_take_step(self, step: StepRow, *, executor_id: str, topic: str, now: int) -> StepRow | None:
+        """``recv``: take the oldest unread message for (``step.workflow_id``, ``topic``) and record it
+        as the step's output, in one transaction fenced on ownership: each message is received once.
+
+        Returns the recorded step (ours, or one recorded earlier at this position, in which case no
+        message is taken), or None when no message is waiting."""
+
+        def unit(tx: Tx) -> StepRow | None:
+            for _ in range(8):  # a concurrent taker can win a row between our read and our write
+                row = tx.one(_OLDEST_UNREAD, (step.workflow_id, topic))
+                if row is None:
+                    return None
+                message_id, message, key = row
+                if key is None:
+                    changed = tx.run(_DELETE_MESSAGE, (message_id,))
+                else:
+                    changed = tx.run(_CONSUME_MESSAGE, (b"", now, message_id))
+                if changed == 1:
+                    taken = replace(step, output=bytes(message))
+                    self._fence(tx, taken, executor_id)
+                    return taken
+            return None
+
+        return self._fenced_unit(unit)
+
+    # -- events -------------------------------------------------------------------------------
+    def event_set(self, *, workflow_id: str, key: str, value: bytes, now: int) -> None:
+        """Set an event without a checkpoint (from inside a step, which is retried as a whole)."""
+        self.write(lambda tx: tx.run(_SET_EVENT, (workflow_id, key, value, now)), single=True)
+        self.hint("event", workflow_id, key)
+
+    def event_set_step(
+        self, step: StepRow, *, executor_id: str, workflow_id: str, key: str, value: bytes, now: int
+    ) -> StepRow | None:
+        """``set_event`` from a workflow: upsert + step outcome in one transaction."""
+
+        def unit(tx: Tx) -> None:
+            self._fence(tx, step, executor_id)
+            tx.run(_SET_EVENT, (workflow_id, key, value, now))
+
+        earlier = self._fenced_unit(unit)
+        if earlier is None:
+            self.hint("event", workflow_id, key)
+        return earlier
+
+    def event_get(self, workflow_id: str, key: str) -> bytes | None:
+        """The event's serialized value, or None when it is not set. Round trips: 1."""
+        row = self.read(lambda tx: tx.one(_GET_EVENT, (workflow_id, key)))
+        return bytes(row[0]) if row is not None else None
+
+    # -- streams ------------------------------------------------------------------------------
+    def stream_append(self, *, workflow_id: str, key: str, value: bytes | None, closed: bool) -> None:
+        """Append without a checkpoint (from inside a step). Raises StreamClosed after a close."""
+        self._retry_seq(lambda: self.write(lambda tx: _append(tx, workflow_id, key, value, closed)))
+        self.hint("stream", workflow_id, key)
+
+    def stream_append_step(
+        self, step: StepRow, *, executor_id: str, workflow_id: str, key: str, value: bytes | None, closed: bool
+    ) -> StepRow | None:
+        """``write_stream``/``close_stream`` from a workflow: the item (next seq) and the step
+        outcome in one transaction. Raises StreamClosed (nothing written) after a close."""
+
+        def unit(tx: Tx) -> None:
+            self._fence(tx, step, executor_id)
+            _append(tx, workflow_id, key, value, closed)
+
+        earlier = self._retry_seq(lambda: self._fenced_unit(unit))
+        if earlier is None:
+            self.hint("stream", workflow_id, key)
+        return earlier
+
+    def _retry_seq(self, attempt: Callable[[], T]) -> T:
+        # Two concurrent appends to one stream may pick the same seq; the loser retries.
+        for _ in range(5):
+            try:
+                return attempt()
+            except Conflict:
+                continue
+        return attempt()
+
+    def stream_read(self, workflow_id: str, key: str, from_seq: int, limit: int) -> tuple[str | None, list[StreamItem]]:
+        """(writer status, items with seq >= from_seq). The status is read first: every item is
+        written before the writer ends, so a terminal status plus no items means the stream is over.
+        Status None: the workflow does not exist. Round trips: 2 (one read unit)."""
+
+        def unit(tx: Tx) -> tuple[str | None, list[StreamItem]]:
+            status = tx.one(_STATUS, (workflow_id,))
+            rows = tx.all(_STREAM_READ, (workflow_id, key, from_seq, limit))
+            items = [(int(r[0]), bytes(r[1]) if r[1] is not None else None, bool(r[2])) for r in rows]
+            return (str(status[0]) if status is not None else None), items
+
+        return self.read(unit)
+
+
+def _insert_message(
+    tx: Tx, destination_id: str, topic: str, message: bytes, idempotency_key: str | None, now: int
+) -> bool:
+    params = (destination_id, topic, message, idempotency_key, now, destination_id)
+    if tx.one(_SEND, params) is not None:
+        return True
+    if tx.one(_STATUS, (destination_id,)) is None:
+        raise NotFound(destination_id)
+    return False  # the idempotency key was used before
+
+
+def _append(tx: Tx, workflow_id: str, key: str, value: bytes | None, closed: bool) -> None:
+    last = tx.one(_STREAM_LAST, (workflow_id, key))
+    if last is not None and bool(last[1]):
+        if closed:
+            return  # closing twice is harmless
+        raise StreamClosed(key)
+    seq = 0 if last is None else int(last[0]) + 1
+    tx.run(_STREAM_APPEND, (workflow_id, key, seq, value, closed))

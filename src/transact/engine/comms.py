@@ -1,0 +1,522 @@
+"""Durable time and communication: sleep, send/recv, events and streams.
+
+Deadlines are recorded as steps, so a crash never moves them. Every wait is pushed: register a
+waiter, read the table, then wait with a deadline (Postgres NOTIFY or a local hint wakes it; a slow
+poll is only a safety net). Writes that must happen once commit together with their step outcome
+(one store method each). Sync and async shells share the ``_op_*`` pieces. Must not import the facade.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import time
+from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from transact.engine import serialization, step
+from transact.engine.clock import now_ms
+from transact.engine.context import WorkflowContext, current_step, current_workflow
+from transact.engine.replay import recorded_outcome
+from transact.engine.runtime import Runtime
+from transact.engine.waiters import Key
+from transact.errors import NotInWorkflowError, TransactError, WorkflowCancelledError, WorkflowNotFoundError
+from transact.storage import NotFound, WorkflowNotPending
+from transact.storage.comms import StreamClosed
+from transact.storage.rows import TERMINAL_STATUSES, StepRow
+
+SLEEP = "DBOS.sleep"
+SEND = "DBOS.send"
+RECV = "DBOS.recv"
+RECV_DEADLINE = "DBOS.recv.deadline"
+SET_EVENT = "DBOS.set_event"
+GET_EVENT = "DBOS.get_event"
+GET_EVENT_DEADLINE = "DBOS.get_event.deadline"
+WRITE_STREAM = "DBOS.write_stream"
+CLOSE_STREAM = "DBOS.close_stream"
+
+POLL_S = 2.0  # safety net for a lost wake-up; wake-ups themselves are pushed
+RECHECK_S = 30.0  # long sleeps re-read the wall clock now and then (it may have been adjusted)
+STREAM_BATCH = 1000
+_NONE = serialization.dumps(None, what="None")
+
+
+# -- validation (before anything is written) -----------------------------------------------------
+def _duration_ms(value: Any, api: str, name: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise TypeError(f"{api}: {name} must be a number of seconds, got {value!r}")
+    if math.isnan(value) or math.isinf(value) or value < 0:
+        raise ValueError(f"{api}: {name} must be a finite number of seconds >= 0, got {value!r}")
+    return math.ceil(value * 1000)
+
+
+def _text(value: Any, api: str, name: str, *, optional: bool = False) -> str:
+    if value is None and optional:
+        return ""
+    if not isinstance(value, str) or (not value and not optional):
+        hint = "a string or None" if optional else "a non-empty string"
+        raise TypeError(f"{api}: {name} must be {hint}, got {value!r}")
+    return value
+
+
+def _workflow_or_none() -> WorkflowContext | None:
+    """The running workflow, unless we are inside one of its steps (then calls are plain code,
+    because a step's body is not replayed position by position)."""
+    ctx = current_workflow.get()
+    if ctx is None or current_step.get() is not None:
+        return None
+    return ctx
+
+
+def _require_workflow(api: str, *, in_step_ok: bool = False) -> WorkflowContext:
+    ctx = current_workflow.get()
+    if ctx is None:
+        raise NotInWorkflowError(
+            f"{api} can only be called inside a workflow (a function decorated with @DBOS.workflow()); "
+            "it was called outside one"
+        )
+    if current_step.get() is not None and not in_step_ok:
+        raise NotInWorkflowError(
+            f"{api} cannot be called from inside a step of workflow {ctx.workflow_id!r}; "
+            "call it from the workflow function itself"
+        )
+    return ctx
+
+
+def _unknown_destination(destination_id: str) -> WorkflowNotFoundError:
+    err = WorkflowNotFoundError(destination_id)
+    err.args = (
+        f"DBOS.send: no workflow with id {destination_id!r} exists, so the message was not sent. "
+        "Start the destination workflow first (it may call recv later; messages wait for it) "
+        "or check the id.",
+    )
+    return err
+
+
+# -- step positions -----------------------------------------------------------------------------
+@dataclass(frozen=True)
+class _Slot:
+    function_id: int
+    recorded: StepRow | None
+
+
+def _slot(ctx: WorkflowContext, name: str) -> _Slot:
+    """Take the next step position; its recorded outcome on replay (determinism-checked)."""
+    fid = ctx.next_function_id()
+    return _Slot(fid, recorded_outcome(ctx.recorded, workflow_id=ctx.workflow_id, function_id=fid, name=name))
+
+
+def _row(ctx: WorkflowContext, slot: _Slot, name: str, output: bytes | None) -> StepRow:
+    now = now_ms()
+    return StepRow(ctx.workflow_id, slot.function_id, name, output, None, None, now, now)
+
+
+def _value(row: StepRow) -> Any:
+    return serialization.loads(row.output)
+
+
+@contextmanager
+def _fenced(ctx: WorkflowContext, name: str) -> Iterator[None]:
+    """A refused checkpoint means the workflow was cancelled (or ended) elsewhere: stop it."""
+    try:
+        yield
+    except WorkflowNotPending as exc:
+        ctx.cancelled.set()
+        raise WorkflowCancelledError(ctx.workflow_id, f"is {exc.status}; {name} was not recorded") from None
+
+
+def _cancel_keys(ctx: WorkflowContext | None) -> list[Key]:
+    return [] if ctx is None else [("cancel", ctx.workflow_id, "")]
+
+
+def _left_s(deadline: int, cap: float) -> float:
+    return max(0.0, min((deadline - now_ms()) / 1000, cap))
+
+
+# -- operations shared by the sync and async shells (each is blocking: async runs them via aio) -
+def _op_deadline(ctx: WorkflowContext, slot: _Slot, name: str, ms: int) -> int:
+    """The absolute deadline (epoch ms) recorded at ``slot``; recorded now on the first run."""
+    if slot.recorded is not None:
+        return int(_value(slot.recorded))
+    stored = step.record(ctx, _row(ctx, slot, name, serialization.dumps(now_ms() + ms, what=name)))
+    return int(_value(stored))
+
+
+def _op_record(ctx: WorkflowContext, slot: _Slot, name: str, output: bytes) -> Any:
+    return _value(step.record(ctx, _row(ctx, slot, name, output)))
+
+
+def _op_send(
+    rt: Runtime, ctx: WorkflowContext | None, slot: _Slot | None, dest: str, topic: str, data: bytes, key: str | None
+) -> None:
+    now = now_ms()
+    try:
+        if ctx is None or slot is None:
+            rt.store.message_send(destination_id=dest, topic=topic, message=data, idempotency_key=key, now=now)
+            return
+        with _fenced(ctx, SEND):
+            rt.store.message_send_step(
+                _row(ctx, slot, SEND, _NONE),
+                executor_id=rt.executor_id,
+                destination_id=dest,
+                topic=topic,
+                message=data,
+                idempotency_key=key,
+                now=now,
+            )
+    except NotFound:
+        raise _unknown_destination(dest) from None
+
+
+def _op_take(ctx: WorkflowContext, slot: _Slot, topic: str, *, peek: bool) -> StepRow | None:
+    """Take the oldest message and record it at ``slot`` in one transaction (or None)."""
+    rt = ctx.runtime
+    if peek and not rt.store.message_waiting(ctx.workflow_id, topic):
+        return None  # a cheap read first: wake-ups may be broad (SQLite wakes every waiter)
+    with _fenced(ctx, RECV):
+        return rt.store.message_take_step(
+            _row(ctx, slot, RECV, None), executor_id=rt.executor_id, topic=topic, now=now_ms()
+        )
+
+
+def _op_set_event(rt: Runtime, ctx: WorkflowContext, slot: _Slot | None, key: str, data: bytes) -> None:
+    if slot is None:  # inside a step: the step is retried as a whole, an upsert is idempotent
+        rt.store.event_set(workflow_id=ctx.workflow_id, key=key, value=data, now=now_ms())
+        return
+    with _fenced(ctx, SET_EVENT):
+        rt.store.event_set_step(
+            _row(ctx, slot, SET_EVENT, _NONE),
+            executor_id=rt.executor_id,
+            workflow_id=ctx.workflow_id,
+            key=key,
+            value=data,
+            now=now_ms(),
+        )
+
+
+def _op_stream(rt: Runtime, ctx: WorkflowContext, slot: _Slot | None, name: str, key: str, data: bytes | None) -> None:
+    closed = name == CLOSE_STREAM
+    try:
+        if slot is None:
+            rt.store.stream_append(workflow_id=ctx.workflow_id, key=key, value=data, closed=closed)
+            return
+        with _fenced(ctx, name):
+            rt.store.stream_append_step(
+                _row(ctx, slot, name, _NONE),
+                executor_id=rt.executor_id,
+                workflow_id=ctx.workflow_id,
+                key=key,
+                value=data,
+                closed=closed,
+            )
+    except StreamClosed:
+        raise TransactError(
+            f"{name}: stream {key!r} of workflow {ctx.workflow_id!r} is already closed; "
+            "nothing was written (write every value before DBOS.close_stream)"
+        ) from None
+
+
+# -- sleep --------------------------------------------------------------------------------------
+def _sleep_plan(seconds: Any) -> tuple[int, WorkflowContext | None, _Slot | None]:
+    ms = _duration_ms(seconds, "DBOS.sleep", "seconds")
+    ctx = _workflow_or_none()
+    if ctx is None:
+        return ms, None, None
+    slot = _slot(ctx, SLEEP)
+    if slot.recorded is None:
+        ctx.check_cancelled()
+    return ms, ctx, slot
+
+
+def sleep(seconds: float) -> None:
+    """Sleep durably: the wake-up time is recorded, so a restarted workflow wakes on schedule."""
+    ms, ctx, slot = _sleep_plan(seconds)
+    if ctx is None or slot is None:
+        time.sleep(ms / 1000)
+        return
+    wake = _op_deadline(ctx, slot, SLEEP, ms)
+    with ctx.runtime.waiters.watch("cancel", ctx.workflow_id, wildcard=False) as waiter:
+        while True:
+            ctx.check_cancelled()
+            if now_ms() >= wake:
+                return
+            waiter.wait(_left_s(wake, RECHECK_S))
+
+
+async def sleep_async(seconds: float) -> None:
+    """``sleep`` for async workflows: waits on the event loop, holding no thread."""
+    ms, ctx, slot = _sleep_plan(seconds)
+    if ctx is None or slot is None:
+        await asyncio.sleep(ms / 1000)
+        return
+    wake = await ctx.runtime.aio(_op_deadline, ctx, slot, SLEEP, ms)
+    with ctx.runtime.waiters.watch("cancel", ctx.workflow_id, asynchronous=True, wildcard=False) as waiter:
+        while True:
+            ctx.check_cancelled()
+            if now_ms() >= wake:
+                return
+            await waiter.wait_async(_left_s(wake, RECHECK_S))
+
+
+# -- send / recv --------------------------------------------------------------------------------
+def _send_plan(
+    destination_id: Any, message: Any, topic: Any, idempotency_key: Any
+) -> tuple[str, str, bytes, str | None, WorkflowContext | None, _Slot | None]:
+    dest = _text(destination_id, "DBOS.send", "destination_id")
+    top = _text(topic, "DBOS.send", "topic", optional=True)
+    key = None if idempotency_key is None else _text(idempotency_key, "DBOS.send", "idempotency_key")
+    data = serialization.dumps(message, what=f"the message sent to workflow {dest!r}")
+    ctx = _workflow_or_none()
+    if ctx is None:
+        return dest, top, data, key, None, None
+    slot = _slot(ctx, SEND)
+    if slot.recorded is None:
+        ctx.check_cancelled()
+    return dest, top, data, key, ctx, slot
+
+
+def send(rt: Runtime, destination_id: str, message: Any, topic: str | None, idempotency_key: str | None) -> None:
+    """Deliver a message to a workflow. In a workflow it is a step: sent once, whatever the replays."""
+    dest, top, data, key, ctx, slot = _send_plan(destination_id, message, topic, idempotency_key)
+    if slot is None or slot.recorded is None:
+        _op_send(rt, ctx, slot, dest, top, data, key)
+
+
+async def send_async(
+    rt: Runtime, destination_id: str, message: Any, topic: str | None, idempotency_key: str | None
+) -> None:
+    dest, top, data, key, ctx, slot = _send_plan(destination_id, message, topic, idempotency_key)
+    if slot is None or slot.recorded is None:
+        await rt.aio(_op_send, rt, ctx, slot, dest, top, data, key)
+
+
+def _recv_plan(topic: Any, timeout_seconds: Any) -> tuple[WorkflowContext, str, int, _Slot, _Slot]:
+    ctx = _require_workflow("DBOS.recv")
+    top = _text(topic, "DBOS.recv", "topic", optional=True)
+    ms = _duration_ms(timeout_seconds, "DBOS.recv", "timeout_seconds")
+    deadline_slot = _slot(ctx, RECV_DEADLINE)  # taken first: recorded before the outcome
+    slot = _slot(ctx, RECV)
+    if slot.recorded is None:
+        ctx.check_cancelled()
+    return ctx, top, ms, deadline_slot, slot
+
+
+def recv(topic: str | None, timeout_seconds: float) -> Any:
+    """The oldest unread message for ``topic``, or None once the (recorded) timeout has passed."""
+    ctx, top, ms, deadline_slot, slot = _recv_plan(topic, timeout_seconds)
+    if slot.recorded is not None:
+        return _value(slot.recorded)
+    wid = ctx.workflow_id
+    with ctx.runtime.waiters.watch("msg", wid, top, also=_cancel_keys(ctx)) as waiter:
+        taken = _op_take(ctx, slot, top, peek=False)  # hot path: the message is often there
+        if taken is not None:
+            return _value(taken)
+        deadline = _op_deadline(ctx, deadline_slot, RECV_DEADLINE, ms)
+        while now_ms() < deadline:
+            waiter.wait(_left_s(deadline, POLL_S))
+            ctx.check_cancelled()
+            taken = _op_take(ctx, slot, top, peek=True)
+            if taken is not None:
+                return _value(taken)
+    return _op_record(ctx, slot, RECV, _NONE)
+
+
+async def recv_async(topic: str | None, timeout_seconds: float) -> Any:
+    ctx, top, ms, deadline_slot, slot = _recv_plan(topic, timeout_seconds)
+    if slot.recorded is not None:
+        return _value(slot.recorded)
+    rt = ctx.runtime
+    wid = ctx.workflow_id
+    with rt.waiters.watch("msg", wid, top, also=_cancel_keys(ctx), asynchronous=True) as waiter:
+        taken = await rt.aio(_op_take, ctx, slot, top, peek=False)
+        if taken is not None:
+            return _value(taken)
+        deadline = await rt.aio(_op_deadline, ctx, deadline_slot, RECV_DEADLINE, ms)
+        while now_ms() < deadline:
+            await waiter.wait_async(_left_s(deadline, POLL_S))
+            ctx.check_cancelled()
+            taken = await rt.aio(_op_take, ctx, slot, top, peek=True)
+            if taken is not None:
+                return _value(taken)
+    return await rt.aio(_op_record, ctx, slot, RECV, _NONE)
+
+
+# -- events -------------------------------------------------------------------------------------
+def _set_event_plan(key: Any, value: Any) -> tuple[WorkflowContext, str, bytes, _Slot | None]:
+    ctx = _require_workflow("DBOS.set_event", in_step_ok=True)
+    k = _text(key, "DBOS.set_event", "key")
+    data = serialization.dumps(value, what=f"the value of event {k!r}")
+    if current_step.get() is not None:
+        return ctx, k, data, None
+    slot = _slot(ctx, SET_EVENT)
+    if slot.recorded is None:
+        ctx.check_cancelled()
+    return ctx, k, data, slot
+
+
+def set_event(rt: Runtime, key: str, value: Any) -> None:
+    """Publish ``key = value`` for this workflow (a step: the upsert commits with its checkpoint)."""
+    ctx, k, data, slot = _set_event_plan(key, value)
+    if slot is None or slot.recorded is None:
+        _op_set_event(rt, ctx, slot, k, data)
+
+
+async def set_event_async(rt: Runtime, key: str, value: Any) -> None:
+    ctx, k, data, slot = _set_event_plan(key, value)
+    if slot is None or slot.recorded is None:
+        await rt.aio(_op_set_event, rt, ctx, slot, k, data)
+
+
+@dataclass(frozen=True)
+class _GetEvent:
+    workflow_id: str
+    key: str
+    ms: int
+    ctx: WorkflowContext | None
+    deadline_slot: _Slot | None
+    slot: _Slot | None
+
+
+def _get_event_plan(workflow_id: Any, key: Any, timeout_seconds: Any) -> _GetEvent:
+    wid = _text(workflow_id, "DBOS.get_event", "workflow_id")
+    k = _text(key, "DBOS.get_event", "key")
+    ms = _duration_ms(timeout_seconds, "DBOS.get_event", "timeout_seconds")
+    ctx = _workflow_or_none()
+    if ctx is None:
+        return _GetEvent(wid, k, ms, None, None, None)
+    deadline_slot = _slot(ctx, GET_EVENT_DEADLINE)
+    slot = _slot(ctx, GET_EVENT)
+    if slot.recorded is None:
+        ctx.check_cancelled()
+    return _GetEvent(wid, k, ms, ctx, deadline_slot, slot)
+
+
+def _event_deadline(plan: _GetEvent) -> int:
+    if plan.ctx is None or plan.deadline_slot is None:
+        return now_ms() + plan.ms
+    return _op_deadline(plan.ctx, plan.deadline_slot, GET_EVENT_DEADLINE, plan.ms)
+
+
+def _event_result(plan: _GetEvent, data: bytes | None) -> Any:
+    """The value seen (None at timeout); in a workflow it is recorded, so replays see the same."""
+    if plan.ctx is None or plan.slot is None:
+        return serialization.loads(data)
+    return _op_record(plan.ctx, plan.slot, GET_EVENT, data if data is not None else _NONE)
+
+
+def get_event(rt: Runtime, workflow_id: str, key: str, timeout_seconds: float) -> Any:
+    """Wait until workflow ``workflow_id`` sets event ``key`` (its value), or None at the timeout."""
+    plan = _get_event_plan(workflow_id, key, timeout_seconds)
+    if plan.slot is not None and plan.slot.recorded is not None:
+        return _value(plan.slot.recorded)
+    with rt.waiters.watch("event", plan.workflow_id, plan.key, also=_cancel_keys(plan.ctx)) as waiter:
+        data = rt.store.event_get(plan.workflow_id, plan.key)
+        if data is None:
+            deadline = _event_deadline(plan)
+            while data is None and now_ms() < deadline:
+                waiter.wait(_left_s(deadline, POLL_S))
+                if plan.ctx is not None:
+                    plan.ctx.check_cancelled()
+                data = rt.store.event_get(plan.workflow_id, plan.key)
+    return _event_result(plan, data)
+
+
+async def get_event_async(rt: Runtime, workflow_id: str, key: str, timeout_seconds: float) -> Any:
+    plan = _get_event_plan(workflow_id, key, timeout_seconds)
+    if plan.slot is not None and plan.slot.recorded is not None:
+        return _value(plan.slot.recorded)
+    watch = rt.waiters.watch("event", plan.workflow_id, plan.key, also=_cancel_keys(plan.ctx), asynchronous=True)
+    with watch as waiter:
+        data = await rt.aio(rt.store.event_get, plan.workflow_id, plan.key)
+        if data is None:
+            deadline = await rt.aio(_event_deadline, plan)
+            while data is None and now_ms() < deadline:
+                await waiter.wait_async(_left_s(deadline, POLL_S))
+                if plan.ctx is not None:
+                    plan.ctx.check_cancelled()
+                data = await rt.aio(rt.store.event_get, plan.workflow_id, plan.key)
+    return await rt.aio(_event_result, plan, data)
+
+
+# -- streams ------------------------------------------------------------------------------------
+def _stream_plan(name: str, key: Any, value: Any) -> tuple[WorkflowContext, str, bytes | None, _Slot | None]:
+    api = name
+    ctx = _require_workflow(api, in_step_ok=True)
+    k = _text(key, api, "key")
+    data = None if name == CLOSE_STREAM else serialization.dumps(value, what=f"the value written to stream {k!r}")
+    if current_step.get() is not None:
+        return ctx, k, data, None  # inside a step: appended without a checkpoint (at least once)
+    slot = _slot(ctx, name)
+    if slot.recorded is None:
+        ctx.check_cancelled()
+    return ctx, k, data, slot
+
+
+def write_stream(rt: Runtime, key: str, value: Any, *, close: bool = False) -> None:
+    """Append ``value`` to this workflow's stream ``key`` (or close it): exactly once per position."""
+    name = CLOSE_STREAM if close else WRITE_STREAM
+    ctx, k, data, slot = _stream_plan(name, key, value)
+    if slot is None or slot.recorded is None:
+        _op_stream(rt, ctx, slot, name, k, data)
+
+
+async def write_stream_async(rt: Runtime, key: str, value: Any, *, close: bool = False) -> None:
+    name = CLOSE_STREAM if close else WRITE_STREAM
+    ctx, k, data, slot = _stream_plan(name, key, value)
+    if slot is None or slot.recorded is None:
+        await rt.aio(_op_stream, rt, ctx, slot, name, k, data)
+
+
+def _stream_args(workflow_id: Any, key: Any) -> tuple[str, str]:
+    return _text(workflow_id, "DBOS.read_stream", "workflow_id"), _text(key, "DBOS.read_stream", "key")
+
+
+def read_stream(rt: Runtime, workflow_id: str, key: str) -> Iterator[Any]:
+    """Yield the stream's values in order; ends when it is closed or its workflow has ended.
+
+    Arguments are checked here, at the call, not at the first ``next()``."""
+    wid, k = _stream_args(workflow_id, key)
+    return _read_stream(rt, wid, k)
+
+
+def _read_stream(rt: Runtime, wid: str, k: str) -> Iterator[Any]:
+    seq = 0
+    with rt.waiters.watch("stream", wid, k, also=[("done", wid, "")]) as waiter:
+        while True:
+            status, items = rt.store.stream_read(wid, k, seq, STREAM_BATCH)
+            if status is None:
+                raise WorkflowNotFoundError(wid)
+            for item_seq, data, closed in items:
+                if closed:
+                    return
+                seq = item_seq + 1
+                yield serialization.loads(data)
+            if not items:
+                if status in TERMINAL_STATUSES:
+                    return
+                waiter.wait(POLL_S)
+
+
+def read_stream_async(rt: Runtime, workflow_id: str, key: str) -> AsyncIterator[Any]:
+    wid, k = _stream_args(workflow_id, key)
+    return _read_stream_async(rt, wid, k)
+
+
+async def _read_stream_async(rt: Runtime, wid: str, k: str) -> AsyncIterator[Any]:
+    seq = 0
+    with rt.waiters.watch("stream", wid, k, also=[("done", wid, "")], asynchronous=True) as waiter:
+        while True:
+            status, items = await rt.aio(rt.store.stream_read, wid, k, seq, STREAM_BATCH)
+            if status is None:
+                raise WorkflowNotFoundError(wid)
+            for item_seq, data, closed in items:
+                if closed:
+                    return
+                seq = item_seq + 1
+                yield serialization.loads(data)
+            if not items:
+                if status in TERMINAL_STATUSES:
+                    return
+                await waiter.wait_async(POLL_S)
