@@ -43,6 +43,8 @@ _KNOWN = {
     "shutdown_timeout_seconds",
     "pin_app_version",
     "queue_poll_seconds",
+    "local_liveness_check",
+    "install_signal_handlers",
     # accepted for compatibility, no effect
     "run_admin_server",
     "admin_port",

@@ -127,16 +127,17 @@ class RecoveryService:
 
     def _on_sigterm(self, signum: int, frame: Any) -> None:
         # The handler runs on the main thread, which may hold our locks: shut down on another thread,
-        # then die of SIGTERM as the process would have without us.
+        # then die of SIGTERM as the process would have without us (a second SIGTERM kills at once).
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
         def shut_down() -> None:
             from transact import _current
 
-            dbos = _current.runtime_or_none()
             try:
-                if dbos is not None and dbos.launched:
+                rt = _current.runtime_or_none()
+                if rt is not None and rt.launched:
                     type(_current.instance()).destroy()
             finally:
-                signal.signal(signal.SIGTERM, signal.SIG_DFL)
                 os.kill(os.getpid(), signal.SIGTERM)
 
         threading.Thread(target=shut_down, name="transact-sigterm", daemon=False).start()
