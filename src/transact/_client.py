@@ -1,10 +1,388 @@
-"""DBOSClient: use a system database from any process without launch() (issue 7)."""
+"""DBOSClient: operate a system database from any process, without ``DBOS.launch()`` (issue 7).
+
+A store and a serializer, no Runtime: enqueued, resumed and forked work is run by the live
+application processes (queue workers claim ENQUEUED rows; unowned PENDING rows are adopted).
+Waiting (results, events) is pushed when possible (Postgres LISTEN, SQLite data_version polling,
+started on first use) with a backing-off re-read as the safety net.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import os
+import threading
+import time
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from types import TracebackType
+from typing import Any, Generic, TypeVar
+
+from transact._config import ENV_SYSTEM_DB
+from transact.engine import admin, serialization
+from transact.engine.clock import now_ms
+from transact.engine.runtime import _redact
+from transact.engine.status import to_status
+from transact.engine.waiters import Waiters
+from transact.errors import ConfigError, DatabaseUnavailableError, WorkflowNotFoundError
+from transact.models import WorkflowStatus
+from transact.storage import NotFound, Store, Unavailable, open_store
+
+R = TypeVar("R")
+T = TypeVar("T")
+
+POLL_MAX_S = 1.0  # re-read at least this often even if a wake-up was lost
+
 
 class DBOSClient:
-    """Placeholder until the management issue lands."""
+    """``DBOSClient(system_database_url)``: enqueue, message, inspect and steer workflows of an
+    application that shares this system database. URL default: ``TRANSACT_SYSTEM_DATABASE_URL``.
 
-    def __init__(self, system_database_url: str) -> None:
-        self.system_database_url = system_database_url
+    ``migrate``: create or upgrade the schema if needed (so enqueues work before any app launched).
+    ``retry_timeout_s``: how long database outages are retried before DatabaseUnavailableError."""
+
+    def __init__(
+        self,
+        system_database_url: str | None = None,
+        *,
+        migrate: bool = True,
+        retry_timeout_s: float = 10.0,
+        connect_timeout_s: float = 5.0,
+    ) -> None:
+        url = system_database_url or os.environ.get(ENV_SYSTEM_DB)
+        if not url:
+            raise ConfigError(
+                f"DBOSClient needs system_database_url (or the {ENV_SYSTEM_DB} environment variable), "
+                "e.g. 'postgresql://user:password@host:5432/db' or 'sqlite:///app.sqlite'"
+            )
+        self.system_database_url = url
+        try:
+            self._store: Store = open_store(
+                url, retry_timeout_s=retry_timeout_s, pool_size=4, connect_timeout_s=connect_timeout_s
+            )
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
+        except Unavailable as exc:
+            raise DatabaseUnavailableError(f"cannot open the system database {_redact(url)}: {exc}") from None
+        self._waiters = Waiters()
+        self._listen_lock = threading.Lock()
+        self._listening = False
+        if migrate:
+            self._call(self._store.migrate)
+
+    @property
+    def store(self) -> Store:
+        return self._store
+
+    def _call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        try:
+            return fn(*args, **kwargs)
+        except Unavailable as exc:
+            raise DatabaseUnavailableError(
+                f"cannot reach the system database {_redact(self.system_database_url)}: {exc}"
+            ) from None
+
+    def destroy(self) -> None:
+        self._store.close()
+
+    def __enter__(self) -> DBOSClient:
+        return self
+
+    def __exit__(self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None) -> None:
+        self.destroy()
+
+    # -- waiting ------------------------------------------------------------------------------
+    def _listen(self) -> None:
+        with self._listen_lock:
+            if not self._listening:
+                self._store.set_hint_handler(self._waiters.notify)
+                self._store.start_listening()
+                self._listening = True
+
+    def _wait_for(
+        self, kind: str, ident: str, key: str, read: Callable[[], T | None], timeout: float | None
+    ) -> T | None:
+        """Re-read until ``read()`` returns a value or ``timeout`` seconds pass (then None)."""
+        self._listen()
+        deadline = None if timeout is None else time.monotonic() + timeout
+        poll = 0.05
+        while True:
+            with self._waiters.watch(kind, ident, key) as waiter:
+                value = read()
+                if value is not None:
+                    return value
+                wait = poll if deadline is None else min(poll, deadline - time.monotonic())
+                if wait <= 0:
+                    return None
+                waiter.wait(wait)
+            poll = min(poll * 2, POLL_MAX_S)
+
+    def _result(self, workflow_id: str, timeout: float | None) -> Any:
+        def finished() -> Any:
+            row = self._call(self._store.workflow_get, workflow_id)
+            if row is None:
+                raise WorkflowNotFoundError(workflow_id)
+            return row if row.is_terminal else None
+
+        row = self._wait_for("done", workflow_id, "", finished, timeout)
+        if row is None:
+            raise TimeoutError(f"workflow {workflow_id!r} did not finish within {timeout} s")
+        return admin.outcome(row)
+
+    # -- starting and messaging ---------------------------------------------------------------
+    def enqueue(self, options: dict[str, Any], *args: Any, **kwargs: Any) -> WorkflowHandleClient[Any]:
+        """Enqueue workflow ``options["workflow_name"]`` on queue ``options["queue_name"]``; an
+        application process that registers both runs it. Optional keys: ``workflow_id``,
+        ``deduplication_id``, ``priority``, ``delay_seconds``, ``app_version``,
+        ``queue_partition_key``, ``workflow_timeout``. Reusing a workflow id never runs it twice."""
+        row = admin.enqueue_row(options, args, kwargs)
+        stored = self._call(admin.insert_enqueued, self._store, row)
+        return WorkflowHandleClient(self, stored.workflow_id)
+
+    async def enqueue_async(self, options: dict[str, Any], *args: Any, **kwargs: Any) -> WorkflowHandleClientAsync[Any]:
+        handle = await asyncio.to_thread(self.enqueue, options, *args, **kwargs)
+        return WorkflowHandleClientAsync(self, handle.workflow_id)
+
+    def send(
+        self, destination_id: str, message: Any, topic: str | None = None, idempotency_key: str | None = None
+    ) -> None:
+        """Deliver a message to workflow ``destination_id`` (``DBOS.recv`` takes it)."""
+        if not isinstance(destination_id, str) or not destination_id:
+            raise ConfigError(f"send: destination_id must be a non-empty string, got {destination_id!r}")
+        for what, value in (("topic", topic), ("idempotency_key", idempotency_key)):
+            if value is not None and not isinstance(value, str):
+                raise ConfigError(f"send: {what} must be a string or None, got {value!r}")
+        data = serialization.dumps(message, what=f"the message sent to workflow {destination_id!r}")
+        try:
+            self._call(
+                self._store.message_send,
+                destination_id=destination_id,
+                topic=topic or "",
+                message=data,
+                idempotency_key=idempotency_key,
+                now=now_ms(),
+            )
+        except NotFound:
+            raise WorkflowNotFoundError(destination_id) from None
+
+    async def send_async(
+        self, destination_id: str, message: Any, topic: str | None = None, idempotency_key: str | None = None
+    ) -> None:
+        await asyncio.to_thread(self.send, destination_id, message, topic, idempotency_key)
+
+    def get_event(self, workflow_id: str, key: str, timeout_seconds: float = 60) -> Any:
+        """The value of event ``key`` set by workflow ``workflow_id``; None if not set in time."""
+        if isinstance(timeout_seconds, bool) or not isinstance(timeout_seconds, int | float) or timeout_seconds < 0:
+            raise ConfigError(f"get_event: timeout_seconds must be a number >= 0, got {timeout_seconds!r}")
+        data = self._wait_for(
+            "event",
+            workflow_id,
+            key,
+            lambda: self._call(self._store.event_get, workflow_id, key),
+            float(timeout_seconds),
+        )
+        return serialization.loads(data)
+
+    async def get_event_async(self, workflow_id: str, key: str, timeout_seconds: float = 60) -> Any:
+        return await asyncio.to_thread(self.get_event, workflow_id, key, timeout_seconds)
+
+    # -- finding ------------------------------------------------------------------------------
+    def retrieve_workflow(self, workflow_id: str, existing_workflow: bool = True) -> WorkflowHandleClient[Any]:
+        if existing_workflow:
+            self._call(admin.get_row, self._store, workflow_id)
+        return WorkflowHandleClient(self, workflow_id)
+
+    async def retrieve_workflow_async(
+        self, workflow_id: str, existing_workflow: bool = True
+    ) -> WorkflowHandleClientAsync[Any]:
+        handle = await asyncio.to_thread(self.retrieve_workflow, workflow_id, existing_workflow)
+        return WorkflowHandleClientAsync(self, handle.workflow_id)
+
+    def get_workflow_status(self, workflow_id: str) -> WorkflowStatus | None:
+        row = self._call(self._store.workflow_get, workflow_id)
+        return to_status(row) if row is not None else None
+
+    def list_workflows(
+        self,
+        *,
+        workflow_ids: Sequence[str] | None = None,
+        status: str | Sequence[str] | None = None,
+        name: str | Sequence[str] | None = None,
+        start_time: str | datetime | None = None,
+        end_time: str | datetime | None = None,
+        queue_name: str | None = None,
+        workflow_id_prefix: str | None = None,
+        limit: int | None = None,
+        offset: int | None = None,
+        sort_desc: bool = False,
+        load_input: bool = True,
+        load_output: bool = True,
+        app_version: str | None = None,
+        executor_id: str | None = None,
+        parent_workflow_id: str | None = None,
+        forked_from: str | None = None,
+    ) -> list[WorkflowStatus]:
+        """Same filters as ``DBOS.list_workflows``: oldest first unless ``sort_desc``."""
+        query = admin.list_query(
+            workflow_ids=workflow_ids,
+            status=status,
+            name=name,
+            start_time=start_time,
+            end_time=end_time,
+            queue_name=queue_name,
+            workflow_id_prefix=workflow_id_prefix,
+            limit=limit,
+            offset=offset,
+            sort_desc=sort_desc,
+            load_input=load_input,
+            load_output=load_output,
+            app_version=app_version,
+            executor_id=executor_id,
+            parent_workflow_id=parent_workflow_id,
+            forked_from=forked_from,
+        )
+        return self._call(admin.list_workflows, self._store, query)
+
+    async def list_workflows_async(self, **filters: Any) -> list[WorkflowStatus]:
+        return await asyncio.to_thread(lambda: self.list_workflows(**filters))
+
+    def list_queued_workflows(
+        self,
+        *,
+        queue_name: str | None = None,
+        status: str | Sequence[str] | None = None,
+        name: str | Sequence[str] | None = None,
+        start_time: str | datetime | None = None,
+        end_time: str | datetime | None = None,
+        limit: int | None = None,
+        offset: int | None = None,
+        sort_desc: bool = False,
+        load_input: bool = True,
+    ) -> list[WorkflowStatus]:
+        """Workflows waiting in or running from a queue (ENQUEUED, DELAYED or PENDING)."""
+        query = admin.list_query(
+            queued_only=True,
+            queue_name=queue_name,
+            status=status,
+            name=name,
+            start_time=start_time,
+            end_time=end_time,
+            limit=limit,
+            offset=offset,
+            sort_desc=sort_desc,
+            load_input=load_input,
+            load_output=False,
+        )
+        return self._call(admin.list_workflows, self._store, query)
+
+    async def list_queued_workflows_async(self, **filters: Any) -> list[WorkflowStatus]:
+        return await asyncio.to_thread(lambda: self.list_queued_workflows(**filters))
+
+    def list_workflow_steps(self, workflow_id: str) -> list[dict[str, Any]]:
+        return self._call(admin.list_steps, self._store, workflow_id)
+
+    async def list_workflow_steps_async(self, workflow_id: str) -> list[dict[str, Any]]:
+        return await asyncio.to_thread(self.list_workflow_steps, workflow_id)
+
+    # -- steering -----------------------------------------------------------------------------
+    def cancel_workflow(self, workflow_id: str) -> None:
+        """Cancel the workflow and its unfinished descendants (running ones stop at their next step)."""
+        self._call(admin.cancel, self._store, workflow_id)
+
+    async def cancel_workflow_async(self, workflow_id: str) -> None:
+        await asyncio.to_thread(self.cancel_workflow, workflow_id)
+
+    def resume_workflow(self, workflow_id: str) -> WorkflowHandleClient[Any]:
+        """Continue a CANCELLED or MAX_RECOVERY_ATTEMPTS_EXCEEDED workflow: a live application
+        process that registers it picks it up (queued ones rejoin their queue)."""
+        self._call(admin.resume, self._store, workflow_id)
+        return WorkflowHandleClient(self, workflow_id)
+
+    async def resume_workflow_async(self, workflow_id: str) -> WorkflowHandleClientAsync[Any]:
+        await asyncio.to_thread(self.resume_workflow, workflow_id)
+        return WorkflowHandleClientAsync(self, workflow_id)
+
+    def fork_workflow(
+        self,
+        workflow_id: str,
+        start_step: int,
+        *,
+        application_version: str | None = None,
+        new_workflow_id: str | None = None,
+    ) -> WorkflowHandleClient[Any]:
+        """Run the workflow again under a new id, reusing the outcomes of steps before ``start_step``."""
+        new_id = self._call(
+            admin.fork,
+            self._store,
+            workflow_id,
+            start_step,
+            app_version=application_version,
+            new_workflow_id=new_workflow_id,
+        )
+        return WorkflowHandleClient(self, new_id)
+
+    async def fork_workflow_async(
+        self,
+        workflow_id: str,
+        start_step: int,
+        *,
+        application_version: str | None = None,
+        new_workflow_id: str | None = None,
+    ) -> WorkflowHandleClientAsync[Any]:
+        handle = await asyncio.to_thread(
+            lambda: self.fork_workflow(
+                workflow_id, start_step, application_version=application_version, new_workflow_id=new_workflow_id
+            )
+        )
+        return WorkflowHandleClientAsync(self, handle.workflow_id)
+
+    def delete_workflow(self, workflow_id: str, *, delete_children: bool = False) -> None:
+        self._call(admin.delete, self._store, workflow_id, delete_children=delete_children)
+
+    async def delete_workflow_async(self, workflow_id: str, *, delete_children: bool = False) -> None:
+        await asyncio.to_thread(lambda: self.delete_workflow(workflow_id, delete_children=delete_children))
+
+
+class WorkflowHandleClient(Generic[R]):
+    """A handle from ``DBOSClient``: the result is read from the database when it is ready."""
+
+    def __init__(self, client: DBOSClient, workflow_id: str) -> None:
+        self._client = client
+        self.workflow_id = workflow_id
+
+    def get_workflow_id(self) -> str:
+        return self.workflow_id
+
+    def get_result(self, *, timeout: float | None = None) -> R:
+        result: R = self._client._result(self.workflow_id, timeout)
+        return result
+
+    def get_status(self) -> WorkflowStatus:
+        status = self._client.get_workflow_status(self.workflow_id)
+        if status is None:
+            raise WorkflowNotFoundError(self.workflow_id)
+        return status
+
+    def __repr__(self) -> str:
+        return f"WorkflowHandleClient({self.workflow_id!r})"
+
+
+class WorkflowHandleClientAsync(Generic[R]):
+    def __init__(self, client: DBOSClient, workflow_id: str) -> None:
+        self._client = client
+        self.workflow_id = workflow_id
+
+    def get_workflow_id(self) -> str:
+        return self.workflow_id
+
+    async def get_result(self, *, timeout: float | None = None) -> R:
+        result: R = await asyncio.to_thread(self._client._result, self.workflow_id, timeout)
+        return result
+
+    async def get_status(self) -> WorkflowStatus:
+        status = await asyncio.to_thread(self._client.get_workflow_status, self.workflow_id)
+        if status is None:
+            raise WorkflowNotFoundError(self.workflow_id)
+        return status
+
+    def __repr__(self) -> str:
+        return f"WorkflowHandleClientAsync({self.workflow_id!r})"
