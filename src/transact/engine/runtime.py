@@ -114,12 +114,17 @@ class Runtime:
 
     # -- lifecycle ----------------------------------------------------------------------------
     def launch(self, services: list[Service]) -> None:
+        # At start-up, wait a while for the database (it may still be booting), then fail clearly.
+        steady_timeout = self.store.retry_timeout_s
+        self.store.retry_timeout_s = steady_timeout if steady_timeout is not None else 30.0
         try:
             self.store.migrate()
         except Unavailable as exc:
             raise DatabaseUnavailableError(
                 f"cannot reach the system database {_redact(self.settings.system_database_url)}: {exc}"
             ) from exc
+        finally:
+            self.store.retry_timeout_s = steady_timeout
         self.store.start_listening()
         self._deadlines.start()
         self.launched = True
