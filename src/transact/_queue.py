@@ -1,10 +1,232 @@
-"""Queue declaration; enqueue / enqueue_async (issue 3)."""
+"""Queue declaration; ``enqueue`` / ``enqueue_async``. Declare queues at import time, before or
+after ``DBOS()`` and ``launch()``; the dispatcher (engine/dispatcher.py) serves every declared queue.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Coroutine
+from typing import Any, ParamSpec, TypedDict, TypeVar, overload
+
+from transact import _current
+from transact._dbos import workflow_info
+from transact._handles import WorkflowHandle, WorkflowHandleAsync
+from transact._options import current_enqueue_options
+from transact.engine import workflow as wf
+from transact.engine.dispatcher import QueueConfig
+from transact.engine.registry import REGISTRY
+from transact.errors import ConfigError
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+_MAX_PRIORITY = 2**31 - 1  # the priority column is a 32-bit INTEGER
+
+
+class QueueRateLimit(TypedDict):
+    limit: int
+    period: float
+
 
 class Queue:
-    """Placeholder until the queue issue lands."""
+    """A durable work queue. ``concurrency`` is global across every process sharing the system
+    database, ``worker_concurrency`` per process, ``limiter`` a global rate limit (at most
+    ``limit`` starts per ``period`` seconds). Limits apply per partition key when
+    ``partition_queue`` is set."""
 
-    def __init__(self, name: str, **kwargs: object) -> None:
+    def __init__(
+        self,
+        name: str,
+        concurrency: int | None = None,
+        limiter: QueueRateLimit | dict[str, Any] | None = None,
+        *,
+        worker_concurrency: int | None = None,
+        priority_enabled: bool = False,
+        partition_queue: bool = False,
+        polling_interval_sec: float | None = None,
+    ) -> None:
+        self.config = _validate(
+            name, concurrency, limiter, worker_concurrency, priority_enabled, partition_queue, polling_interval_sec
+        )
         self.name = name
+        self.concurrency = concurrency
+        self.worker_concurrency = worker_concurrency
+        self.limiter: QueueRateLimit | None = (
+            QueueRateLimit(limit=int(limiter["limit"]), period=float(limiter["period"])) if limiter else None
+        )
+        self.priority_enabled = priority_enabled
+        self.partition_queue = partition_queue
+        self.polling_interval_sec = polling_interval_sec
+        with REGISTRY.lock:
+            existing = REGISTRY.queues.get(name)
+            if existing is not None and existing.config != self.config:
+                raise ConfigError(
+                    f"queue {name!r} is already declared with different settings ({_describe(existing.config)}); "
+                    f"this declaration has ({_describe(self.config)}). Declare each queue once, or give it "
+                    "another name"
+                )
+            REGISTRY.queues[name] = self
+        rt = _current.runtime_or_none()
+        if rt is not None and rt.launched:
+            rt.store.hint("queue", name, "")  # declared after launch: serve work already waiting
+
+    def __repr__(self) -> str:
+        return f"Queue({_describe(self.config)})"
+
+    # -- enqueue ------------------------------------------------------------------------------
+    @overload
+    def enqueue(
+        self, func: Callable[P, Coroutine[Any, Any, R]], *args: P.args, **kwargs: P.kwargs
+    ) -> WorkflowHandle[R]: ...
+
+    @overload
+    def enqueue(self, func: Callable[P, R], *args: P.args, **kwargs: P.kwargs) -> WorkflowHandle[R]: ...
+
+    def enqueue(self, func: Callable[P, Any], *args: P.args, **kwargs: P.kwargs) -> WorkflowHandle[Any]:
+        """Durably enqueue a workflow; a worker of this queue runs it. Returns its handle."""
+        rt = _current.runtime()
+        info = workflow_info(func)
+        spec = self._spec()
+        workflow_id = wf.start(rt, info, args, kwargs, queue=spec)
+        if spec.delay_seconds:
+            rt.store.hint("queue", self.name, "delayed")
+        return WorkflowHandle(rt, workflow_id)
+
+    @overload
+    async def enqueue_async(
+        self, func: Callable[P, Coroutine[Any, Any, R]], *args: P.args, **kwargs: P.kwargs
+    ) -> WorkflowHandleAsync[R]: ...
+
+    @overload
+    async def enqueue_async(
+        self, func: Callable[P, R], *args: P.args, **kwargs: P.kwargs
+    ) -> WorkflowHandleAsync[R]: ...
+
+    async def enqueue_async(
+        self, func: Callable[P, Any], *args: P.args, **kwargs: P.kwargs
+    ) -> WorkflowHandleAsync[Any]:
+        """``enqueue`` for async code: the insert runs off the event loop."""
+        rt = _current.runtime()
+        info = workflow_info(func)
+        spec = self._spec()
+        # Planned here, in the caller's context (SetWorkflowID, the parent workflow), not in a pool thread.
+        plan = wf.plan_start(rt, info, args, kwargs, queue=spec)
+        if plan.recorded_child is not None:
+            return WorkflowHandleAsync(rt, plan.recorded_child)
+        await rt.aio(wf.insert, rt, plan)
+        if spec.delay_seconds:
+            rt.store.hint("queue", self.name, "delayed")
+        return WorkflowHandleAsync(rt, plan.row.workflow_id)
+
+    def _spec(self) -> wf.QueueSpec:
+        """The enqueue options of the enclosing ``SetEnqueueOptions``, checked against this queue."""
+        opts = current_enqueue_options()
+        if opts is None:
+            if self.partition_queue:
+                raise ConfigError(
+                    f"queue {self.name!r} is partitioned: enqueue inside "
+                    "`with SetEnqueueOptions(queue_partition_key=...)`"
+                )
+            return wf.QueueSpec(self.name)
+        if opts.priority is not None:
+            if not self.priority_enabled:
+                raise ConfigError(
+                    f"queue {self.name!r} does not have priorities: declare it with "
+                    f"Queue({self.name!r}, priority_enabled=True) to use SetEnqueueOptions(priority=...)"
+                )
+            if opts.priority > _MAX_PRIORITY:
+                raise ConfigError(f"SetEnqueueOptions priority must be at most {_MAX_PRIORITY}, got {opts.priority}")
+        key = opts.queue_partition_key
+        if self.partition_queue and key is None:
+            raise ConfigError(
+                f"queue {self.name!r} is partitioned: set SetEnqueueOptions(queue_partition_key=...) to enqueue on it"
+            )
+        if not self.partition_queue and key is not None:
+            raise ConfigError(
+                f"queue {self.name!r} is not partitioned, so queue_partition_key={key!r} cannot apply; declare it "
+                f"with Queue({self.name!r}, partition_queue=True) or drop the key"
+            )
+        if key is not None and (not isinstance(key, str) or not key):
+            raise ConfigError(f"SetEnqueueOptions queue_partition_key must be a non-empty string, got {key!r}")
+        dedup = opts.deduplication_id
+        if dedup is not None and (not isinstance(dedup, str) or not dedup):
+            raise ConfigError(f"SetEnqueueOptions deduplication_id must be a non-empty string, got {dedup!r}")
+        return wf.QueueSpec(
+            queue_name=self.name,
+            deduplication_id=dedup,
+            priority=opts.priority or 0,
+            partition_key=key,
+            delay_seconds=opts.delay_seconds,
+            app_version=opts.app_version,
+        )
+
+
+def _positive_int(queue: str, what: str, value: object) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ConfigError(f"Queue({queue!r}) {what} must be a positive int or None, got {value!r}")
+    return value
+
+
+def _validate(
+    name: object,
+    concurrency: object,
+    limiter: object,
+    worker_concurrency: object,
+    priority_enabled: object,
+    partition_queue: object,
+    polling_interval_sec: object,
+) -> QueueConfig:
+    # '|' separates the fields of wake-up notifications ("queue|<name>|").
+    if not isinstance(name, str) or not name or "|" in name:
+        raise ConfigError(f"a queue name must be a non-empty string without '|', got {name!r}")
+    conc = _positive_int(name, "concurrency", concurrency)
+    worker = _positive_int(name, "worker_concurrency", worker_concurrency)
+    if conc is not None and worker is not None and worker > conc:
+        raise ConfigError(
+            f"Queue({name!r}) worker_concurrency ({worker}) cannot exceed concurrency ({conc}): no process "
+            "may run more than the global limit; lower worker_concurrency or raise concurrency"
+        )
+    limit = period = None
+    if limiter is not None:
+        shape = "a dict like {'limit': 10, 'period': 1.0} (at most 'limit' starts per 'period' seconds)"
+        if not isinstance(limiter, dict) or set(limiter) != {"limit", "period"}:
+            raise ConfigError(f"Queue({name!r}) limiter must be {shape}, got {limiter!r}")
+        limit, period = limiter["limit"], limiter["period"]
+        if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
+            raise ConfigError(f"Queue({name!r}) limiter 'limit' must be a positive int, got {limit!r}")
+        if isinstance(period, bool) or not isinstance(period, int | float) or period <= 0:
+            raise ConfigError(f"Queue({name!r}) limiter 'period' must be a positive number of seconds, got {period!r}")
+    for what, flag in (("priority_enabled", priority_enabled), ("partition_queue", partition_queue)):
+        if not isinstance(flag, bool):
+            raise ConfigError(f"Queue({name!r}) {what} must be True or False, got {flag!r}")
+    poll = polling_interval_sec
+    if poll is not None and (isinstance(poll, bool) or not isinstance(poll, int | float) or poll <= 0):
+        raise ConfigError(f"Queue({name!r}) polling_interval_sec must be a positive number, got {poll!r}")
+    return QueueConfig(
+        name=name,
+        concurrency=conc,
+        worker_concurrency=worker,
+        rate_limit=limit,
+        rate_period_s=float(period) if period is not None else None,
+        priority_enabled=bool(priority_enabled),
+        partitioned=bool(partition_queue),
+        poll_seconds=float(poll) if poll is not None else None,
+    )
+
+
+def _describe(config: QueueConfig) -> str:
+    parts = [repr(config.name)]
+    if config.concurrency is not None:
+        parts.append(f"concurrency={config.concurrency}")
+    if config.worker_concurrency is not None:
+        parts.append(f"worker_concurrency={config.worker_concurrency}")
+    if config.rate_limit is not None:
+        parts.append(f"limiter={{'limit': {config.rate_limit}, 'period': {config.rate_period_s}}}")
+    if config.priority_enabled:
+        parts.append("priority_enabled=True")
+    if config.partitioned:
+        parts.append("partition_queue=True")
+    if config.poll_seconds is not None:
+        parts.append(f"polling_interval_sec={config.poll_seconds}")
+    return ", ".join(parts)

@@ -1,0 +1,335 @@
+"""Queue dispatcher: claims ready queued workflows and runs them under each queue's limits.
+
+One thread per process serves every declared queue. It sleeps until something says a queue may
+have work or room: a local enqueue, a Postgres NOTIFY from another process, a local completion,
+the end of a workflow holding a global slot, the due time of delayed work or of a rate-limit
+window. A slow fallback poll (``queue_poll_seconds``) is a safety net only. Hints are never truth:
+every wake re-reads the table. Must not import the facade.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from transact.engine import serialization, services
+from transact.engine import workflow as wf
+from transact.engine.clock import now_ms
+from transact.engine.runtime import Runtime
+from transact.storage import Unavailable
+from transact.storage.queues import QueueClaim
+from transact.storage.rows import WorkflowRow
+
+log = logging.getLogger("transact")
+
+CLAIM_BATCH = 100  # rows per claim: large enough for throughput, small enough to share work
+STAR_THROTTLE_S = 0.1  # "*" hints (SQLite commits by other connections): probe at most this often
+ERROR_BACKOFF_S = 1.0
+
+
+@dataclass(frozen=True)
+class QueueConfig:
+    """A declared queue's validated settings (the facade's ``Queue`` builds it)."""
+
+    name: str
+    concurrency: int | None = None
+    worker_concurrency: int | None = None
+    rate_limit: int | None = None
+    rate_period_s: float | None = None
+    priority_enabled: bool = False
+    partitioned: bool = False
+    poll_seconds: float | None = None
+
+
+class DeclaredQueue(Protocol):
+    @property
+    def config(self) -> QueueConfig: ...
+
+
+@dataclass(eq=False)
+class _QueueState:
+    config: QueueConfig
+    dirty: bool = True  # a claim may find work
+    probe: bool = True  # a cheap read should check for ready and delayed work
+    full: bool = False  # the global concurrency limit was reached; wait for a slot to free
+    freed: int = 0  # counts slot ends, so a claim does not mark the queue full after one
+    next_poll: float = 0.0  # monotonic time of the fallback probe
+    next_due: int | None = None  # epoch ms: earliest delayed row becomes ready
+    retry_at: int | None = None  # epoch ms: the rate-limit window lets another start in
+    paused_until: float = 0.0  # monotonic: back off after errors
+    running: dict[str | None, set[str]] = field(default_factory=dict)  # local, per partition
+    turn: int = 0  # rotates the partition served first
+
+
+class Dispatcher:
+    def __init__(self, rt: Runtime) -> None:
+        self.rt = rt
+        self._lock = threading.Lock()
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._states: dict[str, _QueueState] = {}
+        self._inflight: dict[str, tuple[str, str | None]] = {}  # workflow id -> (queue, partition)
+        self._watch: dict[str, tuple[str, str | None]] = {}  # id holding a global slot -> its queue
+        self._star = False
+        self._last_star = 0.0
+        self._thread: threading.Thread | None = None
+        self.max_inflight = rt.settings.max_workflow_threads
+
+    # -- service ------------------------------------------------------------------------------
+    def start(self) -> None:
+        # Recovery ran first and resumed this executor's own queued workflows: count them.
+        running = set(self.rt.running_ids())
+        for row in self.rt.store.workflows_pending([self.rt.executor_id]):
+            if row.queue_name is not None and row.workflow_id in running:
+                self._inflight[row.workflow_id] = (row.queue_name, row.queue_partition_key)
+        self.rt.hint_listeners.append(self.on_hint)
+        self._thread = threading.Thread(target=self._run, name="transact-queues", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+        if self.on_hint in self.rt.hint_listeners:
+            self.rt.hint_listeners.remove(self.on_hint)
+
+    # -- hints (any thread; cheap, never touches the database) --------------------------------
+    def on_hint(self, kind: str, ident: str, key: str) -> None:
+        if kind == "queue":
+            with self._lock:
+                st = self._states.get(ident)
+                if st is None:
+                    if ident not in self.rt.registry.queues:
+                        return
+                else:
+                    st.dirty = True
+                    st.probe = st.probe or key == "delayed"
+            self._wake.set()
+        elif kind == "done":
+            with self._lock:
+                entry = self._inflight.pop(ident, None)
+                if entry is None:
+                    entry = self._watch.pop(ident, None)
+                    if entry is None:
+                        return
+                elif len(self._inflight) + 1 >= self.max_inflight:
+                    for other in self._states.values():  # process-wide room freed up
+                        other.dirty = True
+                st = self._states.get(entry[0])
+                if st is None:
+                    return
+                st.running.get(entry[1], set()).discard(ident)
+                st.dirty, st.full, st.freed = True, False, st.freed + 1
+            self._wake.set()
+        elif kind == "*":
+            self._star = True
+            self._wake.set()
+
+    # -- loop ---------------------------------------------------------------------------------
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self._wake.clear()
+            try:
+                timeout = self._tick()
+            except Exception:
+                log.exception("queue dispatcher pass failed")
+                timeout = ERROR_BACKOFF_S
+            self._wake.wait(timeout)
+
+    def _tick(self) -> float:
+        mono = time.monotonic()
+        star = self._star and mono - self._last_star >= STAR_THROTTLE_S
+        if star:
+            self._star, self._last_star = False, mono
+        wake = mono + self.rt.settings.queue_poll_seconds
+        for queue in list(self.rt.registry.queues.values()):
+            if self._stop.is_set():
+                break
+            st = self._state(queue.config)
+            try:
+                self._serve(st, star)
+            except Unavailable as exc:
+                log.warning("queue %r: system database unavailable (%s); retrying", st.config.name, exc)
+                st.paused_until = time.monotonic() + ERROR_BACKOFF_S
+            except Exception:
+                log.exception("queue %r: dispatch failed", st.config.name)
+                st.paused_until = time.monotonic() + ERROR_BACKOFF_S
+            wake = min(wake, self._wake_time(st))
+        if self._star:
+            wake = min(wake, self._last_star + STAR_THROTTLE_S)
+        return max(0.0, wake - time.monotonic())
+
+    def _state(self, config: QueueConfig) -> _QueueState:
+        with self._lock:
+            st = self._states.get(config.name)
+            if st is None:
+                st = self._states[config.name] = _QueueState(config)
+            elif st.config != config:  # redeclared (e.g. after destroy_registry)
+                st.config, st.dirty, st.probe = config, True, True
+            return st
+
+    def _poll_seconds(self, config: QueueConfig) -> float:
+        return config.poll_seconds or self.rt.settings.queue_poll_seconds
+
+    def _wake_time(self, st: _QueueState) -> float:
+        mono, now = time.monotonic(), now_ms()
+        wake = st.next_poll
+        for at in (st.next_due, st.retry_at):
+            if at is not None:
+                wake = min(wake, mono + (at - now) / 1000)
+        if st.dirty and self._claimable(st, now):
+            wake = mono
+        return max(wake, st.paused_until)
+
+    def _claimable(self, st: _QueueState, now: int) -> bool:
+        if st.full:
+            return False
+        # A partitioned queue's rate windows are per partition: retry_at is only a wake-up there.
+        return st.config.partitioned or st.retry_at is None or now >= st.retry_at
+
+    def _serve(self, st: _QueueState, star: bool) -> None:
+        mono, now = time.monotonic(), now_ms()
+        if mono < st.paused_until:
+            return
+        store, name = self.rt.store, st.config.name
+        if st.next_due is not None and now >= st.next_due:
+            st.next_due = store.queue_promote(queue_name=name, now=now)
+            st.dirty = True
+        if star or st.probe or mono >= st.next_poll:
+            poll = mono >= st.next_poll
+            st.probe, st.next_poll = False, mono + self._poll_seconds(st.config)
+            ready, st.next_due = store.queue_probe(queue_name=name)
+            if ready:
+                # Completions elsewhere may go unannounced (SQLite, deletes): look again.
+                with self._lock:
+                    st.dirty, st.full, st.freed = True, False, st.freed + 1
+            if poll:
+                self._reconcile()
+        if st.retry_at is not None and now >= st.retry_at:
+            st.retry_at, st.dirty = None, True
+        if st.dirty and self._claimable(st, now):
+            self._claim(st, now)
+
+    def _reconcile(self) -> None:
+        """Forget local runs that ended without a hint (hand-offs, launch failures)."""
+        running = set(self.rt.running_ids())
+        with self._lock:
+            for wid in [w for w in self._inflight if w not in running]:
+                queue, part = self._inflight.pop(wid)
+                st = self._states.get(queue)
+                if st is not None:
+                    st.running.get(part, set()).discard(wid)
+                    st.dirty = True
+
+    # -- claiming -----------------------------------------------------------------------------
+    def _room(self, st: _QueueState, partition: str | None) -> int:
+        with self._lock:
+            room = min(CLAIM_BATCH, self.max_inflight - len(self._inflight))
+            if st.config.worker_concurrency is not None:
+                room = min(room, st.config.worker_concurrency - len(st.running.get(partition, ())))
+        return room
+
+    def _claim(self, st: _QueueState, now: int) -> None:
+        cfg = st.config
+        keys: list[str | None] = [None]
+        if cfg.partitioned:
+            found = self.rt.store.queue_partitions(queue_name=cfg.name)
+            st.turn = (st.turn + 1) % max(1, len(found))
+            keys = [*found[st.turn :], *found[: st.turn]]
+        with self._lock:
+            # Consumed before reading: a hint arriving during the claim marks it dirty again.
+            st.dirty = False
+            freed = st.freed
+        more, retry_at, full = False, None, False
+        for key in keys:
+            room = self._room(st, key)
+            if room <= 0:
+                continue  # a local completion marks the queue dirty again
+            claim = self.rt.store.queue_claim(
+                queue_name=cfg.name,
+                partition_key=key,
+                executor_id=self.rt.executor_id,
+                now=now,
+                max_rows=room,
+                concurrency=cfg.concurrency,
+                rate_limit=cfg.rate_limit,
+                rate_period_ms=int(cfg.rate_period_s * 1000) if cfg.rate_period_s is not None else None,
+            )
+            self._launch(st, key, claim.rows)
+            more = more or (len(claim.rows) == room and claim.running is None and claim.retry_at is None)
+            if claim.retry_at is not None:
+                retry_at = claim.retry_at if retry_at is None else min(retry_at, claim.retry_at)
+            if claim.running is not None:
+                full = True
+                self._hold(cfg.name, key, claim)
+        st.retry_at = retry_at
+        with self._lock:
+            st.dirty = st.dirty or more
+            # A partitioned queue's other partitions may still have room: slot ends re-dirty it.
+            st.full = full and not cfg.partitioned and st.freed == freed
+
+    def _hold(self, queue: str, partition: str | None, claim: QueueClaim) -> None:
+        """Remember who holds the global slots, so the end of any of them wakes us."""
+        entry = (queue, partition)
+        with self._lock:
+            self._watch = {w: e for w, e in self._watch.items() if e != entry}
+            for wid in claim.running or ():
+                if wid not in self._inflight:
+                    self._watch[wid] = entry
+
+    def _launch(self, st: _QueueState, partition: str | None, rows: list[WorkflowRow]) -> None:
+        for row in sorted(rows, key=lambda r: (r.priority, r.created_at)):
+            wid = row.workflow_id
+            with self._lock:
+                self._inflight[wid] = (st.config.name, partition)
+                st.running.setdefault(partition, set()).add(wid)
+            started = False
+            try:
+                if self.rt.registry.workflow(row.name) is None:
+                    self._give_back(st, row)
+                else:
+                    started = wf.resume(self.rt, row)
+            except Exception as exc:
+                self._fail(row, exc)
+            if not started:
+                with self._lock:
+                    self._inflight.pop(wid, None)
+                    st.running.get(partition, set()).discard(wid)
+
+    def _give_back(self, st: _QueueState, row: WorkflowRow) -> None:
+        """A workflow this process cannot run: return it for a process that has it registered."""
+        log.error(
+            "queue %r: workflow %s (%s) is not registered in this process; returning it to the queue",
+            st.config.name,
+            row.workflow_id,
+            row.name,
+        )
+        self.rt.store.queue_release(workflow_id=row.workflow_id, executor_id=self.rt.executor_id, now=now_ms())
+        # Do not claim it again at once: the release re-announces it to every process.
+        st.paused_until = time.monotonic() + self._poll_seconds(st.config)
+
+    def _fail(self, row: WorkflowRow, exc: Exception) -> None:
+        """The claimed workflow cannot even start (e.g. its inputs no longer deserialize)."""
+        log.error("queued workflow %s (%s) could not start: %s", row.workflow_id, row.name, exc)
+        try:
+            self.rt.store.workflow_finish(
+                workflow_id=row.workflow_id,
+                executor_id=self.rt.executor_id,
+                status="ERROR",
+                output=None,
+                error=serialization.dumps_error(exc),
+                now=now_ms(),
+            )
+        except Exception:
+            log.exception("could not record the start failure of workflow %s", row.workflow_id)
+
+
+def _factory(rt: Runtime) -> Any:
+    return Dispatcher(rt)
+
+
+services.FACTORIES.append(_factory)
