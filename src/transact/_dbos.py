@@ -8,7 +8,7 @@ import inspect
 import logging
 import threading
 from collections.abc import Callable, Coroutine
-from typing import Any, ParamSpec, TypeVar, cast, overload
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar, cast, overload
 
 from transact import _current
 from transact._config import load_settings
@@ -21,13 +21,17 @@ from transact._handles import WorkflowHandle, WorkflowHandleAsync
 from transact.engine import services as service_registry
 from transact.engine import workflow as wf
 from transact.engine.context import current_step, current_workflow
-from transact.engine.recovery import RecoveryService
+from transact.engine.recovery import RecoveryService, stranded_workflows
 from transact.engine.registry import REGISTRY, WorkflowInfo
 from transact.engine.runtime import Runtime
 from transact.engine.status import to_status
 from transact.engine.step import StepOptions, run_step, run_step_async
+from transact.engine.transaction import current_session
 from transact.errors import ConfigError, WorkflowNotFoundError, WorkflowNotRegisteredError
 from transact.models import WorkflowStatus
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -51,6 +55,11 @@ class _DBOSMeta(type):
     @property
     def config(cls) -> dict[str, Any]:
         return dict(_instance()._config)
+
+    @property
+    def sql_session(cls) -> Session:
+        """The running @DBOS.transaction's SQLAlchemy session; a clear error outside one."""
+        return current_session()
 
 
 class DBOS(_CommsFacade, _AdminFacade, _ScheduleFacade, _TxnFacade, _KafkaFacade, metaclass=_DBOSMeta):
@@ -246,6 +255,14 @@ class DBOS(_CommsFacade, _AdminFacade, _ScheduleFacade, _TxnFacade, _KafkaFacade
     def get_workflow_status(cls, workflow_id: str) -> WorkflowStatus | None:
         row = _runtime().store.workflow_get(workflow_id)
         return to_status(row) if row is not None else None
+
+    @classmethod
+    def list_stranded_workflows(cls, limit: int = 1000) -> list[WorkflowStatus]:
+        """PENDING workflows whose owner is gone and that no live process can run (their workflow is
+        registered nowhere alive). Resume them after deploying code that has them, fork or delete them."""
+        rt = _runtime()
+        rows = stranded_workflows(rt.store, lease_seconds=rt.settings.lease_seconds, hostname=rt.hostname, limit=limit)
+        return [to_status(row, load_output=False) for row in rows]
 
 
 def _code_version() -> str:

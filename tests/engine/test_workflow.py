@@ -372,3 +372,26 @@ def test_default_is_sqlite_file_named_after_app(monkeypatch: pytest.MonkeyPatch,
         assert (tmp_path / "zero-setup.sqlite").exists()
     finally:
         DBOS.destroy(destroy_registry=True)
+
+
+def test_stranded_workflows_view(dbos: type[DBOS]) -> None:
+    from transact.storage.rows import WorkflowRow
+
+    @DBOS.workflow()
+    def known() -> None:
+        pass
+
+    store = dbos._current._runtime.store  # type: ignore[union-attr]
+    store.workflow_insert(
+        WorkflowRow(
+            workflow_id="orphan-gone",
+            status="PENDING",
+            name="removed_workflow",
+            executor_id="dead-executor",
+            created_at=1,
+            updated_at=1,
+        )
+    )
+    stranded = DBOS.list_stranded_workflows()
+    assert [s.workflow_id for s in stranded] == ["orphan-gone"]
+    assert stranded[0].name == "removed_workflow"
