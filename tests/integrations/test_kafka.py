@@ -1,0 +1,169 @@
+"""@DBOS.kafka_consumer in one process against a real broker (Tansu): declaration errors, the
+message a workflow receives, deduplication of redelivered messages, in-order processing."""
+
+from __future__ import annotations
+
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from tests.conftest import wait_until
+from tests.integrations.conftest import Broker
+from tests.integrations.kafka_support import kafka_rows
+from transact import DBOS, ConfigError, KafkaMessage
+from transact.engine.registry import REGISTRY
+from transact.integrations.kafka import kafka_workflow_id
+
+pytestmark = pytest.mark.kafka
+
+GOOD = {"bootstrap.servers": "127.0.0.1:9", "group.id": "g"}
+
+
+@pytest.fixture
+def registry() -> Iterator[None]:
+    DBOS.destroy(destroy_registry=True)
+    yield
+    DBOS.destroy(destroy_registry=True)
+
+
+@pytest.mark.parametrize(
+    ("config", "topics", "in_order", "message"),
+    [
+        ({"bootstrap.servers": "x:1"}, ["t"], False, "needs 'group.id'"),
+        ({"group.id": "g"}, ["t"], False, "needs 'bootstrap.servers'"),
+        ({**GOOD, "group.id": ""}, ["t"], False, "needs 'group.id'"),
+        ({**GOOD, "enable.auto.commit": True}, ["t"], False, "must not set 'enable.auto.commit'"),
+        ({**GOOD, "enable.auto.commit": "true"}, ["t"], False, "must not set 'enable.auto.commit'"),
+        ({**GOOD, "no.such.setting": 1}, ["t"], False, 'No such configuration property: "no.such.setting"'),
+        ({**GOOD, "session.timeout.ms": "soon"}, ["t"], False, "session.timeout.ms"),
+        ("bootstrap=x", ["t"], False, "config must be a dict"),
+        (GOOD, [], False, "non-empty list of topic names"),
+        (GOOD, "orders", False, "non-empty list of topic names"),
+        (GOOD, ["bad topic"], False, "'bad topic' is not a valid Kafka topic name"),
+        (GOOD, [7], False, "7 is not a valid Kafka topic name"),
+        (GOOD, ["t"], "yes", "in_order must be True or False"),
+    ],
+)
+def test_invalid_declarations_fail_at_the_decorator(
+    registry: None, config: Any, topics: Any, in_order: Any, message: str
+) -> None:
+    with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace(".", r"\.")):
+        DBOS.kafka_consumer(config, topics, in_order=in_order)
+    assert REGISTRY.kafka_consumers == []
+
+
+def test_consumer_must_be_a_one_argument_workflow(registry: None) -> None:
+    def plain(msg: KafkaMessage) -> None:
+        pass
+
+    with pytest.raises(ConfigError, match=r"stacked above @DBOS.workflow\(\).*'.*plain' is not a workflow"):
+        DBOS.kafka_consumer(GOOD, ["t"])(plain)
+
+    @DBOS.workflow()
+    def two(msg: KafkaMessage, other: int) -> None:
+        pass
+
+    with pytest.raises(ConfigError, match="must take exactly one argument, the KafkaMessage"):
+        DBOS.kafka_consumer(GOOD, ["t"])(two)
+    assert REGISTRY.kafka_consumers == []
+
+
+def test_two_consumers_of_one_topic_in_one_group_are_refused(registry: None) -> None:
+    @DBOS.kafka_consumer(GOOD, ["orders", "refunds"])
+    @DBOS.workflow()
+    def first(msg: KafkaMessage) -> None:
+        pass
+
+    with pytest.raises(ConfigError, match=r"both consume topic 'refunds' in group 'g'.*its own 'group\.id'"):
+
+        @DBOS.kafka_consumer(GOOD, ["refunds"])
+        @DBOS.workflow()
+        def second(msg: KafkaMessage) -> None:
+            pass
+
+    @DBOS.kafka_consumer({**GOOD, "group.id": "other"}, ["refunds"])  # another group: fine
+    @DBOS.workflow()
+    def third(msg: KafkaMessage) -> None:
+        pass
+
+    assert [spec.info.name for spec in REGISTRY.kafka_consumers] == [first.__qualname__, third.__qualname__]
+
+
+def test_missing_confluent_kafka_names_the_extra(registry: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "confluent_kafka", None)  # as if it were not installed
+    with pytest.raises(
+        ImportError, match=r"needs the confluent-kafka package; install it with pip install 'transact\[kafka\]'"
+    ):
+        DBOS.kafka_consumer(GOOD, ["t"])
+    assert REGISTRY.kafka_consumers == []
+
+
+def test_each_message_starts_one_workflow_and_redeliveries_start_none(
+    registry: None, config: dict[str, Any], kafka: Broker
+) -> None:
+    topic = kafka.create_topic(partitions=2)
+    consumer_config = kafka.consumer_config()
+    group = str(consumer_config["group.id"])
+    runs: list[KafkaMessage] = []
+
+    @DBOS.kafka_consumer(consumer_config, [topic])  # declared before DBOS() and launch()
+    @DBOS.workflow()
+    def handle(msg: KafkaMessage) -> str:
+        runs.append(msg)
+        return (msg.value or b"").decode().upper()
+
+    messages: list[tuple[bytes | None, bytes]] = [(f"k{i}".encode(), f"v{i}".encode()) for i in range(19)]
+    messages.append((None, b"no key"))
+    before = int(time.time() * 1000) - 60_000
+    sent = kafka.produce(topic, messages, headers=[("source", b"test"), ("empty", None)])
+
+    DBOS(config=config)
+    DBOS.launch()
+    ids = {kafka_workflow_id(group, topic, d.partition, d.offset): d for d in sent}
+    wait_until(lambda: kafka.committed(topic, group, 2) == 20, timeout=30, interval=0.1, what="20 commits")
+    for wid, delivered in ids.items():
+        assert DBOS.retrieve_workflow(wid).get_result(timeout=10) == messages[sent.index(delivered)][1].decode().upper()
+    assert len(runs) == 20
+    by_offset = {(m.partition, m.offset): m for m in runs}
+    for d, (key, value) in zip(sent, messages, strict=True):
+        msg = by_offset[(d.partition, d.offset)]
+        assert (msg.topic, msg.key, msg.value) == (topic, key, value)
+        assert msg.headers == [("source", b"test"), ("empty", None)]
+        assert msg.timestamp is not None and msg.timestamp >= before
+    DBOS.destroy()
+
+    # Rewind the group as a crash before the commits would have left it: every message comes
+    # again, and every start finds its workflow already recorded.
+    kafka.rewind(topic, group, 2)
+    assert kafka.committed(topic, group, 2) == 0
+    DBOS(config=config)
+    DBOS.launch()
+    wait_until(lambda: kafka.committed(topic, group, 2) == 20, timeout=30, interval=0.1, what="20 commits again")
+    assert len(runs) == 20, "no workflow ran twice"
+    assert set(kafka_rows(config["system_database_url"])) == set(ids)
+
+
+def test_in_order_runs_each_partition_one_workflow_at_a_time(dbos: type[DBOS], kafka: Broker) -> None:
+    topic = kafka.create_topic(partitions=2)
+    lock = threading.Lock()
+    events: list[tuple[str, int, int]] = []
+
+    @DBOS.kafka_consumer(kafka.consumer_config(), [topic], in_order=True)  # declared after launch()
+    @DBOS.workflow()
+    def ordered(msg: KafkaMessage) -> None:
+        with lock:
+            events.append(("start", msg.partition, msg.offset))
+        time.sleep(0.01)  # widen the window in which an overlap would show
+        with lock:
+            events.append(("end", msg.partition, msg.offset))
+
+    for partition in (0, 1):
+        kafka.produce(topic, [(None, f"{partition}-{i}".encode()) for i in range(8)], partition=partition)
+    wait_until(lambda: len(events) == 32, timeout=30, interval=0.05, what="16 workflows")
+    for partition in (0, 1):
+        mine = [(kind, offset) for kind, p, offset in events if p == partition]
+        assert mine == [(kind, offset) for offset in range(8) for kind in ("start", "end")]

@@ -1,0 +1,49 @@
+"""Kafka exactly once across a crash between recording a message's workflow and committing its
+offset: real broker (Tansu), a real consumer process that SIGKILLs itself, then a restart."""
+
+from __future__ import annotations
+
+import signal
+import uuid
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import wait_until
+from tests.integrations.conftest import Broker
+from tests.integrations.kafka_support import App, N, assert_exactly_once, kafka_rows, produce_keys
+
+pytestmark = pytest.mark.kafka
+
+
+def test_crash_between_insert_and_commit_redelivers_and_deduplicates(
+    db_url: str, kafka: Broker, side_log: Path
+) -> None:
+    topic = kafka.create_topic(partitions=3)
+    group = f"g-{uuid.uuid4().hex[:8]}"
+    sent = produce_keys(kafka, topic)
+
+    first = App(db_url, kafka, topic, group, side_log, CRASH_BEFORE_COMMIT_AFTER="400")
+    try:
+        assert first.proc.wait(60) == -signal.SIGKILL, first.output()
+    finally:
+        first.stop()
+    recorded = len(kafka_rows(db_url))
+    committed = kafka.committed(topic, group, 3)
+    assert recorded >= 400
+    assert committed < recorded, "the crash left recorded workflows whose offsets were not committed"
+
+    second = App(db_url, kafka, topic, group, side_log)
+    try:
+        wait_until(lambda: kafka.committed(topic, group, 3) == N, timeout=60, interval=0.2, what="all offsets")
+        wait_until(
+            lambda: sum(s == "SUCCESS" for s, _, _ in kafka_rows(db_url).values()) >= N,
+            timeout=30,
+            interval=0.1,
+            what="all workflows finished",
+        )
+    except AssertionError:
+        raise AssertionError(second.output()) from None
+    finally:
+        second.stop()
+    assert_exactly_once(db_url, kafka, topic, group, sent, side_log)

@@ -1,0 +1,50 @@
+"""Kafka exactly once with two consumer processes in one group, one SIGKILLed midway: the
+survivor takes over its partitions (redelivery) and its unfinished workflows (recovery)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import uuid
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import wait_until
+from tests.integrations.conftest import Broker
+from tests.integrations.kafka_support import App, N, assert_exactly_once, kafka_rows, produce_keys
+
+pytestmark = pytest.mark.kafka
+
+
+def test_two_consumers_in_one_group_one_killed_midway(db_url: str, kafka: Broker, side_log: Path) -> None:
+    topic = kafka.create_topic(partitions=4)
+    group = f"g-{uuid.uuid4().hex[:8]}"
+    a = App(db_url, kafka, topic, group, side_log)
+    b = App(db_url, kafka, topic, group, side_log)
+    try:
+
+        def split() -> bool:
+            pa, pb = a.assignment(), b.assignment()
+            return bool(pa) and bool(pb) and not (pa & pb) and (pa | pb) == {0, 1, 2, 3}  # type: ignore[operator]
+
+        wait_until(split, timeout=40, interval=0.1, what="both consumers sharing the partitions")
+        sent = produce_keys(kafka, topic)
+        wait_until(lambda: len(kafka_rows(db_url)) >= 300, timeout=30, interval=0.02, what="300 workflows")
+        os.kill(a.proc.pid, signal.SIGKILL)
+        assert a.proc.wait(10) == -signal.SIGKILL
+        wait_until(lambda: kafka.committed(topic, group, 4) == N, timeout=60, interval=0.2, what="all offsets")
+        wait_until(
+            lambda: sum(s == "SUCCESS" for s, _, _ in kafka_rows(db_url).values()) >= N,
+            timeout=40,
+            interval=0.1,
+            what="all workflows finished",
+        )
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}\n--- a:\n{a.output()}\n--- b:\n{b.output()}") from None
+    finally:
+        a.stop()
+        b.stop()
+    assert_exactly_once(db_url, kafka, topic, group, sent, side_log)
+    pids = {pid for _, _, pid in (line.split() for line in side_log.read_text().splitlines())}
+    assert {str(a.proc.pid), str(b.proc.pid)} <= pids, "both consumers processed messages"
