@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextvars
 import functools
 import hashlib
 import inspect
@@ -18,6 +19,7 @@ from transact._facade_kafka import _KafkaFacade
 from transact._facade_schedule import _ScheduleFacade
 from transact._facade_txn import _TxnFacade
 from transact._handles import WorkflowHandle, WorkflowHandleAsync
+from transact._options import take_workflow_id
 from transact.engine import services as service_registry
 from transact.engine import workflow as wf
 from transact.engine.context import current_step, current_workflow
@@ -228,7 +230,11 @@ class DBOS(_CommsFacade, _AdminFacade, _ScheduleFacade, _TxnFacade, _KafkaFacade
         if info.is_async:
             wid = wf.start(rt, info, args, kwargs)  # inserts synchronously: errors surface here
         else:
-            wid = await rt.aio(_start_in_context, rt, info, args, kwargs)
+            # run_in_executor does not carry contextvars: start in a copy of the caller's context
+            # (SetWorkflowTimeout, parent workflow), consuming SetWorkflowID's id here, as
+            # start_workflow() does.
+            context = contextvars.copy_context()
+            wid = await rt.aio(context.run, _start_in_context, rt, info, args, kwargs, take_workflow_id())
         return WorkflowHandleAsync(rt, wid)
 
     @classmethod
@@ -277,8 +283,8 @@ def _code_version() -> str:
     return digest.hexdigest()[:16]
 
 
-def _start_in_context(rt: Runtime, info: WorkflowInfo, args: Any, kwargs: Any) -> str:
-    return wf.start(rt, info, args, kwargs)
+def _start_in_context(rt: Runtime, info: WorkflowInfo, args: Any, kwargs: Any, workflow_id: str | None) -> str:
+    return wf.start(rt, info, args, kwargs, workflow_id=workflow_id)
 
 
 def workflow_info(func: Callable[..., Any]) -> WorkflowInfo:
