@@ -34,9 +34,11 @@ log = logging.getLogger("transact")
 # A running process that fell behind (a long database outage, a stopped VM) fires late ticks
 # only this late; older ones are skipped as if the process had been down, unless backfilling.
 LATE_GRACE_MS = 60_000
-# How often running schedulers re-read the schedules table for other processes' changes. On
-# Postgres a trigger pushes a hint at once, so the poll is only a safety net.
-POLL_S = {"sqlite": 1.0, "postgres": 5.0}
+# Other processes' schedule changes arrive as hints: a Postgres trigger NOTIFYs, and on SQLite any
+# commit by another connection shows up as "*" (re-read then, but at most once per HINTED_GAP_S).
+# The poll is only a safety net, so an idle app costs next to nothing.
+POLL_S = 30.0
+HINTED_GAP_S = 1.0
 EXTENSION = "scheduler"
 
 _CRON_HELP = (
@@ -193,18 +195,19 @@ class _Entry:
 
 class Scheduler:
     """Fires ticks in one thread that sleeps until the next tick of any schedule, woken early by
-    stop() and by schedule changes (this process's writes, Postgres NOTIFY, or the poll)."""
+    stop() and by schedule changes (this process's writes, hints from others, or the poll)."""
 
     def __init__(self, rt: Runtime) -> None:
         self.rt = rt
-        self.poll_s = POLL_S.get(rt.store.dialect, 1.0)
+        self.poll_s = POLL_S
         self._entries: dict[str, _Entry] = {}
         self._declared: set[str] = set()
         self._warned: set[str] = set()
         self._lock = threading.RLock()
         self._stop = threading.Event()
         self._wake = threading.Event()
-        self._dirty = True
+        self._reload_at = 0.0  # time.monotonic() when the schedules are re-read next
+        self._last_reload = 0.0
         self._thread: threading.Thread | None = None
 
     # -- lifecycle ----------------------------------------------------------------------------
@@ -222,17 +225,24 @@ class Scheduler:
             self._thread = None
 
     def on_hint(self, kind: str, ident: str, key: str) -> None:
-        # On SQLite "*" fires for every commit of other connections: the poll covers it instead.
-        if kind == "schedule" or (kind == "*" and self.rt.store.dialect == "postgres"):
-            self._dirty = True
+        # No lock: called from the listener thread, which must not wait for our database calls.
+        if kind == "schedule" or (kind == "*" and self.rt.store.dialect != "sqlite"):
+            self._reload_at = 0.0
             self._wake.set()
+        elif kind == "*":
+            due = self._last_reload + HINTED_GAP_S
+            if due < self._reload_at:
+                self._reload_at = due
+                self._wake.set()
 
     def refresh(self) -> None:
         """Re-read the schedules now (in the caller's thread) and let the loop re-plan its sleep.
 
         After it returns this process fires nothing for a schedule paused or deleted before."""
         with self._lock:
-            self._dirty = False
+            # Set before reading, so a hint that arrives during the read triggers another one.
+            self._last_reload = time.monotonic()
+            self._reload_at = self._last_reload + self.poll_s
             self._reload()
         self._wake.set()
 
@@ -243,22 +253,22 @@ class Scheduler:
 
     # -- the loop -----------------------------------------------------------------------------
     def _run(self) -> None:
-        next_poll = time.monotonic() + self.poll_s
         while not self._stop.is_set():
             try:
-                if self._dirty or time.monotonic() >= next_poll:
-                    next_poll = time.monotonic() + self.poll_s
+                if time.monotonic() >= self._reload_at:
                     self.refresh()
                 self._fire_due()
             except Unavailable as exc:
                 if self._stop.is_set():
                     return
                 log.warning("scheduler pass skipped: %s", exc)
+                self._reload_at = time.monotonic() + HINTED_GAP_S  # re-read soon, not after the poll
             except Exception:
                 log.exception("scheduler pass failed")
+                self._reload_at = time.monotonic() + HINTED_GAP_S
             with self._lock:
                 soonest = min((e.next_ms for e in self._entries.values()), default=None)
-            timeout = next_poll - time.monotonic()
+            timeout = self._reload_at - time.monotonic()
             if soonest is not None:
                 timeout = min(timeout, (soonest - now_ms()) / 1000)
             if timeout > 0:
