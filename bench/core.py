@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import time
 
-from bench.harness import Recorder, Result, launched, ms_stats, slope, store, timed
+from bench.harness import CpuMeter, Recorder, Result, launched, ms_stats, slope, store, timed
 from transact import DBOS
 
 
@@ -80,11 +80,12 @@ def throughput(url: str, rec: Recorder, *, quick: bool, db: str) -> None:
         for _ in range(20):
             DBOS.start_workflow(bench_three).get_result()  # warm pools and prepared statements
         before = st.round_trips
-        t0 = time.perf_counter()
-        handles = [DBOS.start_workflow(bench_three) for _ in range(n)]
-        t_started = time.perf_counter()
-        results = [h.get_result() for h in handles]
-        elapsed = time.perf_counter() - t0
+        with CpuMeter(url if db == "postgres" else None) as cpu:
+            t0 = time.perf_counter()
+            handles = [DBOS.start_workflow(bench_three) for _ in range(n)]
+            t_started = time.perf_counter()
+            results = [h.get_result() for h in handles]
+            elapsed = time.perf_counter() - t0
         trips = (st.round_trips - before) / n
     assert results == [3] * n, "a three-step workflow returned a wrong result"
     rate = n / elapsed
@@ -101,8 +102,12 @@ def throughput(url: str, rec: Recorder, *, quick: bool, db: str) -> None:
             x_floor=floor_wf / rate,
             target=">= 1,200 wf/s" if db == "postgres" else None,
             ok=target_ok,
-            note=f"{trips:.1f} round trips/wf",
-            extra={"round_trips_per_wf": trips, "elapsed_s": elapsed},
+            note=f"{trips:.1f} round trips/wf; {cpu.per(n)}",
+            extra={
+                "round_trips_per_wf": trips,
+                "elapsed_s": elapsed,
+                **cpu.extra(n),
+            },
         )
     )
     rec.add(Result("2.throughput", "start_workflow calls (caller thread)", "starts/s", value=n / (t_started - t0)))

@@ -75,7 +75,9 @@ def _pg_insert(conn: Any, tid: int, i: int) -> None:
 
 def _sqlite_insert(conn: Any, tid: int, i: int) -> None:
     conn.execute("BEGIN IMMEDIATE")
-    conn.execute("INSERT INTO bench_floor (workflow_id, function_id, output) VALUES (?, ?, ?)", (f"t{tid}", i, _PAYLOAD))
+    conn.execute(
+        "INSERT INTO bench_floor (workflow_id, function_id, output) VALUES (?, ?, ?)", (f"t{tid}", i, _PAYLOAD)
+    )
     conn.execute("COMMIT")
 
 
@@ -114,7 +116,8 @@ def _sqlite(target: SqliteTarget, rec: Recorder, n: int) -> None:
     def one() -> None:
         conn.execute("BEGIN IMMEDIATE")
         conn.execute(
-            "INSERT INTO bench_floor (workflow_id, function_id, output) VALUES (?, ?, ?)", ("w", next(counter), _PAYLOAD)
+            "INSERT INTO bench_floor (workflow_id, function_id, output) VALUES (?, ?, ?)",
+            ("w", next(counter), _PAYLOAD),
         )
         conn.execute("COMMIT")
 

@@ -138,7 +138,9 @@ def _fmt_row(r: Result) -> str:
 
 def table(rec: Recorder) -> str:
     """Markdown table of every result (printed at the end and pasted into RESULTS.md)."""
-    head = "| workload | metric | value | p50 | p99 | floor | x floor | target | |\n|---|---|---|---|---|---|---|---|---|"
+    head = (
+        "| workload | metric | value | p50 | p99 | floor | x floor | target | |\n|---|---|---|---|---|---|---|---|---|"
+    )
     lines = [head]
     for r in rec.results:
         value = f"{_num(r.value)} {r.unit}" if r.value is not None else ""
@@ -148,7 +150,9 @@ def table(rec: Recorder) -> str:
         floor = f"{r.floor} = {_num(r.floor_value)}" if r.floor else ""
         xf = f"{r.x_floor:.2f}x" if r.x_floor is not None else ""
         verdict = "" if r.ok is None else ("OK" if r.ok else "**MISS**")
-        lines.append(f"| {r.workload} | {r.metric} | {value} | {p50} | {p99} | {floor} | {xf} | {r.target or ''} | {verdict} |")
+        lines.append(
+            f"| {r.workload} | {r.metric} | {value} | {p50} | {p99} | {floor} | {xf} | {r.target or ''} | {verdict} |"
+        )
     for workload, why in rec.skipped:
         lines.append(f"| {workload} | skipped: {why} | | | | | | | |")
     return "\n".join(lines)
@@ -273,6 +277,57 @@ def store() -> Any:
     from transact import _current
 
     return _current.runtime().store
+
+
+def _proc_cpu_s(pid: int) -> float:
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii") as f:
+            fields = f.read().rpartition(")")[2].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
+
+
+def _backend_pids(url: str) -> list[int]:
+    """Server processes serving ``url``'s database (the server is local)."""
+    with psycopg.connect(url, autocommit=True) as conn:
+        rows = conn.execute(
+            "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        ).fetchall()
+    return [int(r[0]) for r in rows]
+
+
+class CpuMeter:
+    """CPU seconds spent between enter and exit by this process (client) and, given a Postgres
+    URL, by the server backends of that database (other sessions on the machine excluded;
+    backends that exit before the end are missed)."""
+
+    def __init__(self, pg_url: str | None = None) -> None:
+        self.pg_url = pg_url
+        self.client_s = 0.0
+        self.server_s: float | None = None
+
+    def __enter__(self) -> CpuMeter:
+        self._c0 = time.process_time()
+        self._s0 = {pid: _proc_cpu_s(pid) for pid in _backend_pids(self.pg_url)} if self.pg_url else {}
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.client_s = time.process_time() - self._c0
+        if self.pg_url:
+            self.server_s = sum(_proc_cpu_s(pid) - self._s0.get(pid, 0.0) for pid in _backend_pids(self.pg_url))
+
+    def per(self, n: int) -> str:
+        text = f"CPU/wf: client {self.client_s / n * 1000:.2f} ms"
+        if self.server_s is not None:
+            text += f", postgres backends {self.server_s / n * 1000:.2f} ms"
+        return text
+
+    def extra(self, n: int) -> dict[str, float | None]:
+        return {
+            "client_cpu_ms_per_wf": self.client_s / n * 1000,
+            "server_cpu_ms_per_wf": self.server_s / n * 1000 if self.server_s is not None else None,
+        }
 
 
 def quiet_logs() -> None:

@@ -24,9 +24,9 @@ INSERT INTO transact.workflow_status
   (workflow_id, status, name, inputs, output, error, executor_id, app_version, recovery_attempts,
    created_at, updated_at, started_at)
 SELECT 'syn-' || g,
-       CASE g % 10 WHEN 0 THEN 'ERROR' WHEN 1 THEN 'CANCELLED' ELSE 'SUCCESS' END,
-       'bench_list_' || (g % %(names)s),
-       %(inputs)s, CASE WHEN g % 10 = 0 THEN NULL ELSE %(output)s END, CASE WHEN g % 10 = 0 THEN %(error)s END,
+       CASE g %% 10 WHEN 0 THEN 'ERROR' WHEN 1 THEN 'CANCELLED' ELSE 'SUCCESS' END,
+       'bench_list_' || (g %% %(names)s),
+       %(inputs)s, CASE WHEN g %% 10 = 0 THEN NULL ELSE %(output)s END, CASE WHEN g %% 10 = 0 THEN %(error)s END,
        'synthetic', 'v1', 0, %(base)s + g, %(base)s + g, %(base)s + g
 FROM generate_series(1, %(n)s) AS g
 """
@@ -48,7 +48,14 @@ _NEWEST = "SELECT * FROM {table} ORDER BY created_at DESC LIMIT 50"
 
 
 def _fill(target: Target, url: str, n: int) -> None:
-    params: dict[str, Any] = {"n": n, "names": NAMES, "inputs": _INPUTS, "output": _OUTPUT, "error": _ERROR, "base": _BASE_MS}
+    params: dict[str, Any] = {
+        "n": n,
+        "names": NAMES,
+        "inputs": _INPUTS,
+        "output": _OUTPUT,
+        "error": _ERROR,
+        "base": _BASE_MS,
+    }
     st = open_store(url)
     st.migrate()
     st.close()

@@ -12,7 +12,6 @@ from transact import DBOS
 _INSERT = "INSERT INTO bench_rows (v) VALUES (:v)"
 
 
-
 def _define() -> tuple[Any, Any]:
     from sqlalchemy import text
 
@@ -64,8 +63,13 @@ def run(target: Target, rec: Recorder, *, quick: bool) -> None:
     app_url = target.app_url("txn")
     engine = _engine(app_url)
     with engine.begin() as conn:
-        conn.execute(text("CREATE TABLE bench_rows (id INTEGER PRIMARY KEY, v TEXT)" if target.name == "sqlite"
-                          else "CREATE TABLE bench_rows (id BIGSERIAL PRIMARY KEY, v TEXT)"))
+        conn.execute(
+            text(
+                "CREATE TABLE bench_rows (id INTEGER PRIMARY KEY, v TEXT)"
+                if target.name == "sqlite"
+                else "CREATE TABLE bench_rows (id BIGSERIAL PRIMARY KEY, v TEXT)"
+            )
+        )
 
     def bare() -> None:
         with Session(engine) as session, session.begin():
