@@ -24,7 +24,7 @@ from transact.engine.runtime import Runtime
 from transact.engine.waiters import Key
 from transact.errors import NotInWorkflowError, TransactError, WorkflowCancelledError, WorkflowNotFoundError
 from transact.storage import NotFound, WorkflowNotPending
-from transact.storage.comms import StreamClosed
+from transact.storage.comms import StreamClosed, StreamItem
 from transact.storage.rows import TERMINAL_STATUSES, StepRow
 
 SLEEP = "DBOS.sleep"
@@ -481,21 +481,29 @@ def read_stream(rt: Runtime, workflow_id: str, key: str) -> Iterator[Any]:
     return _read_stream(rt, wid, k)
 
 
+def _stream_batch(wid: str, status: str | None, items: list[StreamItem], seq: int) -> tuple[list[Any], int, bool]:
+    """Pure: the values to yield from one read, the next seq, and whether the stream is over."""
+    if status is None:
+        raise WorkflowNotFoundError(wid)
+    values: list[Any] = []
+    for item_seq, data, closed in items:
+        if closed:
+            return values, seq, True
+        seq = item_seq + 1
+        values.append(serialization.loads(data))
+    return values, seq, not items and status in TERMINAL_STATUSES
+
+
 def _read_stream(rt: Runtime, wid: str, k: str) -> Iterator[Any]:
     seq = 0
     with rt.waiters.watch("stream", wid, k, also=[("done", wid, "")]) as waiter:
         while True:
             status, items = rt.store.stream_read(wid, k, seq, STREAM_BATCH)
-            if status is None:
-                raise WorkflowNotFoundError(wid)
-            for item_seq, data, closed in items:
-                if closed:
-                    return
-                seq = item_seq + 1
-                yield serialization.loads(data)
+            values, seq, over = _stream_batch(wid, status, items, seq)
+            yield from values
+            if over:
+                return
             if not items:
-                if status in TERMINAL_STATUSES:
-                    return
                 waiter.wait(POLL_S)
 
 
@@ -509,14 +517,10 @@ async def _read_stream_async(rt: Runtime, wid: str, k: str) -> AsyncIterator[Any
     with rt.waiters.watch("stream", wid, k, also=[("done", wid, "")], asynchronous=True) as waiter:
         while True:
             status, items = await rt.aio(rt.store.stream_read, wid, k, seq, STREAM_BATCH)
-            if status is None:
-                raise WorkflowNotFoundError(wid)
-            for item_seq, data, closed in items:
-                if closed:
-                    return
-                seq = item_seq + 1
-                yield serialization.loads(data)
+            values, seq, over = _stream_batch(wid, status, items, seq)
+            for value in values:
+                yield value
+            if over:
+                return
             if not items:
-                if status in TERMINAL_STATUSES:
-                    return
                 await waiter.wait_async(POLL_S)
