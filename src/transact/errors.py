@@ -40,6 +40,20 @@ class WorkflowNotRegisteredError(TransactError):
     """A workflow name is not registered in this process."""
 
 
+class ScheduleNotFoundError(TransactError, KeyError):
+    """No schedule with that name exists in the system database."""
+
+    def __init__(self, schedule_name: str) -> None:
+        super().__init__(f"no schedule named {schedule_name!r} exists; DBOS.list_schedules() shows the existing ones")
+        self.schedule_name = schedule_name
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (type(self), (self.schedule_name,))
+
+
 class DeterminismError(TransactError):
     """Replayed code called a different step than the one recorded at that position."""
 
