@@ -14,21 +14,10 @@ from transact.engine import scheduler as sched
 from transact.engine.clock import now_ms
 from transact.engine.registry import REGISTRY
 from transact.engine.runtime import Runtime
-from transact.errors import ConfigError, TransactError
+from transact.errors import ConfigError, ScheduleNotFoundError
 from transact.storage.rows import ScheduleRow
 
 F = TypeVar("F", bound=Callable[..., Any])
-
-
-class ScheduleNotFoundError(TransactError, KeyError):
-    """No schedule with that name exists in the system database."""
-
-    def __init__(self, schedule_name: str) -> None:
-        super().__init__(f"no schedule named {schedule_name!r} exists; DBOS.list_schedules() shows the existing ones")
-        self.schedule_name = schedule_name
-
-    def __str__(self) -> str:
-        return str(self.args[0])
 
 
 class _ScheduleFacade:

@@ -18,8 +18,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from tests.conftest import spawn, wait_until
-from transact import DBOS, ConfigError, _current
-from transact._facade_schedule import ScheduleNotFoundError
+from transact import DBOS, ConfigError, ScheduleNotFoundError, _current
 from transact.engine import serialization
 from transact.engine.scheduler import Scheduler, parse_cron, scheduler_of, tick_workflow_id
 from transact.errors import WorkflowNotRegisteredError
@@ -130,7 +129,23 @@ def test_every_second_schedule_runs_once_per_tick_with_its_scheduled_time(dbos: 
     assert tick_workflow_id("every_second", times[0]) == f"sched-every_second-{times[0]:%Y-%m-%dT%H:%M:%S}Z"
 
 
-def test_two_processes_sharing_a_database_run_each_tick_once(db_url: str, tmp_path: Path) -> None:
+def test_two_processes_sharing_a_database_run_each_tick_once(db_url: str, tmp_path: Path, store: Store) -> None:
+    """Both processes try every tick; one insert wins. Killing one midway shows the other was
+    scheduling all along: the ticks go on without a gap."""
+
+    def lines() -> list[tuple[datetime, str]]:
+        path = tmp_path / "runs.txt"
+        if not path.exists():
+            return []
+        out = []
+        for text in path.read_text().splitlines():
+            stamp, pid = text.split()
+            out.append((datetime.fromisoformat(stamp), pid))
+        return out
+
+    def ticks_after(moment: datetime) -> int:
+        return len({t for t, _ in lines() if t > moment})
+
     procs = [spawn(APP, db_url, str(tmp_path)) for _ in range(2)]
     try:
         for proc in procs:
@@ -138,28 +153,27 @@ def test_two_processes_sharing_a_database_run_each_tick_once(db_url: str, tmp_pa
             line = proc.stdout.readline()
             assert line.strip() == "ready", line + (proc.stdout.read() if proc.poll() is not None else "")
         all_ready = now_utc()
-
-        def lines() -> list[tuple[datetime, str]]:
-            path = tmp_path / "runs.txt"
-            if not path.exists():
-                return []
-            out = []
-            for text in path.read_text().splitlines():
-                stamp, pid = text.split()
-                out.append((datetime.fromisoformat(stamp), pid))
-            return out
-
-        wait_until(lambda: len({t for t, _ in lines() if t > all_ready}) >= 5, timeout=30, what="5 ticks")
+        wait_until(lambda: ticks_after(all_ready) >= 5, timeout=30, what="5 ticks with both processes up")
+        os.kill(procs[0].pid, signal.SIGKILL)
+        procs[0].wait(timeout=10)
+        killed_at = now_utc()
+        wait_until(lambda: ticks_after(killed_at) >= 2, timeout=30, what="ticks from the survivor")
     finally:
-        for proc in procs:  # together, so neither survives to adopt and re-run the other's work
-            os.kill(proc.pid, signal.SIGKILL)
         for proc in procs:
+            if proc.poll() is None:
+                os.kill(proc.pid, signal.SIGKILL)
             proc.wait(timeout=10)
             if proc.stdout is not None:
                 proc.stdout.close()
-    times = [t for t, _ in lines()]
-    assert_one_run_per_tick(times)
-    assert len([t for t in times if t > all_ready]) >= 5
+
+    counts = Counter(t for t, _ in lines())
+    assert_one_run_per_tick(list(counts))  # every second from the first tick on, no gap
+    # A body runs twice only when its process died mid-run and the survivor recovered it.
+    recovered = dict(store.read(lambda tx: tx.all("SELECT workflow_id, recovery_attempts FROM workflow_status", ())))
+    twice = {t: n for t, n in counts.items() if n > 1}
+    assert all(recovered[tick_workflow_id("every_second", t)] >= n - 1 for t, n in twice.items()), twice
+    assert len(twice) <= 1
+    assert ticks_after(all_ready) >= 7
 
 
 def test_restart_skips_missed_ticks_unless_backfill(config: dict[str, Any], store: Store) -> None:
@@ -354,11 +368,14 @@ def test_dynamic_create_pause_resume_delete(dbos: type[DBOS], store: Store) -> N
     def dyn_wf(scheduled_time: datetime, actual_time: datetime) -> None:
         dyn.add(scheduled_time, actual_time)
 
-    def two_more_control_ticks_after(moment: datetime) -> None:
+    def started_after(moment: datetime) -> list[datetime]:
+        """Ticks of dyn started after ``moment``, once the scheduler has certainly passed two more
+        ticks (it inserts each tick's workflow before it moves on to later ticks)."""
         wait_until(lambda: len(control.after(moment)) >= 2, timeout=10, what="two control ticks")
+        return [t for _, _, t in workflow_rows(store, "dyn_wf") if t > moment]
 
     DBOS.create_schedule("dyn", dyn_wf, "* * * * * *", backfill=True)
-    wait_until(lambda: len(dyn.all()) >= 2, timeout=10, what="dynamic schedule ticks")
+    wait_until(lambda: dyn.all(), timeout=10, what="a dynamic schedule tick")
     listed = {s["schedule_name"]: s for s in DBOS.list_schedules()}
     assert set(listed) == {"control", "dyn"}
     assert listed["dyn"]["workflow_name"] == "dyn_wf" and listed["dyn"]["dynamic"] is True
@@ -369,20 +386,19 @@ def test_dynamic_create_pause_resume_delete(dbos: type[DBOS], store: Store) -> N
     DBOS.pause_schedule("dyn")
     paused_at = now_utc()
     assert [s["schedule_name"] for s in DBOS.list_schedules(status="PAUSED")] == ["dyn"]
-    two_more_control_ticks_after(paused_at)
-    assert dyn.after(paused_at) == []
+    assert started_after(paused_at) == []
 
+    resuming_at = now_utc()
     DBOS.resume_schedule("dyn")
     resumed_at = now_utc()
     wait_until(lambda: dyn.after(resumed_at), timeout=10, what="ticks after resume")
     # Even with backfill, the ticks that fell while paused are not replayed.
-    assert [t for t in dyn.times() if paused_at < t <= resumed_at - SECOND] == []
+    assert [t for t in dyn.times() if paused_at < t < resuming_at] == []
 
     DBOS.delete_schedule("dyn")
     deleted_at = now_utc()
     assert DBOS.get_schedule("dyn") is None
-    two_more_control_ticks_after(deleted_at)
-    assert dyn.after(deleted_at) == []
+    assert started_after(deleted_at) == []
     settled(store, "dyn_wf", dyn)
     assert_one_run_per_tick(dyn.after(resumed_at))
 
