@@ -3,15 +3,19 @@ message a workflow receives, deduplication of redelivered messages, in-order pro
 
 from __future__ import annotations
 
+import json
+import signal
 import sys
 import threading
 import time
+import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.conftest import wait_until
+from tests.conftest import spawn, wait_until
 from tests.integrations.conftest import Broker
 from tests.integrations.kafka_support import kafka_rows
 from transact import DBOS, ConfigError, KafkaMessage
@@ -20,6 +24,7 @@ from transact.integrations.kafka import kafka_workflow_id
 
 pytestmark = pytest.mark.kafka
 
+EXAMPLES = Path(__file__).parents[2] / "examples"
 GOOD = {"bootstrap.servers": "127.0.0.1:9", "group.id": "g"}
 
 
@@ -167,3 +172,29 @@ def test_in_order_runs_each_partition_one_workflow_at_a_time(dbos: type[DBOS], k
     for partition in (0, 1):
         mine = [(kind, offset) for kind, p, offset in events if p == partition]
         assert mine == [(kind, offset) for offset in range(8) for kind in ("start", "end")]
+
+
+def test_example_kafka_consumer_processes_each_order_once(db_url: str, kafka: Broker, tmp_path: Path) -> None:
+    topic = kafka.create_topic(partitions=2, prefix="orders")
+    group = f"orders-{uuid.uuid4().hex[:8]}"
+    orders = [{"order_id": i, "sku": f"sku-{i}", "quantity": i + 1} for i in range(6)]
+    sent = kafka.produce(topic, [(None, json.dumps(order).encode()) for order in orders])
+    env = {
+        "TRANSACT_SYSTEM_DATABASE_URL": db_url,
+        "KAFKA_BOOTSTRAP": kafka.bootstrap,
+        "KAFKA_TOPIC": topic,
+        "KAFKA_GROUP": group,
+        "KAFKA_CONFIG": json.dumps({"session.timeout.ms": 6000}),
+    }
+    app = spawn(EXAMPLES / "kafka_consumer.py", env=env, cwd=tmp_path)
+    try:
+        wait_until(lambda: kafka.committed(topic, group, 2) == 6, timeout=30, interval=0.1, what="6 commits")
+        ids = {kafka_workflow_id(group, topic, d.partition, d.offset) for d in sent}
+        wait_until(lambda: {s for s, _, _ in kafka_rows(db_url).values()} == {"SUCCESS"}, timeout=10)
+        assert set(kafka_rows(db_url)) == ids
+    finally:
+        app.send_signal(signal.SIGTERM)
+        output, _ = app.communicate(timeout=20)
+    assert app.returncode == 0, output
+    for order in orders:
+        assert f"order {order['order_id']}: reserved {order['quantity']} x sku-{order['order_id']}, warehouse" in output

@@ -236,6 +236,10 @@ class _ConsumerLoop:
     def request_stop(self) -> None:
         self._stop.set()
 
+    def _stopping(self) -> bool:
+        # destroy() sets rt.stopping before it stops the services: start no new work from then on.
+        return self._stop.is_set() or self.rt.stopping.is_set()
+
     def join(self, timeout: float) -> None:
         self._thread.join(timeout)
         if self._thread.is_alive():
@@ -244,7 +248,7 @@ class _ConsumerLoop:
     def _run(self) -> None:
         ck = require()
         delay = 0.5
-        while not self._stop.is_set():
+        while not self._stopping():
             try:
                 consumer = ck.Consumer(self.spec.config)
             except Exception:
@@ -254,7 +258,7 @@ class _ConsumerLoop:
                 continue
             try:
                 consumer.subscribe(list(self.spec.topics), on_assign=self._on_assign, on_revoke=self._on_revoke)
-                while not self._stop.is_set():
+                while not self._stopping():
                     self._wait_for_capacity()
                     batch = consumer.consume(num_messages=BATCH, timeout=POLL_SECONDS)
                     if batch:
@@ -288,7 +292,7 @@ class _ConsumerLoop:
     def _wait_for_capacity(self) -> None:
         """Back-pressure: pull no more messages while this process's workflow threads are all busy."""
         limit = max(BATCH, self.rt.settings.max_workflow_threads)
-        while not self._stop.is_set() and len(self.rt.running_ids()) >= limit:
+        while not self._stopping() and len(self.rt.running_ids()) >= limit:
             self._stop.wait(0.01)
 
     # -- one batch ------------------------------------------------------------------------------
@@ -308,7 +312,7 @@ class _ConsumerLoop:
         recorded, retry = run(messages)
         if recorded:
             self._commit(ck, consumer, [ck.TopicPartition(t, p, off + 1) for (t, p), off in recorded.items()])
-        if retry and not self._stop.is_set():
+        if retry and not self._stopping():
             # Rewind past the failure so the message comes again; nothing after it was committed.
             for (t, p), off in retry.items():
                 try:
@@ -345,7 +349,7 @@ class _ConsumerLoop:
             tp = (m.topic(), m.partition())
             if tp in retry:
                 continue  # keep each partition's recorded offsets contiguous
-            if self._stop.is_set():
+            if self._stopping():
                 retry[tp] = m.offset()
                 continue
             try:
@@ -370,7 +374,7 @@ class _ConsumerLoop:
 
         def chain(tp: TP, items: list[Any]) -> None:
             for m in items:
-                if self._stop.is_set():
+                if self._stopping():
                     retry[tp] = m.offset()
                     return
                 try:
@@ -397,7 +401,7 @@ class _ConsumerLoop:
     def _wait_finished(self, workflow_id: str) -> bool:
         """Wait until the workflow is terminal (or gone); False if asked to stop first."""
         delay = 0.05
-        while not self._stop.is_set():
+        while not self._stopping():
             with self.rt.waiters.watch("done", workflow_id) as waiter:
                 row = self.rt.store.workflow_get(workflow_id)
                 if row is None or row.is_terminal:
