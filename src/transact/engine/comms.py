@@ -170,11 +170,9 @@ def _op_send(
         raise _unknown_destination(dest) from None
 
 
-def _op_take(ctx: WorkflowContext, slot: _Slot, topic: str, *, peek: bool) -> StepRow | None:
+def _op_take(ctx: WorkflowContext, slot: _Slot, topic: str) -> StepRow | None:
     """Take the oldest message and record it at ``slot`` in one transaction (or None)."""
     rt = ctx.runtime
-    if peek and not rt.store.message_waiting(ctx.workflow_id, topic):
-        return None  # a cheap read first: wake-ups may be broad (SQLite wakes every waiter)
     with _fenced(ctx, RECV):
         return rt.store.message_take_step(
             _row(ctx, slot, RECV, None), executor_id=rt.executor_id, topic=topic, now=now_ms()
@@ -310,14 +308,14 @@ def recv(topic: str | None, timeout_seconds: float) -> Any:
         return _value(slot.recorded)
     wid = ctx.workflow_id
     with ctx.runtime.waiters.watch("msg", wid, top, also=_cancel_keys(ctx)) as waiter:
-        taken = _op_take(ctx, slot, top, peek=False)  # hot path: the message is often there
+        taken = _op_take(ctx, slot, top)
         if taken is not None:
             return _value(taken)
         deadline = _op_deadline(ctx, deadline_slot, RECV_DEADLINE, ms)
         while now_ms() < deadline:
             waiter.wait(_left_s(deadline, POLL_S))
             ctx.check_cancelled()
-            taken = _op_take(ctx, slot, top, peek=True)
+            taken = _op_take(ctx, slot, top)
             if taken is not None:
                 return _value(taken)
     return _op_record(ctx, slot, RECV, _NONE)
@@ -330,14 +328,14 @@ async def recv_async(topic: str | None, timeout_seconds: float) -> Any:
     rt = ctx.runtime
     wid = ctx.workflow_id
     with rt.waiters.watch("msg", wid, top, also=_cancel_keys(ctx), asynchronous=True) as waiter:
-        taken = await rt.aio(_op_take, ctx, slot, top, peek=False)
+        taken = await rt.aio(_op_take, ctx, slot, top)
         if taken is not None:
             return _value(taken)
         deadline = await rt.aio(_op_deadline, ctx, deadline_slot, RECV_DEADLINE, ms)
         while now_ms() < deadline:
             await waiter.wait_async(_left_s(deadline, POLL_S))
             ctx.check_cancelled()
-            taken = await rt.aio(_op_take, ctx, slot, top, peek=True)
+            taken = await rt.aio(_op_take, ctx, slot, top)
             if taken is not None:
                 return _value(taken)
     return await rt.aio(_op_record, ctx, slot, RECV, _NONE)
