@@ -291,6 +291,37 @@ def test_sleep_wakes_when_the_workflow_is_cancelled(dbos: type[DBOS], kind: str)
     assert time.monotonic() - started < 10
 
 
+def test_sleeper_cancelled_from_another_process_stops(dbos: type[DBOS], backend: str) -> None:
+    """Postgres pushes the cancellation (NOTIFY): the sleeper stops at once. SQLite sleepers do not
+    re-read on every foreign commit: the sleeper stops at its wake-up, before its next step counts."""
+    ran: list[str] = []
+
+    @DBOS.step()
+    def after() -> None:
+        ran.append("after")
+
+    @DBOS.workflow()
+    def sleeper() -> None:
+        DBOS.sleep(1.5)
+        after()
+
+    handle = DBOS.start_workflow(sleeper)
+    wait_until(lambda: steps(handle.workflow_id), what="sleep recorded")
+    started = time.monotonic()
+    # A plain UPDATE, as another process would commit it: no local hint in this process.
+    _current.runtime().store.write(
+        lambda tx: tx.run(
+            "UPDATE workflow_status SET status = 'CANCELLED' WHERE workflow_id = ?", (handle.workflow_id,)
+        ),
+        single=True,
+    )
+    with pytest.raises(WorkflowCancelledError):
+        handle.get_result(timeout=10)
+    if backend == "postgres":
+        assert time.monotonic() - started < 1.0
+    assert [n for n, _ in steps(handle.workflow_id)] == ["DBOS.sleep"]  # `after` never counted
+
+
 def test_thousand_async_sleepers_hold_no_threads(dbos: type[DBOS]) -> None:
     n, seconds = 1000, 1.5
 

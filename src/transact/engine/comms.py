@@ -12,7 +12,7 @@ import asyncio
 import math
 import time
 from collections.abc import AsyncIterator, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,9 +21,9 @@ from transact.engine.clock import now_ms
 from transact.engine.context import WorkflowContext, current_step, current_workflow
 from transact.engine.replay import recorded_outcome
 from transact.engine.runtime import Runtime
-from transact.engine.waiters import Key
+from transact.engine.waiters import Key, Waiter
 from transact.errors import NotInWorkflowError, TransactError, WorkflowCancelledError, WorkflowNotFoundError
-from transact.storage import NotFound, WorkflowNotPending
+from transact.storage import NotFound, OwnershipLost, WorkflowNotPending
 from transact.storage.comms import StreamClosed, StreamItem
 from transact.storage.rows import TERMINAL_STATUSES, StepRow
 
@@ -216,7 +216,25 @@ def _op_stream(rt: Runtime, ctx: WorkflowContext, slot: _Slot | None, name: str,
         ) from None
 
 
-# -- sleep --------------------------------------------------------------------------------------
+# -- sleep ----------------------------------------------------------------------------------------
+def _sleep_watch(ctx: WorkflowContext, *, asynchronous: bool = False) -> AbstractContextManager[Waiter]:
+    """A sleeper wakes on its cancellation here and on its end elsewhere (Postgres NOTIFY 'done':
+    cancelled from another process). Not on '*': thousands of sleepers have nothing to re-read."""
+    wid = ctx.workflow_id
+    return ctx.runtime.waiters.watch("cancel", wid, also=[("done", wid, "")], asynchronous=asynchronous, wildcard=False)
+
+
+def _op_still_ours(ctx: WorkflowContext) -> None:
+    row = ctx.runtime.store.workflow_get(ctx.workflow_id)
+    status = "DELETED" if row is None else row.status
+    if status != "PENDING":
+        ctx.cancelled.set()
+        raise WorkflowCancelledError(ctx.workflow_id, f"is {status}")
+    if row is not None and row.executor_id != ctx.runtime.executor_id:
+        raise OwnershipLost(f"workflow {ctx.workflow_id!r} is owned by executor {row.executor_id!r} now")
+
+
+# -- sleep: the wake-up time is a step -------------------------------------------------------------
 def _sleep_plan(seconds: Any) -> tuple[int, WorkflowContext | None, _Slot | None]:
     ms = _duration_ms(seconds, "DBOS.sleep", "seconds")
     ctx = _workflow_or_none()
@@ -235,12 +253,13 @@ def sleep(seconds: float) -> None:
         time.sleep(ms / 1000)
         return
     wake = _op_deadline(ctx, slot, SLEEP, ms)
-    with ctx.runtime.waiters.watch("cancel", ctx.workflow_id, wildcard=False) as waiter:
+    with _sleep_watch(ctx) as waiter:
         while True:
             ctx.check_cancelled()
             if now_ms() >= wake:
                 return
-            waiter.wait(_left_s(wake, RECHECK_S))
+            if waiter.wait(_left_s(wake, RECHECK_S)) and not ctx.cancelled.is_set():
+                _op_still_ours(ctx)
 
 
 async def sleep_async(seconds: float) -> None:
@@ -250,12 +269,13 @@ async def sleep_async(seconds: float) -> None:
         await asyncio.sleep(ms / 1000)
         return
     wake = await ctx.runtime.aio(_op_deadline, ctx, slot, SLEEP, ms)
-    with ctx.runtime.waiters.watch("cancel", ctx.workflow_id, asynchronous=True, wildcard=False) as waiter:
+    with _sleep_watch(ctx, asynchronous=True) as waiter:
         while True:
             ctx.check_cancelled()
             if now_ms() >= wake:
                 return
-            await waiter.wait_async(_left_s(wake, RECHECK_S))
+            if await waiter.wait_async(_left_s(wake, RECHECK_S)) and not ctx.cancelled.is_set():
+                await ctx.runtime.aio(_op_still_ours, ctx)
 
 
 # -- send / recv --------------------------------------------------------------------------------
