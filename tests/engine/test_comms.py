@@ -156,6 +156,8 @@ def test_bad_input_errors(dbos: type[DBOS]) -> None:
         DBOS.send("x", 1, topic=5)  # type: ignore[arg-type]
     with pytest.raises(TypeError, match="destination_id must be a non-empty string"):
         DBOS.send("", 1)
+    with pytest.raises(ValueError, match="topic is 5000 characters long; use at most 2000"):
+        DBOS.send("x", 1, topic="t" * 5000)
     with pytest.raises(ValueError, match="seconds must be a finite number of seconds >= 0"):
         DBOS.sleep(-1)
     with pytest.raises(TypeError, match="workflow_id must be a non-empty string"):

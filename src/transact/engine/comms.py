@@ -40,6 +40,7 @@ CLOSE_STREAM = "DBOS.close_stream"
 POLL_S = 2.0  # safety net for a lost wake-up; wake-ups themselves are pushed
 RECHECK_S = 30.0  # long sleeps re-read the wall clock now and then (it may have been adjusted)
 STREAM_BATCH = 1000
+MAX_NAME_CHARS = 2000
 _NONE = serialization.dumps(None, what="None")
 
 
@@ -58,6 +59,8 @@ def _text(value: Any, api: str, name: str, *, optional: bool = False) -> str:
     if not isinstance(value, str) or (not value and not optional):
         hint = "a string or None" if optional else "a non-empty string"
         raise TypeError(f"{api}: {name} must be {hint}, got {value!r}")
+    if len(value) > MAX_NAME_CHARS:  # ids, topics and keys travel in NOTIFY payloads (8000 bytes)
+        raise ValueError(f"{api}: {name} is {len(value)} characters long; use at most {MAX_NAME_CHARS}")
     return value
 
 
