@@ -108,6 +108,8 @@ class Dispatcher:
                 else:
                     st.dirty = True
                     st.probe = st.probe or key == "delayed"
+                    if key == "requeued":  # a running workflow went back to the queue: a slot is free
+                        st.full, st.freed = False, st.freed + 1
             self._wake.set()
         elif kind == "done":
             with self._lock:

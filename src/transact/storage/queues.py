@@ -49,14 +49,17 @@ def _pk(partitioned: bool) -> str:
 def claim_sql(dialect: str, partitioned: bool) -> str:
     """Take up to N ready rows in claim order; their timeout starts now (deadline_at)."""
     skip_locked = " FOR UPDATE SKIP LOCKED" if dialect == "postgres" else ""
+    # MATERIALIZED: the candidates are picked once. As a plain IN (subquery) Postgres may rescan
+    # the subquery per outer row (nested-loop semi join), and each rescan skips the rows this
+    # statement already locked, so more than LIMIT rows would be claimed.
     return (
-        "UPDATE workflow_status SET status = 'PENDING', executor_id = ?, started_at = ?, updated_at = ?,"
-        " deadline_at = CASE WHEN deadline_at IS NULL AND timeout_ms IS NOT NULL"
-        " THEN timeout_ms + ? ELSE deadline_at END"
-        " WHERE workflow_id IN (SELECT workflow_id FROM workflow_status"
+        "WITH picked(picked_id) AS MATERIALIZED (SELECT workflow_id FROM workflow_status"
         f" WHERE status = 'ENQUEUED' AND queue_name = ?{_pk(partitioned)}"
         f" ORDER BY priority, created_at LIMIT ?{skip_locked})"
-        " AND status = 'ENQUEUED'"
+        " UPDATE workflow_status SET status = 'PENDING', executor_id = ?, started_at = ?, updated_at = ?,"
+        " deadline_at = CASE WHEN deadline_at IS NULL AND timeout_ms IS NOT NULL"
+        " THEN timeout_ms + ? ELSE deadline_at END"
+        " FROM picked WHERE workflow_id = picked_id"
         f" RETURNING {WORKFLOW_COLUMNS}"
     )
 
@@ -101,7 +104,7 @@ _PARTITIONS = (
 )
 _RELEASE = (
     "UPDATE workflow_status SET status = 'ENQUEUED', executor_id = NULL, started_at = NULL, updated_at = ?"
-    " WHERE workflow_id = ? AND status = 'PENDING' AND executor_id = ?"
+    " WHERE workflow_id = ? AND status = 'PENDING' AND executor_id = ? RETURNING queue_name"
 )
 
 
@@ -129,7 +132,7 @@ class QueueSql(DriverBase):
 
         def claim_params(n: int) -> tuple[object, ...]:
             keys = (queue_name, partition_key) if part else (queue_name,)
-            return (executor_id, now, now, now, *keys, n)
+            return (*keys, n, executor_id, now, now, now)
 
         if concurrency is None and rate_limit is None:
             rows = self.write(lambda tx: tx.all(claim, claim_params(max_rows)), single=True)
@@ -198,5 +201,8 @@ class QueueSql(DriverBase):
 
     def queue_release(self, *, workflow_id: str, executor_id: str, now: int) -> bool:
         """Give a claimed but unstarted workflow back to its queue (ENQUEUED, unowned)."""
-        changed = self.write(lambda tx: tx.run(_RELEASE, (now, workflow_id, executor_id)), single=True)
-        return changed == 1
+        row = self.write(lambda tx: tx.one(_RELEASE, (now, workflow_id, executor_id)), single=True)
+        if row is None:
+            return False
+        self.hint("queue", str(row[0]), "requeued")
+        return True

@@ -6,12 +6,16 @@ CREATE INDEX ws_queue_delayed_idx ON workflow_status (queue_name, available_at)
 CREATE INDEX ws_queue_partition_ready_idx ON workflow_status (queue_name, queue_partition_key, priority, created_at)
     WHERE status = 'ENQUEUED' AND queue_partition_key IS NOT NULL;
 
--- A delayed enqueue wakes the dispatchers of its queue, which then promote it at available_at
--- (ENQUEUED rows already notify through notify_status()).
-CREATE FUNCTION notify_delayed() RETURNS trigger AS $$
+-- Wake the dispatchers of a queue with a reason (key) the generic ENQUEUED notification lacks:
+-- "delayed": delayed work was enqueued (they schedule its promotion at available_at);
+-- "requeued": a running workflow went back to the queue (adopted or released), freeing a slot.
+CREATE FUNCTION notify_queue_key() RETURNS trigger AS $$
 BEGIN
-    PERFORM pg_notify('transact', 'queue|' || NEW.queue_name || '|delayed');
+    PERFORM pg_notify('transact', 'queue|' || NEW.queue_name || '|' || TG_ARGV[0]);
     RETURN NULL;
 END $$ LANGUAGE plpgsql;
 CREATE TRIGGER workflow_status_delayed_notify AFTER INSERT ON workflow_status
-    FOR EACH ROW WHEN (NEW.status = 'DELAYED') EXECUTE FUNCTION notify_delayed();
+    FOR EACH ROW WHEN (NEW.status = 'DELAYED') EXECUTE FUNCTION notify_queue_key('delayed');
+CREATE TRIGGER workflow_status_requeued_notify AFTER UPDATE OF status ON workflow_status
+    FOR EACH ROW WHEN (OLD.status = 'PENDING' AND NEW.status = 'ENQUEUED' AND NEW.queue_name IS NOT NULL)
+    EXECUTE FUNCTION notify_queue_key('requeued');
