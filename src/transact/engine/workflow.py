@@ -29,7 +29,7 @@ from transact.errors import (
     WorkflowConflictError,
 )
 from transact.storage import Conflict, OwnershipLost, WorkflowNotPending
-from transact.storage.rows import WorkflowRow
+from transact.storage.rows import StepRow, WorkflowRow
 
 log = logging.getLogger("transact")
 
@@ -369,8 +369,12 @@ def launch_execution(
         _settle(fut, error=NotLaunchedError("Transact is shutting down"))
 
 
-def resume(rt: Runtime, row: WorkflowRow, *, max_attempts_checked: bool = False) -> bool:
-    """Run a PENDING workflow this executor owns (recovery, adoption, dequeue). False if not runnable."""
+def resume(
+    rt: Runtime, row: WorkflowRow, *, max_attempts_checked: bool = False, recorded: dict[int, StepRow] | None = None
+) -> bool:
+    """Run a PENDING workflow this executor owns (recovery, adoption, dequeue). False if not runnable.
+
+    ``recorded``: its step outcomes when the caller already loaded them (a dequeued batch)."""
     info = rt.registry.workflow(row.name)
     if info is None:
         log.warning("workflow %s (%s) is not registered in this process; leaving it", row.workflow_id, row.name)
@@ -384,7 +388,8 @@ def resume(rt: Runtime, row: WorkflowRow, *, max_attempts_checked: bool = False)
         return True  # already running here
     try:
         args, kwargs = serialization.loads(row.inputs) if row.inputs else ((), {})
-        recorded = rt.store.steps_load(row.workflow_id)
+        if recorded is None:
+            recorded = rt.store.steps_load(row.workflow_id)
     except BaseException as exc:
         rt.release_local(row.workflow_id)
         _settle(fut, error=exc)
