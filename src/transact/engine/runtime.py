@@ -111,6 +111,7 @@ class Runtime:
         self.stopping = threading.Event()
         self.extensions: dict[str, Any] = {}
         self.hint_listeners: list[Callable[[str, str, str], None]] = []
+        self._last_cancel_check = 0.0
 
     # -- lifecycle ----------------------------------------------------------------------------
     def launch(self, services: list[Service]) -> None:
@@ -166,18 +167,39 @@ class Runtime:
 
     # -- hints --------------------------------------------------------------------------------
     def _on_hint(self, kind: str, ident: str, key: str) -> None:
-        if kind == "cancel" or kind == "*":
-            self._mark_cancelled(ident if kind == "cancel" else None)
+        if kind in ("cancel", "done"):
+            # A terminal status we did not write ourselves means another process cancelled the
+            # workflow (after our own finish the context is done anyway).
+            self._mark_cancelled(ident)
+        elif kind == "*":
+            self._check_remote_cancels()
         self.waiters.notify(kind, ident, key)
         for listener in self.hint_listeners:
             listener(kind, ident, key)
 
-    def _mark_cancelled(self, workflow_id: str | None) -> None:
+    def _check_remote_cancels(self) -> None:
+        """SQLite: another process committed something; see (at most twice a second) whether it
+        cancelled a workflow running here, so its sleeps and receives stop promptly."""
+        now = time.monotonic()
+        if now - self._last_cancel_check < 0.5:
+            return
+        self._last_cancel_check = now
         with self._running_lock:
-            if workflow_id is not None:
-                ctx = self._contexts.get(workflow_id)
-                if ctx is not None:
-                    ctx.cancelled.set()
+            ids = list(self._contexts)
+        if not ids:
+            return
+        try:
+            for ident in self.store.workflows_cancelled(ids):
+                self._mark_cancelled(ident)
+                self.waiters.notify("cancel", ident)
+        except Exception:
+            log.debug("cancel check failed", exc_info=True)
+
+    def _mark_cancelled(self, workflow_id: str) -> None:
+        with self._running_lock:
+            ctx = self._contexts.get(workflow_id)
+        if ctx is not None:
+            ctx.cancelled.set()
 
     # -- local running table ------------------------------------------------------------------
     def claim_local(self, workflow_id: str) -> tuple[concurrent.futures.Future[Any], bool]:

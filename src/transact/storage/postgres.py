@@ -199,10 +199,11 @@ class PostgresStore(Store):
                 conn.execute(
                     "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER PRIMARY KEY, applied_at BIGINT)"
                 )
-                row = conn.execute("SELECT COALESCE(MAX(version), 0) FROM schema_version").fetchone()
-                current = int(row[0]) if row else 0
+                applied = {int(r[0]) for r in conn.execute("SELECT version FROM schema_version").fetchall()}
+                # Apply every missing version, not only those above the highest: migrations from
+                # parallel branches may land out of order.
                 for version, script in self.migration_scripts():
-                    if version <= current:
+                    if version in applied:
                         continue
                     conn.execute(script.encode())
                     conn.execute(
@@ -210,7 +211,8 @@ class PostgresStore(Store):
                         "VALUES (%s, (extract(epoch from clock_timestamp()) * 1000)::bigint)",
                         (version,),
                     )
-                    current = version
+                    applied.add(version)
+                current = max(applied, default=0)
                 return current
 
         return self._retrying(lambda: self._mapped(attempt))

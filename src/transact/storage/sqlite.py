@@ -17,7 +17,7 @@ from typing import Any
 from transact.storage.errors import Conflict, Unavailable
 from transact.storage.store import Store
 
-POLL_INTERVAL_S = 0.05
+POLL_INTERVAL_S = 0.01
 
 
 class _SqliteTx:
@@ -146,10 +146,11 @@ class SqliteStore(Store):
                 conn.execute(
                     "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER PRIMARY KEY, applied_at BIGINT)"
                 )
-                row = conn.execute("SELECT COALESCE(MAX(version), 0) FROM schema_version").fetchone()
-                current = int(row[0])
+                applied = {int(r[0]) for r in conn.execute("SELECT version FROM schema_version").fetchall()}
+                # Apply every missing version, not only those above the highest: migrations from
+                # parallel branches may land out of order.
                 for version, script in self.migration_scripts():
-                    if version <= current:
+                    if version in applied:
                         continue
                     for statement in _split_sql(script):
                         conn.execute(statement)
@@ -157,7 +158,8 @@ class SqliteStore(Store):
                         "INSERT INTO schema_version (version, applied_at) VALUES (?, strftime('%s','now'))",
                         (version,),
                     )
-                    current = version
+                    applied.add(version)
+                current = max(applied, default=0)
                 conn.execute("COMMIT")
             except BaseException:
                 conn.execute("ROLLBACK")

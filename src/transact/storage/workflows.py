@@ -158,6 +158,20 @@ class WorkflowSql(DriverBase):
             self.hint("cancel", ident)
         return ids
 
+    def workflows_cancelled(self, workflow_ids: Sequence[str]) -> list[str]:
+        """Which of these workflows are CANCELLED (a running process checks whether someone else
+        cancelled its work)."""
+        if not workflow_ids:
+            return []
+        marks = ", ".join("?" * len(workflow_ids))
+        rows = self.read(
+            lambda tx: tx.all(
+                f"SELECT workflow_id FROM workflow_status WHERE status = 'CANCELLED' AND workflow_id IN ({marks})",
+                tuple(workflow_ids),
+            )
+        )
+        return [str(r[0]) for r in rows]
+
     # -- steps --------------------------------------------------------------------------------
     def steps_load(self, workflow_id: str) -> dict[int, StepRow]:
         """Every recorded outcome of a workflow, for replay. Round trips: 1."""
