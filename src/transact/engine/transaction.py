@@ -1,0 +1,311 @@
+"""@DBOS.transaction: run a function in one application-database transaction, exactly once per step.
+
+Inside a workflow a transaction is a step. Its outcome row commits in the same transaction as the
+user's writes (storage/app_outcomes.py); after the commit the step is checkpointed in the system
+database. Replay reads the system checkpoint first, then the outcome row (a crash may fall between
+the two commits), and runs the function only when neither exists. Must not import the facade.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import logging
+import random
+import threading
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from transact.engine import serialization
+from transact.engine import services as service_registry
+from transact.engine import step as step_mod
+from transact.engine.clock import now_ms
+from transact.engine.context import WorkflowContext, current_step, current_workflow
+from transact.engine.replay import recorded_outcome
+from transact.engine.runtime import Runtime
+from transact.errors import (
+    ConfigError,
+    DatabaseUnavailableError,
+    DeterminismError,
+    NotInWorkflowError,
+    WorkflowCancelledError,
+)
+from transact.storage import Unavailable
+from transact.storage.rows import StepRow
+
+if TYPE_CHECKING:
+    from sqlalchemy import Connection
+    from sqlalchemy.orm import Session
+
+    from transact.storage.app_outcomes import AppDatabase, AppOutcome
+
+log = logging.getLogger("transact")
+
+ISOLATION_LEVELS = ("SERIALIZABLE", "REPEATABLE READ", "READ COMMITTED")
+_EXTENSION = "transact.app_database"
+_open_lock = threading.Lock()
+
+_session: contextvars.ContextVar[Session | None] = contextvars.ContextVar("transact_sql_session", default=None)
+
+
+def validate_isolation_level(level: object) -> str:
+    if not isinstance(level, str) or level.upper() not in ISOLATION_LEVELS:
+        raise ConfigError(
+            f"@DBOS.transaction isolation_level must be one of {', '.join(map(repr, ISOLATION_LEVELS))}, got {level!r}"
+        )
+    return level.upper()
+
+
+def current_session() -> Session:
+    """The running transaction's SQLAlchemy session (``DBOS.sql_session``)."""
+    session = _session.get()
+    if session is None:
+        raise NotInWorkflowError(
+            "DBOS.sql_session is only available inside a function decorated with @DBOS.transaction(); "
+            "call such a function to get a session on the application database"
+        )
+    return session
+
+
+# -- the application database, opened at launch ---------------------------------------------------
+def app_database(rt: Runtime, name: str = "") -> AppDatabase:
+    """The runtime's application database, opened and migrated on first use (normally at launch)."""
+    app: AppDatabase | None = rt.extensions.get(_EXTENSION)
+    if app is not None:
+        return app
+    url = rt.settings.application_database_url
+    if url is None:
+        what = f"@DBOS.transaction {name!r}" if name else "@DBOS.transaction"
+        raise ConfigError(
+            f"{what} needs an application database: set config key 'application_database_url' "
+            "(for example 'postgresql://user:password@host:5432/app' or 'sqlite:///app.sqlite')"
+        )
+    with _open_lock:
+        app = rt.extensions.get(_EXTENSION)
+        if app is None:
+            app = _open(rt, url)
+            rt.extensions[_EXTENSION] = app
+    return app
+
+
+def _open(rt: Runtime, url: str) -> AppDatabase:
+    from transact.storage.app_outcomes import AppDatabase, redact
+
+    app = AppDatabase(url, pool_size=rt.settings.pool_size)
+    try:
+        app.migrate(retry_timeout_s=rt.settings.retry_timeout_s)
+    except Unavailable as exc:
+        app.close()
+        raise DatabaseUnavailableError(
+            f"cannot prepare the application database {redact(app.url)} (config key 'application_database_url'): {exc}"
+        ) from exc
+    return app
+
+
+class _AppDatabaseService:
+    def __init__(self, app: AppDatabase) -> None:
+        self.app = app
+
+    def start(self) -> None:
+        pass  # opened and migrated by the factory, before recovery can resume any workflow
+
+    def stop(self) -> None:
+        self.app.close()
+
+
+def _service(rt: Runtime) -> _AppDatabaseService | None:
+    # Factories run before Runtime.launch starts recovery (which resumes workflows at once), so the
+    # outcome table exists before any resumed workflow reaches a transaction.
+    if rt.settings.application_database_url is None:
+        return None
+    return _AppDatabaseService(app_database(rt))
+
+
+service_registry.FACTORIES.append(_service)
+
+
+# -- running a transaction ------------------------------------------------------------------------
+def run_transaction(
+    rt: Runtime, name: str, fn: Callable[..., Any], isolation_level: str, args: Any, kwargs: Any
+) -> Any:
+    outer = _session.get()
+    if outer is not None:
+        return fn(*args, **kwargs)  # a transaction called from a transaction joins it
+    app = app_database(rt, name)
+    ctx = current_workflow.get()
+    if ctx is None or current_step.get() is not None:
+        return _plain(app, name, fn, isolation_level, args, kwargs)
+    function_id = ctx.next_function_id()
+    recorded = recorded_outcome(ctx.recorded, workflow_id=ctx.workflow_id, function_id=function_id, name=name)
+    if recorded is not None:
+        return _value(recorded.output, recorded.error)
+    ctx.check_cancelled()
+    started = now_ms()
+    token = current_step.set(function_id)
+    try:
+        outcome, raised = _durable(app, ctx, function_id, name, fn, isolation_level, args, kwargs)
+    finally:
+        current_step.reset(token)
+    row = StepRow(
+        workflow_id=ctx.workflow_id,
+        function_id=function_id,
+        function_name=name,
+        output=outcome.output,
+        error=outcome.error,
+        started_at=started,
+        completed_at=now_ms(),
+    )
+    stored = step_mod.record(ctx, row)  # a duplicate runner may have recorded first: use its row
+    if stored is row and raised is not None:
+        raise raised  # the original exception, with its traceback
+    return _value(stored.output, stored.error)
+
+
+def _value(output: bytes | None, error: bytes | None) -> Any:
+    if error is not None:
+        raise serialization.loads_error(error)
+    return serialization.loads(output)
+
+
+def _call(conn: Connection, fn: Callable[..., Any], args: Any, kwargs: Any) -> Any:
+    from sqlalchemy.orm import Session
+
+    # Bound to our connection inside our transaction, the session only joins it: a session.commit()
+    # in user code flushes but cannot commit early, so the outcome row always commits with the writes.
+    session = Session(bind=conn, expire_on_commit=False)
+    token = _session.set(session)
+    try:
+        value = fn(*args, **kwargs)
+        session.flush()
+        return value
+    finally:
+        _session.reset(token)
+        session.close()
+
+
+def _plain(app: AppDatabase, name: str, fn: Callable[..., Any], level: str, args: Any, kwargs: Any) -> Any:
+    """Outside a workflow: one transaction, run again only after a conflict (which rolled it back).
+    An outage is not retried here: without an outcome row, a commit that may have happened must not
+    be repeated."""
+    from transact.storage.app_outcomes import classify
+
+    backoff = _Backoff(name)
+    while True:
+        try:
+            with app.transaction(level) as conn:
+                return _call(conn, fn, args, kwargs)
+        except Exception as exc:
+            if classify(exc) != "conflict":
+                raise
+            backoff.pause(None, exc)
+
+
+class _AlreadyRecorded(Exception):
+    """Raised inside the transaction to roll back a run whose outcome is already recorded."""
+
+
+def _durable(
+    app: AppDatabase,
+    ctx: WorkflowContext,
+    function_id: int,
+    name: str,
+    fn: Callable[..., Any],
+    level: str,
+    args: Any,
+    kwargs: Any,
+) -> tuple[AppOutcome, BaseException | None]:
+    """Run until an outcome is committed (or found). Returns it, with the user's exception if this
+    call raised one."""
+    from transact.storage.app_outcomes import AppOutcome, classify
+
+    wid = ctx.workflow_id
+    # A resumed workflow (it has recorded steps) may have committed this transaction just before a
+    # crash: read the outcome row first rather than run the function again. A fresh run skips that
+    # read; the primary key still catches any duplicate at insert (one round trip per transaction).
+    check_first = bool(ctx.recorded)
+    backoff = _Backoff(name)
+    while True:
+        try:
+            with app.transaction(level) as conn:
+                if check_first:
+                    found = app.outcome_get(conn, workflow_id=wid, function_id=function_id)
+                    if found is not None:
+                        return _checked(found, ctx, function_id, name), None
+                value = _call(conn, fn, args, kwargs)
+                output = serialization.dumps(value, what=f"the output of transaction {name!r}")
+                if not app.outcome_insert(
+                    conn,
+                    workflow_id=wid,
+                    function_id=function_id,
+                    function_name=name,
+                    output=output,
+                    error=None,
+                    now=now_ms(),
+                ):
+                    raise _AlreadyRecorded
+            return AppOutcome(name, output, None), None
+        except _AlreadyRecorded:
+            check_first = True  # read it in the next attempt's transaction
+            continue
+        except DeterminismError:
+            raise
+        except Exception as exc:
+            kind = classify(exc)
+            if kind is None:
+                return _record_error(app, ctx, function_id, name, exc)
+            if kind == "outage":
+                check_first = True  # the commit may have happened before the connection failed
+            backoff.pause(ctx, exc)
+
+
+def _record_error(
+    app: AppDatabase, ctx: WorkflowContext, function_id: int, name: str, error: BaseException
+) -> tuple[AppOutcome, BaseException | None]:
+    """The user's writes were rolled back; pin the error so every replay raises it too. If an
+    outcome was recorded earlier (this run failed because the first one committed), that one wins
+    and the error is dropped."""
+    from transact.storage.app_outcomes import AppOutcome, classify
+
+    data = serialization.dumps_error(error)
+    backoff = _Backoff(name)
+    while True:
+        try:
+            found = app.outcome_record(
+                workflow_id=ctx.workflow_id, function_id=function_id, function_name=name, error=data, now=now_ms()
+            )
+        except Exception as exc:
+            if classify(exc) is None:
+                raise
+            backoff.pause(ctx, exc)
+            continue
+        if found is None:
+            return AppOutcome(name, None, data), error
+        return _checked(found, ctx, function_id, name), None
+
+
+def _checked(found: AppOutcome, ctx: WorkflowContext, function_id: int, name: str) -> AppOutcome:
+    if found.function_name != name:
+        raise DeterminismError(ctx.workflow_id, function_id, found.function_name, name)
+    return found
+
+
+class _Backoff:
+    """Exponential back-off with jitter between attempts; cancellation-aware inside a workflow."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.delay = 0.005
+        self.tries = 0
+
+    def pause(self, ctx: WorkflowContext | None, exc: BaseException) -> None:
+        self.tries += 1
+        if self.tries in (10, 100) or self.tries % 500 == 0:
+            log.warning("transaction %r retried %d times (last: %s)", self.name, self.tries, exc)
+        wait = self.delay * (0.5 + random.random())
+        self.delay = min(self.delay * 2, 0.5)
+        if ctx is None:
+            time.sleep(wait)
+            return
+        if ctx.cancelled.wait(wait):
+            raise WorkflowCancelledError(ctx.workflow_id) from exc
+        ctx.check_cancelled()

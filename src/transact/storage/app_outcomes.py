@@ -1,0 +1,303 @@
+"""The user's application database: a SQLAlchemy engine plus one outcome row per workflow transaction.
+
+The outcome row commits in the same transaction as the user's writes, so a transaction that
+committed is never applied again: a replay finds its row. SQLAlchemy Core only; this feature's SQL
+lives here, and so does the mapping of driver errors to "retry" (conflict, outage) or "user error".
+Must not import the engine or the facade.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import random
+import sqlite3
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import psycopg
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    Connection,
+    Engine,
+    Integer,
+    LargeBinary,
+    MetaData,
+    Table,
+    Text,
+    bindparam,
+    create_engine,
+    event,
+    select,
+    text,
+)
+from sqlalchemy import exc as sa_exc
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.engine import make_url
+from sqlalchemy.schema import CreateSchema
+
+from transact.storage.errors import Unavailable
+from transact.storage.postgres import _MIGRATION_LOCK
+
+log = logging.getLogger("transact.storage")
+
+PG_SCHEMA = "transact"
+PG_TABLE = "transaction_outputs"
+SQLITE_TABLE = "transact_transaction_outputs"  # SQLite has no schemas: a prefix keeps it apart
+SQLITE_BUSY_TIMEOUT_S = 30.0
+
+Retry = Literal["conflict", "outage"]
+# 40001 serialization_failure, 40P01 deadlock_detected: the transaction was rolled back, run it again.
+_PG_CONFLICT = frozenset({"40001", "40P01"})
+# Server going away (admin/crash shutdown, not accepting connections yet).
+_PG_OUTAGE = frozenset({"57P01", "57P02", "57P03"})
+
+
+@dataclass(frozen=True, slots=True)
+class AppOutcome:
+    """What a workflow transaction recorded: pickled output, or pickled error."""
+
+    function_name: str
+    output: bytes | None
+    error: bytes | None
+
+
+def sqlalchemy_url(url: str) -> str:
+    """Postgres URLs use the psycopg 3 dialect (the driver Transact ships with); SQLite as given."""
+    for prefix in ("postgresql+psycopg2://", "postgresql+psycopg://", "postgresql://", "postgres://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix) :]
+    return url
+
+
+def redact(url: str) -> str:
+    return make_url(url).render_as_string(hide_password=True)
+
+
+def _outcomes_table(dialect: str) -> Table:
+    pg = dialect == "postgres"
+    return Table(
+        PG_TABLE if pg else SQLITE_TABLE,
+        MetaData(schema=PG_SCHEMA if pg else None),
+        Column("workflow_id", Text, primary_key=True),
+        Column("function_id", Integer, primary_key=True),
+        Column("function_name", Text, nullable=False),
+        Column("output", LargeBinary, nullable=True),
+        Column("error", LargeBinary, nullable=True),
+        Column("created_at", BigInteger, nullable=False),
+    )
+
+
+class AppDatabase:
+    """An engine on the application database and the outcome table in it.
+
+    SQLite runs every transaction as ``BEGIN IMMEDIATE`` (the write lock is taken up front, so two
+    writers queue on the busy timeout instead of failing to upgrade a read lock); SQLite is always
+    serializable, so the isolation level is ignored there. Postgres gets the level per transaction
+    (psycopg puts it in its BEGIN: no extra round trip)."""
+
+    def __init__(self, url: str, *, pool_size: int = 10) -> None:
+        self.url = sqlalchemy_url(url)
+        self.dialect = "sqlite" if self.url.startswith("sqlite") else "postgres"
+        if self.dialect == "sqlite":
+            self.engine: Engine = create_engine(
+                self.url, pool_size=pool_size, max_overflow=0, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_S}
+            )
+            event.listen(self.engine, "connect", _sqlite_connect)
+            event.listen(self.engine, "begin", _sqlite_begin)
+        else:
+            self.engine = create_engine(
+                self.url,
+                pool_size=pool_size,
+                max_overflow=0,
+                pool_pre_ping=True,
+                connect_args={"connect_timeout": 10},
+            )
+        self.table = _outcomes_table(self.dialect)
+        self._by_level: dict[str, Engine] = {}
+        c = self.table.c
+        key = (c.workflow_id == bindparam("wid")) & (c.function_id == bindparam("fid"))
+        self._select = select(c.function_name, c.output, c.error).where(key)
+        insert = pg_insert if self.dialect == "postgres" else sqlite_insert
+        # RETURNING says whether the row went in (rowcount is not reliable for INSERT through SQLAlchemy).
+        self._insert = (
+            insert(self.table)
+            .on_conflict_do_nothing(index_elements=["workflow_id", "function_id"])
+            .returning(c.function_id)
+        )
+
+    # -- transactions ---------------------------------------------------------------------------
+    @contextlib.contextmanager
+    def transaction(self, isolation_level: str) -> Iterator[Connection]:
+        """One transaction on a pooled connection: committed on exit, rolled back on an exception."""
+        engine = self.engine
+        if self.dialect == "postgres":
+            engine = self._by_level.get(isolation_level) or self._level(isolation_level)
+        with engine.connect() as conn, conn.begin():
+            yield conn
+
+    def _level(self, isolation_level: str) -> Engine:
+        engine = self.engine.execution_options(isolation_level=isolation_level)
+        self._by_level[isolation_level] = engine
+        return engine
+
+    # -- outcome rows ---------------------------------------------------------------------------
+    def outcome_get(self, conn: Connection, *, workflow_id: str, function_id: int) -> AppOutcome | None:
+        """The recorded outcome, read inside the caller's transaction. Round trips: 1."""
+        row = conn.execute(self._select, {"wid": workflow_id, "fid": function_id}).first()
+        return AppOutcome(str(row[0]), row[1], row[2]) if row is not None else None
+
+    def outcome_insert(
+        self,
+        conn: Connection,
+        *,
+        workflow_id: str,
+        function_id: int,
+        function_name: str,
+        output: bytes | None,
+        error: bytes | None,
+        now: int,
+    ) -> bool:
+        """Record an outcome in the caller's transaction. False: one is already recorded (the caller
+        must roll back and use it). Round trips: 1 — the whole bookkeeping cost of a transaction."""
+        result = conn.execute(
+            self._insert,
+            {
+                "workflow_id": workflow_id,
+                "function_id": function_id,
+                "function_name": function_name,
+                "output": output,
+                "error": error,
+                "created_at": now,
+            },
+        )
+        return result.first() is not None
+
+    def outcome_record(
+        self, *, workflow_id: str, function_id: int, function_name: str, error: bytes, now: int
+    ) -> AppOutcome | None:
+        """Record a failed transaction's error in a small transaction of its own (the user's writes
+        were rolled back). Returns the outcome recorded earlier instead, if there is one."""
+        with self.engine.connect() as conn, conn.begin():
+            if self.outcome_insert(
+                conn,
+                workflow_id=workflow_id,
+                function_id=function_id,
+                function_name=function_name,
+                output=None,
+                error=error,
+                now=now,
+            ):
+                return None
+            return self.outcome_get(conn, workflow_id=workflow_id, function_id=function_id)
+
+    # -- schema ---------------------------------------------------------------------------------
+    def migrate(self, *, retry_timeout_s: float | None = None) -> None:
+        """Create the outcome table if missing; safe when several processes launch at once.
+
+        Outages are retried with back-off (forever when ``retry_timeout_s`` is None, like the system
+        database); other errors (bad password, missing database) raise ``Unavailable`` at once."""
+
+        def attempt() -> None:
+            with self.engine.connect() as conn, conn.begin():
+                if self.dialect == "postgres":
+                    # The system database's migration lock: when the application database *is* the
+                    # system database, both migrations create schema "transact" and must not race.
+                    conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _MIGRATION_LOCK})
+                    conn.execute(CreateSchema(PG_SCHEMA, if_not_exists=True))
+                # SQLite: BEGIN IMMEDIATE (see _sqlite_begin) already serializes concurrent launches.
+                self.table.create(conn, checkfirst=True)
+
+        started = time.monotonic()
+        delay = 0.05
+        while True:
+            try:
+                attempt()
+                return
+            except Exception as exc:
+                kind = classify(exc)
+                waited = time.monotonic() - started
+                if kind is None or (retry_timeout_s is not None and waited >= retry_timeout_s):
+                    raise Unavailable(f"{type(exc).__name__}: {_first_line(exc)}") from exc
+                log.warning("application database unavailable (%s); retrying", _first_line(exc))
+                time.sleep(delay * (0.5 + random.random()))
+                delay = min(delay * 2, 2.0)
+
+    def reset_outcomes(self) -> None:
+        """Delete every outcome row (tests)."""
+        with self.engine.connect() as conn, conn.begin():
+            conn.execute(self.table.delete())
+
+    def close(self) -> None:
+        """Close pooled connections. The engine stays usable: a straggling workflow that finishes
+        during shutdown opens a fresh connection rather than failing."""
+        self.engine.dispose()
+
+
+def _sqlite_connect(dbapi_conn: Any, _record: Any) -> None:
+    # Let SQLAlchemy's "begin" event issue BEGIN IMMEDIATE instead of sqlite3's implicit BEGIN.
+    dbapi_conn.isolation_level = None
+    cursor = dbapi_conn.cursor()
+    try:
+        # WAL: readers never block the writer. synchronous stays at SQLite's default (FULL): the
+        # application commit is on disk before the system database records the step, so even a power
+        # loss cannot leave a recorded step whose writes are gone.
+        cursor.execute("PRAGMA journal_mode=WAL")
+    finally:
+        cursor.close()
+
+
+def _sqlite_begin(conn: Connection) -> None:
+    conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+# -- error mapping ------------------------------------------------------------------------------
+def classify(exc: BaseException) -> Retry | None:
+    """Why a transaction failed, looking through wrapped causes: ``"conflict"`` (serialization
+    failure, deadlock, SQLite locked: rolled back, safe to run again), ``"outage"`` (the connection
+    failed; a commit may or may not have happened) or None (the user's error)."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        kind = _classify_one(current)
+        if kind is not None:
+            return kind
+        orig = getattr(current, "orig", None) if isinstance(current, sa_exc.DBAPIError) else None
+        if isinstance(orig, BaseException) and id(orig) not in seen:
+            current = orig
+        else:
+            current = current.__cause__ or current.__context__
+    return None
+
+
+def _classify_one(exc: BaseException) -> Retry | None:
+    if isinstance(exc, sa_exc.TimeoutError):
+        return "outage"  # no pooled connection came free in time: nothing was run
+    if isinstance(exc, sa_exc.DBAPIError) and exc.connection_invalidated:
+        return "outage"
+    if isinstance(exc, sqlite3.OperationalError):
+        message = str(exc).lower()
+        if "locked" in message or "busy" in message:
+            return "conflict"
+        if "disk i/o" in message:
+            return "outage"
+        return None
+    if isinstance(exc, psycopg.Error):
+        state = exc.sqlstate
+        if state in _PG_CONFLICT:
+            return "conflict"
+        if isinstance(exc, psycopg.OperationalError | psycopg.InterfaceError) and (
+            state is None or state.startswith("08") or state in _PG_OUTAGE
+        ):
+            return "outage"
+    return None
+
+
+def _first_line(exc: BaseException) -> str:
+    text_ = str(exc).strip()
+    return text_.splitlines()[0] if text_ else type(exc).__name__
