@@ -149,8 +149,8 @@ class Dispatcher:
             self._star, self._last_star = False, mono
         wake = mono + self.rt.settings.queue_poll_seconds
         for queue in list(self.rt.registry.queues.values()):
-            if self._stop.is_set():
-                break
+            if self._stop.is_set() or self.rt.stopping.is_set():
+                break  # shutting down: take no new work
             st = self._state(queue.config)
             try:
                 self._serve(st, star)
@@ -284,6 +284,10 @@ class Dispatcher:
                     self._watch[wid] = entry
 
     def _launch(self, st: _QueueState, partition: str | None, rows: list[WorkflowRow]) -> None:
+        if not rows:
+            return
+        # One read for the whole batch instead of one per workflow (this thread is the bottleneck).
+        steps = self.rt.store.queue_steps([r.workflow_id for r in rows])
         for row in sorted(rows, key=lambda r: (r.priority, r.created_at)):
             wid = row.workflow_id
             with self._lock:
@@ -294,7 +298,7 @@ class Dispatcher:
                 if self.rt.registry.workflow(row.name) is None:
                     self._give_back(st, row)
                 else:
-                    started = wf.resume(self.rt, row)
+                    started = wf.resume(self.rt, row, recorded=steps.get(wid))
             except Exception as exc:
                 self._fail(row, exc)
             if not started:
