@@ -18,6 +18,11 @@ import pytest
 
 APPS = Path(__file__).parent / "apps"
 
+# Tansu completes a group join only after about the session timeout (twice that when a dead
+# member must expire first), so test consumers use short sessions, with heartbeats frequent
+# enough to keep them alive. A missed heartbeat costs a rebalance (time), never correctness.
+SHORT_SESSIONS = {"session.timeout.ms": 2000, "heartbeat.interval.ms": 300}
+
 
 def free_port() -> int:
     with socket.socket() as s:
@@ -99,12 +104,7 @@ class Broker:
             consumer.close()
 
     def consumer_config(self, group: str | None = None) -> dict[str, object]:
-        # session.timeout.ms: Tansu holds group joins for about the session timeout.
-        return {
-            "bootstrap.servers": self.bootstrap,
-            "group.id": group or f"g-{uuid.uuid4().hex[:8]}",
-            "session.timeout.ms": 6000,
-        }
+        return {"bootstrap.servers": self.bootstrap, "group.id": group or f"g-{uuid.uuid4().hex[:8]}", **SHORT_SESSIONS}
 
 
 @pytest.fixture(scope="session")

@@ -3,6 +3,7 @@ assertion every test ends with (exactly one workflow per message)."""
 
 from __future__ import annotations
 
+import json
 import re
 import signal
 import subprocess
@@ -11,7 +12,7 @@ from collections import Counter
 from pathlib import Path
 
 from tests.conftest import spawn
-from tests.integrations.conftest import APPS, Broker, Delivered
+from tests.integrations.conftest import APPS, SHORT_SESSIONS, Broker, Delivered
 from transact.integrations.kafka import kafka_workflow_id
 from transact.storage import open_store
 
@@ -39,6 +40,7 @@ class App:
     """A consumer subprocess whose output is collected by a thread (so its pipe never fills)."""
 
     def __init__(self, db_url: str, kafka: Broker, topic: str, group: str, log: Path, **env: str) -> None:
+        env = {"KAFKA_CONFIG": json.dumps(SHORT_SESSIONS), **env}
         self.proc = spawn(APP, db_url, kafka.bootstrap, topic, group, str(log), env=env)
         self.lines: list[str] = []
         self._reader = threading.Thread(target=self._read, daemon=True)
@@ -74,8 +76,16 @@ class App:
         self._reader.join(5)
 
 
-def produce_keys(kafka: Broker, topic: str) -> list[Delivered]:
-    return kafka.produce(topic, [(str(i).encode(), f"value-{i}".encode()) for i in range(N)])
+def produce_keys(kafka: Broker, topic: str, start: int = 0, stop: int = N) -> list[Delivered]:
+    """Messages keyed "start" .. "stop - 1"."""
+    return kafka.produce(topic, [(str(i).encode(), f"value-{i}".encode()) for i in range(start, stop)])
+
+
+def effect_pids(log: Path) -> set[int]:
+    """The processes whose steps wrote side effects so far."""
+    if not log.exists():
+        return set()
+    return {int(line.split()[2]) for line in log.read_text().splitlines() if line.count(" ") == 2}
 
 
 def assert_exactly_once(db_url: str, kafka: Broker, topic: str, group: str, sent: list[Delivered], log: Path) -> None:

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import spawn, wait_until
-from tests.integrations.conftest import Broker
+from tests.integrations.conftest import SHORT_SESSIONS, Broker
 from tests.integrations.kafka_support import kafka_rows
 from transact import DBOS, ConfigError, KafkaMessage
 from transact.engine.registry import REGISTRY
@@ -184,7 +184,7 @@ def test_example_kafka_consumer_processes_each_order_once(db_url: str, kafka: Br
         "KAFKA_BOOTSTRAP": kafka.bootstrap,
         "KAFKA_TOPIC": topic,
         "KAFKA_GROUP": group,
-        "KAFKA_CONFIG": json.dumps({"session.timeout.ms": 6000}),
+        "KAFKA_CONFIG": json.dumps(SHORT_SESSIONS),
     }
     app = spawn(EXAMPLES / "kafka_consumer.py", env=env, cwd=tmp_path)
     try:

@@ -12,7 +12,7 @@ import pytest
 
 from tests.conftest import wait_until
 from tests.integrations.conftest import Broker
-from tests.integrations.kafka_support import App, N, assert_exactly_once, kafka_rows, produce_keys
+from tests.integrations.kafka_support import App, N, assert_exactly_once, effect_pids, kafka_rows, produce_keys
 
 pytestmark = pytest.mark.kafka
 
@@ -29,10 +29,17 @@ def test_two_consumers_in_one_group_one_killed_midway(db_url: str, kafka: Broker
             return bool(pa) and bool(pb) and not (pa & pb) and (pa | pb) == {0, 1, 2, 3}  # type: ignore[operator]
 
         wait_until(split, timeout=40, interval=0.1, what="both consumers sharing the partitions")
-        sent = produce_keys(kafka, topic)
-        wait_until(lambda: len(kafka_rows(db_url)) >= 300, timeout=30, interval=0.02, what="300 workflows")
+        # Half the messages first, so the kill surely lands midway: both consumers are working.
+        sent = produce_keys(kafka, topic, 0, N // 2)
+        wait_until(
+            lambda: len(kafka_rows(db_url)) >= 300 and effect_pids(side_log) == {a.proc.pid, b.proc.pid},
+            timeout=30,
+            interval=0.02,
+            what="300 workflows, side effects from both consumers",
+        )
         os.kill(a.proc.pid, signal.SIGKILL)
         assert a.proc.wait(10) == -signal.SIGKILL
+        sent += produce_keys(kafka, topic, N // 2, N)
         wait_until(lambda: kafka.committed(topic, group, 4) == N, timeout=60, interval=0.2, what="all offsets")
         wait_until(
             lambda: sum(s == "SUCCESS" for s, _, _ in kafka_rows(db_url).values()) >= N,
@@ -46,5 +53,3 @@ def test_two_consumers_in_one_group_one_killed_midway(db_url: str, kafka: Broker
         a.stop()
         b.stop()
     assert_exactly_once(db_url, kafka, topic, group, sent, side_log)
-    pids = {pid for _, _, pid in (line.split() for line in side_log.read_text().splitlines())}
-    assert {str(a.proc.pid), str(b.proc.pid)} <= pids, "both consumers processed messages"

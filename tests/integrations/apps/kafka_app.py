@@ -10,6 +10,7 @@ but their offsets are not committed, the exact window exactly-once has to surviv
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import signal
@@ -56,10 +57,11 @@ def side_effect(key: str) -> str:
     return key
 
 
-@DBOS.kafka_consumer(
-    {"bootstrap.servers": bootstrap, "group.id": group, "session.timeout.ms": 6000},
-    [topic],
-)
+extra = json.loads(os.environ.get("KAFKA_CONFIG", "{}"))  # session timeouts, from the test
+consumer_config = {"bootstrap.servers": bootstrap, "group.id": group, **extra}
+
+
+@DBOS.kafka_consumer(consumer_config, [topic])
 @DBOS.workflow()
 def process(msg: KafkaMessage) -> str:
     assert msg.key is not None
