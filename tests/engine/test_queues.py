@@ -26,6 +26,7 @@ from transact import (
     DBOS,
     ConfigError,
     DBOSClient,
+    NotLaunchedError,
     Queue,
     QueueDeduplicatedError,
     SetEnqueueOptions,
@@ -194,6 +195,58 @@ def test_enqueue_with_workflow_id_is_idempotent(launch: Launch) -> None:
         h2 = q.enqueue(once, 1)
     assert h2.workflow_id == "fixed-id" and h2.get_result() == 1
     assert runs == [1]
+
+
+def test_enqueue_needs_launch() -> None:
+    DBOS.destroy(destroy_registry=True)
+    q = Queue("early")
+
+    @DBOS.workflow()
+    def job() -> None:
+        return None
+
+    with pytest.raises(NotLaunchedError):
+        q.enqueue(job)
+    DBOS.destroy(destroy_registry=True)
+
+
+def test_async_workflow_enqueues_children(launch: Launch) -> None:
+    q = Queue("fanout")
+
+    @DBOS.workflow()
+    async def square(x: int) -> int:
+        return x * x
+
+    @DBOS.workflow()
+    async def fan(n: int) -> int:
+        handles = [await q.enqueue_async(square, i) for i in range(n)]
+        return sum([await h.get_result() for h in handles])
+
+    launch()
+
+    async def main() -> int:
+        with SetWorkflowID("fan-1"):
+            return await fan(5)
+
+    assert asyncio.run(main()) == sum(i * i for i in range(5))
+    assert sorted(r.workflow_id for r in queue_rows("fanout")) == [f"fan-1-{i}" for i in range(1, 6)]
+
+
+def test_unregistered_workflow_goes_back_to_the_queue(
+    launch: Launch, db_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A process that cannot run a queued workflow returns it for one that can."""
+    Queue("mixed")
+    launch()
+    with DBOSClient(db_url) as client:
+        handle = client.enqueue({"workflow_name": "not_here", "queue_name": "mixed"})
+        wait_until(lambda: "is not registered in this process" in caplog.text, what="the give-back")
+
+        def given_back() -> bool:
+            status = client.get_workflow_status(handle.workflow_id)
+            return status is not None and status.status == "ENQUEUED" and status.executor_id is None
+
+        wait_until(given_back, what="the workflow back in the queue, unowned")
 
 
 def test_data_pipelines_seed_example(launch: Launch) -> None:
