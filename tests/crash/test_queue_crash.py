@@ -40,13 +40,15 @@ def start_worker(procs: list[subprocess.Popen[str]], db_url: str, workdir: Path,
     return proc
 
 
-@pytest.mark.parametrize("takeover", ["restart", "survivor"])
+@pytest.mark.parametrize("takeover", ["restart", "restart-same-id", "survivor"])
 def test_killed_worker_items_complete_once(
     db_url: str, tmp_path: Path, procs: list[subprocess.Popen[str]], takeover: str
 ) -> None:
     hold = tmp_path / "hold"
     hold.touch()
     env = {"APP_HEARTBEAT": "0.5"}
+    if takeover == "restart-same-id":  # the restarted process resumes its own claims itself
+        env["TRANSACT_EXECUTOR_ID"] = "queue-worker-1"
     doomed = start_worker(procs, db_url, tmp_path, **env)
     with DBOSClient(db_url) as client:
         handles = [client.enqueue({"workflow_name": "effectful", "queue_name": "shared"}, i) for i in range(ITEMS)]
@@ -65,7 +67,7 @@ def test_killed_worker_items_complete_once(
         doomed.kill()
         doomed.wait()
         hold.unlink()
-        if takeover == "restart":
+        if takeover.startswith("restart"):
             start_worker(procs, db_url, tmp_path, **env)
 
         assert [h.get_result(timeout=60) for h in handles] == [i * 10 for i in range(ITEMS)]

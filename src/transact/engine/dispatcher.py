@@ -170,6 +170,9 @@ class Dispatcher:
             st = self._states.get(config.name)
             if st is None:
                 st = self._states[config.name] = _QueueState(config)
+                for wid, (queue, part) in self._inflight.items():  # resumed by recovery before we started
+                    if queue == config.name:
+                        st.running.setdefault(part, set()).add(wid)
             elif st.config != config:  # redeclared (e.g. after destroy_registry)
                 st.config, st.dirty, st.probe = config, True, True
             return st
