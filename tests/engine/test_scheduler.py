@@ -19,6 +19,7 @@ import pytest
 
 from tests.conftest import spawn, wait_until
 from transact import DBOS, ConfigError, ScheduleNotFoundError, _current
+from transact.engine import scheduler as scheduler_module
 from transact.engine import serialization
 from transact.engine.scheduler import Scheduler, parse_cron, scheduler_of, tick_workflow_id
 from transact.errors import WorkflowNotRegisteredError
@@ -176,7 +177,9 @@ def test_two_processes_sharing_a_database_run_each_tick_once(db_url: str, tmp_pa
     assert ticks_after(all_ready) >= 7
 
 
-def test_restart_skips_missed_ticks_unless_backfill(config: dict[str, Any], store: Store) -> None:
+def test_restart_skips_missed_ticks_unless_backfill(
+    config: dict[str, Any], store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
     DBOS.destroy(destroy_registry=True)
     plain, backfilled = Runs(), Runs()
 
@@ -209,6 +212,16 @@ def test_restart_skips_missed_ticks_unless_backfill(config: dict[str, Any], stor
         wait_until(
             lambda: plain.after(restarted_at) and backfilled.after(restarted_at), timeout=10, what="ticks after restart"
         )
+        # A running process that stalls (here: its scheduler is held up) past the grace
+        # period skips the ticks it owes, unless backfilling: a stall is downtime too.
+        monkeypatch.setattr(scheduler_module, "LATE_GRACE_MS", 300)
+        with scheduler()._lock:
+            stalled_from = now_utc()
+            time.sleep(1.6)  # > 1 s + grace: at least one whole tick falls in the skipped span
+            stalled_to = now_utc()
+        wait_until(
+            lambda: plain.after(stalled_to) and backfilled.after(stalled_to), timeout=10, what="ticks after the stall"
+        )
         DBOS.pause_schedule("plain")
         DBOS.pause_schedule("backfilled")
         settled(store, "plain", plain)
@@ -223,7 +236,9 @@ def test_restart_skips_missed_ticks_unless_backfill(config: dict[str, Any], stor
     assert len([t for t in times if t < first_run]) == 10
     # No backfill by default: nothing between the first process's last tick and the restart.
     assert [t for t in plain.times() if last_plain < t <= restarted_at] == []
-    assert_one_run_per_tick(plain.after(restarted_at))
+    assert_one_run_per_tick([t for t in plain.after(restarted_at) if t < stalled_from])
+    stalled = [t for t in times if stalled_from < t < stalled_to]
+    assert stalled and [t for t in stalled if t not in plain.times()] != []
 
 
 def test_async_workflow_and_timezone(dbos: type[DBOS], store: Store) -> None:
@@ -357,7 +372,7 @@ def test_cron_fields() -> None:
 
 # -- dynamic schedules --------------------------------------------------------------------------
 def test_dynamic_create_pause_resume_delete(dbos: type[DBOS], store: Store) -> None:
-    control, dyn = Runs(), Runs()
+    control, dyn, gone = Runs(), Runs(), Runs()
 
     @DBOS.scheduled("* * * * * *")
     @DBOS.workflow(name="control")
@@ -368,43 +383,44 @@ def test_dynamic_create_pause_resume_delete(dbos: type[DBOS], store: Store) -> N
     def dyn_wf(scheduled_time: datetime, actual_time: datetime) -> None:
         dyn.add(scheduled_time, actual_time)
 
-    def started_after(moment: datetime) -> list[datetime]:
-        """Ticks of dyn started after ``moment``, once the scheduler has certainly passed two more
-        ticks (it inserts each tick's workflow before it moves on to later ticks)."""
+    @DBOS.workflow(name="gone_wf")
+    def gone_wf(scheduled_time: datetime, actual_time: datetime) -> None:
+        gone.add(scheduled_time, actual_time)
+
+    def started_after(name: str, moment: datetime) -> list[datetime]:
+        """Ticks of a workflow started after ``moment``, once the scheduler has certainly passed
+        two more ticks (it inserts each tick's workflow before it moves on to later ticks)."""
         wait_until(lambda: len(control.after(moment)) >= 2, timeout=10, what="two control ticks")
-        return [t for _, _, t in workflow_rows(store, "dyn_wf") if t > moment]
+        return [t for _, _, t in workflow_rows(store, name) if t > moment]
 
     DBOS.create_schedule("dyn", dyn_wf, "* * * * * *", backfill=True)
-    wait_until(lambda: dyn.all(), timeout=10, what="a dynamic schedule tick")
+    DBOS.create_schedule("gone", "gone_wf", "* * * * * *", timezone="UTC")  # by workflow name
+    wait_until(lambda: dyn.all() and gone.all(), timeout=10, what="ticks of the dynamic schedules")
     listed = {s["schedule_name"]: s for s in DBOS.list_schedules()}
-    assert set(listed) == {"control", "dyn"}
+    assert set(listed) == {"control", "dyn", "gone"}
     assert listed["dyn"]["workflow_name"] == "dyn_wf" and listed["dyn"]["dynamic"] is True
     assert listed["dyn"]["backfill"] is True and listed["dyn"]["last_tick_at"] is not None
+    assert listed["control"]["dynamic"] is False and listed["gone"]["timezone"] == "UTC"
     assert [s["schedule_name"] for s in DBOS.list_schedules(workflow_name="dyn_wf")] == ["dyn"]
     assert [s["schedule_name"] for s in DBOS.list_schedules(schedule_name_prefix="dy")] == ["dyn"]
 
     DBOS.pause_schedule("dyn")
-    paused_at = now_utc()
+    DBOS.delete_schedule("gone")
+    changed_at = now_utc()
     assert [s["schedule_name"] for s in DBOS.list_schedules(status="PAUSED")] == ["dyn"]
-    assert started_after(paused_at) == []
+    assert DBOS.get_schedule("gone") is None
+    assert started_after("dyn_wf", changed_at) == []
+    assert started_after("gone_wf", changed_at) == []
 
     resuming_at = now_utc()
     DBOS.resume_schedule("dyn")
     resumed_at = now_utc()
-    wait_until(lambda: dyn.after(resumed_at), timeout=10, what="ticks after resume")
+    wait_until(lambda: len(dyn.after(resumed_at)) >= 2, timeout=10, what="ticks after resume")
     # Even with backfill, the ticks that fell while paused are not replayed.
-    assert [t for t in dyn.times() if paused_at < t < resuming_at] == []
-
-    DBOS.delete_schedule("dyn")
-    deleted_at = now_utc()
-    assert DBOS.get_schedule("dyn") is None
-    assert started_after(deleted_at) == []
+    assert [t for t in dyn.times() if changed_at < t < resuming_at] == []
+    DBOS.pause_schedule("dyn")
     settled(store, "dyn_wf", dyn)
     assert_one_run_per_tick(dyn.after(resumed_at))
-
-    # A schedule can be created from a workflow's name as well.
-    DBOS.create_schedule("by-name", "dyn_wf", "0 0 1 1 *", timezone="UTC")
-    assert DBOS.get_schedule("by-name") is not None
 
 
 def test_dynamic_schedule_errors_write_nothing(dbos: type[DBOS]) -> None:
@@ -442,7 +458,7 @@ def test_dynamic_schedule_errors_write_nothing(dbos: type[DBOS]) -> None:
     assert [s["schedule_name"] for s in DBOS.list_schedules()] == ["taken"]
 
 
-def test_declared_schedule_can_be_paused_but_not_deleted(dbos: type[DBOS]) -> None:
+def test_declared_schedule_can_be_paused_but_not_deleted(dbos: type[DBOS], config: dict[str, Any]) -> None:
     @DBOS.scheduled("0 * * * *")
     @DBOS.workflow(name="declared")
     def declared(scheduled_time: datetime, actual_time: datetime) -> None:
@@ -453,6 +469,11 @@ def test_declared_schedule_can_be_paused_but_not_deleted(dbos: type[DBOS]) -> No
     DBOS.pause_schedule("declared")
     assert "declared" not in scheduler().next_ticks()
     assert (DBOS.get_schedule("declared") or {})["status"] == "PAUSED"
+
+    DBOS.destroy()  # a redeploy keeps the operator's pause
+    DBOS(config=config)
+    DBOS.launch()
+    assert "declared" not in scheduler().next_ticks()
     DBOS.resume_schedule("declared")
     assert "declared" in scheduler().next_ticks()
 

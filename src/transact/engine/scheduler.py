@@ -185,7 +185,10 @@ class _Entry:
     def __init__(self, name: str, definition: _Definition, after_ms: int) -> None:
         self.name = name
         self.definition = definition
-        self.ticks = definition.cron.ticks_after(after_ms)
+        self.skip_to(after_ms)
+
+    def skip_to(self, after_ms: int) -> None:
+        self.ticks = self.definition.cron.ticks_after(after_ms)
         self.next_tick = next(self.ticks)
 
     @property
@@ -282,32 +285,33 @@ class Scheduler:
             if not due:
                 return
             entry = min(due, key=lambda e: e.next_ms)
-            tick = entry.next_tick
             with self._lock:
                 if self._entries.get(entry.name) is not entry:
                     continue  # paused, deleted or changed since it was picked
-                entry.next_tick = next(entry.ticks)
-            self._fire(entry, tick)
+            late_ms = now_ms() - entry.next_ms
+            if not entry.definition.backfill and late_ms > LATE_GRACE_MS:
+                log.warning(
+                    "schedule %r is %.0f s behind; skipping its older ticks (no backfill)", entry.name, late_ms / 1000
+                )
+                entry.skip_to(now_ms() - LATE_GRACE_MS)
+                continue
+            # Only this thread advances entries (refresh() replaces them), so the tick moves on
+            # only once fired: if the database gives up (Unavailable), the next pass retries it.
+            self._fire(entry, entry.next_tick)
+            entry.next_tick = next(entry.ticks)
 
     def _fire(self, entry: _Entry, tick: datetime) -> None:
         definition = entry.definition
-        tick_ms = int(tick.timestamp() * 1000)
-        now = now_ms()
-        if not definition.backfill and now - tick_ms > LATE_GRACE_MS:
-            log.warning(
-                "schedule %r: skipping tick %s, %.0f s late (no backfill)", entry.name, tick, (now - tick_ms) / 1000
-            )
-        else:
-            actual = datetime.fromtimestamp(now / 1000, definition.cron.zone)
-            wid = tick_workflow_id(entry.name, tick)
-            try:
-                # Idempotent insert: when another process already started this tick, nothing runs here.
-                wf.start(self.rt, definition.info, (tick, actual), {}, workflow_id=wid)
-            except Unavailable:
-                raise
-            except Exception:
-                log.exception("schedule %r could not start workflow %s for tick %s", entry.name, wid, tick)
-        self.rt.store.schedule_advance(entry.name, tick_ms)
+        actual = datetime.fromtimestamp(now_ms() / 1000, definition.cron.zone)
+        wid = tick_workflow_id(entry.name, tick)
+        try:
+            # Idempotent insert: when another process already started this tick, nothing runs here.
+            wf.start(self.rt, definition.info, (tick, actual), {}, workflow_id=wid)
+        except Unavailable:
+            raise
+        except Exception:
+            log.exception("schedule %r could not start workflow %s for tick %s", entry.name, wid, tick)
+        self.rt.store.schedule_advance(entry.name, int(tick.timestamp() * 1000))
 
     # -- planning -----------------------------------------------------------------------------
     def _reload(self) -> None:
