@@ -125,8 +125,9 @@ class QueueSql(DriverBase):
 
         ``concurrency`` caps the rows PENDING in the queue across every process; ``rate_limit``
         caps starts within the last ``rate_period_ms``. Both apply per partition when
-        ``partition_key`` is given. Round trips: 1 without global limits; with them 3 (lock,
-        counts, claim) on Postgres, 2 on SQLite."""
+        ``partition_key`` is given. Round trips: 1 without global limits; with them 3 on Postgres
+        (lock, counts, claim; 2 on SQLite), plus 1 to list the slot holders when the concurrency
+        limit is reached."""
         part = partition_key is not None
         claim = claim_sql(self.dialect, part)
 
