@@ -1,7 +1,28 @@
-"""The ``transact`` command line (issue 7)."""
+"""The ``transact`` command line (issue 7): ``transact --help``.
+
+``main`` turns expected failures (unknown ids, unreachable databases, bad arguments) into one line
+on stderr and exit code 1; unexpected ones keep their traceback.
+"""
 
 from __future__ import annotations
 
+import logging
+import sys
+
+from transact.cli.app import CliError, app
+from transact.errors import TransactError
+
+__all__ = ["app", "main"]
+
 
 def main() -> None:
-    raise SystemExit("the transact CLI is not built yet")
+    # Connection retries are logged as warnings by the pool and the store; the CLI reports the
+    # outcome once instead.
+    logging.getLogger("psycopg.pool").setLevel(logging.CRITICAL)
+    logging.getLogger("transact").setLevel(logging.ERROR)
+    try:
+        app()
+    except (CliError, TransactError) as exc:
+        message = " ".join(str(exc).split()) or type(exc).__name__
+        sys.stderr.write(f"error: {message}\n")
+        sys.exit(1)
