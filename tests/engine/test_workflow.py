@@ -395,3 +395,26 @@ def test_stranded_workflows_view(dbos: type[DBOS]) -> None:
     stranded = DBOS.list_stranded_workflows()
     assert [s.workflow_id for s in stranded] == ["orphan-gone"]
     assert stranded[0].name == "removed_workflow"
+
+
+def test_start_workflow_async_of_sync_workflow_keeps_context(dbos: type[DBOS]) -> None:
+    @DBOS.workflow()
+    def sync_child(x: int) -> int:
+        return x + 1
+
+    @DBOS.workflow()
+    async def parent() -> int:
+        handle = await DBOS.start_workflow_async(sync_child, 1)
+        assert handle.workflow_id == f"{DBOS.workflow_id}-1"
+        return int(await handle.get_result())
+
+    async def main() -> tuple[str, int]:
+        with SetWorkflowID("explicit-async"):
+            handle = await DBOS.start_workflow_async(sync_child, 41)
+        with SetWorkflowID("async-parent"):
+            result = await parent()
+        return handle.workflow_id, result + int(await handle.get_result())
+
+    assert asyncio.run(main()) == ("explicit-async", 44)
+    child = DBOS.get_workflow_status("async-parent-1")
+    assert child is not None and child.parent_workflow_id == "async-parent"
