@@ -221,7 +221,8 @@ class AppDatabase:
             except Exception as exc:
                 kind = classify(exc)
                 waited = time.monotonic() - started
-                if kind is None or (retry_timeout_s is not None and waited >= retry_timeout_s):
+                timed_out = retry_timeout_s is not None and waited >= retry_timeout_s
+                if kind is None or timed_out or _refused(exc):
                     raise Unavailable(f"{type(exc).__name__}: {_first_line(exc)}") from exc
                 log.warning("application database unavailable (%s); retrying", _first_line(exc))
                 time.sleep(delay * (0.5 + random.random()))
@@ -296,6 +297,17 @@ def _classify_one(exc: BaseException) -> Retry | None:
         ):
             return "outage"
     return None
+
+
+# A server that answers FATAL for these reasons may accept us in a moment; any other FATAL at connect
+# (unknown database or role, failed authentication) will not get better by retrying.
+_TRANSIENT_FATAL = ("starting up", "shutting down", "in recovery", "too many", "connection slots")
+
+
+def _refused(exc: BaseException) -> bool:
+    """The server was reached and refused the connection for good (psycopg gives no SQLSTATE here)."""
+    message = str(getattr(exc, "orig", None) or exc)
+    return "FATAL:" in message and not any(marker in message for marker in _TRANSIENT_FATAL)
 
 
 def _first_line(exc: BaseException) -> str:
