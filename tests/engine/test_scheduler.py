@@ -270,7 +270,9 @@ def test_async_workflow_and_timezone(dbos: type[DBOS], store: Store) -> None:
 
 
 # -- declaring ----------------------------------------------------------------------------------
-def test_declared_before_dbos_either_decorator_order_and_forgotten_with_registry(config: dict[str, Any]) -> None:
+def test_declared_before_or_between_dbos_and_launch_either_order_forgotten_with_registry(
+    config: dict[str, Any],
+) -> None:
     DBOS.destroy(destroy_registry=True)
     runs = Runs()
 
@@ -286,8 +288,14 @@ def test_declared_before_dbos_either_decorator_order_and_forgotten_with_registry
 
     try:
         DBOS(config=config)
+
+        @DBOS.scheduled("0 0 1 1 *")
+        @DBOS.workflow(name="between")
+        def between(scheduled_time: datetime, actual_time: datetime) -> None:
+            pass
+
         DBOS.launch()
-        assert set(scheduler().next_ticks()) == {"above", "below"}
+        assert set(scheduler().next_ticks()) == {"above", "below", "between"}
         wait_until(lambda: runs.all(), timeout=10, what="a tick of a schedule declared before DBOS()")
         DBOS.destroy(destroy_registry=True)
 
@@ -295,7 +303,7 @@ def test_declared_before_dbos_either_decorator_order_and_forgotten_with_registry
         DBOS.launch()
         # The rows stay in the database, but only processes declaring them in code fire them.
         assert scheduler().next_ticks() == {}
-        assert {s["schedule_name"] for s in DBOS.list_schedules()} == {"above", "below"}
+        assert {s["schedule_name"] for s in DBOS.list_schedules()} == {"above", "below", "between"}
     finally:
         DBOS.destroy(destroy_registry=True)
 
@@ -366,6 +374,8 @@ def test_cron_fields() -> None:
     assert next_two("30 * * * * *") == [at + 30 * SECOND, at + 90 * SECOND]
     assert next_two("*/15 * * * *") == [at + timedelta(minutes=15), at + timedelta(minutes=30)]
     assert next_two("@hourly") == [at + timedelta(hours=1), at + timedelta(hours=2)]
+    assert next_two("0 12 * * Sun")[0] == datetime(2030, 1, 6, 12, tzinfo=timezone.utc)  # 2030-01-06 is a Sunday
+    assert parse_cron("10-19/2 * * January,Feb *").expr == "10-19/2 * * Jan,Feb *"  # full names accepted
     paris = parse_cron("0 9 * * *", "Europe/Paris").ticks_after(int(at.timestamp() * 1000))
     assert next(paris) == datetime(2030, 1, 2, 8, 0, tzinfo=timezone.utc)  # 09:00 CET
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import inspect
 import logging
+import re
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -44,6 +45,11 @@ EXTENSION = "scheduler"
 _CRON_HELP = (
     "use 5 fields 'minute hour day-of-month month day-of-week' (e.g. '0 * * * *' for hourly), "
     "6 fields with seconds first (e.g. '*/10 * * * * *' for every 10 seconds), or an alias like '@daily'"
+)
+_FULL_NAMES = re.compile(
+    r"\b(january|february|march|april|june|july|august|september|october|november|december"
+    r"|monday|tuesday|wednesday|thursday|friday|saturday|sunday)\b",
+    re.IGNORECASE,
 )
 
 
@@ -80,7 +86,8 @@ def parse_cron(expr: object, tz: object = None) -> Cron:
             raise ConfigError(
                 f"unknown timezone {tz!r} for cron schedule {expr!r}: use an IANA name such as 'Europe/Paris'"
             ) from exc
-    text = " ".join(expr.split())
+    # croniter knows three-letter month and day names only; accept the full ones too.
+    text = _FULL_NAMES.sub(lambda m: m.group(0)[:3], " ".join(expr.split()))
     fields = len(text.split(" "))
     if not text.startswith("@") and fields not in (5, 6):
         raise ConfigError(f"invalid cron schedule {expr!r}: it has {fields} fields; {_CRON_HELP}")
@@ -156,10 +163,11 @@ class ScheduleSpec:
 
 
 def declare(registry: Registry, spec: ScheduleSpec) -> None:
-    """Remember a declared schedule; re-declaring the same function replaces it (module reloads)."""
+    """Remember a declared schedule; a function of the same module and name replaces it (a
+    re-imported module, a test defining it again), as the workflow registry does."""
     with registry.lock:
         registry.schedules[:] = [
-            s for s in registry.schedules if not (isinstance(s, ScheduleSpec) and s.target is spec.target)
+            s for s in registry.schedules if not (isinstance(s, ScheduleSpec) and s.describe() == spec.describe())
         ]
         registry.schedules.append(spec)
 
