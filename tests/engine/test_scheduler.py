@@ -508,3 +508,39 @@ def test_schedules_changed_by_another_process_are_picked_up(dbos: type[DBOS], st
     assert store.schedule_delete("ops")
     wait_until(lambda: len(runs.all()) == len(workflow_rows(store, "operated")), timeout=10)
     assert runs.after(noticed) == []  # ticks picked before the pause was noticed may still finish
+
+
+def test_schedule_rows_progress_only_forward_and_resume_restarts_it(store: Store) -> None:
+    def row(name: str, last: int | None = 1_000) -> ScheduleRow:
+        return ScheduleRow(name, "wf", "* * * * *", None, "ACTIVE", True, True, last, 1, 1)
+
+    assert store.schedule_create(row("a_%"))
+    assert not store.schedule_create(row("a_%"))  # the name is taken; the first row is untouched
+    assert store.schedule_create(row("ab"))
+    store.schedule_advance("a_%", 5_000)
+    store.schedule_advance("a_%", 3_000)  # a slower process reporting an older tick
+    assert (store.schedule_get("a_%") or row("?")).last_tick_at == 5_000
+    # Prefixes are literal: '%' and '_' are no wildcards.
+    assert [r.schedule_name for r in store.schedule_list(name_prefix="a_")] == ["a_%"]
+    assert {r.schedule_name for r in store.schedule_list(name_prefix="a")} == {"a_%", "ab"}
+
+    paused = store.schedule_set_state("a_%", "PAUSED", 7_000)
+    assert paused is not None and (paused.state, paused.last_tick_at) == ("PAUSED", 5_000)
+    resumed = store.schedule_set_state("a_%", "ACTIVE", 9_000)
+    assert resumed is not None and (resumed.state, resumed.last_tick_at) == ("ACTIVE", 9_000)
+    again = store.schedule_set_state("a_%", "ACTIVE", 11_000)  # resuming an active one changes nothing
+    assert again is not None and again.last_tick_at == 9_000
+    assert {r.schedule_name for r in store.schedule_list(state="ACTIVE")} == {"a_%", "ab"}
+
+    declared = store.schedule_declare(
+        ScheduleRow("ab", "wf2", "0 * * * *", "UTC", "ACTIVE", False, False, 12_000, 12_000, 12_000)
+    )
+    # Code redefines the schedule; the operator-facing state and progress survive.
+    assert (declared.workflow_name, declared.cron, declared.dynamic, declared.last_tick_at) == (
+        "wf2",
+        "0 * * * *",
+        False,
+        1_000,
+    )
+    assert store.schedule_delete("ab") and not store.schedule_delete("ab")
+    assert store.schedule_set_state("ab", "PAUSED", 1) is None
