@@ -15,7 +15,7 @@ import pytest
 from sqlalchemy import create_engine, text
 
 from tests.conftest import PG_ADMIN_URL, fresh_postgres, pg_url
-from transact import DBOS, SetWorkflowID, _current
+from transact import DBOS, SerializationError, SetWorkflowID, _current
 from transact.engine import workflow as wf
 from transact.engine.clock import now_ms
 from transact.errors import ConfigError, DatabaseUnavailableError, NotInWorkflowError
@@ -255,6 +255,21 @@ def test_recorded_error_wins_over_a_later_success(tdbos: type[DBOS], app_url: st
     assert items(app_url) == []
 
 
+def test_unpicklable_result_rolls_back_and_raises(tdbos: type[DBOS], app_url: str) -> None:
+    @DBOS.transaction()
+    def returns_a_lock() -> Any:
+        DBOS.sql_session.execute(text("INSERT INTO items (wid, name) VALUES ('u', 'x')"))
+        return threading.Lock()
+
+    @DBOS.workflow()
+    def wf_unpicklable() -> None:
+        returns_a_lock()
+
+    with pytest.raises(SerializationError, match="returns_a_lock"):
+        wf_unpicklable()
+    assert items(app_url) == []
+
+
 def test_fifty_concurrent_serializable_increments(tdbos: type[DBOS], app_url: str) -> None:
     @DBOS.transaction(isolation_level="SERIALIZABLE")
     def increment() -> int:
@@ -310,6 +325,32 @@ def test_serialization_conflict_is_retried(tdbos: type[DBOS], app_url: str, back
     else:  # the other writer was refused ("database is locked") inside our transaction
         assert result == 1 and query(app_url, "SELECT n FROM counter") == [(1,)]
     assert len(outcomes(app_url)) == 1
+
+
+def test_dropped_connection_is_retried(tmp_path: Path, request: pytest.FixtureRequest) -> None:
+    """Postgres only: a server-side disconnect (SQLite has no connection to lose)."""
+    app = fresh_app(request.getfixturevalue("pg_app_database"))
+    attempts: list[int] = []
+
+    @DBOS.transaction()
+    def add_item(name: str) -> int:
+        attempts.append(1)
+        DBOS.sql_session.execute(text("INSERT INTO items (wid, name) VALUES ('drop', :n)"), {"n": name})
+        if len(attempts) % 2 == 1:  # the first attempt of each call loses its connection
+            DBOS.sql_session.execute(text("SELECT pg_terminate_backend(pg_backend_pid())"))
+        return len(attempts)
+
+    @DBOS.workflow()
+    def wf_drop() -> int:
+        return add_item("in-workflow")
+
+    try:
+        launch({"name": "drop", "system_database_url": f"sqlite:///{tmp_path / 's.sqlite'}"}, app)
+        assert wf_drop() == 2
+        assert add_item("plain") == 4  # outside a workflow: retried too, COMMIT was never sent
+        assert items(app) == [("drop", "in-workflow"), ("drop", "plain")]
+    finally:
+        DBOS.destroy(destroy_registry=True)
 
 
 def test_outside_a_workflow_it_is_a_plain_transaction(tdbos: type[DBOS], app_url: str) -> None:

@@ -184,18 +184,22 @@ def _call(conn: Connection, fn: Callable[..., Any], args: Any, kwargs: Any) -> A
 
 
 def _plain(app: AppDatabase, name: str, fn: Callable[..., Any], level: str, args: Any, kwargs: Any) -> Any:
-    """Outside a workflow: one transaction, run again only after a conflict (which rolled it back).
-    An outage is not retried here: without an outcome row, a commit that may have happened must not
-    be repeated."""
+    """Outside a workflow: one transaction, run again after a conflict (it was rolled back) or after
+    an outage before COMMIT was sent. An outage during COMMIT is raised: without an outcome row, a
+    commit that may have happened must not be repeated."""
     from transact.storage.app_outcomes import classify
 
     backoff = _Backoff(name)
     while True:
+        committing = False
         try:
             with app.transaction(level) as conn:
-                return _call(conn, fn, args, kwargs)
+                value = _call(conn, fn, args, kwargs)
+                committing = True
+            return value
         except Exception as exc:
-            if classify(exc) != "conflict":
+            kind = classify(exc)
+            if kind is None or (kind == "outage" and committing):
                 raise
             backoff.pause(None, exc)
 
@@ -219,10 +223,11 @@ def _durable(
     from transact.storage.app_outcomes import AppOutcome, classify
 
     wid = ctx.workflow_id
-    # A resumed workflow (it has recorded steps) may have committed this transaction just before a
-    # crash: read the outcome row first rather than run the function again. A fresh run skips that
-    # read; the primary key still catches any duplicate at insert (one round trip per transaction).
-    check_first = bool(ctx.recorded)
+    # A resumed workflow may have committed the step right after its recorded ones just before the
+    # crash: read that outcome row first rather than run the function again. Every other run skips
+    # the read (the bookkeeping stays one row write); the primary key still catches any duplicate
+    # at insert, e.g. when the crash came before the workflow's first checkpoint.
+    check_first = bool(ctx.recorded) and function_id == max(ctx.recorded) + 1
     backoff = _Backoff(name)
     while True:
         try:

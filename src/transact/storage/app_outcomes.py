@@ -110,12 +110,10 @@ class AppDatabase:
             event.listen(self.engine, "connect", _sqlite_connect)
             event.listen(self.engine, "begin", _sqlite_begin)
         else:
+            # No pool_pre_ping: it would cost a round trip per transaction. A connection dropped by a
+            # server restart fails as an "outage", which the engine retries where that is safe.
             self.engine = create_engine(
-                self.url,
-                pool_size=pool_size,
-                max_overflow=0,
-                pool_pre_ping=True,
-                connect_args={"connect_timeout": 10},
+                self.url, pool_size=pool_size, max_overflow=0, connect_args={"connect_timeout": 10}
             )
         self.table = _outcomes_table(self.dialect)
         self._by_level: dict[str, Engine] = {}
@@ -214,17 +212,20 @@ class AppDatabase:
 
         started = time.monotonic()
         delay = 0.05
+        tries = 0
         while True:
             try:
                 attempt()
                 return
             except Exception as exc:
+                tries += 1
                 kind = classify(exc)
                 waited = time.monotonic() - started
                 timed_out = retry_timeout_s is not None and waited >= retry_timeout_s
                 if kind is None or timed_out or _refused(exc):
                     raise Unavailable(f"{type(exc).__name__}: {_first_line(exc)}") from exc
-                log.warning("application database unavailable (%s); retrying", _first_line(exc))
+                if tries in (1, 10) or tries % 50 == 0:
+                    log.warning("application database unavailable (%s); retrying (attempt %d)", _first_line(exc), tries)
                 time.sleep(delay * (0.5 + random.random()))
                 delay = min(delay * 2, 2.0)
 
