@@ -441,7 +441,9 @@ def test_async_workflow_calls_a_transaction(tdbos: type[DBOS], app_url: str) -> 
 def test_the_application_database_can_be_the_system_database(config: dict[str, Any]) -> None:
     url = fresh_app(config["system_database_url"])
     try:
-        launch(config, url)
+        DBOS.destroy(destroy_registry=True)
+        DBOS(config={**config, "database_url": url})  # the alias of application_database_url
+        DBOS.launch()
 
         @DBOS.transaction()
         def add_item() -> str:
