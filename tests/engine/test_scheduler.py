@@ -362,6 +362,21 @@ def test_bad_declarations_are_rejected_at_decoration() -> None:
     DBOS.destroy(destroy_registry=True)
 
 
+def test_launch_fails_clearly_when_a_scheduled_function_never_became_a_workflow(config: dict[str, Any]) -> None:
+    DBOS.destroy(destroy_registry=True)
+
+    @DBOS.scheduled("0 * * * *")
+    def forgot_workflow(scheduled_time: datetime, actual_time: datetime) -> None:
+        pass
+
+    try:
+        DBOS(config=config)
+        with pytest.raises(ConfigError, match=r"forgot_workflow, which is not a workflow; add @DBOS.workflow\(\)"):
+            DBOS.launch()
+    finally:
+        DBOS.destroy(destroy_registry=True)
+
+
 def test_cron_fields() -> None:
     def next_two(expr: str) -> list[datetime]:
         ticks = parse_cron(expr).ticks_after(

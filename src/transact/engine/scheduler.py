@@ -224,6 +224,7 @@ class Scheduler:
     # -- lifecycle ----------------------------------------------------------------------------
     def start(self) -> None:
         self._stop.clear()
+        self.rt.hint_listeners.append(self.on_hint)
         self.refresh()  # declared schedules are in the database when launch() returns
         self._thread = threading.Thread(target=self._run, name="transact-scheduler", daemon=True)
         self._thread.start()
@@ -234,6 +235,8 @@ class Scheduler:
         if self._thread is not None:
             self._thread.join(timeout=5)
             self._thread = None
+        if self.on_hint in self.rt.hint_listeners:
+            self.rt.hint_listeners.remove(self.on_hint)
 
     def on_hint(self, kind: str, ident: str, key: str) -> None:
         # No lock: called from the listener thread, which must not wait for our database calls.
@@ -403,7 +406,6 @@ def _factory(rt: Runtime) -> Scheduler:
         raise ConfigError(f"@DBOS.scheduled is applied to {names}, which is not a workflow; add @DBOS.workflow()")
     scheduler = Scheduler(rt)
     rt.extensions[EXTENSION] = scheduler
-    rt.hint_listeners.append(scheduler.on_hint)
     return scheduler
 
 
