@@ -22,7 +22,8 @@ import psycopg
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "bench" / "out"
 PG_ADMIN_URL = os.environ.get("BENCH_PG_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
-PG_DB = os.environ.get("BENCH_PG_DB", "transact_bench")
+# One database per run (pid suffix), so concurrent runs by different people never collide.
+PG_DB_PREFIX = os.environ.get("BENCH_PG_DB", "transact_bench")
 
 
 # -- statistics ---------------------------------------------------------------------------------
@@ -219,13 +220,15 @@ class PostgresTarget(Target):
     name = "postgres"
 
     def __init__(self) -> None:
+        self.db = f"{PG_DB_PREFIX}_{os.getpid()}"
         with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
-            for db in (PG_DB, PG_DB + "_app"):
+            _drop_stale(conn)
+            for db in (self.db, self.db + "_app"):
                 conn.execute(f"DROP DATABASE IF EXISTS {db} WITH (FORCE)")
                 conn.execute(f"CREATE DATABASE {db}")
         base = PG_ADMIN_URL.rpartition("/")[0]
-        self.url = f"{base}/{PG_DB}"
-        self.app = f"{base}/{PG_DB}_app"
+        self.url = f"{base}/{self.db}"
+        self.app = f"{base}/{self.db}_app"
 
     def fresh_url(self, tag: str) -> str:
         with psycopg.connect(self.url, autocommit=True) as conn:
@@ -252,8 +255,17 @@ class PostgresTarget(Target):
 
     def close(self) -> None:
         with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
-            for db in (PG_DB, PG_DB + "_app"):
+            for db in (self.db, self.db + "_app"):
                 conn.execute(f"DROP DATABASE IF EXISTS {db} WITH (FORCE)")
+
+
+def _drop_stale(conn: psycopg.Connection[Any]) -> None:
+    """Drop bench databases left by runs that were killed (their pid is gone)."""
+    rows = conn.execute("SELECT datname FROM pg_database WHERE datname LIKE %s", (PG_DB_PREFIX + "\\_%",)).fetchall()
+    for (name,) in rows:
+        pid = name[len(PG_DB_PREFIX) + 1 :].removesuffix("_app")
+        if pid.isdigit() and not os.path.exists(f"/proc/{pid}"):
+            conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
 
 
 # -- the app under test -------------------------------------------------------------------------
