@@ -317,7 +317,7 @@ def test_seed_cron_jobs_example_runs_unchanged(dbos: type[DBOS]) -> None:
 
     @DBOS.scheduled("0 * * * *")  # Run once an hour
     @DBOS.workflow()
-    def run_hourly(scheduled_time: datetime, actual_time: datetime):  # type: ignore[no-untyped-def]
+    def run_hourly(scheduled_time: datetime, actual_time: datetime):
         results = search_hackernews("serverless")
         for comment, url in results:
             post_to_slack(comment, url)
