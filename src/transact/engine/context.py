@@ -29,6 +29,7 @@ class WorkflowContext:
     deadline_at: int | None = None
     function_id: int = 0
     cancelled: threading.Event = field(default_factory=threading.Event)
+    resumed: bool = False  # recovered, adopted or dequeued-again: the previous run may have left work
 
     def next_function_id(self) -> int:
         self.function_id += 1

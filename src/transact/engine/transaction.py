@@ -227,7 +227,7 @@ def _durable(
     # crash: read that outcome row first rather than run the function again. Every other run skips
     # the read (the bookkeeping stays one row write); the primary key still catches any duplicate
     # at insert, e.g. when the crash came before the workflow's first checkpoint.
-    check_first = bool(ctx.recorded) and function_id == max(ctx.recorded) + 1
+    check_first = ctx.resumed and function_id == max(ctx.recorded, default=0) + 1
     backoff = _Backoff(name)
     while True:
         try:

@@ -156,6 +156,7 @@ def new_context(rt: Runtime, row: WorkflowRow, recorded: dict[int, Any] | None =
         runtime=rt,
         recorded=recorded or {},
         deadline_at=row.deadline_at,
+        resumed=row.recovery_attempts > 0 or bool(recorded),
     )
 
 
