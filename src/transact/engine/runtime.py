@@ -129,9 +129,13 @@ class Runtime:
         self.store.start_listening()
         self._deadlines.start()
         self.launched = True
-        for service in services:
-            service.start()
-            self.services.append(service)
+        try:
+            for service in services:
+                service.start()
+                self.services.append(service)
+        except BaseException:
+            self.destroy()  # never leave a half-launched runtime with some services running
+            raise
 
     def destroy(self) -> None:
         self.stopping.set()

@@ -47,7 +47,8 @@ class DriverBase(ABC):
         # None: retry outages forever (the engine must never strand work); a number: give up
         # with Unavailable after that long (clients and the CLI want a prompt, clear error).
         self.retry_timeout_s = retry_timeout_s
-        self.round_trips = 0
+        self.round_trips = 0  # every thread's round trips (bench: idle cost)
+        self._thread_trips = threading.local()
         self._hint_handler: HintHandler | None = None
         self._closed = threading.Event()
 
@@ -71,6 +72,15 @@ class DriverBase(ABC):
     @abstractmethod
     def start_listening(self) -> None:
         """Start delivering hints from other processes to the hint handler."""
+
+    def count_round_trip(self) -> None:
+        self.round_trips += 1
+        self._thread_trips.n = getattr(self._thread_trips, "n", 0) + 1
+
+    def thread_round_trips(self) -> int:
+        """Round trips made by the calling thread (budget tests, unaffected by background services)."""
+        n: int = getattr(self._thread_trips, "n", 0)
+        return n
 
     # -- hints --------------------------------------------------------------------------------
     def set_hint_handler(self, handler: HintHandler | None) -> None:

@@ -28,20 +28,20 @@ class _SqliteTx:
         self._store = store
 
     def one(self, sql: str, params: Sequence[Any] = ()) -> tuple[Any, ...] | None:
-        self._store.round_trips += 1
+        self._store.count_round_trip()
         row: tuple[Any, ...] | None = self._conn.execute(sql, params).fetchone()
         return row
 
     def all(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
-        self._store.round_trips += 1
+        self._store.count_round_trip()
         return list(self._conn.execute(sql, params).fetchall())
 
     def run(self, sql: str, params: Sequence[Any] = ()) -> int:
-        self._store.round_trips += 1
+        self._store.count_round_trip()
         return self._conn.execute(sql, params).rowcount
 
     def many(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
-        self._store.round_trips += 1
+        self._store.count_round_trip()
         self._conn.executemany(sql, rows)
 
 
