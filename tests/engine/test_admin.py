@@ -333,6 +333,7 @@ def test_fork_reuses_steps_before_start_step(dbos: type[DBOS]) -> None:
     assert runs == Counter({1: 1, 2: 2, 3: 2, 4: 2})  # step 1 reused, steps 2-4 re-ran
     forked = handle.get_status()
     assert (forked.forked_from, forked.input, forked.status) == ("orig", ((10,), {}), "SUCCESS")
+    assert (forked.executor_id, forked.recovery_attempts) == (_current.runtime().executor_id, 0)
     assert [s["function_id"] for s in DBOS.list_workflow_steps(handle.workflow_id)] == [1, 2, 3, 4]
     assert ids(DBOS.list_workflows(forked_from="orig")) == [handle.workflow_id]
 

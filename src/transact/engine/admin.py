@@ -11,6 +11,7 @@ import pickle
 import time
 import uuid
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from datetime import datetime, timezone
 from typing import Any
 
@@ -259,13 +260,19 @@ def fork(
         timeout_ms=source.timeout_ms,
         deadline_at=now + source.timeout_ms if source.timeout_ms is not None else None,
     )
+    here = rt is not None and _runs_here(rt, row)
+    if here and rt is not None:
+        row = replace(row, executor_id=rt.executor_id)  # owned from the start: no adoption needed
     try:
         store.workflow_fork(row, source_id=workflow_id, start_step=start_step)
     except Conflict:
         raise WorkflowConflictError(
             f"cannot fork workflow {workflow_id!r} as {new_id!r}: that id is taken; choose another id"
         ) from None
-    _start_unowned(store, [row], rt)
+    if here and rt is not None:
+        wf.resume(rt, row, max_attempts_checked=True)
+    else:
+        store.admin_wake_adopters()
     return new_id
 
 
@@ -291,12 +298,18 @@ def _wait_local_stop(rt: Runtime, workflow_id: str) -> None:
         time.sleep(0.01)
 
 
+def _runs_here(rt: Runtime, row: WorkflowRow) -> bool:
+    """Whether this process may run the workflow (registered here; same version when pinned)."""
+    if not rt.launched or rt.registry.workflow(row.name) is None:
+        return False
+    return not (rt.settings.pin_app_version and row.app_version != rt.app_version)
+
+
 def _start_unowned(store: Store, rows: list[WorkflowRow], rt: Runtime | None) -> None:
     """Run unowned PENDING rows here when this process can, else wake the processes that can."""
     left = False
     for row in rows:
-        runnable = rt is not None and rt.launched and rt.registry.workflow(row.name) is not None
-        if rt is None or not runnable:
+        if rt is None or not _runs_here(rt, row):
             left = True
             continue
         taken = store.workflow_adopt(
