@@ -14,7 +14,7 @@ from typing import Any
 
 import psycopg
 
-from bench.harness import PostgresTarget, Recorder, Result, Target, launched, store
+from bench.harness import CpuMeter, PostgresTarget, Recorder, Result, Target, launched, store
 from bench.queues import declare_queue
 
 
@@ -60,11 +60,16 @@ def run(target: Target, rec: Recorder, *, quick: bool) -> None:
         st = store()
         trips0, stmts0 = st.round_trips, statements[0]
         pg0 = _xact_commit(url) if isinstance(target, PostgresTarget) else 0
-        time.sleep(window)
+        with CpuMeter(url if isinstance(target, PostgresTarget) else None) as cpu:
+            time.sleep(window)
         trips = (st.round_trips - trips0) / window
         stmts = (statements[0] - stmts0) / window
-        pg = (_xact_commit(url) - pg0 - 1) / window if isinstance(target, PostgresTarget) else None
+        # minus our own 3 probe transactions in the window (CpuMeter enter/exit, this read)
+        pg = (_xact_commit(url) - pg0 - 3) / window if isinstance(target, PostgresTarget) else None
     rec.add(Result("7.idle", f"store round trips ({queue_note})", "queries/s", value=trips, extra={"window_s": window}))
+    rec.add(Result("7.idle", "client process CPU", "% of a core", value=cpu.client_s / window * 100))
+    if cpu.server_s is not None:
+        rec.add(Result("7.idle", "Postgres backends CPU (bench db)", "% of a core", value=cpu.server_s / window * 100))
     if pg is not None:
         rec.add(
             Result(
@@ -72,7 +77,7 @@ def run(target: Target, rec: Recorder, *, quick: bool) -> None:
                 "pg_stat_database xact_commit",
                 "xacts/s",
                 value=pg,
-                note="all sessions on the bench db; stats flush lag ~1 s",
+                note="every session on the bench db incl. autovacuum; stats flush lag ~1 s",
             )
         )
     else:
