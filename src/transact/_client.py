@@ -12,10 +12,9 @@ import asyncio
 import os
 import threading
 import time
-from collections.abc import Callable, Sequence
-from datetime import datetime
+from collections.abc import Callable
 from types import TracebackType
-from typing import Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from transact._config import ENV_SYSTEM_DB
 from transact.engine import admin, serialization
@@ -26,6 +25,9 @@ from transact.engine.waiters import Waiters
 from transact.errors import ConfigError, DatabaseUnavailableError, WorkflowNotFoundError
 from transact.models import WorkflowStatus
 from transact.storage import NotFound, Store, Unavailable, open_store
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
 
 R = TypeVar("R")
 T = TypeVar("T")
@@ -201,80 +203,18 @@ class DBOSClient:
         row = self._call(self._store.workflow_get, workflow_id)
         return to_status(row) if row is not None else None
 
-    def list_workflows(
-        self,
-        *,
-        workflow_ids: Sequence[str] | None = None,
-        status: str | Sequence[str] | None = None,
-        name: str | Sequence[str] | None = None,
-        start_time: str | datetime | None = None,
-        end_time: str | datetime | None = None,
-        queue_name: str | None = None,
-        workflow_id_prefix: str | None = None,
-        limit: int | None = None,
-        offset: int | None = None,
-        sort_desc: bool = False,
-        load_input: bool = True,
-        load_output: bool = True,
-        app_version: str | None = None,
-        executor_id: str | None = None,
-        parent_workflow_id: str | None = None,
-        forked_from: str | None = None,
-    ) -> list[WorkflowStatus]:
+    def list_workflows(self, **filters: Unpack[admin.ListFilters]) -> list[WorkflowStatus]:
         """Same filters as ``DBOS.list_workflows``: oldest first unless ``sort_desc``."""
-        query = admin.list_query(
-            workflow_ids=workflow_ids,
-            status=status,
-            name=name,
-            start_time=start_time,
-            end_time=end_time,
-            queue_name=queue_name,
-            workflow_id_prefix=workflow_id_prefix,
-            limit=limit,
-            offset=offset,
-            sort_desc=sort_desc,
-            load_input=load_input,
-            load_output=load_output,
-            app_version=app_version,
-            executor_id=executor_id,
-            parent_workflow_id=parent_workflow_id,
-            forked_from=forked_from,
-        )
-        return self._call(admin.list_workflows, self._store, query)
+        return self._call(admin.list_workflows, self._store, admin.list_query(**filters))
 
-    async def list_workflows_async(self, **filters: Any) -> list[WorkflowStatus]:
+    async def list_workflows_async(self, **filters: Unpack[admin.ListFilters]) -> list[WorkflowStatus]:
         return await asyncio.to_thread(lambda: self.list_workflows(**filters))
 
-    def list_queued_workflows(
-        self,
-        *,
-        queue_name: str | None = None,
-        status: str | Sequence[str] | None = None,
-        name: str | Sequence[str] | None = None,
-        start_time: str | datetime | None = None,
-        end_time: str | datetime | None = None,
-        limit: int | None = None,
-        offset: int | None = None,
-        sort_desc: bool = False,
-        load_input: bool = True,
-    ) -> list[WorkflowStatus]:
+    def list_queued_workflows(self, **filters: Unpack[admin.QueuedFilters]) -> list[WorkflowStatus]:
         """Workflows waiting in or running from a queue (ENQUEUED, DELAYED or PENDING)."""
-        query = admin.list_query(
-            queued_only=True,
-            queue_name=queue_name,
-            status=status,
-            name=name,
-            start_time=start_time,
-            end_time=end_time,
-            limit=limit,
-            offset=offset,
-            sort_desc=sort_desc,
-            load_input=load_input,
-            load_output=False,
-        )
-        return self._call(admin.list_workflows, self._store, query)
+        return self._call(admin.list_workflows, self._store, admin.list_query(queued_only=True, **filters))
 
-    async def list_queued_workflows_async(self, **filters: Any) -> list[WorkflowStatus]:
+    async def list_queued_workflows_async(self, **filters: Unpack[admin.QueuedFilters]) -> list[WorkflowStatus]:
         return await asyncio.to_thread(lambda: self.list_queued_workflows(**filters))
 
     def list_workflow_steps(self, workflow_id: str) -> list[dict[str, Any]]:

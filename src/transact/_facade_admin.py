@@ -10,9 +10,7 @@ descendants); for any other status it changes nothing. Fork re-runs a workflow u
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from transact import _current
 from transact._handles import WorkflowHandle, WorkflowHandleAsync
@@ -21,93 +19,38 @@ from transact.engine import admin
 from transact.engine.status import to_status
 from transact.models import WorkflowStatus
 
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
+
 
 class _AdminFacade:
     # -- reading ------------------------------------------------------------------------------
     @classmethod
-    def list_workflows(
-        cls,
-        *,
-        workflow_ids: Sequence[str] | None = None,
-        status: str | Sequence[str] | None = None,
-        name: str | Sequence[str] | None = None,
-        start_time: str | datetime | None = None,
-        end_time: str | datetime | None = None,
-        queue_name: str | None = None,
-        workflow_id_prefix: str | None = None,
-        limit: int | None = None,
-        offset: int | None = None,
-        sort_desc: bool = False,
-        load_input: bool = True,
-        load_output: bool = True,
-        app_version: str | None = None,
-        executor_id: str | None = None,
-        parent_workflow_id: str | None = None,
-        forked_from: str | None = None,
-    ) -> list[WorkflowStatus]:
+    def list_workflows(cls, **filters: Unpack[admin.ListFilters]) -> list[WorkflowStatus]:
         """Workflows matching every given filter, oldest first (``sort_desc=True``: newest first).
 
-        Times are ISO-8601 strings (naive ones are UTC) bounding ``created_at``, inclusive;
-        ``status`` and ``name`` take one value or a list."""
-        query = admin.list_query(
-            workflow_ids=workflow_ids,
-            status=status,
-            name=name,
-            start_time=start_time,
-            end_time=end_time,
-            queue_name=queue_name,
-            workflow_id_prefix=workflow_id_prefix,
-            limit=limit,
-            offset=offset,
-            sort_desc=sort_desc,
-            load_input=load_input,
-            load_output=load_output,
-            app_version=app_version,
-            executor_id=executor_id,
-            parent_workflow_id=parent_workflow_id,
-            forked_from=forked_from,
-        )
-        return admin.list_workflows(_current.runtime().store, query)
+        Filters: ``workflow_ids``, ``status`` and ``name`` (one value or a list), ``start_time`` and
+        ``end_time`` (ISO-8601 strings, naive ones UTC, bounding ``created_at`` inclusively),
+        ``queue_name``, ``workflow_id_prefix``, ``app_version``, ``executor_id``,
+        ``parent_workflow_id``, ``forked_from``; paging with ``limit`` and ``offset``;
+        ``load_input``/``load_output=False`` skip decoding inputs and outputs."""
+        return admin.list_workflows(_current.runtime().store, admin.list_query(**filters))
 
     @classmethod
-    async def list_workflows_async(cls, **filters: Any) -> list[WorkflowStatus]:
+    async def list_workflows_async(cls, **filters: Unpack[admin.ListFilters]) -> list[WorkflowStatus]:
         query = admin.list_query(**filters)
         rt = _current.runtime()
         return await rt.aio(admin.list_workflows, rt.store, query)
 
     @classmethod
-    def list_queued_workflows(
-        cls,
-        *,
-        queue_name: str | None = None,
-        status: str | Sequence[str] | None = None,
-        name: str | Sequence[str] | None = None,
-        start_time: str | datetime | None = None,
-        end_time: str | datetime | None = None,
-        limit: int | None = None,
-        offset: int | None = None,
-        sort_desc: bool = False,
-        load_input: bool = True,
-    ) -> list[WorkflowStatus]:
-        """Workflows waiting in or running from a queue (ENQUEUED, DELAYED or PENDING)."""
-        query = admin.list_query(
-            queued_only=True,
-            queue_name=queue_name,
-            status=status,
-            name=name,
-            start_time=start_time,
-            end_time=end_time,
-            limit=limit,
-            offset=offset,
-            sort_desc=sort_desc,
-            load_input=load_input,
-            load_output=False,
-        )
-        return admin.list_workflows(_current.runtime().store, query)
+    def list_queued_workflows(cls, **filters: Unpack[admin.QueuedFilters]) -> list[WorkflowStatus]:
+        """Workflows waiting in or running from a queue (ENQUEUED, DELAYED or PENDING), oldest
+        first; filters as for ``list_workflows`` (``queue_name``, ``status``, ``name``, times, paging)."""
+        return admin.list_workflows(_current.runtime().store, admin.list_query(queued_only=True, **filters))
 
     @classmethod
-    async def list_queued_workflows_async(cls, **filters: Any) -> list[WorkflowStatus]:
-        query = admin.list_query(queued_only=True, load_output=False, **filters)
+    async def list_queued_workflows_async(cls, **filters: Unpack[admin.QueuedFilters]) -> list[WorkflowStatus]:
+        query = admin.list_query(queued_only=True, **filters)
         rt = _current.runtime()
         return await rt.aio(admin.list_workflows, rt.store, query)
 

@@ -110,6 +110,13 @@ def test_list_rejects_bad_arguments(dbos: type[DBOS], kwargs: dict[str, Any], me
         DBOS.list_workflows(**kwargs)
 
 
+def test_list_rejects_unknown_filters(dbos: type[DBOS]) -> None:
+    with pytest.raises(TypeError, match="unexpected keyword argument 'state'"):
+        DBOS.list_workflows(state="SUCCESS")  # type: ignore[call-arg]
+    with pytest.raises(TypeError, match=r"list_queued_workflows\(\) got an unexpected keyword argument 'workflow_ids'"):
+        DBOS.list_queued_workflows(workflow_ids=["x"])  # type: ignore[call-arg]
+
+
 def test_list_queries_use_indexes(store: Store) -> None:
     """Newest 50 (optionally by status or name) walk an index in created_at order: no table scan.
     Realistic shares: 1 row in 20 is an ERROR, each of 10 names has 1 row in 10."""

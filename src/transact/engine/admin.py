@@ -13,7 +13,7 @@ import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime, timezone
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypedDict
 
 from transact.engine import serialization
 from transact.engine import workflow as wf
@@ -34,6 +34,9 @@ from transact.models import WorkflowStatus, WorkflowStatusString
 from transact.storage import Conflict, Store
 from transact.storage.admin import ListQuery
 from transact.storage.rows import WorkflowRow
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
 
 STATUSES = tuple(s.value for s in WorkflowStatusString)
 QUEUED_STATUSES = ("ENQUEUED", "PENDING", "DELAYED")
@@ -101,51 +104,68 @@ def _optional_str(value: Any, *, what: str) -> str | None:
     return value
 
 
-def list_query(
-    *,
-    workflow_ids: Sequence[str] | None = None,
-    status: str | Sequence[str] | None = None,
-    name: str | Sequence[str] | None = None,
-    start_time: str | datetime | None = None,
-    end_time: str | datetime | None = None,
-    queue_name: str | None = None,
-    workflow_id_prefix: str | None = None,
-    limit: int | None = None,
-    offset: int | None = None,
-    sort_desc: bool = False,
-    load_input: bool = True,
-    load_output: bool = True,
-    app_version: str | None = None,
-    executor_id: str | None = None,
-    parent_workflow_id: str | None = None,
-    forked_from: str | None = None,
-    queued_only: bool = False,
-) -> ListQuery:
-    """Check ``list_workflows`` arguments (nothing is read before they are valid)."""
-    statuses = _strings(status, what="status")
+class QueuedFilters(TypedDict, total=False):
+    """Keyword filters of ``list_queued_workflows`` (DBOS and DBOSClient)."""
+
+    queue_name: str | None
+    status: str | Sequence[str] | None
+    name: str | Sequence[str] | None
+    start_time: str | datetime | None  # ISO-8601; naive times are UTC; bounds created_at, inclusive
+    end_time: str | datetime | None
+    limit: int | None
+    offset: int | None
+    sort_desc: bool  # default False: oldest first
+    load_input: bool  # default True
+
+
+class ListFilters(QueuedFilters, total=False):
+    """Keyword filters of ``list_workflows`` (DBOS and DBOSClient); each given one must match."""
+
+    workflow_ids: Sequence[str] | None
+    workflow_id_prefix: str | None
+    load_output: bool  # default True
+    app_version: str | None
+    executor_id: str | None
+    parent_workflow_id: str | None
+    forked_from: str | None
+
+
+_LIST_KEYS = frozenset(ListFilters.__annotations__) | frozenset(QueuedFilters.__annotations__)
+_QUEUED_KEYS = frozenset(QueuedFilters.__annotations__)
+
+
+def list_query(*, queued_only: bool = False, **filters: Unpack[ListFilters]) -> ListQuery:
+    """Check ``list_workflows`` (or, ``queued_only``, ``list_queued_workflows``) arguments before
+    anything is read."""
+    api = "list_queued_workflows" if queued_only else "list_workflows"
+    unknown = sorted(set(filters) - (_QUEUED_KEYS if queued_only else _LIST_KEYS))
+    if unknown:
+        raise TypeError(f"{api}() got an unexpected keyword argument {unknown[0]!r}")
+    f: dict[str, Any] = dict(filters)
+    statuses = _strings(f.get("status"), what="status")
     for s in statuses or ():
         if s not in STATUSES:
             raise ConfigError(f"status {s!r} is not a workflow status; use one of {', '.join(STATUSES)}")
     if queued_only and statuses is None:
         statuses = list(QUEUED_STATUSES)
     return ListQuery(
-        workflow_ids=_strings(workflow_ids, what="workflow_ids"),
+        workflow_ids=_strings(f.get("workflow_ids"), what="workflow_ids"),
         statuses=statuses,
-        names=_strings(name, what="name"),
-        created_from=epoch_ms(start_time, what="start_time"),
-        created_to=epoch_ms(end_time, what="end_time"),
-        queue_name=_optional_str(queue_name, what="queue_name"),
+        names=_strings(f.get("name"), what="name"),
+        created_from=epoch_ms(f.get("start_time"), what="start_time"),
+        created_to=epoch_ms(f.get("end_time"), what="end_time"),
+        queue_name=_optional_str(f.get("queue_name"), what="queue_name"),
         queued_only=queued_only,
-        id_prefix=_optional_str(workflow_id_prefix, what="workflow_id_prefix"),
-        app_version=_optional_str(app_version, what="app_version"),
-        executor_id=_optional_str(executor_id, what="executor_id"),
-        parent_workflow_id=_optional_str(parent_workflow_id, what="parent_workflow_id"),
-        forked_from=_optional_str(forked_from, what="forked_from"),
-        limit=_count(limit, what="limit"),
-        offset=_count(offset, what="offset"),
-        newest_first=bool(sort_desc),
-        load_input=bool(load_input),
-        load_output=bool(load_output),
+        id_prefix=_optional_str(f.get("workflow_id_prefix"), what="workflow_id_prefix"),
+        app_version=_optional_str(f.get("app_version"), what="app_version"),
+        executor_id=_optional_str(f.get("executor_id"), what="executor_id"),
+        parent_workflow_id=_optional_str(f.get("parent_workflow_id"), what="parent_workflow_id"),
+        forked_from=_optional_str(f.get("forked_from"), what="forked_from"),
+        limit=_count(f.get("limit"), what="limit"),
+        offset=_count(f.get("offset"), what="offset"),
+        newest_first=bool(f.get("sort_desc", False)),
+        load_input=bool(f.get("load_input", True)),
+        load_output=bool(f.get("load_output", True)) and not queued_only,
     )
 
 
