@@ -87,7 +87,7 @@ def test_enqueue_to_another_process_and_get_the_result(client: DBOSClient, worke
 def test_cancelled_queued_work_never_starts_and_resume_requeues_it(
     client: DBOSClient, worker: subprocess.Popen[str]
 ) -> None:
-    late = {"workflow_name": "greet", "queue_name": "client-q", "delay_seconds": 0.5}
+    late = {"workflow_name": "greet", "queue_name": "client-q", "delay_seconds": 1.5}
     cancelled = client.enqueue({**late, "workflow_id": "late-cancelled"}, "x")
     control = client.enqueue({**late, "workflow_id": "late-control"}, "y")
     client.cancel_workflow("late-cancelled")
