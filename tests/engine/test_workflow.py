@@ -418,3 +418,31 @@ def test_start_workflow_async_of_sync_workflow_keeps_context(dbos: type[DBOS]) -
     assert asyncio.run(main()) == ("explicit-async", 44)
     child = DBOS.get_workflow_status("async-parent-1")
     assert child is not None and child.parent_workflow_id == "async-parent"
+
+
+def test_stale_cancel_signal_hands_the_workflow_back(dbos: type[DBOS]) -> None:
+    """A cancel signal that the database does not confirm (e.g. a late notification after a resume)
+    stops the local run, but the workflow is handed back to recovery and still finishes."""
+    rt = dbos._current._runtime  # type: ignore[union-attr]
+    started = threading.Event()
+    runs: list[int] = []
+
+    @DBOS.step()
+    def slow(i: int) -> int:
+        runs.append(i)
+        if i == 1:
+            started.set()
+            time.sleep(0.2)
+        return i
+
+    @DBOS.workflow()
+    def wf() -> int:
+        return slow(1) + slow(2)
+
+    with SetWorkflowID("stale-cancel"):
+        handle = DBOS.start_workflow(wf)
+    assert started.wait(10)
+    rt._mark_cancelled("stale-cancel")  # as a stale hint would
+    assert handle.get_result(timeout=30) == 3
+    assert handle.get_status().status == "SUCCESS"
+    assert runs.count(1) == 1  # the checkpointed step did not run again

@@ -218,8 +218,11 @@ class Runtime:
             self._running[workflow_id] = fut
             return fut, True
 
-    def release_local(self, workflow_id: str) -> None:
+    def release_local(self, workflow_id: str, fut: concurrent.futures.Future[Any] | None = None) -> None:
+        """Free the id's slot; with ``fut``, only if the slot still belongs to that run."""
         with self._running_lock:
+            if fut is not None and self._running.get(workflow_id) is not fut:
+                return
             self._running.pop(workflow_id, None)
             self._contexts.pop(workflow_id, None)
 

@@ -189,18 +189,34 @@ def _finish_row(rt: Runtime, ctx: WorkflowContext, value: Any, error: BaseExcept
     return value
 
 
-def _handoff(rt: Runtime, ctx: WorkflowContext, exc: OwnershipLost) -> Any:
-    log.warning("workflow %s was adopted by another executor (%s); waiting for its result", ctx.workflow_id, exc)
-    return rt.await_result(ctx.workflow_id, local=False)
+def _hand_back(rt: Runtime, ctx: WorkflowContext) -> bool:
+    """After an interrupted run: if the row is still PENDING and ours (the cancel was stale, e.g. a
+    late notification after a resume), release it so recovery runs it again instead of stranding it."""
+    if rt.stopping.is_set():
+        return False  # shutdown releases everything anyway
+    if not rt.store.workflow_release(workflow_id=ctx.workflow_id, executor_id=rt.executor_id, now=now_ms()):
+        return False
+    log.warning("workflow %s was interrupted but is still pending; handing it back to recovery", ctx.workflow_id)
+    rt.store.hint("executor", rt.executor_id)  # wake this process's recovery pass now
+    return True
 
 
 def execute(rt: Runtime, ctx: WorkflowContext, info: WorkflowInfo, args: Any, kwargs: Any) -> Any:
+    """Run the body and record its outcome. Raises NotLocal when the result will come from
+    elsewhere (adopted by another executor, or handed back after a stale interruption)."""
     rt.register_context(ctx)
     token = current_workflow.set(ctx)
     try:
         try:
             value = info.func(*args, **kwargs)
-        except (WorkflowCancelledError, OwnershipLost, ShutdownInterrupt):
+        except ShutdownInterrupt:
+            raise
+        except OwnershipLost as exc:
+            log.warning("workflow %s was adopted by another executor (%s)", ctx.workflow_id, exc)
+            raise NotLocal() from exc
+        except WorkflowCancelledError:
+            if _hand_back(rt, ctx):
+                raise NotLocal() from None
             raise
         except DeterminismError as exc:
             log.error("%s", exc)
@@ -209,7 +225,7 @@ def execute(rt: Runtime, ctx: WorkflowContext, info: WorkflowInfo, args: Any, kw
             return _finish_row(rt, ctx, None, exc)
         return _finish_row(rt, ctx, value, None)
     except OwnershipLost as exc:
-        return _handoff(rt, ctx, exc)
+        raise NotLocal() from exc
     finally:
         current_workflow.reset(token)
 
@@ -220,14 +236,20 @@ async def execute_async(rt: Runtime, ctx: WorkflowContext, info: WorkflowInfo, a
     try:
         try:
             value = await info.func(*args, **kwargs)
-        except (WorkflowCancelledError, OwnershipLost, ShutdownInterrupt):
+        except ShutdownInterrupt:
+            raise
+        except OwnershipLost as exc:
+            log.warning("workflow %s was adopted by another executor (%s)", ctx.workflow_id, exc)
+            raise NotLocal() from exc
+        except WorkflowCancelledError:
+            if await rt.aio(_hand_back, rt, ctx):
+                raise NotLocal() from None
             raise
         except Exception as exc:
             return await rt.aio(_finish_row, rt, ctx, None, exc)
         return await rt.aio(_finish_row, rt, ctx, value, None)
     except OwnershipLost as exc:
-        log.warning("workflow %s was adopted by another executor (%s)", ctx.workflow_id, exc)
-        return await rt.await_result_async(ctx.workflow_id)
+        raise NotLocal() from exc
     finally:
         current_workflow.reset(token)
 
@@ -239,6 +261,14 @@ def _settle(fut: concurrent.futures.Future[Any], value: Any = None, error: BaseE
         fut.set_exception(error)
     else:
         fut.set_result(value)
+
+
+def _done(
+    rt: Runtime, wid: str, fut: concurrent.futures.Future[Any], value: Any = None, error: BaseException | None = None
+) -> None:
+    """Free the local slot first (a resume or adoption may claim the id at once), then publish."""
+    rt.release_local(wid, fut)
+    _settle(fut, value, error)
 
 
 # -- direct calls -------------------------------------------------------------------------------
@@ -254,17 +284,20 @@ def invoke(rt: Runtime, info: WorkflowInfo, args: tuple[Any, ...], kwargs: dict[
     try:
         stored, inserted = insert(rt, plan)
         if inserted:
-            value = execute(rt, new_context(rt, stored), info, args, kwargs)
+            try:
+                value = execute(rt, new_context(rt, stored), info, args, kwargs)
+            except NotLocal:
+                _done(rt, wid, fut, error=NotLocal())
+                return rt.await_result(wid, local=False)
         elif stored.is_terminal:
             value = rt.outcome(stored)
         else:
-            value = rt.await_result(wid, local=False)
+            _done(rt, wid, fut, error=NotLocal())  # runs elsewhere: never hold the slot while waiting
+            return rt.await_result(wid, local=False)
     except BaseException as exc:
-        _settle(fut, error=exc)
+        _done(rt, wid, fut, error=exc)
         raise
-    finally:
-        rt.release_local(wid)
-    _settle(fut, value)
+    _done(rt, wid, fut, value)
     return value
 
 
@@ -279,17 +312,20 @@ async def invoke_async(rt: Runtime, info: WorkflowInfo, args: tuple[Any, ...], k
     try:
         stored, inserted = await rt.aio(insert, rt, plan)
         if inserted:
-            value = await execute_async(rt, new_context(rt, stored), info, args, kwargs)
+            try:
+                value = await execute_async(rt, new_context(rt, stored), info, args, kwargs)
+            except NotLocal:
+                _done(rt, wid, fut, error=NotLocal())
+                return await rt.await_result_async(wid, local=False)
         elif stored.is_terminal:
             value = rt.outcome(stored)
         else:
-            value = await rt.await_result_async(wid, local=False)
+            _done(rt, wid, fut, error=NotLocal())
+            return await rt.await_result_async(wid, local=False)
     except BaseException as exc:
-        _settle(fut, error=exc)
+        _done(rt, wid, fut, error=exc)
         raise
-    finally:
-        rt.release_local(wid)
-    _settle(fut, value)
+    _done(rt, wid, fut, value)
     return value
 
 
@@ -317,12 +353,10 @@ def start(
     try:
         stored, inserted = insert(rt, plan)
     except BaseException as exc:
-        rt.release_local(wid)
-        _settle(fut, error=exc)
+        _done(rt, wid, fut, error=exc)
         raise
     if not inserted:
-        rt.release_local(wid)
-        _settle(fut, error=NotLocal())
+        _done(rt, wid, fut, error=NotLocal())
         return wid
     launch_execution(rt, new_context(rt, stored), info, args, kwargs, fut)
     return wid
@@ -337,37 +371,37 @@ def launch_execution(
     fut: concurrent.futures.Future[Any],
 ) -> None:
     """Run a claimed workflow in a worker thread (sync) or on an event loop (async)."""
+    wid = ctx.workflow_id
     if info.is_async:
 
         async def body() -> None:
             try:
-                _settle(fut, await execute_async(rt, ctx, info, args, kwargs))
-            except ShutdownInterrupt:
-                _settle(fut, error=NotLocal())
+                value = await execute_async(rt, ctx, info, args, kwargs)
+            except (ShutdownInterrupt, NotLocal):
+                _done(rt, wid, fut, error=NotLocal())
             except BaseException as exc:
-                _settle(fut, error=exc)
-            finally:
-                rt.release_local(ctx.workflow_id)
+                _done(rt, wid, fut, error=exc)
+            else:
+                _done(rt, wid, fut, value)
 
         rt.run_coroutine(body())
         return
 
     def run() -> None:
         try:
-            _settle(fut, execute(rt, ctx, info, args, kwargs))
-        except ShutdownInterrupt:
-            _settle(fut, error=NotLocal())
+            value = execute(rt, ctx, info, args, kwargs)
+        except (ShutdownInterrupt, NotLocal):
+            _done(rt, wid, fut, error=NotLocal())
         except BaseException as exc:
-            _settle(fut, error=exc)
-        finally:
-            rt.release_local(ctx.workflow_id)
+            _done(rt, wid, fut, error=exc)
+        else:
+            _done(rt, wid, fut, value)
 
     fresh = contextvars.Context()
     try:
         rt.workflow_pool.submit(fresh.run, run)
     except RuntimeError:  # pool shut down: the workflow stays PENDING and is recovered later
-        rt.release_local(ctx.workflow_id)
-        _settle(fut, error=NotLaunchedError("Transact is shutting down"))
+        _done(rt, wid, fut, error=NotLaunchedError("Transact is shutting down"))
 
 
 def resume(
@@ -392,8 +426,7 @@ def resume(
         if recorded is None:
             recorded = rt.store.steps_load(row.workflow_id)
     except BaseException as exc:
-        rt.release_local(row.workflow_id)
-        _settle(fut, error=exc)
+        _done(rt, row.workflow_id, fut, error=exc)
         raise
     launch_execution(rt, new_context(rt, row, recorded), info, args, kwargs, fut)
     return True

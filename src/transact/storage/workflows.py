@@ -281,6 +281,18 @@ class WorkflowSql(DriverBase):
         )
         return to_workflow(row) if row is not None else None
 
+    def workflow_release(self, *, workflow_id: str, executor_id: str, now: int) -> bool:
+        """Give up ownership of one PENDING workflow (recovery then runs it again)."""
+        changed = self.write(
+            lambda tx: tx.run(
+                "UPDATE workflow_status SET executor_id = NULL, updated_at = ? "
+                "WHERE workflow_id = ? AND status = 'PENDING' AND executor_id = ?",
+                (now, workflow_id, executor_id),
+            ),
+            single=True,
+        )
+        return changed == 1
+
     def workflows_release(self, executor_id: str, now: int) -> int:
         """Give up ownership of this executor's PENDING workflows (graceful shutdown)."""
         return self.write(
