@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import socket
 import threading
 import time
 from collections.abc import Callable
@@ -222,6 +223,15 @@ class DBOSClient:
 
     async def list_workflow_steps_async(self, workflow_id: str) -> list[dict[str, Any]]:
         return await asyncio.to_thread(self.list_workflow_steps, workflow_id)
+
+    def list_stranded_workflows(self, *, lease_seconds: float = 30.0, limit: int = 1000) -> list[WorkflowStatus]:
+        """PENDING workflows whose owner is gone and that no live process can run."""
+        from transact.engine.recovery import stranded_workflows
+
+        rows = self._call(
+            stranded_workflows, self._store, lease_seconds=lease_seconds, hostname=socket.gethostname(), limit=limit
+        )
+        return [to_status(row, load_output=False) for row in rows]
 
     # -- steering -----------------------------------------------------------------------------
     def cancel_workflow(self, workflow_id: str) -> None:

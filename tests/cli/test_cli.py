@@ -197,3 +197,30 @@ def test_reset_and_migrate(db_url: str) -> None:
     fails(run("workflow", "list", "--db", db_url), gone)
     assert ok_json("migrate", "--db", db_url)["schema_version"] >= 1
     assert ok_json("workflow", "list", "--db", db_url) == []
+
+
+def test_stranded_workflows(dbos: type[DBOS], db_url: str) -> None:
+    from transact.storage.rows import WorkflowRow
+
+    @DBOS.workflow()
+    def still_here() -> None:
+        pass
+
+    store = open_store(db_url)
+    try:
+        store.workflow_insert(
+            WorkflowRow(
+                workflow_id="lost-1",
+                status="PENDING",
+                name="deleted_in_last_deploy",
+                executor_id="gone-executor",
+                created_at=1,
+                updated_at=1,
+            )
+        )
+    finally:
+        store.close()
+    rows = ok_json("workflow", "stranded", "--db", db_url)
+    assert [r["workflow_id"] for r in rows] == ["lost-1"]
+    table = run("workflow", "stranded", "--db", db_url)
+    assert table.returncode == 0 and "lost-1" in table.stdout and "1 stranded" in table.stdout

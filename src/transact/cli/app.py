@@ -150,6 +150,23 @@ def workflow_list(
         out.console().print(out.workflows_table(rows, f"{len(rows)} workflow(s)"))
 
 
+@workflow_app.command("stranded")
+def workflow_stranded(
+    lease: Annotated[float, typer.Option("--lease", help="Seconds of silence after which an executor is dead.")] = 30.0,
+    limit: Annotated[int, typer.Option("--limit", "-l", help="At most this many rows.")] = 1000,
+    db: Db = None,
+    config: ConfigPath = None,
+    json: Json = False,
+) -> None:
+    """List stranded workflows: owner gone and no live process has their workflow registered."""
+    with connect(db, config) as client:
+        rows = client.list_stranded_workflows(lease_seconds=lease, limit=limit)
+    if json:
+        out.print_json([out.status_dict(r) for r in rows])
+    else:
+        out.console().print(out.workflows_table(rows, f"{len(rows)} stranded workflow(s)"))
+
+
 @workflow_app.command("get")
 def workflow_get(workflow_id: WorkflowId, db: Db = None, config: ConfigPath = None, json: Json = False) -> None:
     """Show one workflow: status, inputs, output or error, times."""
