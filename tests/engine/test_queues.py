@@ -638,3 +638,23 @@ def test_worker_concurrency_per_process(db_url: str, workers: Any) -> None:
         by_pid.setdefault(r["pid"], []).append(r)
     assert all(_max_overlap(rs) == 1 for rs in by_pid.values())
     assert _max_overlap(runs) <= 2
+
+
+def test_pinned_app_version_only_claims_its_own_work(config: dict[str, Any]) -> None:
+    DBOS.destroy(destroy_registry=True)
+    queue = Queue("pinned_q")
+
+    @DBOS.workflow()
+    def job(x: int) -> int:
+        return x
+
+    DBOS(config={**config, "app_version": "v2", "pin_app_version": True, "queue_poll_seconds": 0.2})
+    DBOS.launch()
+    try:
+        with SetEnqueueOptions(app_version="v1"):
+            old = queue.enqueue(job, 1)
+        new = queue.enqueue(job, 2)
+        assert new.get_result(timeout=20) == 2
+        assert old.get_status().status == "ENQUEUED"  # left for a process running v1
+    finally:
+        DBOS.destroy(destroy_registry=True)

@@ -263,6 +263,7 @@ class Dispatcher:
                 concurrency=cfg.concurrency,
                 rate_limit=cfg.rate_limit,
                 rate_period_ms=int(cfg.rate_period_s * 1000) if cfg.rate_period_s is not None else None,
+                app_version=self.rt.app_version if self.rt.settings.pin_app_version else None,
             )
             self._launch(st, key, claim.rows)
             more = more or (len(claim.rows) == room and claim.running is None and claim.retry_at is None)

@@ -46,7 +46,7 @@ def _pk(partitioned: bool) -> str:
 
 
 @functools.cache
-def claim_sql(dialect: str, partitioned: bool) -> str:
+def claim_sql(dialect: str, partitioned: bool, pinned: bool = False) -> str:
     """Take up to N ready rows in claim order; their timeout starts now (deadline_at)."""
     skip_locked = " FOR UPDATE SKIP LOCKED" if dialect == "postgres" else ""
     # MATERIALIZED: the candidates are picked once. As a plain IN (subquery) Postgres may rescan
@@ -55,6 +55,7 @@ def claim_sql(dialect: str, partitioned: bool) -> str:
     return (
         "WITH picked(picked_id) AS MATERIALIZED (SELECT workflow_id FROM workflow_status"
         f" WHERE status = 'ENQUEUED' AND queue_name = ?{_pk(partitioned)}"
+        f"{' AND app_version = ?' if pinned else ''}"
         f" ORDER BY priority, created_at LIMIT ?{skip_locked})"
         " UPDATE workflow_status SET status = 'PENDING', executor_id = ?, started_at = ?, updated_at = ?,"
         " deadline_at = CASE WHEN deadline_at IS NULL AND timeout_ms IS NOT NULL"
@@ -120,6 +121,7 @@ class QueueSql(DriverBase):
         concurrency: int | None = None,
         rate_limit: int | None = None,
         rate_period_ms: int | None = None,
+        app_version: str | None = None,
     ) -> QueueClaim:
         """Move up to ``max_rows`` ready rows of a queue (partition) to PENDING for ``executor_id``.
 
@@ -127,13 +129,14 @@ class QueueSql(DriverBase):
         caps starts within the last ``rate_period_ms``. Both apply per partition when
         ``partition_key`` is given. Round trips: 1 without global limits; with them 3 on Postgres
         (lock, counts, claim; 2 on SQLite), plus 1 to list the slot holders when the concurrency
-        limit is reached."""
+        limit is reached. ``app_version``: only claim work enqueued under that version (pinned apps)."""
         part = partition_key is not None
-        claim = claim_sql(self.dialect, part)
+        claim = claim_sql(self.dialect, part, app_version is not None)
 
         def claim_params(n: int) -> tuple[object, ...]:
             keys = (queue_name, partition_key) if part else (queue_name,)
-            return (*keys, n, executor_id, now, now, now)
+            pin = (app_version,) if app_version is not None else ()
+            return (*keys, *pin, n, executor_id, now, now, now)
 
         if concurrency is None and rate_limit is None:
             rows = self.write(lambda tx: tx.all(claim, claim_params(max_rows)), single=True)
