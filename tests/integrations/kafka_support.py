@@ -88,6 +88,15 @@ def effect_pids(log: Path) -> set[int]:
     return {int(line.split()[2]) for line in log.read_text().splitlines() if line.count(" ") == 2}
 
 
+def assert_in_partition_order(log: Path) -> None:
+    """Side effects of one partition happened in offset order (in_order consumers)."""
+    last: dict[str, int] = {}
+    for line in log.read_text().splitlines():
+        _, partition, offset = line.split()[1].rsplit(":", 2)
+        assert int(offset) >= last.get(partition, -1), f"partition {partition}: offset {offset} ran out of order"
+        last[partition] = int(offset)
+
+
 def assert_exactly_once(db_url: str, kafka: Broker, topic: str, group: str, sent: list[Delivered], log: Path) -> None:
     expected = {d.key.decode(): kafka_workflow_id(group, topic, d.partition, d.offset) for d in sent if d.key}
     rows = kafka_rows(db_url)

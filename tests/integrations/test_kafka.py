@@ -152,26 +152,66 @@ def test_each_message_starts_one_workflow_and_redeliveries_start_none(
     assert set(kafka_rows(config["system_database_url"])) == set(ids)
 
 
-def test_in_order_runs_each_partition_one_workflow_at_a_time(dbos: type[DBOS], kafka: Broker) -> None:
+def test_in_order_runs_each_partition_one_workflow_at_a_time(dbos: type[DBOS], kafka: Broker, db_url: str) -> None:
     topic = kafka.create_topic(partitions=2)
+    config = kafka.consumer_config()
+    group = str(config["group.id"])
     lock = threading.Lock()
     events: list[tuple[str, int, int]] = []
+    release = threading.Event()
 
-    @DBOS.kafka_consumer(kafka.consumer_config(), [topic], in_order=True)  # declared after launch()
+    @DBOS.kafka_consumer(config, [topic], in_order=True)  # declared after launch()
     @DBOS.workflow()
     def ordered(msg: KafkaMessage) -> None:
         with lock:
             events.append(("start", msg.partition, msg.offset))
+        if (msg.partition, msg.offset) == (0, 0):
+            release.wait(30)  # holds up partition 0 only
         time.sleep(0.01)  # widen the window in which an overlap would show
         with lock:
             events.append(("end", msg.partition, msg.offset))
 
     for partition in (0, 1):
         kafka.produce(topic, [(None, f"{partition}-{i}".encode()) for i in range(8)], partition=partition)
+    try:
+        # Partition 1 finishes while partition 0 waits on its first workflow: nothing after it has
+        # started, and its offset is not committed until that workflow finishes.
+        wait_until(lambda: sum(e[0] == "end" and e[1] == 1 for e in events) == 8, timeout=30, what="partition 1")
+        wait_until(lambda: kafka.committed(topic, group, 2) == 8, timeout=10, interval=0.1, what="8 commits")
+        assert [e for e in events if e[1] == 0] == [("start", 0, 0)]
+        assert set(kafka_rows(db_url)) == {
+            kafka_workflow_id(group, topic, p, o) for p, o in [(0, 0), *((1, i) for i in range(8))]
+        }
+    finally:
+        release.set()
     wait_until(lambda: len(events) == 32, timeout=30, interval=0.05, what="16 workflows")
     for partition in (0, 1):
         mine = [(kind, offset) for kind, p, offset in events if p == partition]
         assert mine == [(kind, offset) for offset in range(8) for kind in ("start", "end")]
+    wait_until(lambda: kafka.committed(topic, group, 2) == 16, timeout=10, what="16 commits")
+
+
+def test_async_workflow_consumer(dbos: type[DBOS], kafka: Broker) -> None:
+    topic = kafka.create_topic(partitions=1)
+    config = kafka.consumer_config()
+    seen: list[bytes | None] = []
+
+    @DBOS.kafka_consumer(config, [topic])
+    @DBOS.workflow()
+    async def handle(msg: KafkaMessage) -> int:
+        seen.append(msg.value)
+        return msg.offset
+
+    sent = kafka.produce(topic, [(None, b"a"), (None, b"b"), (None, b"c")])
+    wait_until(lambda: kafka.committed(topic, str(config["group.id"]), 1) == 3, timeout=30, what="3 commits")
+    for d in sent:
+        assert (
+            DBOS.retrieve_workflow(kafka_workflow_id(str(config["group.id"]), topic, 0, d.offset)).get_result(
+                timeout=10
+            )
+            == d.offset
+        )
+    assert sorted(seen) == [b"a", b"b", b"c"]
 
 
 def test_example_kafka_consumer_processes_each_order_once(db_url: str, kafka: Broker, tmp_path: Path) -> None:

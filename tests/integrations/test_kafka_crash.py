@@ -11,19 +11,28 @@ import pytest
 
 from tests.conftest import wait_until
 from tests.integrations.conftest import Broker
-from tests.integrations.kafka_support import App, N, assert_exactly_once, kafka_rows, produce_keys
+from tests.integrations.kafka_support import (
+    App,
+    N,
+    assert_exactly_once,
+    assert_in_partition_order,
+    kafka_rows,
+    produce_keys,
+)
 
 pytestmark = pytest.mark.kafka
 
 
+@pytest.mark.parametrize("in_order", [False, True], ids=["parallel", "in_order"])
 def test_crash_between_insert_and_commit_redelivers_and_deduplicates(
-    db_url: str, kafka: Broker, side_log: Path
+    db_url: str, kafka: Broker, side_log: Path, in_order: bool
 ) -> None:
     topic = kafka.create_topic(partitions=3)
     group = f"g-{uuid.uuid4().hex[:8]}"
     sent = produce_keys(kafka, topic)
 
-    first = App(db_url, kafka, topic, group, side_log, CRASH_BEFORE_COMMIT_AFTER="400")
+    mode = {"IN_ORDER": "1" if in_order else "0"}
+    first = App(db_url, kafka, topic, group, side_log, CRASH_BEFORE_COMMIT_AFTER="400", **mode)
     try:
         assert first.proc.wait(60) == -signal.SIGKILL, first.output()
     finally:
@@ -33,7 +42,7 @@ def test_crash_between_insert_and_commit_redelivers_and_deduplicates(
     assert recorded >= 400
     assert committed < recorded, "the crash left recorded workflows whose offsets were not committed"
 
-    second = App(db_url, kafka, topic, group, side_log)
+    second = App(db_url, kafka, topic, group, side_log, **mode)
     try:
         wait_until(lambda: kafka.committed(topic, group, 3) == N, timeout=60, interval=0.2, what="all offsets")
         wait_until(
@@ -47,3 +56,5 @@ def test_crash_between_insert_and_commit_redelivers_and_deduplicates(
     finally:
         second.stop()
     assert_exactly_once(db_url, kafka, topic, group, sent, side_log)
+    if in_order:
+        assert_in_partition_order(side_log)

@@ -11,7 +11,7 @@ optional extra (``pip install 'transact[kafka]'``).
 
 from __future__ import annotations
 
-import concurrent.futures
+import collections
 import inspect
 import logging
 import re
@@ -91,7 +91,7 @@ def validate(config: Any, topics: Any, in_order: Any) -> tuple[dict[str, Any], t
             f"{where} config must not set 'enable.auto.commit' to true: Transact commits each offset "
             "itself, after the message's workflow is recorded; remove the key"
         )
-    if isinstance(topics, str) or not isinstance(topics, Sequence) or not topics:
+    if isinstance(topics, str | bytes) or not isinstance(topics, Sequence) or not topics:
         raise ConfigError(f"{where} topics must be a non-empty list of topic names like ['orders'], got {topics!r}")
     for topic in topics:
         if not isinstance(topic, str) or not (_TOPIC.match(topic) or (topic.startswith("^") and len(topic) > 1)):
@@ -220,7 +220,9 @@ services.FACTORIES.append(_factory)
 
 
 class _ConsumerLoop:
-    """Consume, start one workflow per message, commit; reconnect with back-off on failure."""
+    """Consume, start one workflow per message, commit; reconnect with back-off on failure.
+
+    Only this loop's thread touches the consumer (librdkafka callbacks run inside ``consume``)."""
 
     def __init__(self, rt: Runtime, spec: ConsumerSpec) -> None:
         self.rt = rt
@@ -228,7 +230,7 @@ class _ConsumerLoop:
         self.name = spec.info.name
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name=f"transact-kafka-{self.name}", daemon=True)
-        self._chains: concurrent.futures.ThreadPoolExecutor | None = None  # in_order: one chain per partition
+        self._chains: dict[TP, _Chain] = {}  # in_order: one per assigned partition
 
     def start(self) -> None:
         self._thread.start()
@@ -236,19 +238,23 @@ class _ConsumerLoop:
     def request_stop(self) -> None:
         self._stop.set()
 
-    def _stopping(self) -> bool:
-        # destroy() sets rt.stopping before it stops the services: start no new work from then on.
-        return self._stop.is_set() or self.rt.stopping.is_set()
-
     def join(self, timeout: float) -> None:
         self._thread.join(timeout)
         if self._thread.is_alive():
             log.warning("Kafka consumer for workflow %r did not stop within %s s", self.name, timeout)
 
+    def pause(self, seconds: float) -> None:
+        """Back off (returns early when asked to stop)."""
+        self._stop.wait(seconds)
+
+    def stopping(self) -> bool:
+        # destroy() sets rt.stopping before it stops the services: start no new work from then on.
+        return self._stop.is_set() or self.rt.stopping.is_set()
+
     def _run(self) -> None:
         ck = require()
         delay = 0.5
-        while not self._stopping():
+        while not self.stopping():
             try:
                 consumer = ck.Consumer(self.spec.config)
             except Exception:
@@ -257,46 +263,53 @@ class _ConsumerLoop:
                 delay = min(delay * 2, 10.0)
                 continue
             try:
-                consumer.subscribe(list(self.spec.topics), on_assign=self._on_assign, on_revoke=self._on_revoke)
-                while not self._stopping():
-                    self._wait_for_capacity()
-                    batch = consumer.consume(num_messages=BATCH, timeout=POLL_SECONDS)
-                    if batch:
-                        self._process(ck, consumer, batch)
-                    delay = 0.5
+                self._serve(ck, consumer)
+                delay = 0.5
             except Exception:
                 log.exception("Kafka consumer for workflow %r failed; reconnecting", self.name)
                 self._stop.wait(delay)
                 delay = min(delay * 2, 10.0)
             finally:
                 try:
+                    self._drop_chains(ck, consumer, list(self._chains))
                     consumer.close()  # leaves the group, so its partitions move on at once
                 except Exception as exc:
                     log.warning("closing the Kafka consumer for workflow %r: %s", self.name, exc)
-        if self._chains is not None:
-            self._chains.shutdown(wait=False)
 
-    def _on_assign(self, consumer: Any, partitions: list[Any]) -> None:
-        log.info(
-            "Kafka consumer for workflow %r (group %r) assigned: %s",
-            self.name,
-            self.spec.group_id,
-            ", ".join(f"{p.topic}[{p.partition}]" for p in partitions) or "-",
-        )
+    def _serve(self, ck: ModuleType, consumer: Any) -> None:
+        def on_assign(consumer: Any, partitions: list[Any]) -> None:
+            log.info(
+                "Kafka consumer for workflow %r (group %r) assigned: %s",
+                self.name,
+                self.spec.group_id,
+                ", ".join(f"{p.topic}[{p.partition}]" for p in partitions) or "-",
+            )
 
-    def _on_revoke(self, consumer: Any, partitions: list[Any]) -> None:
-        # Nothing to flush: offsets are committed synchronously at the end of every batch, and
-        # callbacks run inside consume(), between batches.
-        log.info("Kafka consumer for workflow %r (group %r) revoked its partitions", self.name, self.spec.group_id)
+        def on_revoke(consumer: Any, partitions: list[Any]) -> None:
+            # Batches are committed before the next consume(), inside which this runs; in-order
+            # chains of the lost partitions stop and commit what they finished.
+            self._drop_chains(ck, consumer, [(p.topic, p.partition) for p in partitions])
+            log.info("Kafka consumer for workflow %r (group %r) revoked its partitions", self.name, self.spec.group_id)
 
-    def _wait_for_capacity(self) -> None:
-        """Back-pressure: pull no more messages while this process's workflow threads are all busy."""
-        limit = max(BATCH, self.rt.settings.max_workflow_threads)
-        while not self._stopping() and len(self.rt.running_ids()) >= limit:
-            self._stop.wait(0.01)
+        consumer.subscribe(list(self.spec.topics), on_assign=on_assign, on_revoke=on_revoke)
+        paused = False
+        while not self.stopping():
+            if not self.spec.in_order:
+                # Back-pressure: while every workflow thread of this process is busy, pause the
+                # partitions but keep polling, so the group does not expel this consumer.
+                full = len(self.rt.running_ids()) >= max(BATCH, self.rt.settings.max_workflow_threads)
+                if full != paused:
+                    (consumer.pause if full else consumer.resume)(consumer.assignment())
+                    paused = full
+            batch = consumer.consume(num_messages=BATCH, timeout=POLL_SECONDS)
+            messages = self._usable(ck, batch)
+            if self.spec.in_order:
+                self._feed_chains(consumer, messages)
+                self._commit(ck, consumer, self._finished_offsets())
+            elif messages:
+                self._start_batch(ck, consumer, messages)
 
-    # -- one batch ------------------------------------------------------------------------------
-    def _process(self, ck: ModuleType, consumer: Any, batch: list[Any]) -> None:
+    def _usable(self, ck: ModuleType, batch: list[Any]) -> list[Any]:
         messages = []
         for m in batch:
             err = m.error()
@@ -306,30 +319,28 @@ class _ConsumerLoop:
                 if err.fatal():
                     raise ck.KafkaException(err)
                 log.warning("Kafka consumer for workflow %r: %s", self.name, err.str())
-        if not messages:
-            return
-        run = self._run_in_order if self.spec.in_order else self._start_all
-        recorded, retry = run(messages)
-        if recorded:
-            self._commit(ck, consumer, [ck.TopicPartition(t, p, off + 1) for (t, p), off in recorded.items()])
-        if retry and not self._stopping():
-            # Rewind past the failure so the message comes again; nothing after it was committed.
-            for (t, p), off in retry.items():
-                try:
-                    consumer.seek(ck.TopicPartition(t, p, off))
-                except ck.KafkaException as exc:
-                    log.warning("cannot rewind %s[%d] to offset %d: %s", t, p, off, exc)
-            self._stop.wait(1.0)
+        return messages
 
-    def _commit(self, ck: ModuleType, consumer: Any, offsets: list[Any]) -> None:
+    def _commit(self, ck: ModuleType, consumer: Any, offsets: dict[TP, int]) -> bool:
+        """Commit ``offsets`` (the next offset to read, per partition) synchronously."""
+        if not offsets:
+            return True
         try:
-            consumer.commit(offsets=offsets, asynchronous=False)
+            consumer.commit(
+                offsets=[ck.TopicPartition(t, p, off) for (t, p), off in offsets.items()], asynchronous=False
+            )
         except ck.KafkaException as exc:
             # Typically a rebalance moved the partitions away: their new owner receives these
             # messages again and their starts are deduplicated by workflow id.
             log.warning("Kafka consumer for workflow %r could not commit offsets: %s", self.name, exc)
+            return False
+        for tp, off in offsets.items():
+            chain = self._chains.get(tp)
+            if chain is not None:
+                chain.committed = off
+        return True
 
-    def _start(self, m: Any) -> str:
+    def start_workflow(self, m: Any) -> str:
         """Record (and start) the message's workflow; returns its id. Idempotent."""
         msg = to_message(m)
         wid = kafka_workflow_id(self.spec.group_id, msg.topic, msg.partition, msg.offset)
@@ -340,70 +351,149 @@ class _ConsumerLoop:
             log.error("Kafka message %s[%d]@%d not started again: %s", msg.topic, msg.partition, msg.offset, exc)
         return wid
 
-    def _start_all(self, messages: list[Any]) -> tuple[dict[TP, int], dict[TP, int]]:
-        """Record every message's workflow (they run in the background). Returns, per partition, the
-        last recorded offset and the first offset to retry."""
+    # -- default mode: record a batch, then commit it -------------------------------------------
+    def _start_batch(self, ck: ModuleType, consumer: Any, messages: list[Any]) -> None:
+        """Record every message's workflow (they run in the background), then commit the batch.
+
+        A partition whose message cannot be recorded is rewound to it: nothing after a failure
+        is committed, so each partition's committed offsets stay contiguous."""
         recorded: dict[TP, int] = {}
         retry: dict[TP, int] = {}
         for m in messages:
             tp = (m.topic(), m.partition())
             if tp in retry:
-                continue  # keep each partition's recorded offsets contiguous
-            if self._stopping():
+                continue
+            if self.stopping():
                 retry[tp] = m.offset()
                 continue
             try:
-                self._start(m)
+                self.start_workflow(m)
             except Exception:
                 log.exception("cannot record the workflow of Kafka message %s[%d]@%d", tp[0], tp[1], m.offset())
                 retry[tp] = m.offset()
                 continue
-            recorded[tp] = m.offset()
-        return recorded, retry
-
-    def _run_in_order(self, messages: list[Any]) -> tuple[dict[TP, int], dict[TP, int]]:
-        """Per partition, start each message's workflow only once the previous one has finished.
-
-        Offsets are committed only for finished workflows here: after a crash the unfinished one is
-        redelivered, found, and waited for before its successor starts."""
-        chains: dict[TP, list[Any]] = {}
-        for m in messages:
-            chains.setdefault((m.topic(), m.partition()), []).append(m)
-        recorded: dict[TP, int] = {}
-        retry: dict[TP, int] = {}
-
-        def chain(tp: TP, items: list[Any]) -> None:
-            for m in items:
-                if self._stopping():
-                    retry[tp] = m.offset()
-                    return
+            recorded[tp] = m.offset() + 1
+        self._commit(ck, consumer, recorded)
+        if retry and not self.stopping():
+            for (t, p), off in retry.items():
                 try:
-                    wid = self._start(m)
-                except Exception:
-                    log.exception("cannot record the workflow of Kafka message %s[%d]@%d", tp[0], tp[1], m.offset())
-                    retry[tp] = m.offset()
-                    return
-                if not self._wait_finished(wid):
-                    retry[tp] = m.offset()
-                    return
-                recorded[tp] = m.offset()
+                    consumer.seek(ck.TopicPartition(t, p, off))
+                except ck.KafkaException as exc:
+                    log.warning("cannot rewind %s[%d] to offset %d: %s", t, p, off, exc)
+            self.pause(1.0)
 
-        if len(chains) == 1:
-            chain(*next(iter(chains.items())))
-        else:
-            if self._chains is None:
-                self._chains = concurrent.futures.ThreadPoolExecutor(16, thread_name_prefix="transact-kafka-chain")
-            futures = [self._chains.submit(chain, tp, items) for tp, items in chains.items()]
-            for fut in futures:
-                fut.result()
-        return recorded, retry
+    # -- in_order mode: one chain per partition ---------------------------------------------------
+    def _feed_chains(self, consumer: Any, messages: list[Any]) -> None:
+        by_tp: dict[TP, list[Any]] = {}
+        for m in messages:
+            by_tp.setdefault((m.topic(), m.partition()), []).append(m)
+        for tp, items in by_tp.items():
+            chain = self._chains.get(tp)
+            if chain is None:
+                chain = self._chains[tp] = _Chain(self, tp)
+            chain.push(items)
+        for tp, chain in self._chains.items():
+            # A partition whose workflows are slow stops being fetched; the others go on.
+            backlog = chain.backlog()
+            if not chain.paused and backlog >= CHAIN_BACKLOG:
+                consumer.pause([_tp(tp)])
+                chain.paused = True
+            elif chain.paused and backlog < CHAIN_BACKLOG // 2:
+                consumer.resume([_tp(tp)])
+                chain.paused = False
+
+    def _finished_offsets(self) -> dict[TP, int]:
+        offsets = {}
+        for tp, chain in self._chains.items():
+            finished = chain.finished
+            if finished is not None and finished + 1 != chain.committed:
+                offsets[tp] = finished + 1
+        return offsets
+
+    def _drop_chains(self, ck: ModuleType, consumer: Any, tps: list[TP]) -> None:
+        """Stop the chains of partitions this consumer gives up, committing what they finished."""
+        chains = [self._chains.pop(tp) for tp in tps if tp in self._chains]
+        for chain in chains:
+            chain.cancel()
+        done = {c.tp: c.finished + 1 for c in chains if c.finished is not None and c.finished + 1 != c.committed}
+        self._commit(ck, consumer, done)
+
+
+CHAIN_BACKLOG = 2 * BATCH  # in_order: messages queued per partition before its fetching pauses
+
+
+def _tp(tp: TP) -> Any:
+    return require().TopicPartition(tp[0], tp[1])
+
+
+class _Chain:
+    """in_order: the messages of one partition, each workflow started once the previous finished.
+
+    Offsets are committed only up to finished workflows: after a crash the unfinished one is
+    redelivered, found, and waited for before its successor starts. A worker thread runs while
+    the chain has messages."""
+
+    def __init__(self, loop: _ConsumerLoop, tp: TP) -> None:
+        self.loop = loop
+        self.tp = tp
+        self.finished: int | None = None  # offset of the last finished workflow
+        self.committed: int | None = None  # next offset, as last committed (consumer thread only)
+        self.paused = False  # consumer thread only
+        self._queue: collections.deque[Any] = collections.deque()
+        self._lock = threading.Lock()
+        self._worker: threading.Thread | None = None
+        self._cancelled = False
+
+    def backlog(self) -> int:
+        return len(self._queue)
+
+    def push(self, messages: list[Any]) -> None:
+        with self._lock:
+            self._queue.extend(messages)
+            if self._worker is None and not self._cancelled:
+                self._worker = threading.Thread(
+                    target=self._work, name=f"transact-kafka-{self.tp[0]}[{self.tp[1]}]", daemon=True
+                )
+                self._worker.start()
+
+    def cancel(self) -> None:
+        with self._lock:
+            self._cancelled = True
+            self._queue.clear()
+
+    def _halted(self) -> bool:
+        return self._cancelled or self.loop.stopping()
+
+    def _work(self) -> None:
+        delay = 0.5
+        while True:
+            with self._lock:
+                if self._halted() or not self._queue:
+                    self._worker = None
+                    return
+                m = self._queue[0]
+            try:
+                wid = self.loop.start_workflow(m)
+            except Exception:
+                log.exception("cannot record the workflow of Kafka message %s[%d]@%d", *self.tp, m.offset())
+                self.loop.pause(delay)  # then try the same message again
+                delay = min(delay * 2, 10.0)
+                continue
+            delay = 0.5
+            if not self._wait_finished(wid):
+                continue  # halted: the loop above exits
+            with self._lock:
+                if self._queue and self._queue[0] is m:
+                    self._queue.popleft()
+                self.finished = m.offset()
 
     def _wait_finished(self, workflow_id: str) -> bool:
-        """Wait until the workflow is terminal (or gone); False if asked to stop first."""
+        """Wait until the workflow is terminal (or gone); False if halted first."""
+        rt = self.loop.rt
         delay = 0.05
-        while not self._stopping():
-            with self.rt.waiters.watch("done", workflow_id) as waiter:
-                row = self.rt.store.workflow_get(workflow_id)
+        while not self._halted():
+            with rt.waiters.watch("done", workflow_id) as waiter:
+                row = rt.store.workflow_get(workflow_id)
                 if row is None or row.is_terminal:
                     return True
                 waiter.wait(delay)

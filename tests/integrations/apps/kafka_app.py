@@ -3,9 +3,10 @@
 usage: kafka_app.py DB_URL BOOTSTRAP TOPIC GROUP SIDE_EFFECT_LOG
 
 Each message's workflow runs one step that appends "<key> <workflow id> <pid>" to the side-effect
-log. With CRASH_BEFORE_COMMIT_AFTER=N in the environment, the process SIGKILLs itself inside the
-first offset commit after N messages were handed to it: the workflows of that batch are recorded
-but their offsets are not committed, the exact window exactly-once has to survive.
+log; IN_ORDER=1 makes it an in-order consumer. With CRASH_BEFORE_COMMIT_AFTER=N the process
+SIGKILLs itself inside the offset commit that would bring the committed total to N: the workflows
+behind those offsets are recorded but their offsets are not committed, the exact window
+exactly-once has to survive.
 """
 
 from __future__ import annotations
@@ -28,18 +29,15 @@ logging.getLogger("transact.kafka").setLevel(logging.INFO)
 
 crash_after = int(os.environ.get("CRASH_BEFORE_COMMIT_AFTER", "0"))
 if crash_after:
-    seen = 0
+    progress: dict[tuple[str, int], int] = {}
 
     class CrashingConsumer(confluent_kafka.Consumer):  # type: ignore[misc]
-        def consume(self, *args: object, **kwargs: object) -> list[confluent_kafka.Message]:
-            global seen
-            batch = super().consume(*args, **kwargs)
-            seen += len(batch)
-            return batch
-
         def commit(self, *args: object, **kwargs: object) -> object:
-            if seen >= crash_after:
-                print(f"CRASHING before commit after {seen} messages", flush=True)
+            offsets = kwargs.get("offsets") or []
+            for tp in offsets:  # type: ignore[attr-defined]
+                progress[(tp.topic, tp.partition)] = tp.offset
+            if sum(progress.values()) >= crash_after:
+                print(f"CRASHING before committing offsets {offsets}", flush=True)
                 os.kill(os.getpid(), signal.SIGKILL)
             return super().commit(*args, **kwargs)
 
@@ -61,7 +59,7 @@ extra = json.loads(os.environ.get("KAFKA_CONFIG", "{}"))  # session timeouts, fr
 consumer_config = {"bootstrap.servers": bootstrap, "group.id": group, **extra}
 
 
-@DBOS.kafka_consumer(consumer_config, [topic])
+@DBOS.kafka_consumer(consumer_config, [topic], in_order=os.environ.get("IN_ORDER") == "1")
 @DBOS.workflow()
 def process(msg: KafkaMessage) -> str:
     assert msg.key is not None
