@@ -4,6 +4,7 @@ message a workflow receives, deduplication of redelivered messages, in-order pro
 from __future__ import annotations
 
 import json
+import logging
 import signal
 import sys
 import threading
@@ -238,3 +239,30 @@ def test_example_kafka_consumer_processes_each_order_once(db_url: str, kafka: Br
     assert app.returncode == 0, output
     for order in orders:
         assert f"order {order['order_id']}: reserved {order['quantity']} x sku-{order['order_id']}, warehouse" in output
+
+
+def test_busy_process_pauses_and_resumes_its_partitions(
+    registry: None, config: dict[str, Any], kafka: Broker, caplog: pytest.LogCaptureFixture
+) -> None:
+    topic = kafka.create_topic(partitions=2)
+    consumer_config = kafka.consumer_config()
+    group = str(consumer_config["group.id"])
+    release = threading.Event()
+
+    @DBOS.kafka_consumer(consumer_config, [topic])
+    @DBOS.workflow()
+    def slow(msg: KafkaMessage) -> None:
+        release.wait(30)
+
+    DBOS(config={**config, "max_workflow_threads": 4})
+    DBOS.launch()
+    caplog.set_level(logging.INFO, logger="transact.kafka")
+    kafka.produce(topic, [(None, b"first")] * 6)
+    wait_until(lambda: kafka.committed(topic, group, 2) == 6, timeout=30, interval=0.1, what="6 commits")
+    kafka.produce(topic, [(None, b"second")] * 6)  # arrives while every workflow thread is busy
+    release.set()
+    wait_until(lambda: kafka.committed(topic, group, 2) == 12, timeout=30, interval=0.1, what="12 commits")
+    rows = kafka_rows(config["system_database_url"])
+    wait_until(lambda: {s for s, _, _ in kafka_rows(config["system_database_url"]).values()} == {"SUCCESS"})
+    assert len(rows) == 12
+    assert not [r for r in caplog.records if "revoked" in r.getMessage()], "the consumer stayed in its group"

@@ -297,7 +297,7 @@ class _ConsumerLoop:
             if not self.spec.in_order:
                 # Back-pressure: while every workflow thread of this process is busy, pause the
                 # partitions but keep polling, so the group does not expel this consumer.
-                full = len(self.rt.running_ids()) >= max(BATCH, self.rt.settings.max_workflow_threads)
+                full = len(self.rt.running_ids()) >= self.rt.settings.max_workflow_threads
                 if full != paused:
                     (consumer.pause if full else consumer.resume)(consumer.assignment())
                     paused = full
