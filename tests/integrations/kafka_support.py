@@ -11,7 +11,7 @@ import threading
 from collections import Counter
 from pathlib import Path
 
-from tests.conftest import spawn
+from tests.conftest import spawn, wait_until
 from tests.integrations.conftest import APPS, SHORT_SESSIONS, Broker, Delivered
 from transact.integrations.kafka import kafka_workflow_id
 from transact.storage import open_store
@@ -86,6 +86,17 @@ def effect_pids(log: Path) -> set[int]:
     if not log.exists():
         return set()
     return {int(line.split()[2]) for line in log.read_text().splitlines() if line.count(" ") == 2}
+
+
+def wait_all_done(db_url: str, kafka: Broker, topic: str, group: str, partitions: int) -> None:
+    """Until every offset is committed and every workflow has finished."""
+    wait_until(lambda: kafka.committed(topic, group, partitions) == N, timeout=60, interval=0.2, what="all offsets")
+    wait_until(
+        lambda: sum(s == "SUCCESS" for s, _, _ in kafka_rows(db_url).values()) >= N,
+        timeout=40,
+        interval=0.1,
+        what="all workflows finished",
+    )
 
 
 def assert_in_partition_order(log: Path) -> None:

@@ -9,15 +9,14 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import wait_until
 from tests.integrations.conftest import Broker
 from tests.integrations.kafka_support import (
     App,
-    N,
     assert_exactly_once,
     assert_in_partition_order,
     kafka_rows,
     produce_keys,
+    wait_all_done,
 )
 
 pytestmark = pytest.mark.kafka
@@ -44,13 +43,7 @@ def test_crash_between_insert_and_commit_redelivers_and_deduplicates(
 
     second = App(db_url, kafka, topic, group, side_log, **mode)
     try:
-        wait_until(lambda: kafka.committed(topic, group, 3) == N, timeout=60, interval=0.2, what="all offsets")
-        wait_until(
-            lambda: sum(s == "SUCCESS" for s, _, _ in kafka_rows(db_url).values()) >= N,
-            timeout=30,
-            interval=0.1,
-            what="all workflows finished",
-        )
+        wait_all_done(db_url, kafka, topic, group, 3)
     except AssertionError:
         raise AssertionError(second.output()) from None
     finally:
