@@ -72,7 +72,7 @@ class RecoveryService:
     def _names(self) -> str:
         return "\n".join(sorted(self.rt.registry.workflows))
 
-    def start(self) -> None:
+    def _register(self) -> None:
         rt = self.rt
         now = now_ms()
         rt.store.executor_register(
@@ -88,6 +88,9 @@ class RecoveryService:
                 self._names(),
             )
         )
+
+    def start(self) -> None:
+        self._register()
         self.recover_own()
         self.adopt()
         self._thread = threading.Thread(target=self._loop, name="transact-recovery", daemon=True)
@@ -224,17 +227,4 @@ class RecoveryService:
         # Judged dead (e.g. after a long pause): our old work has new owners and the fence rejects
         # our stale writes; register again to take new work.
         log.warning("executor %s was marked dead by its peers; registering again", rt.executor_id)
-        now = now_ms()
-        rt.store.executor_register(
-            ExecutorRow(
-                rt.executor_id,
-                rt.hostname,
-                os.getpid(),
-                rt.process_token,
-                rt.app_version,
-                now,
-                now,
-                "RUNNING",
-                self._names(),
-            )
-        )
+        self._register()
