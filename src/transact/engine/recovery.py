@@ -95,7 +95,7 @@ class RecoveryService:
         self.adopt()
         self._thread = threading.Thread(target=self._loop, name="transact-recovery", daemon=True)
         self._thread.start()
-        if rt.settings.install_signal_handlers:
+        if self.rt.settings.install_signal_handlers:
             self._install_sigterm()
 
     def stop(self) -> None:
