@@ -184,6 +184,9 @@ class SqliteTarget(Target):
 
     def __init__(self) -> None:
         # On the real disk (not tmpfs), next to the repo, so WAL fsync behaviour is real.
+        for stale in OUT.glob("sqlite-*"):  # left by runs that were killed
+            if not os.path.exists(f"/proc/{stale.name.removeprefix('sqlite-')}"):
+                shutil.rmtree(stale, ignore_errors=True)
         self.dir = OUT / f"sqlite-{os.getpid()}"
         shutil.rmtree(self.dir, ignore_errors=True)
         self.dir.mkdir(parents=True)
