@@ -3,6 +3,7 @@ throughput of many three-step workflows started at once."""
 
 from __future__ import annotations
 
+import functools
 import time
 
 from bench.harness import CpuMeter, Recorder, Result, launched, ms_stats, slope, store, timed
@@ -38,7 +39,7 @@ def latency(url: str, rec: Recorder, *, quick: bool) -> None:
         st = store()
         for k in STEP_COUNTS:
             before = st.round_trips
-            samples = timed(lambda k=k: bench_steps(k), n, warmup=10)
+            samples = timed(functools.partial(bench_steps, k), n, warmup=10)
             trips = (st.round_trips - before) / (n + 10)
             s = ms_stats(samples)
             medians.append((k, s["p50"]))

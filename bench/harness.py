@@ -12,7 +12,7 @@ import shutil
 import sqlite3
 import statistics
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -40,7 +40,7 @@ def ms_stats(samples_s: list[float]) -> dict[str, float]:
     return {"p50": statistics.median(ms), "p99": pct(ms, 99), "mean": statistics.fmean(ms), "n": len(ms)}
 
 
-def slope(points: list[tuple[float, float]]) -> float:
+def slope(points: Sequence[tuple[float, float]]) -> float:
     """Least-squares slope of (x, y) points."""
     n = len(points)
     mx = sum(x for x, _ in points) / n

@@ -7,6 +7,7 @@ from __future__ import annotations
 import pickle
 import sqlite3
 import time
+from pathlib import Path
 from typing import Any
 
 from bench.harness import PostgresTarget, Recorder, Result, SqliteTarget, Target, launched, ms_stats, timed
@@ -66,11 +67,11 @@ def _fill(target: Target, url: str, n: int) -> None:
             conn.execute("ANALYZE transact.workflow_status")  # autovacuum would do this within a minute
     else:
         assert isinstance(target, SqliteTarget)
-        conn = target.connect(url.removeprefix("sqlite:///"))  # type: ignore[arg-type]
-        conn.execute("BEGIN IMMEDIATE")
-        conn.execute(_SQLITE_FILL, params)
-        conn.execute("COMMIT")
-        conn.close()  # no ANALYZE: applications never run it on SQLite
+        lite = target.connect(Path(url.removeprefix("sqlite:///")))
+        lite.execute("BEGIN IMMEDIATE")
+        lite.execute(_SQLITE_FILL, params)
+        lite.execute("COMMIT")
+        lite.close()  # no ANALYZE: applications never run it on SQLite
 
 
 def _raw_newest(target: Target, url: str, n: int) -> dict[str, float]:
@@ -78,12 +79,12 @@ def _raw_newest(target: Target, url: str, n: int) -> dict[str, float]:
         with target.connect(url) as conn:
             sql = _NEWEST.format(table="transact.workflow_status")
             return ms_stats(timed(lambda: conn.execute(sql).fetchall(), n))
-    conn = sqlite3.connect(url.removeprefix("sqlite:///"))
+    lite = sqlite3.connect(url.removeprefix("sqlite:///"))
     try:
         sql = _NEWEST.format(table="workflow_status")
-        return ms_stats(timed(lambda: conn.execute(sql).fetchall(), n))
+        return ms_stats(timed(lambda: lite.execute(sql).fetchall(), n))
     finally:
-        conn.close()
+        lite.close()
 
 
 def run(target: Target, rec: Recorder, *, quick: bool) -> None:

@@ -44,11 +44,11 @@ def _count(target: Target, url: str, sql: str) -> int:
         with psycopg.connect(url, autocommit=True) as conn:
             row = conn.execute(sql.replace("FROM ", "FROM transact.")).fetchone()
     else:
-        conn = sqlite3.connect(url.removeprefix("sqlite:///"))
+        lite = sqlite3.connect(url.removeprefix("sqlite:///"))
         try:
-            row = conn.execute(sql).fetchone()
+            row = lite.execute(sql).fetchone()
         finally:
-            conn.close()
+            lite.close()
     assert row is not None
     return int(row[0])
 
@@ -58,11 +58,11 @@ def _pending_ids(target: Target, url: str) -> list[str]:
     if isinstance(target, PostgresTarget):
         with psycopg.connect(url, autocommit=True) as conn:
             return [r[0] for r in conn.execute(sql.replace("FROM ", "FROM transact.")).fetchall()]
-    conn = sqlite3.connect(url.removeprefix("sqlite:///"))
+    lite = sqlite3.connect(url.removeprefix("sqlite:///"))
     try:
-        return [r[0] for r in conn.execute(sql).fetchall()]
+        return [r[0] for r in lite.execute(sql).fetchall()]
     finally:
-        conn.close()
+        lite.close()
 
 
 def _crash(target: Target, url: str, n: int, executor_id: str) -> list[str]:
