@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import contextlib
 import os
+import random
 import sqlite3
 import threading
+import time
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -73,7 +75,17 @@ class SqliteStore(Store):
         conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=30.0)
         # WAL lets readers run beside the single writer; NORMAL keeps commits durable across
         # process crashes (SIGKILL) without an fsync per commit (power loss may drop the last ones).
-        conn.execute("PRAGMA journal_mode=WAL")
+        # Switching a new file to WAL needs an exclusive lock and may report "locked" at once when
+        # another process is doing the same (the busy handler is not always used): retry briefly.
+        for attempt in range(200):
+            try:
+                conn.execute("PRAGMA journal_mode=WAL")
+                break
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or attempt == 199:
+                    conn.close()
+                    raise
+                time.sleep(0.01 + random.random() * 0.02)
         conn.execute("PRAGMA synchronous=NORMAL")
         conn.execute("PRAGMA foreign_keys=ON")
         conn.execute("PRAGMA busy_timeout=30000")
@@ -139,7 +151,14 @@ class SqliteStore(Store):
             conn.close()
 
     def migrate(self) -> int:
-        conn = self._connect()
+        return self._retrying(self._migrate_once)
+
+    def _migrate_once(self) -> int:
+        try:
+            conn = self._connect()
+        except sqlite3.Error as exc:
+            mapped = self._map_error(exc)
+            raise (mapped or exc) from exc
         try:
             conn.execute("BEGIN IMMEDIATE")
             try:
