@@ -56,7 +56,7 @@ def run(target: Target, rec: Recorder, *, quick: bool) -> None:
     url = target.fresh_url("idle")
     queue_note = "with a declared queue" if declare_queue("bench_idle_q") else "no queues (not available)"
     with _trace_sqlite() as statements, launched(url):
-        time.sleep(1.0)  # let launch-time recovery and first heartbeats settle
+        time.sleep(2.0)  # let launch-time recovery, first heartbeats and schedule loads settle
         st = store()
         trips0, stmts0 = st.round_trips, statements[0]
         pg0 = _xact_commit(url) if isinstance(target, PostgresTarget) else 0

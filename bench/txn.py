@@ -34,11 +34,14 @@ _defined: tuple[Any, Any] | None = None
 
 def _engine(url: str) -> Any:
     """A bare SQLAlchemy engine set up like the library's application-database engine: psycopg 3
-    on Postgres; on SQLite WAL with the default synchronous=FULL and BEGIN IMMEDIATE."""
+    and SERIALIZABLE (the decorator's default) on Postgres; on SQLite WAL with the default
+    synchronous=FULL and BEGIN IMMEDIATE."""
     from sqlalchemy import create_engine, event
 
     if url.startswith("postgresql://"):
         url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
+        # The same isolation level as @DBOS.transaction's default.
+        return create_engine(url).execution_options(isolation_level="SERIALIZABLE")
     engine = create_engine(url)
     if url.startswith("sqlite"):
 
