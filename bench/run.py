@@ -60,7 +60,11 @@ def run_db(db: str, quick: bool, only: set[str] | None) -> Recorder:
     meta["loadavg_end"] = machine().get("loadavg")
     OUT.mkdir(parents=True, exist_ok=True)
     path = OUT / f"results-{db}{'-quick' if quick else ''}.json"
-    path.write_text(json.dumps({**meta, **rec.as_json()}, indent=2, default=str))
+    text = json.dumps({**meta, **rec.as_json()}, indent=2, default=str)
+    path.write_text(text)
+    history = OUT / "history"  # every run, for ranges across runs (bench/report.py --history)
+    history.mkdir(exist_ok=True)
+    (history / f"{time.strftime('%Y%m%d-%H%M%S')}-{db}{'-quick' if quick else ''}.json").write_text(text)
     print(f"\n{table(rec)}\n\nwrote {path} in {meta['duration_s']} s", flush=True)
     return rec
 
