@@ -14,6 +14,7 @@ import pytest
 
 from tests.conftest import wait_until
 from transact import DBOS, DBOSClient, SetWorkflowID, WorkflowCancelledError, __version__
+from transact.engine.clock import now_ms
 from transact.storage import open_store
 
 TRANSACT = Path(sys.executable).parent / "transact"
@@ -61,10 +62,16 @@ def test_inspect_workflows_steps_and_queues(dbos: type[DBOS], db_url: str) -> No
     def breaker() -> None:
         raise ValueError("it broke")
 
+    def next_millisecond() -> None:  # creation times must differ for a deterministic order
+        start = now_ms()
+        wait_until(lambda: now_ms() > start, timeout=1)
+
     with SetWorkflowID("cli-ok"):
         assert adder(1) == 3
+    next_millisecond()
     with SetWorkflowID("cli-err"), pytest.raises(ValueError):
         breaker()
+    next_millisecond()
     with DBOSClient(db_url) as client:  # a queue no process serves: it stays ENQUEUED
         client.enqueue({"workflow_name": "adder", "queue_name": "idle-q", "workflow_id": "cli-q"}, 5)
 
