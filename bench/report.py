@@ -31,9 +31,9 @@ def _headline(r: dict[str, Any]) -> float | None:
 
 
 def history(db: str, last: int) -> str:
-    """Min / median / max of every metric over the last ``last`` full runs on ``db``."""
-    files = sorted((OUT / "history").glob(f"*-{db}.json"))[-last:]
-    runs = [json.loads(f.read_text()) for f in files]
+    """Min / median / max of every metric over the last ``last`` full runs (no --only) on ``db``."""
+    runs = [json.loads(f.read_text()) for f in sorted((OUT / "history").glob(f"*-{db}.json"))]
+    runs = [r for r in runs if not r.get("only") and len(r["results"]) >= 20][-last:]  # full runs only
     if not runs:
         return ""
     values: dict[tuple[str, str, str], list[float]] = {}

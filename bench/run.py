@@ -38,7 +38,12 @@ def run_db(db: str, quick: bool, only: set[str] | None) -> Recorder:
     print(f"\n== {db} {'(quick)' if quick else ''}", flush=True)
     target: Target = SqliteTarget() if db == "sqlite" else PostgresTarget()
     rec = Recorder(db)
-    meta: dict[str, Any] = {"db_version": target.version(), "quick": quick, "machine": machine()}
+    meta: dict[str, Any] = {
+        "db_version": target.version(),
+        "quick": quick,
+        "only": sorted(only) if only else None,
+        "machine": machine(),
+    }
     meta["started"] = time.strftime("%Y-%m-%d %H:%M:%S %Z")
     print(f"   {meta['db_version']}", flush=True)
     t0 = time.perf_counter()
