@@ -291,7 +291,7 @@ class Dispatcher:
         if not rows:
             return
         # One read for the whole batch instead of one per workflow (this thread is the bottleneck).
-        steps = self.rt.store.queue_steps([r.workflow_id for r in rows])
+        steps = self.rt.store.steps_load_many([r.workflow_id for r in rows])
         for row in sorted(rows, key=lambda r: (r.priority, r.created_at)):
             wid = row.workflow_id
             with self._lock:

@@ -178,23 +178,25 @@ class RecoveryService:
         )
         adopted = 0
         owners = [rt.executor_id, *(ex.executor_id for ex in live)]
-        for row in rt.store.workflows_orphaned(owners, ADOPT_BATCH):
-            if rt.stopping.is_set():
-                break
-            if not self._runnable(row):
-                continue
-            taken = rt.store.workflow_adopt(
-                workflow_id=row.workflow_id,
-                from_executor=row.executor_id,
-                to_executor=rt.executor_id,
-                app_version=rt.app_version,
-                now=now_ms(),
-            )
-            if taken is None:
-                continue
-            adopted += 1
-            if taken.status == "PENDING":
-                workflow.resume(rt, taken)
+        names = [n for n in rt.registry.workflows]
+        while not rt.stopping.is_set():
+            batch = rt.store.workflows_orphaned(owners, ADOPT_BATCH, names=names)
+            runnable = [row for row in batch if self._runnable(row)]
+            by_owner: dict[str | None, list[str]] = {}
+            for row in runnable:
+                by_owner.setdefault(row.executor_id, []).append(row.workflow_id)
+            taken: list[WorkflowRow] = []
+            for owner, ids in by_owner.items():
+                taken += rt.store.workflows_adopt(
+                    workflow_ids=ids, from_executor=owner, to_executor=rt.executor_id, now=now_ms()
+                )
+            pending = [row for row in taken if row.status == "PENDING"]
+            steps = rt.store.steps_load_many([row.workflow_id for row in pending])
+            for row in pending:
+                workflow.resume(rt, row, recorded=steps[row.workflow_id])
+            adopted += len(taken)
+            if len(batch) < ADOPT_BATCH or not taken:
+                break  # drained (or only other versions' work left, when pinned)
         for ex in dead:
             if not rt.store.workflows_pending([ex.executor_id]):
                 rt.store.executor_delete(ex.executor_id)

@@ -17,8 +17,8 @@ import hashlib
 from dataclasses import dataclass
 
 from transact.storage._base import DriverBase, Tx
-from transact.storage.rows import STEP_COLUMNS, WORKFLOW_COLUMNS, StepRow, WorkflowRow
-from transact.storage.workflows import to_step, to_workflow
+from transact.storage.rows import WORKFLOW_COLUMNS, WorkflowRow
+from transact.storage.workflows import to_workflow
 
 _PARTITIONS_MAX = 1000
 
@@ -174,18 +174,6 @@ class QueueSql(DriverBase):
             return QueueClaim(rows, held, retry_at)
 
         return self.write(unit)
-
-    def queue_steps(self, workflow_ids: list[str]) -> dict[str, dict[int, StepRow]]:
-        """Recorded step outcomes of a claimed batch (most have none), for replay. Round trips: 1."""
-        if not workflow_ids:
-            return {}
-        marks = ", ".join("?" * len(workflow_ids))
-        sql = f"SELECT {STEP_COLUMNS} FROM operation_outputs WHERE workflow_id IN ({marks})"
-        out: dict[str, dict[int, StepRow]] = {wid: {} for wid in workflow_ids}
-        for r in self.read(lambda tx: tx.all(sql, workflow_ids)):
-            step = to_step(r)
-            out[step.workflow_id][step.function_id] = step
-        return out
 
     def queue_probe(self, *, queue_name: str) -> tuple[bool, int | None]:
         """(ready work exists, earliest available_at of delayed work). A read: takes no lock.

@@ -222,17 +222,62 @@ class WorkflowSql(DriverBase):
         )
         return [to_workflow(r) for r in rows]
 
-    def workflows_orphaned(self, live_executor_ids: Sequence[str], limit: int) -> list[WorkflowRow]:
-        """PENDING workflows whose owner is not among the live executors (or has no owner)."""
+    def workflows_orphaned(
+        self, live_executor_ids: Sequence[str], limit: int, *, names: Sequence[str] | None = None
+    ) -> list[WorkflowRow]:
+        """PENDING workflows whose owner is not among the live executors (or has no owner);
+        with ``names``, only workflows of those names (the ones the caller can run)."""
         marks = ", ".join("?" * len(live_executor_ids)) or "NULL"
-        rows = self.read(
-            lambda tx: tx.all(
-                f"SELECT {WORKFLOW_COLUMNS} FROM workflow_status WHERE status = 'PENDING' "
-                f"AND (executor_id IS NULL OR executor_id NOT IN ({marks})) ORDER BY created_at LIMIT ?",
-                (*live_executor_ids, limit),
-            )
+        sql = (
+            f"SELECT {WORKFLOW_COLUMNS} FROM workflow_status WHERE status = 'PENDING' "
+            f"AND (executor_id IS NULL OR executor_id NOT IN ({marks}))"
         )
+        params: tuple[object, ...] = tuple(live_executor_ids)
+        if names is not None:
+            if not names:
+                return []
+            sql += f" AND name IN ({', '.join('?' * len(names))})"
+            params = (*params, *names)
+        sql += " ORDER BY created_at LIMIT ?"
+        rows = self.read(lambda tx: tx.all(sql, (*params, limit)))
         return [to_workflow(r) for r in rows]
+
+    def workflows_adopt(
+        self, *, workflow_ids: Sequence[str], from_executor: str | None, to_executor: str, now: int
+    ) -> list[WorkflowRow]:
+        """``workflow_adopt`` for a batch with the same previous owner, in one statement.
+
+        The owner condition makes it safe against a concurrent adopter: a row another process took
+        first no longer matches and is not returned."""
+        if not workflow_ids:
+            return []
+        owner = "executor_id IS NULL" if from_executor is None else "executor_id = ?"
+        sql = (
+            "UPDATE workflow_status SET"
+            " executor_id = CASE WHEN queue_name IS NULL THEN ? ELSE NULL END,"
+            " status = CASE WHEN queue_name IS NULL THEN 'PENDING' ELSE 'ENQUEUED' END,"
+            " started_at = CASE WHEN queue_name IS NULL THEN started_at ELSE NULL END,"
+            " recovery_attempts = recovery_attempts + 1, updated_at = ?"
+            f" WHERE status = 'PENDING' AND {owner} AND workflow_id IN ({', '.join('?' * len(workflow_ids))})"
+            f" RETURNING {WORKFLOW_COLUMNS}"
+        )
+        params = (to_executor, now, *((from_executor,) if from_executor is not None else ()), *workflow_ids)
+        adopted = [to_workflow(r) for r in self.write(lambda tx: tx.all(sql, params), single=True)]
+        for queue in {r.queue_name for r in adopted if r.status == "ENQUEUED"}:
+            self.hint("queue", queue or "", "")
+        return adopted
+
+    def steps_load_many(self, workflow_ids: Sequence[str]) -> dict[str, dict[int, StepRow]]:
+        """Recorded step outcomes of many workflows (a claimed or adopted batch). Round trips: 1."""
+        if not workflow_ids:
+            return {}
+        marks = ", ".join("?" * len(workflow_ids))
+        sql = f"SELECT {STEP_COLUMNS} FROM operation_outputs WHERE workflow_id IN ({marks})"
+        out: dict[str, dict[int, StepRow]] = {wid: {} for wid in workflow_ids}
+        for r in self.read(lambda tx: tx.all(sql, tuple(workflow_ids))):
+            step = to_step(r)
+            out[step.workflow_id][step.function_id] = step
+        return out
 
     def workflow_adopt(
         self,
