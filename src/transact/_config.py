@@ -75,7 +75,7 @@ class Settings:
     retry_timeout_s: float | None
     shutdown_timeout_s: float
     pin_app_version: bool
-    queue_poll_seconds: float
+    queue_poll_seconds: float | None  # None: 10 s on Postgres (pushed wake-ups), 1 s on SQLite
     local_liveness_check: bool = True
     install_signal_handlers: bool = True
 
@@ -166,7 +166,7 @@ def load_settings(config: Mapping[str, Any] | None) -> Settings:
         retry_timeout_s=retry,
         shutdown_timeout_s=_number(config, "shutdown_timeout_seconds", 10.0, minimum=-1),
         pin_app_version=bool(config.get("pin_app_version", False)),
-        queue_poll_seconds=_number(config, "queue_poll_seconds", 1.0),
+        queue_poll_seconds=_number(config, "queue_poll_seconds", 1.0) if "queue_poll_seconds" in config else None,
         local_liveness_check=bool(config.get("local_liveness_check", True)),
         install_signal_handlers=bool(config.get("install_signal_handlers", True)),
     )

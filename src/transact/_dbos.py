@@ -179,7 +179,23 @@ class DBOS(_CommsFacade, _AdminFacade, _ScheduleFacade, _TxnFacade, _KafkaFacade
 
         return decorate(func) if func is not None else decorate
 
+    @overload
     @classmethod
+    def step(cls, func: Callable[P, R], /) -> Callable[P, R]: ...
+
+    @overload
+    @classmethod
+    def step(
+        cls,
+        *,
+        name: str | None = None,
+        retries_allowed: bool = False,
+        interval_seconds: float = 1.0,
+        max_attempts: int = 3,
+        backoff_rate: float = 2.0,
+    ) -> Callable[[Callable[P, R]], Callable[P, R]]: ...
+
+    @classmethod  # type: ignore[misc]
     def step(
         cls,
         func: Callable[P, R] | None = None,
@@ -219,7 +235,7 @@ class DBOS(_CommsFacade, _AdminFacade, _ScheduleFacade, _TxnFacade, _KafkaFacade
     def start_workflow(cls, func: Callable[P, R], *args: P.args, **kwargs: P.kwargs) -> WorkflowHandle[R]:
         rt = _runtime()
         wid = wf.start(rt, workflow_info(func), args, kwargs)
-        return WorkflowHandle(rt, wid)
+        return WorkflowHandle(rt, wid, rt.local_future(wid))
 
     @classmethod
     async def start_workflow_async(

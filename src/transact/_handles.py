@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Generic, TypeVar
+import concurrent.futures
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from transact.engine.status import to_status
 from transact.errors import WorkflowNotFoundError
@@ -15,14 +16,22 @@ R = TypeVar("R")
 
 
 class WorkflowHandle(Generic[R]):
-    def __init__(self, runtime: Runtime, workflow_id: str) -> None:
+    def __init__(
+        self, runtime: Runtime, workflow_id: str, future: concurrent.futures.Future[Any] | None = None
+    ) -> None:
         self._rt = runtime
         self.workflow_id = workflow_id
+        # The run's future when it runs in this process: its result needs no database read even
+        # after the run has finished and left the runtime's table.
+        self._future = future
 
     def get_workflow_id(self) -> str:
         return self.workflow_id
 
     def get_result(self, *, timeout: float | None = None) -> R:
+        if self._future is not None:
+            value: R = self._rt.future_result(self._future, self.workflow_id, timeout)
+            return value
         result: R = self._rt.await_result(self.workflow_id, timeout)
         return result
 

@@ -143,7 +143,7 @@ def _op_deadline(ctx: WorkflowContext, slot: _Slot, name: str, ms: int) -> int:
     """The absolute deadline (epoch ms) recorded at ``slot``; recorded now on the first run."""
     if slot.recorded is not None:
         return int(_value(slot.recorded))
-    stored = step.record(ctx, _row(ctx, slot, name, serialization.dumps(now_ms() + ms, what=name)))
+    stored = step.record(ctx, _row(ctx, slot, name, serialization.dumps(now_ms() + 1 + ms, what=name)))
     return int(_value(stored))
 
 

@@ -147,7 +147,7 @@ class Dispatcher:
         star = self._star and mono - self._last_star >= STAR_THROTTLE_S
         if star:
             self._star, self._last_star = False, mono
-        wake = mono + self.rt.settings.queue_poll_seconds
+        wake = mono + self.rt.queue_poll_seconds
         for queue in list(self.rt.registry.queues.values()):
             if self._stop.is_set() or self.rt.stopping.is_set():
                 break  # shutting down: take no new work
@@ -178,7 +178,7 @@ class Dispatcher:
             return st
 
     def _poll_seconds(self, config: QueueConfig) -> float:
-        return config.poll_seconds or self.rt.settings.queue_poll_seconds
+        return config.poll_seconds or self.rt.queue_poll_seconds
 
     def _wake_time(self, st: _QueueState) -> float:
         mono, now = time.monotonic(), now_ms()

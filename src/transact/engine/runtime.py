@@ -90,6 +90,8 @@ class Runtime:
             )
         except Unavailable as exc:
             raise DatabaseUnavailableError(f"cannot open system database: {exc}") from exc
+        # Queue wake-ups are pushed; the poll is only a safety net (LISTEN reconnects wake everyone).
+        self.queue_poll_seconds = settings.queue_poll_seconds or (10.0 if self.store.dialect == "postgres" else 1.0)
         self.waiters = Waiters()
         self.store.set_hint_handler(self._on_hint)
         self.workflow_pool = concurrent.futures.ThreadPoolExecutor(
@@ -263,10 +265,7 @@ class Runtime:
             with self._running_lock:
                 fut = self._running.get(workflow_id)
             if fut is not None:
-                try:
-                    return fut.result(timeout)
-                except NotLocal:
-                    pass
+                return self.future_result(fut, workflow_id, timeout)
         deadline = None if timeout is None else time.monotonic() + timeout
         poll = 0.05
         while True:
@@ -281,6 +280,19 @@ class Runtime:
                     raise TimeoutError(f"workflow {workflow_id!r} did not finish within {timeout} s")
                 waiter.wait(wait)
             poll = min(poll * 2, 1.0)  # safety net only: completions are pushed
+
+    def local_future(self, workflow_id: str) -> concurrent.futures.Future[Any] | None:
+        with self._running_lock:
+            return self._running.get(workflow_id)
+
+    def future_result(self, fut: concurrent.futures.Future[Any], workflow_id: str, timeout: float | None) -> Any:
+        """The result through this process's future; from the database when it runs elsewhere."""
+        try:
+            return fut.result(timeout)
+        except NotLocal:
+            return self.await_result(workflow_id, timeout, local=False)
+        except concurrent.futures.TimeoutError:
+            raise TimeoutError(f"workflow {workflow_id!r} did not finish within {timeout} s") from None
 
     async def await_result_async(self, workflow_id: str, timeout: float | None = None, *, local: bool = True) -> Any:
         with self._running_lock:

@@ -78,6 +78,16 @@ def _result(row: StepRow) -> Any:
     return serialization.loads(row.output)
 
 
+def _outcome(stored: StepRow, mine: StepRow, value: Any, error: BaseException | None) -> Any:
+    """The step's result: our own value when our row was recorded (no need to unpickle what we
+    just pickled), else the outcome recorded first by a concurrent runner."""
+    if stored is not mine or (mine.error is not None and error is None):
+        return _result(stored)  # someone else's outcome, or our value failed to serialize
+    if error is not None:
+        raise error
+    return value
+
+
 def record(ctx: WorkflowContext, row: StepRow) -> StepRow:
     """Write a checkpoint; returns the row that counts (ours, or one recorded first elsewhere)."""
     try:
@@ -121,7 +131,8 @@ def run_step(name: str, fn: Callable[..., Any], opts: StepOptions, args: Any, kw
         value, error = _attempt_sync(name, fn, opts, args, kwargs, ctx)
     finally:
         current_step.reset(token)
-    return _result(record(ctx, _row(ctx, function_id, name, value, error, started)))
+    mine = _row(ctx, function_id, name, value, error, started)
+    return _outcome(record(ctx, mine), mine, value, error)
 
 
 async def run_step_async(
@@ -142,7 +153,8 @@ async def run_step_async(
         value, error = await _attempt_async(name, fn, opts, args, kwargs, ctx)
     finally:
         current_step.reset(token)
-    return _result(await record_async(ctx, _row(ctx, function_id, name, value, error, started)))
+    mine = _row(ctx, function_id, name, value, error, started)
+    return _outcome(await record_async(ctx, mine), mine, value, error)
 
 
 def _attempt_sync(

@@ -94,10 +94,22 @@ class DriverBase(ABC):
 
     # -- retrying units -----------------------------------------------------------------------
     def read(self, fn: Callable[[Tx], T]) -> T:
-        return self._retrying(lambda: self._in(self._reader(), fn))
+        try:
+            return self._single(fn)  # the hot path: no retry machinery until an outage happens
+        except Unavailable:
+            return self._retrying(lambda: self._single(fn))
 
     def write(self, fn: Callable[[Tx], T], *, single: bool = False) -> T:
+        """A write unit. ``single``: ``fn`` makes one write statement (plus reads on its miss path),
+        atomic on its own, so no explicit transaction is needed."""
+        if single:
+            return self.read(fn)
         return self._retrying(lambda: self._in(self._writer(single), fn))
+
+    @abstractmethod
+    def _single(self, fn: Callable[[Tx], T]) -> T:
+        """Run ``fn`` on a connection in autocommit mode (each statement commits by itself),
+        mapping driver errors."""
 
     def _in(self, cm: AbstractContextManager[Tx], fn: Callable[[Tx], T]) -> T:
         try:

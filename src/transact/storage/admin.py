@@ -8,12 +8,12 @@ index exist from migration 0001. Must not import the engine or the facade.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import astuple, dataclass
+from dataclasses import dataclass
 from typing import Any
 
 from transact.storage._base import DriverBase, Tx
 from transact.storage.rows import STEP_COLUMNS, WORKFLOW_COLUMNS, StepRow, WorkflowRow
-from transact.storage.workflows import to_step, to_workflow
+from transact.storage.workflows import to_step, to_workflow, workflow_values
 
 _LIGHT_COLUMNS = {  # blobs replaced by NULL when the caller does not want them decoded
     "inputs": "NULL AS inputs",
@@ -202,7 +202,7 @@ class AdminSql(DriverBase):
         atomically. Raises Conflict if the new id exists. Returns the number of steps copied."""
 
         def unit(tx: Tx) -> int:
-            tx.run(_INSERT_WORKFLOW, astuple(row))
+            tx.run(_INSERT_WORKFLOW, workflow_values(row))
             return tx.run(
                 f"INSERT INTO operation_outputs ({STEP_COLUMNS}) "
                 "SELECT ?, function_id, function_name, output, error, child_workflow_id, started_at, completed_at "

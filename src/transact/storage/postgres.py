@@ -11,19 +11,21 @@ import contextlib
 import logging
 import threading
 import time
-from collections.abc import Iterator, Sequence
-from typing import Any
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any, TypeVar
 
 import psycopg
 import psycopg_pool
 from psycopg import errors as pg_errors
 
+from transact.storage._base import Tx
 from transact.storage.errors import Conflict, Unavailable
 from transact.storage.store import Store
 
 log = logging.getLogger("transact.storage")
 
 SCHEMA = "transact"
+T = TypeVar("T")
 _MIGRATION_LOCK = 0x7472616E73  # "trans": serializes concurrent launches' migrations
 
 
@@ -109,6 +111,24 @@ class PostgresStore(Store):
                 if not self._pool_opened:
                     self._pool.open(wait=False)
                     self._pool_opened = True
+
+    def _single(self, fn: Callable[[Tx], T]) -> T:
+        if not self._pool_opened:
+            self._ensure_pool()
+        pool = self._pool
+        try:
+            conn = pool.getconn()
+        except psycopg_pool.PoolTimeout as exc:
+            raise Unavailable(f"no system database connection available: {exc}") from exc
+        try:
+            return fn(_PgTx(conn, self))
+        except Exception as exc:
+            mapped = self._map_error(exc)
+            if mapped is None:
+                raise
+            raise mapped from exc
+        finally:
+            pool.putconn(conn)  # the pool discards a broken connection
 
     @contextlib.contextmanager
     def _reader(self) -> Iterator[_PgTx]:

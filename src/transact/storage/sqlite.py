@@ -13,13 +13,15 @@ import random
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator, Sequence
-from typing import Any
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any, TypeVar
 
+from transact.storage._base import Tx
 from transact.storage.errors import Conflict, Unavailable
 from transact.storage.store import Store
 
 POLL_INTERVAL_S = 0.01
+T = TypeVar("T")
 
 
 class _SqliteTx:
@@ -90,6 +92,18 @@ class SqliteStore(Store):
         conn.execute("PRAGMA foreign_keys=ON")
         conn.execute("PRAGMA busy_timeout=30000")
         return conn
+
+    def _single(self, fn: Callable[[Tx], T]) -> T:
+        # Autocommit: a single write statement is atomic. If its read snapshot goes stale before it
+        # upgrades to a write (another process committed in between), SQLite reports "locked",
+        # which maps to Unavailable and is retried.
+        try:
+            return fn(_SqliteTx(self._conn(), self))
+        except sqlite3.Error as exc:
+            mapped = self._map_error(exc)
+            if mapped is None:
+                raise
+            raise mapped from exc
 
     @contextlib.contextmanager
     def _reader(self) -> Iterator[_SqliteTx]:

@@ -6,8 +6,9 @@ import the engine or the facade.
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Sequence
-from dataclasses import astuple
+from dataclasses import fields
 
 from transact.storage._base import DriverBase, Tx
 from transact.storage.errors import OwnershipLost, WorkflowNotPending
@@ -45,6 +46,11 @@ _CANCEL_TREE = (
 )
 
 
+# dataclasses.astuple deep-copies recursively; these read the fields in column order, cheaply.
+workflow_values = operator.attrgetter(*(f.name for f in fields(WorkflowRow)))
+step_values = operator.attrgetter(*(f.name for f in fields(StepRow)))
+
+
 def to_workflow(row: Sequence[object]) -> WorkflowRow:
     return WorkflowRow(*row)  # type: ignore[arg-type]
 
@@ -60,7 +66,7 @@ class WorkflowSql(DriverBase):
         Round trips: 1 (2 when the id already exists)."""
 
         def unit(tx: Tx) -> tuple[WorkflowRow, bool]:
-            if tx.one(_INSERT_WORKFLOW, astuple(row)) is not None:
+            if tx.one(_INSERT_WORKFLOW, workflow_values(row)) is not None:
                 return row, True
             existing = tx.one(_SELECT_WORKFLOW, (row.workflow_id,))
             assert existing is not None
@@ -79,7 +85,7 @@ class WorkflowSql(DriverBase):
         If the parent already recorded a child at that position, the recorded child is returned."""
 
         def unit(tx: Tx) -> tuple[WorkflowRow, bool]:
-            inserted = tx.one(_INSERT_WORKFLOW, astuple(row)) is not None
+            inserted = tx.one(_INSERT_WORKFLOW, workflow_values(row)) is not None
             recorded = tx.one(
                 _RECORD_STEP,
                 (
@@ -190,7 +196,7 @@ class WorkflowSql(DriverBase):
         runner won; callers must use it). Round trips: 1 (why a write missed is asked only then)."""
 
         def unit(tx: Tx) -> StepRow | None:
-            if tx.one(_RECORD_STEP, (*astuple(step), step.workflow_id, executor_id)) is not None:
+            if tx.one(_RECORD_STEP, (*step_values(step), step.workflow_id, executor_id)) is not None:
                 return None
             return self._explain_step_miss(tx, step.workflow_id, step.function_id, executor_id)
 
