@@ -65,7 +65,7 @@ class CommsSql(DriverBase):
 
     def _fence(self, tx: Tx, step: StepRow, executor_id: str) -> None:
         """Record ``step`` inside the unit, or abort it (rollback) if the write is refused."""
-        if tx.one(_RECORD_STEP, (*step_values(step), step.workflow_id, executor_id)) is None:
+        if tx.run(_RECORD_STEP, (*step_values(step), step.workflow_id, executor_id)) != 1:
             raise _AlreadyRecorded(self._explain_step_miss(tx, step.workflow_id, step.function_id, executor_id))
 
     def _fenced_unit(self, unit: Callable[[Tx], T]) -> T | StepRow:

@@ -25,7 +25,7 @@ _RECORD_STEP = (
     f"INSERT INTO operation_outputs ({STEP_COLUMNS}) "
     "SELECT ?, ?, ?, ?, ?, ?, ?, ? WHERE EXISTS ("
     "SELECT 1 FROM workflow_status WHERE workflow_id = ? AND status = 'PENDING' AND executor_id = ?) "
-    "ON CONFLICT (workflow_id, function_id) DO NOTHING RETURNING function_id"
+    "ON CONFLICT (workflow_id, function_id) DO NOTHING"
 )
 _SELECT_STEP = f"SELECT {STEP_COLUMNS} FROM operation_outputs WHERE workflow_id = ? AND function_id = ?"
 
@@ -86,7 +86,7 @@ class WorkflowSql(DriverBase):
 
         def unit(tx: Tx) -> tuple[WorkflowRow, bool]:
             inserted = tx.one(_INSERT_WORKFLOW, workflow_values(row)) is not None
-            recorded = tx.one(
+            recorded = tx.run(
                 _RECORD_STEP,
                 (
                     parent_id,
@@ -101,7 +101,7 @@ class WorkflowSql(DriverBase):
                     executor_id,
                 ),
             )
-            if recorded is None:
+            if recorded != 1:
                 self._explain_step_miss(tx, parent_id, function_id, executor_id)
             if inserted:
                 return row, True
@@ -196,7 +196,7 @@ class WorkflowSql(DriverBase):
         runner won; callers must use it). Round trips: 1 (why a write missed is asked only then)."""
 
         def unit(tx: Tx) -> StepRow | None:
-            if tx.one(_RECORD_STEP, (*step_values(step), step.workflow_id, executor_id)) is not None:
+            if tx.run(_RECORD_STEP, (*step_values(step), step.workflow_id, executor_id)) == 1:
                 return None
             return self._explain_step_miss(tx, step.workflow_id, step.function_id, executor_id)
 
