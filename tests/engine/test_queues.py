@@ -522,9 +522,8 @@ def _plan_queries(dialect: str) -> list[tuple[str, str, tuple[Any, ...]]]:
     ]
 
 
+@pytest.mark.parametrize("backend", ["postgres"])  # EXPLAIN; the SQLite plan has its own test
 def test_claim_queries_use_the_queue_indexes_postgres(db_url: str, backend: str) -> None:
-    if backend != "postgres":
-        pytest.skip("EXPLAIN (Postgres); the SQLite plan is checked in its own test")
     _fill(db_url)
     with psycopg.connect(db_url, autocommit=True, options="-c search_path=transact") as conn:
         conn.execute("ANALYZE workflow_status")
@@ -550,9 +549,8 @@ def test_claim_queries_use_the_queue_indexes_postgres(db_url: str, backend: str)
         conn.execute("SELECT pg_advisory_xact_lock(%s)", (lock_key("q", None),))  # a valid bigint key
 
 
+@pytest.mark.parametrize("backend", ["sqlite"])  # EXPLAIN QUERY PLAN; the Postgres plan has its own test
 def test_claim_queries_use_the_queue_indexes_sqlite(db_url: str, backend: str) -> None:
-    if backend != "sqlite":
-        pytest.skip("EXPLAIN QUERY PLAN (SQLite); the Postgres plan is checked in its own test")
     import sqlite3
 
     _fill(db_url)
