@@ -45,6 +45,7 @@ _KNOWN = {
     "queue_poll_seconds",
     "local_liveness_check",
     "install_signal_handlers",
+    "group_commit",
     # accepted for compatibility, no effect
     "run_admin_server",
     "admin_port",
@@ -78,6 +79,7 @@ class Settings:
     queue_poll_seconds: float | None  # None: 10 s on Postgres (pushed wake-ups), 1 s on SQLite
     local_liveness_check: bool = True
     install_signal_handlers: bool = True
+    group_commit: bool = True
 
 
 def _number(config: Mapping[str, Any], key: str, default: float, *, minimum: float = 0.0) -> float:
@@ -169,4 +171,5 @@ def load_settings(config: Mapping[str, Any] | None) -> Settings:
         queue_poll_seconds=_number(config, "queue_poll_seconds", 1.0) if "queue_poll_seconds" in config else None,
         local_liveness_check=bool(config.get("local_liveness_check", True)),
         install_signal_handlers=bool(config.get("install_signal_handlers", True)),
+        group_commit=bool(config.get("group_commit", True)),
     )

@@ -163,3 +163,41 @@ def test_cancel_reaches_descendants(store: Store) -> None:
     )
     assert sorted(store.workflow_cancel("p", 9)) == ["c", "g", "p"]
     assert store.workflow_cancel("p", 10) == []
+
+
+def test_concurrent_checkpoints_keep_their_own_fence(store: Store) -> None:
+    """Many threads checkpoint at once (on Postgres they share group-commit batches): each write
+    succeeds or misses on its own merits, never because of a neighbour in the batch."""
+    n = 60
+    for i in range(n):
+        store.workflow_insert(row(f"w{i}"))
+    outcomes: dict[int, str] = {}
+    barrier = threading.Barrier(n)
+
+    def checkpoint(i: int) -> None:
+        barrier.wait()
+        owner = "ex-1" if i % 3 else "intruder"  # every third writer does not own its workflow
+        try:
+            for fid in (1, 2, 3):
+                store.step_record(step(f"w{i}", fid), executor_id=owner)
+            store.workflow_finish(
+                workflow_id=f"w{i}", executor_id=owner, status="SUCCESS", output=b"1", error=None, now=5
+            )
+            outcomes[i] = "ok"
+        except OwnershipLost:
+            outcomes[i] = "fenced"
+
+    threads = [threading.Thread(target=checkpoint, args=(i,)) for i in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    for i in range(n):
+        got = store.workflow_get(f"w{i}")
+        assert got is not None
+        if i % 3:
+            assert outcomes[i] == "ok" and got.status == "SUCCESS"
+            assert sorted(store.steps_load(f"w{i}")) == [1, 2, 3]
+        else:
+            assert outcomes[i] == "fenced" and got.status == "PENDING"
+            assert store.steps_load(f"w{i}") == {}

@@ -47,6 +47,7 @@ class DriverBase(ABC):
         # None: retry outages forever (the engine must never strand work); a number: give up
         # with Unavailable after that long (clients and the CLI want a prompt, clear error).
         self.retry_timeout_s = retry_timeout_s
+        self.group_commit = False  # drivers that batch concurrent checkpoint writes turn it on
         self.round_trips = 0  # every thread's round trips (bench: idle cost)
         self._thread_trips = threading.local()
         self._hint_handler: HintHandler | None = None
@@ -105,6 +106,11 @@ class DriverBase(ABC):
         if single:
             return self.read(fn)
         return self._retrying(lambda: self._in(self._writer(single), fn))
+
+    def write_grouped(self, sql: str, params: Params) -> int:
+        """One self-contained write statement (safe to retry: conflict-ignoring or fenced); returns
+        its row count. Drivers may commit concurrent calls together (group commit). Round trips: 1."""
+        return self.write(lambda tx: tx.run(sql, params), single=True)
 
     @abstractmethod
     def _single(self, fn: Callable[[Tx], T]) -> T:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -74,6 +75,84 @@ def normalize_url(url: str) -> str:
     return url
 
 
+class _Request:
+    __slots__ = ("done", "failed", "lead", "params", "rowcount", "sql")
+
+    def __init__(self, sql: str, params: Sequence[Any]) -> None:
+        self.sql = sql
+        self.params = params
+        self.rowcount = -1
+        self.failed = False
+        self.lead = False
+        self.done = threading.Event()
+
+
+class _GroupCommit:
+    """Group commit for checkpoint writes: statements that arrive while a batch is in flight are
+    sent together as one pipelined transaction (one round trip, one WAL flush). The first caller
+    in an idle moment leads at once, so a lone write waits for nobody. A failed batch commits
+    nothing; each of its callers then retries alone (the statements are safe to repeat)."""
+
+    def __init__(self, store: PostgresStore) -> None:
+        self._store = store
+        self._lock = threading.Lock()
+        self._queue: list[_Request] = []
+        self._busy = False
+
+    def submit(self, sql: str, params: Sequence[Any]) -> int | None:
+        """The statement's row count, or None when its batch failed (retry alone)."""
+        request = _Request(sql, params)
+        with self._lock:
+            self._queue.append(request)
+            lead = not self._busy
+            self._busy = True
+        if not lead:
+            request.done.wait()
+            if not request.lead:
+                return None if request.failed else request.rowcount
+        self._lead()
+        return None if request.failed else request.rowcount
+
+    def _lead(self) -> None:
+        with self._lock:
+            batch, self._queue = self._queue, []
+        try:
+            self._execute(batch)
+        except BaseException:
+            for request in batch:
+                request.failed = True
+            if not isinstance(sys.exc_info()[1], Exception):
+                raise  # (after the finally below has released every waiter)
+        finally:
+            self._release(batch)
+
+    def _release(self, batch: list[_Request]) -> None:
+        for request in batch:
+            request.done.set()
+        with self._lock:
+            if self._queue:  # hand the lead to the oldest waiter; it takes everything queued
+                successor = self._queue[0]
+                successor.lead = True
+                successor.done.set()
+            else:
+                self._busy = False
+
+    def _execute(self, batch: list[_Request]) -> None:
+        store = self._store
+        store._ensure_pool()
+        conn = store._pool.getconn()
+        try:
+            if len(batch) == 1:
+                batch[0].rowcount = conn.execute(_pg(batch[0].sql), batch[0].params).rowcount
+                return
+            with conn.transaction(), conn.pipeline():
+                cursors = [conn.execute(_pg(r.sql), r.params) for r in batch]
+            for request, cursor in zip(batch, cursors, strict=True):
+                request.rowcount = cursor.rowcount
+        finally:
+            store._pool.putconn(conn)
+
+
 class PostgresStore(Store):
     dialect = "postgres"
 
@@ -104,6 +183,8 @@ class PostgresStore(Store):
         self._pool_opened = False
         self._pool_lock = threading.Lock()
         self._listener: threading.Thread | None = None
+        self.group_commit = True  # config "group_commit": False turns it off
+        self._group = _GroupCommit(self)
 
     def _ensure_pool(self) -> None:
         if not self._pool_opened:
@@ -111,6 +192,15 @@ class PostgresStore(Store):
                 if not self._pool_opened:
                     self._pool.open(wait=False)
                     self._pool_opened = True
+
+    def write_grouped(self, sql: str, params: Sequence[Any]) -> int:
+        if not self.group_commit:
+            return super().write_grouped(sql, params)
+        self.count_round_trip()
+        rowcount = self._group.submit(sql, params)
+        if rowcount is None:  # the batch failed (outage, ...): alone, with the usual retries
+            return super().write_grouped(sql, params)
+        return rowcount
 
     def _single(self, fn: Callable[[Tx], T]) -> T:
         if not self._pool_opened:

@@ -130,9 +130,11 @@ class WorkflowSql(DriverBase):
     ) -> None:
         """Record the final outcome, fenced on ownership. Round trips: 1."""
 
+        if self.write_grouped(_FINISH, (status, output, error, now, workflow_id, executor_id)) == 1:
+            self.hint("done", workflow_id)
+            return
+
         def unit(tx: Tx) -> None:
-            if tx.run(_FINISH, (status, output, error, now, workflow_id, executor_id)) == 1:
-                return
             current = tx.one("SELECT status, executor_id FROM workflow_status WHERE workflow_id = ?", (workflow_id,))
             if current is None:
                 raise WorkflowNotPending(workflow_id, "DELETED")
@@ -142,7 +144,7 @@ class WorkflowSql(DriverBase):
                 raise WorkflowNotPending(workflow_id, str(current[0]))
             raise OwnershipLost(f"workflow {workflow_id!r} is owned by executor {current[1]!r} now")
 
-        self.write(unit, single=True)
+        self.read(unit)  # why the write missed (asked only then)
         self.hint("done", workflow_id)
 
     def workflow_set_status(self, workflow_id: str, status: str, now: int) -> None:
@@ -195,12 +197,9 @@ class WorkflowSql(DriverBase):
         Returns None when written, or the row recorded earlier at the same position (a concurrent
         runner won; callers must use it). Round trips: 1 (why a write missed is asked only then)."""
 
-        def unit(tx: Tx) -> StepRow | None:
-            if tx.run(_RECORD_STEP, (*step_values(step), step.workflow_id, executor_id)) == 1:
-                return None
-            return self._explain_step_miss(tx, step.workflow_id, step.function_id, executor_id)
-
-        return self.write(unit, single=True)
+        if self.write_grouped(_RECORD_STEP, (*step_values(step), step.workflow_id, executor_id)) == 1:
+            return None
+        return self.read(lambda tx: self._explain_step_miss(tx, step.workflow_id, step.function_id, executor_id))
 
     def _explain_step_miss(self, tx: Tx, workflow_id: str, function_id: int, executor_id: str) -> StepRow:
         existing = tx.one(_SELECT_STEP, (workflow_id, function_id))
