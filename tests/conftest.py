@@ -30,16 +30,21 @@ def _worker() -> str:
     return os.environ.get("PYTEST_XDIST_WORKER", "main")
 
 
-@pytest.fixture(scope="session")
-def pg_database() -> Iterator[str]:
-    """One Postgres database per pytest process (xdist worker), created once, dropped at the end."""
-    name = f"transact_test_{_worker()}_{os.getpid()}"
+def scratch_pg_database(prefix: str) -> Iterator[str]:
+    """A Postgres database of this pytest process (xdist worker): created, yielded, dropped."""
+    name = f"{prefix}_{_worker()}_{os.getpid()}"
     with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
         conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
         conn.execute(f"CREATE DATABASE {name}")
     yield pg_url(name)
     with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
         conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
+@pytest.fixture(scope="session")
+def pg_database() -> Iterator[str]:
+    """The system database for Postgres tests, created once per pytest process."""
+    yield from scratch_pg_database("transact_test")
 
 
 def fresh_postgres(url: str) -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import sqlite3
 import threading
 from collections.abc import Iterator
@@ -14,7 +13,7 @@ import psycopg
 import pytest
 from sqlalchemy import create_engine, text
 
-from tests.conftest import PG_ADMIN_URL, fresh_postgres, pg_url
+from tests.conftest import fresh_postgres, pg_url, scratch_pg_database
 from transact import DBOS, SerializationError, SetWorkflowID, _current
 from transact.engine import workflow as wf
 from transact.engine.clock import now_ms
@@ -32,13 +31,7 @@ USER_TABLES = (
 @pytest.fixture(scope="session")
 def pg_app_database() -> Iterator[str]:
     """An application database apart from the system one (same server), per pytest process."""
-    name = f"transact_app_{os.environ.get('PYTEST_XDIST_WORKER', 'main')}_{os.getpid()}"
-    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
-        conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-        conn.execute(f"CREATE DATABASE {name}")
-    yield pg_url(name)
-    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
-        conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+    yield from scratch_pg_database("transact_app")
 
 
 def fresh_app(url: str) -> str:
