@@ -135,10 +135,7 @@ def test_only_one_adopter_wins(store: Store) -> None:
 
     def adopt(me: str) -> None:
         for i in range(20):
-            if (
-                store.workflow_adopt(workflow_id=f"w{i}", from_executor="dead", to_executor=me, app_version=None, now=5)
-                is not None
-            ):
+            if store.workflow_adopt(workflow_id=f"w{i}", from_executor="dead", to_executor=me, now=5) is not None:
                 wins[me].append(f"w{i}")
 
     threads = [threading.Thread(target=adopt, args=(me,)) for me in wins]

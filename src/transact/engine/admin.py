@@ -336,7 +336,6 @@ def _start_unowned(store: Store, rows: list[WorkflowRow], rt: Runtime | None) ->
             workflow_id=row.workflow_id,
             from_executor=None,
             to_executor=rt.executor_id,
-            app_version=rt.app_version,
             now=now_ms(),
         )
         if taken is not None:

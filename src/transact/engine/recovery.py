@@ -111,7 +111,7 @@ class RecoveryService:
         """Graceful shutdown: hand unfinished work over at once instead of after the lease."""
         rt = self.rt
         try:
-            rt.store.workflows_release(rt.executor_id, now_ms())
+            rt.store.workflows_release(executor_id=rt.executor_id, now=now_ms())
             rt.store.executor_set_state(rt.executor_id, "STOPPED")
         except Unavailable:
             log.warning("could not release ownership at shutdown; other executors adopt after the lease")

@@ -194,7 +194,7 @@ def _hand_back(rt: Runtime, ctx: WorkflowContext) -> bool:
     late notification after a resume), release it so recovery runs it again instead of stranding it."""
     if rt.stopping.is_set():
         return False  # shutdown releases everything anyway
-    if not rt.store.workflow_release(workflow_id=ctx.workflow_id, executor_id=rt.executor_id, now=now_ms()):
+    if not rt.store.workflows_release(executor_id=rt.executor_id, now=now_ms(), workflow_id=ctx.workflow_id):
         return False
     log.warning("workflow %s was interrupted but is still pending; handing it back to recovery", ctx.workflow_id)
     rt.store.hint("executor", rt.executor_id)  # wake this process's recovery pass now

@@ -55,13 +55,8 @@ class DriverBase(ABC):
 
     # -- primitives ---------------------------------------------------------------------------
     @abstractmethod
-    def _reader(self) -> AbstractContextManager[Tx]:
-        """A connection for reads (each statement sees committed data)."""
-
-    @abstractmethod
-    def _writer(self, single: bool) -> AbstractContextManager[Tx]:
-        """A write unit committed on exit. ``single``: the unit is one statement (Postgres then
-        skips BEGIN/COMMIT, keeping it to one round trip)."""
+    def _writer(self) -> AbstractContextManager[Tx]:
+        """A multi-statement write transaction, committed on exit (SQLite: BEGIN IMMEDIATE)."""
 
     @abstractmethod
     def _map_error(self, exc: Exception) -> Exception | None:
@@ -105,7 +100,7 @@ class DriverBase(ABC):
         atomic on its own, so no explicit transaction is needed."""
         if single:
             return self.read(fn)
-        return self._retrying(lambda: self._in(self._writer(single), fn))
+        return self._retrying(lambda: self._in(self._writer(), fn))
 
     def write_grouped(self, sql: str, params: Params) -> int:
         """One self-contained write statement (safe to retry: conflict-ignoring or fenced); returns

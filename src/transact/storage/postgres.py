@@ -221,20 +221,10 @@ class PostgresStore(Store):
             pool.putconn(conn)  # the pool discards a broken connection
 
     @contextlib.contextmanager
-    def _reader(self) -> Iterator[_PgTx]:
+    def _writer(self) -> Iterator[_PgTx]:
         self._ensure_pool()
-        with self._pool.connection() as conn:
+        with self._pool.connection() as conn, conn.transaction():
             yield _PgTx(conn, self)
-
-    @contextlib.contextmanager
-    def _writer(self, single: bool) -> Iterator[_PgTx]:
-        self._ensure_pool()
-        with self._pool.connection() as conn:
-            if single:
-                yield _PgTx(conn, self)
-            else:
-                with conn.transaction():
-                    yield _PgTx(conn, self)
 
     def _map_error(self, exc: Exception) -> Exception | None:
         if isinstance(exc, pg_errors.IntegrityError):

@@ -106,11 +106,7 @@ class SqliteStore(Store):
             raise mapped from exc
 
     @contextlib.contextmanager
-    def _reader(self) -> Iterator[_SqliteTx]:
-        yield _SqliteTx(self._conn(), self)
-
-    @contextlib.contextmanager
-    def _writer(self, single: bool) -> Iterator[_SqliteTx]:
+    def _writer(self) -> Iterator[_SqliteTx]:
         conn = self._conn()
         # IMMEDIATE takes the write lock up front, so the busy timeout applies instead of a
         # deadlock error when two connections both try to upgrade a read to a write.

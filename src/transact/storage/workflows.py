@@ -183,13 +183,7 @@ class WorkflowSql(DriverBase):
     # -- steps --------------------------------------------------------------------------------
     def steps_load(self, workflow_id: str) -> dict[int, StepRow]:
         """Every recorded outcome of a workflow, for replay. Round trips: 1."""
-        rows = self.read(
-            lambda tx: tx.all(
-                f"SELECT {STEP_COLUMNS} FROM operation_outputs WHERE workflow_id = ? ORDER BY function_id",
-                (workflow_id,),
-            )
-        )
-        return {int(r[1]): to_step(r) for r in rows}
+        return self.steps_load_many([workflow_id])[workflow_id]
 
     def step_record(self, step: StepRow, *, executor_id: str) -> StepRow | None:
         """Checkpoint a step outcome, fenced on ownership and status.
@@ -290,33 +284,13 @@ class WorkflowSql(DriverBase):
         workflow_id: str,
         from_executor: str | None,
         to_executor: str,
-        app_version: str | None,
         now: int,
     ) -> WorkflowRow | None:
-        """Atomically take over a PENDING workflow from ``from_executor``; counts a recovery attempt.
-
-        Queued workflows go back to ENQUEUED (unowned) so the queue's limits apply to the rerun.
-        Returns the updated row, or None if someone else adopted it first."""
-        row = self.write(
-            lambda tx: tx.one(
-                "UPDATE workflow_status SET "
-                " executor_id = CASE WHEN queue_name IS NULL THEN ? ELSE NULL END,"
-                " status = CASE WHEN queue_name IS NULL THEN 'PENDING' ELSE 'ENQUEUED' END,"
-                " started_at = CASE WHEN queue_name IS NULL THEN started_at ELSE NULL END,"
-                " recovery_attempts = recovery_attempts + 1, updated_at = ?"
-                " WHERE workflow_id = ? AND status = 'PENDING' AND "
-                " (executor_id = ? OR (executor_id IS NULL AND CAST(? AS TEXT) IS NULL))"
-                f" RETURNING {WORKFLOW_COLUMNS}",
-                (to_executor, now, workflow_id, from_executor, from_executor),
-            ),
-            single=True,
+        """Take over one PENDING workflow (``workflows_adopt`` for a batch of one)."""
+        taken = self.workflows_adopt(
+            workflow_ids=[workflow_id], from_executor=from_executor, to_executor=to_executor, now=now
         )
-        if row is None:
-            return None
-        adopted = to_workflow(row)
-        if adopted.status == "ENQUEUED":
-            self.hint("queue", adopted.queue_name or "", "")
-        return adopted
+        return taken[0] if taken else None
 
     def workflow_rerun_own(self, *, workflow_id: str, executor_id: str, now: int) -> WorkflowRow | None:
         """Count a recovery attempt for a workflow this executor already owns (restart with a fixed id)."""
@@ -331,25 +305,14 @@ class WorkflowSql(DriverBase):
         )
         return to_workflow(row) if row is not None else None
 
-    def workflow_release(self, *, workflow_id: str, executor_id: str, now: int) -> bool:
-        """Give up ownership of one PENDING workflow (recovery then runs it again)."""
-        changed = self.write(
-            lambda tx: tx.run(
-                "UPDATE workflow_status SET executor_id = NULL, updated_at = ? "
-                "WHERE workflow_id = ? AND status = 'PENDING' AND executor_id = ?",
-                (now, workflow_id, executor_id),
-            ),
-            single=True,
+    def workflows_release(self, *, executor_id: str, now: int, workflow_id: str | None = None) -> int:
+        """Give up ownership of this executor's PENDING workflows (graceful shutdown), or of one of
+        them (recovery then runs it again). Returns how many were released."""
+        sql = (
+            "UPDATE workflow_status SET executor_id = NULL, updated_at = ? WHERE status = 'PENDING' AND executor_id = ?"
         )
-        return changed == 1
-
-    def workflows_release(self, executor_id: str, now: int) -> int:
-        """Give up ownership of this executor's PENDING workflows (graceful shutdown)."""
-        return self.write(
-            lambda tx: tx.run(
-                "UPDATE workflow_status SET executor_id = NULL, updated_at = ? "
-                "WHERE status = 'PENDING' AND executor_id = ?",
-                (now, executor_id),
-            ),
-            single=True,
-        )
+        params: tuple[object, ...] = (now, executor_id)
+        if workflow_id is not None:
+            sql += " AND workflow_id = ?"
+            params = (*params, workflow_id)
+        return self.write(lambda tx: tx.run(sql, params), single=True)
