@@ -96,7 +96,6 @@ class DBOS(_CommsFacade, _AdminFacade, _ScheduleFacade, _TxnFacade, _KafkaFacade
         if rt.app_version is None:
             rt.app_version = _code_version()
         dbos._recovery = RecoveryService(rt)
-        rt.hint_listeners.append(dbos._recovery.on_hint)
         rt.launch([dbos._recovery, *service_registry.build(rt)])
 
     @classmethod

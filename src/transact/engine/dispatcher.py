@@ -64,38 +64,26 @@ class _QueueState:
     turn: int = 0  # rotates the partition served first
 
 
-class Dispatcher:
+class Dispatcher(services.LoopService):
+    thread_name = "transact-queues"
+
     def __init__(self, rt: Runtime) -> None:
-        self.rt = rt
+        super().__init__(rt)
         self._lock = threading.Lock()
-        self._wake = threading.Event()
-        self._stop = threading.Event()
         self._states: dict[str, _QueueState] = {}
         self._inflight: dict[str, tuple[str, str | None]] = {}  # workflow id -> (queue, partition)
         self._watch: dict[str, tuple[str, str | None]] = {}  # id holding a global slot -> its queue
         self._star = False
         self._last_star = 0.0
-        self._thread: threading.Thread | None = None
         self.max_inflight = rt.settings.max_workflow_threads
 
     # -- service ------------------------------------------------------------------------------
-    def start(self) -> None:
+    def _prepare(self) -> None:
         # Recovery ran first and resumed this executor's own queued workflows: count them.
         running = set(self.rt.running_ids())
         for row in self.rt.store.workflows_pending([self.rt.executor_id]):
             if row.queue_name is not None and row.workflow_id in running:
                 self._inflight[row.workflow_id] = (row.queue_name, row.queue_partition_key)
-        self.rt.hint_listeners.append(self.on_hint)
-        self._thread = threading.Thread(target=self._run, name="transact-queues", daemon=True)
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._wake.set()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-        if self.on_hint in self.rt.hint_listeners:
-            self.rt.hint_listeners.remove(self.on_hint)
 
     # -- hints (any thread; cheap, never touches the database) --------------------------------
     def on_hint(self, kind: str, ident: str, key: str) -> None:

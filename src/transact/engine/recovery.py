@@ -19,6 +19,7 @@ from typing import Any
 from transact.engine import workflow
 from transact.engine.clock import now_ms
 from transact.engine.runtime import Runtime, pid_alive
+from transact.engine.services import LoopService
 from transact.storage import Store, Unavailable
 from transact.storage.rows import ExecutorRow, WorkflowRow
 
@@ -60,13 +61,11 @@ def stranded_workflows(
     return [row for row in orphans if row.name not in runnable]
 
 
-class RecoveryService:
+class RecoveryService(LoopService):
+    thread_name = "transact-recovery"
+
     def __init__(self, rt: Runtime) -> None:
-        self.rt = rt
-        self._stop = threading.Event()
-        self._wake = threading.Event()
-        self._thread: threading.Thread | None = None
-        self._previous_sigterm: Any = None
+        super().__init__(rt)
         self.scan_interval = min(rt.settings.heartbeat_seconds, 1.0 if rt.store.dialect == "sqlite" else 5.0)
 
     def _names(self) -> str:
@@ -89,21 +88,19 @@ class RecoveryService:
             )
         )
 
-    def start(self) -> None:
+    def _prepare(self) -> None:
         self._register()
         self.recover_own()
         self.adopt()
-        self._thread = threading.Thread(target=self._loop, name="transact-recovery", daemon=True)
-        self._thread.start()
+
+    def start(self) -> None:
+        super().start()
         if self.rt.settings.install_signal_handlers:
             self._install_sigterm()
 
     def stop(self) -> None:
         """Stopped last: intake services are already stopped, so drain, then hand over the rest."""
-        self._stop.set()
-        self._wake.set()
-        if self._thread is not None and self._thread is not threading.current_thread():
-            self._thread.join(timeout=5)
+        super().stop()
         self.rt.drain(self.rt.shutdown_timeout_s)
         self.release()
 
@@ -204,7 +201,7 @@ class RecoveryService:
             log.info("adopted %d workflows from dead executors", adopted)
         return adopted
 
-    def _loop(self) -> None:
+    def _run(self) -> None:
         rt = self.rt
         next_heartbeat = 0.0
         while not self._stop.is_set():

@@ -204,39 +204,25 @@ class _Entry:
         return int(self.next_tick.timestamp() * 1000)
 
 
-class Scheduler:
+class Scheduler(services.LoopService):
     """Fires ticks in one thread that sleeps until the next tick of any schedule, woken early by
     stop() and by schedule changes (this process's writes, hints from others, or the poll)."""
 
+    thread_name = "transact-scheduler"
+
     def __init__(self, rt: Runtime) -> None:
-        self.rt = rt
+        super().__init__(rt)
         self.poll_s = POLL_S
         self._entries: dict[str, _Entry] = {}
         self._declared: set[str] = set()
         self._warned: set[str] = set()
         self._lock = threading.RLock()
-        self._stop = threading.Event()
-        self._wake = threading.Event()
         self._reload_at = 0.0  # time.monotonic() when the schedules are re-read next
         self._last_reload = 0.0
-        self._thread: threading.Thread | None = None
 
     # -- lifecycle ----------------------------------------------------------------------------
-    def start(self) -> None:
-        self._stop.clear()
-        self.rt.hint_listeners.append(self.on_hint)
+    def _prepare(self) -> None:
         self.refresh()  # declared schedules are in the database when launch() returns
-        self._thread = threading.Thread(target=self._run, name="transact-scheduler", daemon=True)
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._wake.set()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-            self._thread = None
-        if self.on_hint in self.rt.hint_listeners:
-            self.rt.hint_listeners.remove(self.on_hint)
 
     def on_hint(self, kind: str, ident: str, key: str) -> None:
         # No lock: called from the listener thread, which must not wait for our database calls.
