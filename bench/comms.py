@@ -7,7 +7,7 @@ from __future__ import annotations
 import queue
 import time
 
-from bench.harness import Recorder, Result, Target, launched, ms_stats
+from bench.harness import Recorder, Result, Target, latency_row, launched, ms_stats
 from transact import DBOS
 
 _received: dict[int, float] = {}
@@ -64,20 +64,14 @@ def _send_recv(rec: Recorder, n: int, pg: bool, floor: float) -> None:
         got = _signal.get(timeout=30)
         assert got == i, f"received message {got}, expected {i}"
     assert handle.get_result() == n + warm
-    s = ms_stats([_received[i] - sent[i] for i in range(warm, n + warm)])
-    target_ms = 3 if pg else 10
     rec.add(
-        Result(
+        latency_row(
             "5.comms",
             "send -> recv",
-            "ms",
-            p50=s["p50"],
-            p99=s["p99"],
-            floor="insert ms",
-            floor_value=floor,
-            x_floor=s["p50"] / floor,
-            target=f"p50 <= {target_ms} ms",
-            ok=s["p50"] <= target_ms,
+            [_received[i] - sent[i] for i in range(warm, n + warm)],
+            floor_name="insert ms",
+            floor=floor,
+            target_ms=3 if pg else 10,
         )
     )
 
@@ -92,19 +86,14 @@ def _get_event(rec: Recorder, n: int, pg: bool, floor: float) -> None:
             samples.append(time.perf_counter() - t0)
         assert value == 1, f"get_event returned {value!r}"
         handle.get_result()
-    s = ms_stats(samples)
     rec.add(
-        Result(
+        latency_row(
             "5.comms",
             "start wf -> get_event sees event",
-            "ms",
-            p50=s["p50"],
-            p99=s["p99"],
-            floor="insert ms",
-            floor_value=floor,
-            x_floor=s["p50"] / floor,
-            target="p50 <= 3 ms" if pg else None,
-            ok=s["p50"] <= 3 if pg else None,
+            samples,
+            floor_name="insert ms",
+            floor=floor,
+            target_ms=3 if pg else None,
         )
     )
 

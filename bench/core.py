@@ -6,7 +6,7 @@ from __future__ import annotations
 import functools
 import time
 
-from bench.harness import CpuMeter, Recorder, Result, launched, ms_stats, slope, store, timed
+from bench.harness import CpuMeter, Recorder, Result, latency_row, launched, slope, store, timed
 from transact import DBOS
 
 
@@ -41,22 +41,19 @@ def latency(url: str, rec: Recorder, *, quick: bool) -> None:
             before = st.round_trips
             samples = timed(functools.partial(bench_steps, k), n, warmup=10)
             trips = (st.round_trips - before) / (n + 10)
-            s = ms_stats(samples)
-            medians.append((k, s["p50"]))
-            rec.add(
-                Result(
+            row = rec.add(
+                latency_row(
                     "1.latency",
                     f"workflow, {k} steps",
-                    "ms",
-                    p50=s["p50"],
-                    p99=s["p99"],
-                    floor="insert ms",
-                    floor_value=floor,
-                    x_floor=s["p50"] / floor,
+                    samples,
+                    floor_name="insert ms",
+                    floor=floor,
                     note=f"{trips:.1f} round trips/wf (min {k + 2})",
                     extra={"round_trips_per_wf": trips},
                 )
             )
+            assert row.p50 is not None
+            medians.append((k, row.p50))
     per_step = slope(medians)
     rec.add(
         Result(

@@ -83,6 +83,34 @@ class Result:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
+def latency_row(
+    workload: str,
+    metric: str,
+    samples_s: list[float],
+    *,
+    floor_name: str | None = None,
+    floor: float | None = None,
+    target_ms: float | None = None,
+    **extra: Any,
+) -> Result:
+    """A latency row from samples in seconds: p50/p99 in ms, the p50 as a multiple of ``floor``
+    (ms), and a pass/fail against ``p50 <= target_ms`` where the issue sets one."""
+    s = ms_stats(samples_s)
+    return Result(
+        workload,
+        metric,
+        "ms",
+        p50=s["p50"],
+        p99=s["p99"],
+        floor=floor_name,
+        floor_value=floor,
+        x_floor=s["p50"] / floor if floor else None,
+        target=f"p50 <= {target_ms:g} ms" if target_ms is not None else None,
+        ok=s["p50"] <= target_ms if target_ms is not None else None,
+        **extra,
+    )
+
+
 class Recorder:
     def __init__(self, db: str) -> None:
         self.db = db

@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench.harness import PostgresTarget, Recorder, Result, SqliteTarget, Target, launched, ms_stats, timed
+from bench.harness import PostgresTarget, Recorder, Result, SqliteTarget, Target, latency_row, launched, ms_stats, timed
 from transact import DBOS
 from transact.storage import open_store
 
@@ -121,19 +121,15 @@ def run(target: Target, rec: Recorder, *, quick: bool) -> None:
             def call(filters: dict[str, Any] = filters, out: list[Any] = out) -> None:
                 out[:] = DBOS.list_workflows(limit=50, sort_desc=True, **filters)
 
-            s = ms_stats(timed(call, n, warmup=3))
+            samples = timed(call, n, warmup=3)
             assert len(out) == 50, f"list_workflows({filters}) returned {len(out)} rows"
             rec.add(
-                Result(
+                latency_row(
                     "8.list",
                     f"list_workflows {label}",
-                    "ms",
-                    p50=s["p50"],
-                    p99=s["p99"],
-                    floor="raw SELECT ms",
-                    floor_value=floor,
-                    x_floor=s["p50"] / floor,
-                    target="p50 <= 20 ms",
-                    ok=s["p50"] <= 20,
+                    samples,
+                    floor_name="raw SELECT ms",
+                    floor=floor,
+                    target_ms=20,
                 )
             )

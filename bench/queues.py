@@ -8,7 +8,7 @@ import threading
 import time
 from typing import Any
 
-from bench.harness import CpuMeter, Recorder, Result, Target, launched, ms_stats, store
+from bench.harness import CpuMeter, Recorder, Result, Target, latency_row, launched, ms_stats, store
 from transact import DBOS
 
 _queues: dict[str, Any] = {}
@@ -127,20 +127,14 @@ def _idle_latency(target: Target, rec: Recorder, *, quick: bool) -> None:
             q.enqueue(bench_queued, i).get_result()
             if i >= 0:
                 samples.append(_started[i] - t)
-    s = ms_stats(samples)
-    floor = rec.floors["insert_commit_ms"]
     rec.add(
-        Result(
+        latency_row(
             "3.queue",
             "enqueue-to-start, idle queue",
-            "ms",
-            p50=s["p50"],
-            p99=s["p99"],
-            floor="insert ms",
-            floor_value=floor,
-            x_floor=s["p50"] / floor,
-            target="p50 <= 5 ms" if pg else None,
-            ok=s["p50"] <= 5 if pg else None,
+            samples,
+            floor_name="insert ms",
+            floor=rec.floors["insert_commit_ms"],
+            target_ms=5 if pg else None,
         )
     )
 
