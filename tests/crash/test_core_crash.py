@@ -80,13 +80,17 @@ def test_crash_loop_is_stopped_by_max_recovery_attempts(db_url: str, tmp_path: P
     assert len(outputs) == 4
 
 
-def test_new_code_with_same_steps_resumes_and_removed_step_fails_clearly(db_url: str, tmp_path: Path) -> None:
-    # Code A starts the workflow and is killed inside step_b.
+def kill_code_a_inside_step_b(db_url: str, tmp_path: Path) -> None:
+    """Code A starts the versioned workflow and is SIGKILLed inside step_b (step_a is recorded)."""
     (tmp_path / "hold-b").touch()
     proc = spawn(APP, db_url, "versioned", str(tmp_path), env={"APP_CODE": "A"})
     wait_until(lambda: "step_b code=A" in effects(tmp_path), timeout=30, what="step_b to start")
     kill(proc)
     (tmp_path / "hold-b").unlink()
+
+
+def test_new_code_with_same_steps_resumes_and_removed_step_fails_clearly(db_url: str, tmp_path: Path) -> None:
+    kill_code_a_inside_step_b(db_url, tmp_path)
     # Code C removed step_a: the recorded step at position 1 no longer matches -> clear error.
     out = run_to_end(db_url, "versioned", tmp_path, env={"APP_CODE": "C"})
     assert "ERROR DeterminismError" in out, out
@@ -95,11 +99,7 @@ def test_new_code_with_same_steps_resumes_and_removed_step_fails_clearly(db_url:
 
 
 def test_new_code_with_changed_step_body_finishes(db_url: str, tmp_path: Path) -> None:
-    (tmp_path / "hold-b").touch()
-    proc = spawn(APP, db_url, "versioned", str(tmp_path), env={"APP_CODE": "A"})
-    wait_until(lambda: "step_b code=A" in effects(tmp_path), timeout=30, what="step_b to start")
-    kill(proc)
-    (tmp_path / "hold-b").unlink()
+    kill_code_a_inside_step_b(db_url, tmp_path)
     out = run_to_end(db_url, "versioned", tmp_path, env={"APP_CODE": "B"})
     assert "RESULT abBc" in out, out
     assert effects(tmp_path).count("step_a code=A") == 1
