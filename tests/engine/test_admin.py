@@ -143,7 +143,7 @@ def test_list_queries_use_indexes(store: Store) -> None:
             assert index in plan and "TEMP B-TREE FOR ORDER BY" not in plan, plan
     prefix_plan = store.workflows_explain(admin.list_query(workflow_id_prefix="syn-123", limit=50))
     if store.dialect == "postgres":
-        assert "ws_id_prefix_idx" in prefix_plan and "Seq Scan" not in prefix_plan, prefix_plan
+        assert "workflow_status_pkey" in prefix_plan and "Seq Scan" not in prefix_plan, prefix_plan
     else:
         assert "SEARCH workflow_status USING" in prefix_plan and "workflow_id>?" in prefix_plan, prefix_plan
     newest = DBOS.list_workflows(status="ERROR", limit=3, sort_desc=True, load_input=False)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import pickle
 import time
-import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime, timezone
@@ -18,6 +17,7 @@ from typing import TYPE_CHECKING, Any, TypedDict
 from transact.engine import serialization
 from transact.engine import workflow as wf
 from transact.engine.clock import now_ms
+from transact.engine.ids import new_workflow_id as random_workflow_id
 from transact.engine.runtime import Runtime
 from transact.engine.status import to_status
 from transact.errors import (
@@ -264,7 +264,7 @@ def fork(
     _optional_str(app_version, what="application_version")
     source = get_row(store, workflow_id)
     now = now_ms()
-    new_id = new_workflow_id or str(uuid.uuid4())
+    new_id = new_workflow_id or random_workflow_id()
     row = WorkflowRow(
         workflow_id=new_id,
         status="PENDING",
@@ -370,7 +370,7 @@ def enqueue_row(options: Mapping[str, Any], args: Sequence[Any], kwargs: Mapping
     inputs = _dump_inputs(str(name), args, kwargs)
     now = now_ms()
     return WorkflowRow(
-        workflow_id=options.get("workflow_id") or str(uuid.uuid4()),
+        workflow_id=options.get("workflow_id") or random_workflow_id(),
         status="DELAYED" if delay else "ENQUEUED",
         name=str(name),
         queue_name=str(queue),

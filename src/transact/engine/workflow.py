@@ -9,7 +9,6 @@ from __future__ import annotations
 import concurrent.futures
 import contextvars
 import logging
-import uuid
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -17,6 +16,7 @@ from transact._options import current_timeout, take_workflow_id
 from transact.engine import serialization
 from transact.engine.clock import now_ms
 from transact.engine.context import ShutdownInterrupt, WorkflowContext, current_step, current_workflow
+from transact.engine.ids import new_workflow_id
 from transact.engine.registry import WorkflowInfo
 from transact.engine.replay import recorded_outcome
 from transact.engine.runtime import NotLocal, Runtime
@@ -82,7 +82,7 @@ def plan_start(
                 recorded_child=recorded.child_workflow_id,
             )
         parent.check_cancelled()
-    wid = explicit or (f"{parent.workflow_id}-{function_id}" if parent is not None else str(uuid.uuid4()))
+    wid = explicit or (f"{parent.workflow_id}-{function_id}" if parent is not None else new_workflow_id())
     inputs = serialization.dumps_inputs(info.func, args, kwargs, workflow=info.name)
     now = now_ms()
     timeout = current_timeout()

@@ -13,6 +13,7 @@ import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager
+from dataclasses import dataclass
 from importlib import resources
 from typing import Any, Protocol, TypeVar
 
@@ -21,6 +22,25 @@ from transact.storage.errors import Unavailable
 T = TypeVar("T")
 Params = Sequence[Any]
 HintHandler = Callable[[str, str, str], None]
+
+
+@dataclass(frozen=True, slots=True)
+class SetForm:
+    """The set form of a single-row write: one statement that writes many rows given as one JSON
+    array of rows (bytes hex-encoded, the SQL decodes them; every ``?`` in it receives that same
+    array) and returns the key of every row it wrote. Group commit sends N concurrent calls of the row form as one execution of this
+    (Postgres) instead of N statements; JSON because encoding it is one C call on the client.
+
+    ``columns``: the row form's parameter positions, in the order of each JSON row's items;
+    ``key``: the positions whose values make up a row's key; the set form's RETURNING yields
+    them as ``k0, k1, ...`` (so several forms can share one statement).
+    """
+
+    sql: str
+    columns: tuple[int, ...]
+    key: tuple[int, ...]
+    blobs: tuple[int, ...] = ()  # positions that may hold bytes (large ones go alone, as binary)
+
 
 log = logging.getLogger("transact.storage")
 
@@ -82,6 +102,12 @@ class DriverBase(ABC):
     def set_hint_handler(self, handler: HintHandler | None) -> None:
         self._hint_handler = handler
 
+    def note_own_finish(self, workflow_id: str, finishing: bool) -> None:
+        """This process is writing the workflow's final state and hints it locally (``finishing``),
+        or its write missed (not ``finishing``); a driver whose notifications echo back to the
+        writer may skip that echo."""
+        return None
+
     def hint(self, kind: str, ident: str, key: str = "") -> None:
         """Deliver a wake-up hint in this process (after a commit). Tables stay the truth."""
         handler = self._hint_handler
@@ -102,9 +128,10 @@ class DriverBase(ABC):
             return self.read(fn)
         return self._retrying(lambda: self._in(self._writer(), fn))
 
-    def write_grouped(self, sql: str, params: Params) -> int:
-        """One self-contained write statement (safe to retry: conflict-ignoring or fenced); returns
-        its row count. Drivers may commit concurrent calls together (group commit). Round trips: 1."""
+    def write_grouped(self, sql: str, params: Params, set_form: SetForm | None = None) -> int:
+        """One self-contained single-row write statement (safe to retry: conflict-ignoring or
+        fenced); returns its row count. Drivers may commit concurrent calls together (group
+        commit), as one ``set_form`` statement where given. Round trips: 1."""
         return self.write(lambda tx: tx.run(sql, params), single=True)
 
     @abstractmethod

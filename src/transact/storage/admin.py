@@ -1,8 +1,8 @@
 """Management reads and writes: list, explain, resume, fork, delete, schema probe, synthetic rows.
 
 List queries are built so the planner can walk an index in ``created_at`` order and stop after
-``limit`` rows: (created_at), (status, created_at), (name, created_at) and the workflow-id prefix
-index exist from migration 0001. Must not import the engine or the facade.
+``limit`` rows: (created_at), (status, created_at) and (name, created_at) exist from migration
+0001; workflow-id prefixes are a range on the primary key. Must not import the engine or the facade.
 """
 
 from __future__ import annotations
@@ -130,16 +130,11 @@ class AdminSql(DriverBase):
         return sql, params
 
     def _prefix(self, prefix: str, where: list[str], params: list[Any]) -> None:
-        if self.dialect == "postgres":
-            # LIKE 'abc%' uses the text_pattern_ops index whatever the database collation is.
-            escaped = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-            where.append("workflow_id LIKE ?")
-            params.append(escaped + "%")
-        else:
-            # SQLite compares TEXT bytewise (BINARY): [prefix, prefix with its last char bumped) is
-            # exactly the set of ids starting with prefix, and is a range on the primary key.
-            where.append("workflow_id >= ? AND workflow_id < ?")
-            params.extend([prefix, prefix[:-1] + chr(ord(prefix[-1]) + 1)])
+        # Ids compare bytewise on both databases (SQLite BINARY; Postgres COLLATE "C", migration
+        # 0008): [prefix, prefix with its last char bumped) is exactly the ids starting with
+        # prefix, and a range on the primary key.
+        where.append("workflow_id >= ? AND workflow_id < ?")
+        params.extend([prefix, prefix[:-1] + chr(ord(prefix[-1]) + 1)])
 
     def workflows_list(self, q: ListQuery) -> list[WorkflowRow]:
         """Workflows matching ``q`` in creation order. Round trips: 1."""
@@ -227,7 +222,11 @@ class AdminSql(DriverBase):
                 return []
             for ident in children:
                 tx.run("DELETE FROM workflow_status WHERE workflow_id = ?", (ident,))
-            return [workflow_id, *children]
+            deleted = [workflow_id, *children]
+            # Steps carry no foreign key on Postgres (migration 0008): delete them explicitly.
+            for ident in deleted:
+                tx.run("DELETE FROM operation_outputs WHERE workflow_id = ?", (ident,))
+            return deleted
 
         deleted = self.write(unit)
         for ident in deleted:

@@ -8,18 +8,21 @@ the facade.
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
+import operator
 import sys
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import psycopg
 import psycopg_pool
 from psycopg import errors as pg_errors
 
-from transact.storage._base import Tx
+from transact.storage import _pgfast
+from transact.storage._base import SetForm, Tx
 from transact.storage.errors import Conflict, Unavailable
 from transact.storage.store import Store
 
@@ -48,12 +51,20 @@ class _PgTx:
 
     def run(self, sql: str, params: Sequence[Any] = ()) -> int:
         self._store.count_round_trip()
-        return self._conn.execute(_pg(sql), params).rowcount
+        return _run(self._conn, sql, params)
 
     def many(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
         self._store.count_round_trip()
         with self._conn.cursor() as cur:
             cur.executemany(_pg(sql), rows)
+
+
+def _run(conn: psycopg.Connection[Any], sql: str, params: Sequence[Any]) -> int:
+    """A statement's row count, through the lean libpq path when its values allow."""
+    encoded = _pgfast.encode(params)
+    if encoded is None:
+        return conn.execute(_pg(sql), params).rowcount
+    return _pgfast.rowcount(_pgfast.execute(conn, sql, encoded))
 
 
 _converted: dict[str, str] = {}
@@ -76,38 +87,43 @@ def normalize_url(url: str) -> str:
 
 
 class _Request:
-    __slots__ = ("done", "failed", "lead", "params", "rowcount", "sql")
+    __slots__ = ("done", "failed", "form", "lead", "params", "rowcount", "sql")
 
-    def __init__(self, sql: str, params: Sequence[Any]) -> None:
+    def __init__(self, sql: str, params: Sequence[Any], form: SetForm | None) -> None:
         self.sql = sql
         self.params = params
+        self.form = form
         self.rowcount = -1
         self.failed = False
         self.lead = False
-        self.done = threading.Event()
+        # A bare lock, held until the batch is done: cheaper to make and to wake than an Event.
+        self.done = threading.Lock()
+        self.done.acquire()
 
 
 class _GroupCommit:
     """Group commit for checkpoint writes: statements that arrive while a batch is in flight are
-    sent together as one pipelined transaction (one round trip, one WAL flush). The first caller
-    in an idle moment leads at once, so a lone write waits for nobody. A failed batch commits
-    nothing; each of its callers then retries alone (the statements are safe to repeat)."""
+    sent together as one pipelined transaction (one round trip, one WAL flush), and calls of the
+    same statement that has a set form go as one statement over arrays. The first caller in an
+    idle moment leads at once, so a lone write waits for nobody. A failed batch commits nothing;
+    each of its callers then retries alone (the statements are safe to repeat)."""
 
     def __init__(self, store: PostgresStore) -> None:
         self._store = store
         self._lock = threading.Lock()
         self._queue: list[_Request] = []
         self._busy = False
+        self._conn: psycopg.Connection[Any] | None = None  # the leader's own: leaders take turns
 
-    def submit(self, sql: str, params: Sequence[Any]) -> int | None:
+    def submit(self, sql: str, params: Sequence[Any], form: SetForm | None) -> int | None:
         """The statement's row count, or None when its batch failed (retry alone)."""
-        request = _Request(sql, params)
+        request = _Request(sql, params, form)
         with self._lock:
             self._queue.append(request)
             lead = not self._busy
             self._busy = True
         if not lead:
-            request.done.wait()
+            request.done.acquire()
             if not request.lead:
                 return None if request.failed else request.rowcount
         self._lead()
@@ -128,29 +144,103 @@ class _GroupCommit:
 
     def _release(self, batch: list[_Request]) -> None:
         for request in batch:
-            request.done.set()
+            if not request.lead:
+                request.done.release()
         with self._lock:
             if self._queue:  # hand the lead to the oldest waiter; it takes everything queued
                 successor = self._queue[0]
                 successor.lead = True
-                successor.done.set()
+                successor.done.release()
             else:
                 self._busy = False
 
     def _execute(self, batch: list[_Request]) -> None:
-        store = self._store
-        store._ensure_pool()
-        conn = store._pool.getconn()
+        conn = self._conn
+        if conn is None or conn.closed:
+            conn = self._conn = self._store.connect_once()
         try:
             if len(batch) == 1:
-                batch[0].rowcount = conn.execute(_pg(batch[0].sql), batch[0].params).rowcount
+                batch[0].rowcount = _run(conn, batch[0].sql, batch[0].params)
                 return
-            with conn.transaction(), conn.pipeline():
-                cursors = [conn.execute(_pg(r.sql), r.params) for r in batch]
-            for request, cursor in zip(batch, cursors, strict=True):
-                request.rowcount = cursor.rowcount
-        finally:
-            store._pool.putconn(conn)
+            sets, singles = _plan(batch)
+            if not singles:  # the usual case: one statement, atomic by itself, in autocommit
+                self._write_sets(conn, sets)
+                return
+            with conn.transaction():
+                for request in singles:
+                    request.rowcount = _run(conn, request.sql, request.params)
+                self._write_sets(conn, sets)
+        except BaseException:
+            self._conn = None  # its state is unknown: the next batch connects afresh
+            with contextlib.suppress(Exception):
+                conn.close()
+            raise
+
+    def close(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            with contextlib.suppress(Exception):
+                conn.close()
+
+    @staticmethod
+    def _write_sets(conn: psycopg.Connection[Any], sets: list[tuple[SetForm, dict[tuple[str, ...], _Request]]]) -> None:
+        if not sets:
+            return
+        forms = tuple(form for form, _ in sets)
+        payloads: list[bytes | None] = []
+        for form, rows in sets:
+            pick = _pickers.get(form)
+            if pick is None:
+                pick = _pickers[form] = operator.itemgetter(*form.columns)
+            payload = json.dumps([pick(r.params) for r in rows.values()], default=bytes.hex).encode()
+            payloads.extend([payload] * form.sql.count("?"))
+            for request in rows.values():
+                request.rowcount = 0
+        result = _pgfast.execute(conn, _combined_sql(forms), (payloads, [0] * len(payloads)))
+        for row in _pgfast.text_rows(result):
+            n = int(row[0] or 0)
+            sets[n][1][cast(tuple[str, ...], row[1 : 1 + len(forms[n].key)])].rowcount = 1  # keys are never NULL
+
+
+_SET_VALUE_LIMIT = 4096  # bytes values above this go as their own binary statement, not hex in JSON
+_pickers: dict[SetForm, Callable[[Sequence[Any]], Any]] = {}
+_combined: dict[tuple[SetForm, ...], str] = {}
+
+
+def _combined_sql(forms: tuple[SetForm, ...]) -> str:
+    """One statement running several set forms (data-modifying CTEs), returning (form, key...) rows."""
+    sql = _combined.get(forms)
+    if sql is None:
+        width = max(len(form.key) for form in forms)
+        ctes = ", ".join(f"f{n} AS ({form.sql})" for n, form in enumerate(forms))
+        selects = " UNION ALL ".join(
+            f"SELECT {n}, "
+            + ", ".join(f"k{k}::text" if k < len(form.key) else "NULL" for k in range(width))
+            + f" FROM f{n}"
+            for n, form in enumerate(forms)
+        )
+        sql = _combined[forms] = f"WITH {ctes} {selects}"
+    return sql
+
+
+def _plan(batch: list[_Request]) -> tuple[list[tuple[SetForm, dict[tuple[str, ...], _Request]]], list[_Request]]:
+    """Split a batch into set-form groups (by row key: two calls for one row can't share a
+    statement, the later one goes alone; so do large values) and single statements."""
+    groups: dict[SetForm, dict[tuple[str, ...], _Request]] = {}
+    singles: list[_Request] = []
+    for request in batch:
+        form = request.form
+        params = request.params
+        if form is None or any(len(params[i] or b"") > _SET_VALUE_LIMIT for i in form.blobs):
+            singles.append(request)
+            continue
+        rows = groups.setdefault(form, {})
+        key = tuple(str(params[i]) for i in form.key)
+        if key in rows:
+            singles.append(request)
+        else:
+            rows[key] = request
+    return list(groups.items()), singles
 
 
 class PostgresStore(Store):
@@ -185,6 +275,7 @@ class PostgresStore(Store):
         self._listener: threading.Thread | None = None
         self.group_commit = True  # config "group_commit": False turns it off
         self._group = _GroupCommit(self)
+        self._own_finishes: set[str] = set()  # finished here: their NOTIFY echo is redundant
 
     def _ensure_pool(self) -> None:
         if not self._pool_opened:
@@ -193,14 +284,22 @@ class PostgresStore(Store):
                     self._pool.open(wait=False)
                     self._pool_opened = True
 
-    def write_grouped(self, sql: str, params: Sequence[Any]) -> int:
+    def write_grouped(self, sql: str, params: Sequence[Any], set_form: SetForm | None = None) -> int:
         if not self.group_commit:
             return super().write_grouped(sql, params)
         self.count_round_trip()
-        rowcount = self._group.submit(sql, params)
+        rowcount = self._group.submit(sql, params, set_form)
         if rowcount is None:  # the batch failed (outage, ...): alone, with the usual retries
             return super().write_grouped(sql, params)
         return rowcount
+
+    def note_own_finish(self, workflow_id: str, finishing: bool) -> None:
+        if not finishing:
+            self._own_finishes.discard(workflow_id)
+            return
+        if len(self._own_finishes) > 100_000:  # echoes lost to a listener reconnect: start over
+            self._own_finishes.clear()
+        self._own_finishes.add(workflow_id)
 
     def _single(self, fn: Callable[[Tx], T]) -> T:
         if not self._pool_opened:
@@ -248,6 +347,7 @@ class PostgresStore(Store):
 
     def close(self) -> None:
         self._closed.set()
+        self._group.close()
         if self._listener is not None:
             self._listener.join(timeout=3)
         if self._pool_opened:
@@ -277,9 +377,13 @@ class PostgresStore(Store):
                     first = False
                     delay = 0.05
                     while not self._closed.is_set():
+                        own = self._own_finishes
                         for note in conn.notifies(timeout=0.5):
                             kind, _, rest = note.payload.partition("|")
                             ident, _, key = rest.partition("|")
+                            if kind == "done" and ident in own:
+                                own.discard(ident)  # our own finish, hinted when written
+                                continue
                             self.hint(kind, ident, key)
             except psycopg.Error as exc:
                 if self._closed.is_set():

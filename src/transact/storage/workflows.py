@@ -10,13 +10,13 @@ import operator
 from collections.abc import Sequence
 from dataclasses import fields
 
-from transact.storage._base import DriverBase, Tx
+from transact.storage._base import DriverBase, SetForm, Tx
 from transact.storage.errors import OwnershipLost, WorkflowNotPending
 from transact.storage.rows import STEP_COLUMNS, TERMINAL_STATUSES, WORKFLOW_COLUMNS, StepRow, WorkflowRow
 
 _INSERT_WORKFLOW = (
     f"INSERT INTO workflow_status ({WORKFLOW_COLUMNS}) VALUES ({', '.join('?' * 23)}) "
-    "ON CONFLICT (workflow_id) DO NOTHING RETURNING workflow_id"
+    "ON CONFLICT (workflow_id) DO NOTHING"
 )
 _SELECT_WORKFLOW = f"SELECT {WORKFLOW_COLUMNS} FROM workflow_status WHERE workflow_id = ?"
 
@@ -27,11 +27,42 @@ _RECORD_STEP = (
     "SELECT 1 FROM workflow_status WHERE workflow_id = ? AND status = 'PENDING' AND executor_id = ?) "
     "ON CONFLICT (workflow_id, function_id) DO NOTHING"
 )
+# The set form of _RECORD_STEP: N checkpoints in one statement, same fence (group commit).
+_RECORD_STEPS = SetForm(
+    # The fence is a scalar subquery on purpose: the planner runs it per row as a primary-key
+    # probe, where an EXISTS could become a hash join over every PENDING workflow.
+    sql=(
+        f"INSERT INTO operation_outputs ({STEP_COLUMNS}) "
+        "SELECT e->>0, (e->>1)::integer, e->>2, decode(e->>3, 'hex'), decode(e->>4, 'hex'), e->>5, "
+        "(e->>6)::bigint, (e->>7)::bigint FROM jsonb_array_elements(?::jsonb) AS e "
+        "WHERE (SELECT w.executor_id FROM workflow_status w "
+        "WHERE w.workflow_id = e->>0 AND w.status = 'PENDING') = e->>8 "
+        "ON CONFLICT (workflow_id, function_id) DO NOTHING RETURNING workflow_id AS k0, function_id AS k1"
+    ),
+    columns=(0, 1, 2, 3, 4, 5, 6, 7, 9),
+    key=(0, 1),
+    blobs=(3, 4),
+)
 _SELECT_STEP = f"SELECT {STEP_COLUMNS} FROM operation_outputs WHERE workflow_id = ? AND function_id = ?"
 
 _FINISH = (
     "UPDATE workflow_status SET status = ?, output = ?, error = ?, updated_at = ? "
     "WHERE workflow_id = ? AND status = 'PENDING' AND executor_id = ?"
+)
+
+_FINISH_MANY = SetForm(
+    # A join, measured cheaper here than forcing primary-key probes (= ANY of the ids): a batch
+    # finishes workflows that are PENDING, so the planner's way in through the PENDING index is small.
+    sql=(
+        "UPDATE workflow_status AS w SET status = v.e->>0, output = decode(v.e->>1, 'hex'), "
+        "error = decode(v.e->>2, 'hex'), updated_at = (v.e->>3)::bigint "
+        "FROM jsonb_array_elements(?::jsonb) AS v(e) "
+        "WHERE w.workflow_id = v.e->>4 AND w.status = 'PENDING' AND w.executor_id = v.e->>5 "
+        "RETURNING w.workflow_id AS k0"
+    ),
+    columns=(0, 1, 2, 3, 4, 5),
+    key=(4,),
+    blobs=(1, 2),
 )
 
 _TERMINAL_SQL = ", ".join(f"'{s}'" for s in TERMINAL_STATUSES)
@@ -66,7 +97,7 @@ class WorkflowSql(DriverBase):
         Round trips: 1 (2 when the id already exists)."""
 
         def unit(tx: Tx) -> tuple[WorkflowRow, bool]:
-            if tx.one(_INSERT_WORKFLOW, workflow_values(row)) is not None:
+            if tx.run(_INSERT_WORKFLOW, workflow_values(row)) == 1:
                 return row, True
             existing = tx.one(_SELECT_WORKFLOW, (row.workflow_id,))
             assert existing is not None
@@ -85,7 +116,7 @@ class WorkflowSql(DriverBase):
         If the parent already recorded a child at that position, the recorded child is returned."""
 
         def unit(tx: Tx) -> tuple[WorkflowRow, bool]:
-            inserted = tx.one(_INSERT_WORKFLOW, workflow_values(row)) is not None
+            inserted = tx.run(_INSERT_WORKFLOW, workflow_values(row)) == 1
             recorded = tx.run(
                 _RECORD_STEP,
                 (
@@ -130,9 +161,11 @@ class WorkflowSql(DriverBase):
     ) -> None:
         """Record the final outcome, fenced on ownership. Round trips: 1."""
 
-        if self.write_grouped(_FINISH, (status, output, error, now, workflow_id, executor_id)) == 1:
+        self.note_own_finish(workflow_id, True)  # before the write: its echo may beat our return
+        if self.write_grouped(_FINISH, (status, output, error, now, workflow_id, executor_id), _FINISH_MANY) == 1:
             self.hint("done", workflow_id)
             return
+        self.note_own_finish(workflow_id, False)
 
         def unit(tx: Tx) -> None:
             current = tx.one("SELECT status, executor_id FROM workflow_status WHERE workflow_id = ?", (workflow_id,))
@@ -191,7 +224,7 @@ class WorkflowSql(DriverBase):
         Returns None when written, or the row recorded earlier at the same position (a concurrent
         runner won; callers must use it). Round trips: 1 (why a write missed is asked only then)."""
 
-        if self.write_grouped(_RECORD_STEP, (*step_values(step), step.workflow_id, executor_id)) == 1:
+        if self.write_grouped(_RECORD_STEP, (*step_values(step), step.workflow_id, executor_id), _RECORD_STEPS) == 1:
             return None
         return self.read(lambda tx: self._explain_step_miss(tx, step.workflow_id, step.function_id, executor_id))
 
