@@ -7,6 +7,8 @@ import signal
 import subprocess
 from pathlib import Path
 
+import pytest
+
 from tests.conftest import spawn, wait_until
 
 APP = Path(__file__).parent / "apps" / "core_app.py"
@@ -46,10 +48,14 @@ def test_sigkill_during_step_k_resumes_without_rerunning_earlier_steps(db_url: s
         assert lines.count(f"done steps-wf {i}") == 1, (i, lines)
 
 
-def test_hundred_pending_workflows_recovered_after_crash(db_url: str, tmp_path: Path) -> None:
+@pytest.mark.parametrize("same_executor_id", [False, True], ids=["new-executor", "same-executor"])
+def test_hundred_pending_workflows_recovered_after_crash(db_url: str, tmp_path: Path, same_executor_id: bool) -> None:
+    """Restarted with a new executor id the survivor adopts the dead one's work; restarted with
+    the same (fixed) id it resumes its own, in batches (recover_own)."""
     n = 100
+    env = {"TRANSACT_EXECUTOR_ID": "crash-fixed-id"} if same_executor_id else None
     (tmp_path / "hold-2").touch()
-    proc = spawn(APP, db_url, "many", str(tmp_path), str(n))
+    proc = spawn(APP, db_url, "many", str(tmp_path), str(n), env=env)
     # step 2 has started only after step 1's checkpoint committed
     wait_until(
         lambda: sum(1 for line in effects(tmp_path) if line.startswith("start") and line.endswith(" 2")) == n,
@@ -58,7 +64,7 @@ def test_hundred_pending_workflows_recovered_after_crash(db_url: str, tmp_path: 
     )
     kill(proc)
     (tmp_path / "hold-2").unlink()
-    out = run_to_end(db_url, "many", tmp_path, str(n))
+    out = run_to_end(db_url, "many", tmp_path, str(n), env=env)
     assert f"RESULT {n * 30}" in out, out
     lines = effects(tmp_path)
     for i in range(n):

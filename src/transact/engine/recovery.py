@@ -150,16 +150,24 @@ class RecoveryService(LoopService):
         return not (rt.settings.pin_app_version and row.app_version != rt.app_version)
 
     def recover_own(self) -> int:
-        """Restart with a fixed executor id: resume the PENDING workflows it still owns."""
+        """Restart with a fixed executor id: resume the PENDING workflows it still owns, in
+        batches (one update and one step read per batch, as adoption does)."""
         rt = self.rt
         count = 0
         running = set(rt.running_ids())
-        for row in rt.store.workflows_pending([rt.executor_id]):
-            if row.workflow_id in running or not self._runnable(row):
-                continue
-            updated = rt.store.workflow_rerun_own(workflow_id=row.workflow_id, executor_id=rt.executor_id, now=now_ms())
-            if updated is not None and workflow.resume(rt, updated):
-                count += 1
+        rows = [
+            row
+            for row in rt.store.workflows_pending([rt.executor_id])
+            if row.workflow_id not in running and self._runnable(row)
+        ]
+        for start in range(0, len(rows), ADOPT_BATCH):
+            ids = [row.workflow_id for row in rows[start : start + ADOPT_BATCH]]
+            updated = rt.store.workflows_rerun_own(workflow_ids=ids, executor_id=rt.executor_id, now=now_ms())
+            steps = rt.store.steps_load_many([row.workflow_id for row in updated])
+            order = {wid: n for n, wid in enumerate(ids)}
+            for row in sorted(updated, key=lambda r: order[r.workflow_id]):  # oldest first, as listed
+                if workflow.resume(rt, row, recorded=steps[row.workflow_id]):
+                    count += 1
         return count
 
     def adopt(self) -> int:

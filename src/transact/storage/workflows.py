@@ -325,18 +325,19 @@ class WorkflowSql(DriverBase):
         )
         return taken[0] if taken else None
 
-    def workflow_rerun_own(self, *, workflow_id: str, executor_id: str, now: int) -> WorkflowRow | None:
-        """Count a recovery attempt for a workflow this executor already owns (restart with a fixed id)."""
-        row = self.write(
-            lambda tx: tx.one(
-                "UPDATE workflow_status SET recovery_attempts = recovery_attempts + 1, updated_at = ? "
-                "WHERE workflow_id = ? AND status = 'PENDING' AND executor_id = ? "
-                f"RETURNING {WORKFLOW_COLUMNS}",
-                (now, workflow_id, executor_id),
-            ),
-            single=True,
+    def workflows_rerun_own(self, *, workflow_ids: Sequence[str], executor_id: str, now: int) -> list[WorkflowRow]:
+        """Count a recovery attempt for workflows this executor already owns (restart with a fixed
+        id), in one statement; returns the rows still PENDING and owned by ``executor_id`` (the
+        others finished or changed hands meanwhile)."""
+        if not workflow_ids:
+            return []
+        sql = (
+            "UPDATE workflow_status SET recovery_attempts = recovery_attempts + 1, updated_at = ? "
+            f"WHERE status = 'PENDING' AND executor_id = ? AND workflow_id IN ({', '.join('?' * len(workflow_ids))}) "
+            f"RETURNING {WORKFLOW_COLUMNS}"
         )
-        return to_workflow(row) if row is not None else None
+        rows = self.write(lambda tx: tx.all(sql, (now, executor_id, *workflow_ids)), single=True)
+        return [to_workflow(r) for r in rows]
 
     def workflows_release(self, *, executor_id: str, now: int, workflow_id: str | None = None) -> int:
         """Give up ownership of this executor's PENDING workflows (graceful shutdown), or of one of
