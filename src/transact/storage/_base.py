@@ -40,6 +40,7 @@ class SetForm:
     columns: tuple[int, ...]
     key: tuple[int, ...]
     blobs: tuple[int, ...] = ()  # positions that may hold bytes (large ones go alone, as binary)
+    lane: str = "checkpoints"  # forms in one lane share batches; lanes commit independently
 
 
 log = logging.getLogger("transact.storage")

@@ -20,6 +20,7 @@ from typing import Any, TypeVar, cast
 import psycopg
 import psycopg_pool
 from psycopg import errors as pg_errors
+from psycopg import pq
 
 from transact.storage import _pgfast
 from transact.storage._base import SetForm, Tx
@@ -171,9 +172,10 @@ class _GroupCommit:
                     request.rowcount = _run(conn, request.sql, request.params)
                 self._write_sets(conn, sets)
         except BaseException:
-            self._conn = None  # its state is unknown: the next batch connects afresh
-            with contextlib.suppress(Exception):
-                conn.close()
+            if conn.closed or conn.pgconn.transaction_status != pq.TransactionStatus.IDLE:
+                self._conn = None  # broken, or its state is unknown: the next batch connects afresh
+                with contextlib.suppress(Exception):
+                    conn.close()
             raise
 
     def close(self) -> None:
@@ -274,7 +276,8 @@ class PostgresStore(Store):
         self._pool_lock = threading.Lock()
         self._listener: threading.Thread | None = None
         self.group_commit = True  # config "group_commit": False turns it off
-        self._group = _GroupCommit(self)
+        self._groups: dict[str, _GroupCommit] = {}  # one per lane (SetForm.lane)
+        self._groups_lock = threading.Lock()
         self._own_finishes: set[str] = set()  # finished here: their NOTIFY echo is redundant
 
     def _ensure_pool(self) -> None:
@@ -288,7 +291,12 @@ class PostgresStore(Store):
         if not self.group_commit:
             return super().write_grouped(sql, params)
         self.count_round_trip()
-        rowcount = self._group.submit(sql, params, set_form)
+        lane = set_form.lane if set_form is not None else "checkpoints"
+        group = self._groups.get(lane)
+        if group is None:
+            with self._groups_lock:
+                group = self._groups.setdefault(lane, _GroupCommit(self))
+        rowcount = group.submit(sql, params, set_form)
         if rowcount is None:  # the batch failed (outage, ...): alone, with the usual retries
             return super().write_grouped(sql, params)
         return rowcount
@@ -347,7 +355,8 @@ class PostgresStore(Store):
 
     def close(self) -> None:
         self._closed.set()
-        self._group.close()
+        for group in list(self._groups.values()):
+            group.close()
         if self._listener is not None:
             self._listener.join(timeout=3)
         if self._pool_opened:
