@@ -39,30 +39,33 @@ def _numbered(sql: str) -> bytes:
     return out
 
 
+def _int(value: int) -> bytes:
+    return str(value).encode()
+
+
+def _bool(value: bool) -> bytes:
+    return b"t" if value else b"f"
+
+
+def _same(value: bytes) -> bytes:
+    return value
+
+
+def _null(value: None) -> None:
+    return None
+
+
+# Text format for everything but bytes (binary): the server parses text by the inferred type.
+_ENCODERS: dict[type, Any] = {str: str.encode, int: _int, bytes: _same, bool: _bool, type(None): _null}
+
+
 def encode(params: Sequence[Any]) -> tuple[list[bytes | None], list[int]] | None:
     """Parameter values and formats for libpq, or None if a value needs psycopg's adapters."""
-    values: list[bytes | None] = []
-    formats: list[int] = []
-    for value in params:
-        kind = type(value)
-        if kind is str:
-            values.append(value.encode())
-            formats.append(_TEXT)
-        elif value is None:
-            values.append(None)
-            formats.append(_TEXT)
-        elif kind is int:
-            values.append(str(value).encode())
-            formats.append(_TEXT)
-        elif kind is bytes:
-            values.append(value)
-            formats.append(_BINARY)
-        elif kind is bool:
-            values.append(b"t" if value else b"f")
-            formats.append(_TEXT)
-        else:
-            return None
-    return values, formats
+    try:
+        values: list[bytes | None] = [_ENCODERS[type(value)](value) for value in params]
+    except KeyError:
+        return None
+    return values, [_BINARY if type(value) is bytes else _TEXT for value in params]
 
 
 def execute(conn: psycopg.Connection[Any], sql: str, encoded: tuple[list[bytes | None], list[int]]) -> PGresult:
