@@ -24,7 +24,7 @@ Params = Sequence[Any]
 HintHandler = Callable[[str, str, str], None]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, eq=False)  # module constants: identity is equality (cheap hash)
 class SetForm:
     """The set form of a single-row write: one statement that writes many rows given as one JSON
     array of rows (bytes hex-encoded, the SQL decodes them; every ``?`` in it receives that same

@@ -225,6 +225,14 @@ def _combined_sql(forms: tuple[SetForm, ...]) -> str:
     return sql
 
 
+def _has_large_value(params: Sequence[Any], positions: tuple[int, ...]) -> bool:
+    for i in positions:
+        value = params[i]
+        if value is not None and len(value) > _SET_VALUE_LIMIT:
+            return True
+    return False
+
+
 def _plan(batch: list[_Request]) -> tuple[list[tuple[SetForm, dict[tuple[str, ...], _Request]]], list[_Request]]:
     """Split a batch into set-form groups (by row key: two calls for one row can't share a
     statement, the later one goes alone; so do large values) and single statements."""
@@ -233,7 +241,7 @@ def _plan(batch: list[_Request]) -> tuple[list[tuple[SetForm, dict[tuple[str, ..
     for request in batch:
         form = request.form
         params = request.params
-        if form is None or any(len(params[i] or b"") > _SET_VALUE_LIMIT for i in form.blobs):
+        if form is None or _has_large_value(params, form.blobs):
             singles.append(request)
             continue
         rows = groups.setdefault(form, {})
