@@ -201,7 +201,12 @@ class WorkflowSql(DriverBase):
         """Record the final outcome, fenced on ownership. Round trips: 1."""
 
         self.note_own_finish(workflow_id, True)  # before the write: its echo may beat our return
-        if self.write_grouped(_FINISH, (status, output, error, now, workflow_id, executor_id), _FINISH_MANY) == 1:
+        try:
+            written = self.write_grouped(_FINISH, (status, output, error, now, workflow_id, executor_id), _FINISH_MANY)
+        except BaseException:
+            self.note_own_finish(workflow_id, False)
+            raise
+        if written == 1:
             self.hint("done", workflow_id)
             return
         self.note_own_finish(workflow_id, False)
