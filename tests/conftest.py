@@ -15,6 +15,7 @@ import psycopg
 import pytest
 
 from transact import DBOS
+from transact.storage import Store, open_store
 
 PG_ADMIN_URL = os.environ.get("TRANSACT_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 TESTS_DIR = Path(__file__).parent
@@ -71,6 +72,31 @@ def db_url(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> str:
     url: str = request.getfixturevalue("pg_database")
     fresh_postgres(url)
     return url
+
+
+@pytest.fixture
+def store(db_url: str) -> Iterator[Store]:
+    """The system database's store itself, migrated (storage tests, or an operator's view)."""
+    s = open_store(db_url)
+    s.migrate()
+    yield s
+    s.close()
+
+
+@pytest.fixture
+def procs(tmp_path: Path) -> Iterator[list[subprocess.Popen[str]]]:
+    """Subprocesses a test starts; at the end they are asked to stop (file ``stop`` in tmp_path),
+    then killed if they have not exited within 15 s."""
+    started: list[subprocess.Popen[str]] = []
+    yield started
+    (tmp_path / "stop").touch()
+    for p in started:
+        if p.poll() is None:
+            try:
+                p.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
 
 
 @pytest.fixture

@@ -7,13 +7,10 @@ import os
 import signal
 import subprocess
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
-
 from tests.conftest import spawn, wait_until
-from transact.storage import Store, open_store
+from transact.storage import Store
 
 APP = Path(__file__).parent / "apps" / "worker_app.py"
 
@@ -25,28 +22,6 @@ def effects(workdir: Path) -> list[str]:
 
 def count(workdir: Path, prefix: str) -> int:
     return sum(1 for line in effects(workdir) if line.startswith(prefix))
-
-
-@pytest.fixture
-def store(db_url: str) -> Iterator[Store]:
-    s = open_store(db_url)
-    s.migrate()
-    yield s
-    s.close()
-
-
-@pytest.fixture
-def procs(tmp_path: Path) -> Iterator[list[subprocess.Popen[str]]]:
-    started: list[subprocess.Popen[str]] = []
-    yield started
-    (tmp_path / "stop").touch()
-    for p in started:
-        if p.poll() is None:
-            try:
-                p.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                p.kill()
-                p.wait()
 
 
 def start(

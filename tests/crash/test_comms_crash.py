@@ -16,7 +16,7 @@ import pytest
 from tests.conftest import spawn, wait_until
 from transact import DBOS
 from transact.engine import serialization
-from transact.storage import Store, open_store
+from transact.storage import Store
 
 APP = Path(__file__).parent / "apps" / "comms_app.py"
 WAIT_S = 4.0  # comms_app.WAIT_S
@@ -48,14 +48,6 @@ def run_to_end(db_url: str, mode: str, workdir: Path, *args: str) -> str:
 def kill(proc: subprocess.Popen[str]) -> None:
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait(timeout=10)
-
-
-@pytest.fixture
-def store(db_url: str) -> Any:
-    s = open_store(db_url)
-    s.migrate()
-    yield s
-    s.close()
 
 
 def recorded(store: Store, workflow_id: str, name: str) -> Any:

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import subprocess
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -16,19 +15,6 @@ from transact import DBOSClient
 
 APP = Path(__file__).parent / "apps" / "queue_app.py"
 ITEMS = 8
-
-
-@pytest.fixture
-def procs(tmp_path: Path) -> Iterator[list[subprocess.Popen[str]]]:
-    started: list[subprocess.Popen[str]] = []
-    yield started
-    (tmp_path / "stop").touch()
-    for p in started:
-        try:
-            p.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            p.kill()
-            p.wait()
 
 
 def start_worker(procs: list[subprocess.Popen[str]], db_url: str, workdir: Path, **env: str) -> subprocess.Popen[str]:

@@ -9,7 +9,6 @@ import signal
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -23,7 +22,7 @@ from transact.engine import scheduler as scheduler_module
 from transact.engine import serialization
 from transact.engine.scheduler import Scheduler, parse_cron, scheduler_of, tick_workflow_id
 from transact.errors import WorkflowNotRegisteredError
-from transact.storage import Store, open_store
+from transact.storage import Store
 from transact.storage.rows import ScheduleRow
 
 APP = Path(__file__).parent / "apps" / "sched_app.py"
@@ -50,17 +49,6 @@ class Runs:
 
     def after(self, moment: datetime) -> list[datetime]:
         return [t for t in self.times() if t > moment]
-
-
-@pytest.fixture
-def store(db_url: str) -> Iterator[Store]:
-    """A second connection to the system database, as an operator's tool would have."""
-    s = open_store(db_url)
-    s.migrate()
-    try:
-        yield s
-    finally:
-        s.close()
 
 
 def workflow_rows(store: Store, name: str) -> list[tuple[str, str, datetime]]:

@@ -12,23 +12,14 @@ import os
 import subprocess
 import sys
 import uuid
-from collections.abc import Iterator
 
 import psycopg
 import pytest
 
 from transact.engine.ids import new_workflow_id
-from transact.storage import Conflict, Store, _pgfast, open_store
+from transact.storage import Conflict, Store, _pgfast
 from transact.storage.rows import StepRow, WorkflowRow
 from transact.storage.workflows import _FINISH, _FINISH_MANY, _RECORD_STEP, _RECORD_STEPS, step_values
-
-
-@pytest.fixture
-def store(db_url: str) -> Iterator[Store]:
-    s = open_store(db_url)
-    s.migrate()
-    yield s
-    s.close()
 
 
 def _row(wid: str, executor: str = "ex-1") -> WorkflowRow:

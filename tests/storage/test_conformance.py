@@ -5,7 +5,6 @@ from __future__ import annotations
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 
 import psycopg
@@ -13,14 +12,6 @@ import pytest
 
 from transact.storage import OwnershipLost, Store, WorkflowNotPending, open_store
 from transact.storage.rows import StepRow, WorkflowRow
-
-
-@pytest.fixture
-def store(db_url: str) -> Iterator[Store]:
-    s = open_store(db_url)
-    s.migrate()
-    yield s
-    s.close()
 
 
 def row(wid: str, executor: str | None = "ex-1", status: str = "PENDING") -> WorkflowRow:
