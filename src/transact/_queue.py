@@ -86,10 +86,7 @@ class Queue:
         rt = _current.runtime()
         info = workflow_info(func)
         spec = self._spec()
-        workflow_id = wf.start(rt, info, args, kwargs, queue=spec)
-        if spec.delay_seconds:
-            rt.store.hint("queue", self.name, "delayed")
-        return WorkflowHandle(rt, workflow_id)
+        return WorkflowHandle(rt, wf.start(rt, info, args, kwargs, queue=spec))
 
     @overload
     async def enqueue_async(
@@ -113,8 +110,6 @@ class Queue:
         if plan.recorded_child is not None:
             return WorkflowHandleAsync(rt, plan.recorded_child)
         await rt.aio(wf.insert, rt, plan)
-        if spec.delay_seconds:
-            rt.store.hint("queue", self.name, "delayed")
         return WorkflowHandleAsync(rt, plan.row.workflow_id)
 
     def _spec(self) -> wf.QueueSpec:

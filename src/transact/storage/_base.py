@@ -27,8 +27,8 @@ HintHandler = Callable[[str, str, str], None]
 @dataclass(frozen=True, slots=True, eq=False)  # module constants: identity is equality (cheap hash)
 class SetForm:
     """The set form of a single-row write: one statement that writes many rows given as one JSON
-    array of rows (bytes hex-encoded, the SQL decodes them; every ``?`` in it receives that same
-    array) and returns the key of every row it wrote. Group commit sends N concurrent calls of the row form as one execution of this
+    array of rows (its one ``?``; bytes hex-encoded, the SQL decodes them) and returns the key of
+    every row it wrote. Group commit sends N concurrent calls of the row form as one execution of this
     (Postgres) instead of N statements; JSON because encoding it is one C call on the client.
 
     ``columns``: the row form's parameter positions, in the order of each JSON row's items;

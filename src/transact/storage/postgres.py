@@ -194,8 +194,7 @@ class _GroupCommit:
             pick = _pickers.get(form)
             if pick is None:
                 pick = _pickers[form] = operator.itemgetter(*form.columns)
-            payload = json.dumps([pick(r.params) for r in rows.values()], default=bytes.hex).encode()
-            payloads.extend([payload] * form.sql.count("?"))
+            payloads.append(json.dumps([pick(r.params) for r in rows.values()], default=bytes.hex).encode())
             for request in rows.values():
                 request.rowcount = 0
         result = _pgfast.execute(conn, _combined_sql(forms), (payloads, [0] * len(payloads)))

@@ -138,8 +138,7 @@ class WorkflowSql(DriverBase):
         Round trips: 1 (2 when the id already exists)."""
         for _ in range(3):
             if self.write_grouped(_INSERT_WORKFLOW, workflow_values(row), _INSERT_WORKFLOWS) == 1:
-                if row.status == "ENQUEUED":
-                    self.hint("queue", row.queue_name or "", "")
+                self._hint_queued(row)
                 return row, True
             existing = self.read(lambda tx: tx.one(_SELECT_WORKFLOW, (row.workflow_id,)))
             if existing is not None:
@@ -180,9 +179,16 @@ class WorkflowSql(DriverBase):
             return to_workflow(existing), False
 
         stored, inserted = self.write(unit)
-        if inserted and row.status == "ENQUEUED":
-            self.hint("queue", row.queue_name or "", "")
+        if inserted:
+            self._hint_queued(row)
         return stored, inserted
+
+    def _hint_queued(self, row: WorkflowRow) -> None:
+        """Wake this process's dispatcher for a newly queued row (``delayed``: plan its promotion)."""
+        if row.status == "ENQUEUED":
+            self.hint("queue", row.queue_name or "", "")
+        elif row.status == "DELAYED":
+            self.hint("queue", row.queue_name or "", "delayed")
 
     def workflow_get(self, workflow_id: str) -> WorkflowRow | None:
         row = self.read(lambda tx: tx.one(_SELECT_WORKFLOW, (workflow_id,)))
