@@ -11,7 +11,7 @@ import psycopg
 import pytest
 
 from transact.storage import OwnershipLost, Store, WorkflowNotPending, open_store
-from transact.storage.rows import StepRow, WorkflowRow
+from transact.storage.rows import ExecutorRow, StepRow, WorkflowRow
 
 
 def row(wid: str, executor: str | None = "ex-1", status: str = "PENDING") -> WorkflowRow:
@@ -189,3 +189,34 @@ def test_concurrent_checkpoints_keep_their_own_fence(store: Store) -> None:
         else:
             assert outcomes[i] == "fenced" and got.status == "PENDING"
             assert store.steps_load(f"w{i}") == {}
+
+
+def test_orphans_with_no_live_executor_include_owned_work(store: Store) -> None:
+    """With nobody alive, every PENDING workflow is an orphan, owned or not (an empty NOT IN
+    list once turned into NOT IN (NULL), which matches nothing)."""
+    store.workflow_insert(row("owned", executor="dead-ex"))
+    store.workflow_insert(row("unowned", executor=None))
+    assert sorted(r.workflow_id for r in store.workflows_orphaned([], 10)) == ["owned", "unowned"]
+    assert [r.workflow_id for r in store.workflows_orphaned(["dead-ex"], 10)] == ["unowned"]
+
+
+def test_an_executor_is_forgotten_only_once_idle(store: Store) -> None:
+    store.executor_register(
+        ExecutorRow(
+            executor_id="gone",
+            hostname="h",
+            pid=1,
+            process_token="t",
+            app_version=None,
+            started_at=1,
+            last_seen_at=1,
+            state="RUNNING",
+        )
+    )
+    store.workflow_insert(row("left-behind", executor="gone"))
+    assert store.executor_delete("gone", only_if_idle=True) is False
+    store.workflow_finish(
+        workflow_id="left-behind", executor_id="gone", status="SUCCESS", output=b"1", error=None, now=2
+    )
+    assert store.executor_delete("gone", only_if_idle=True) is True
+    assert [e.executor_id for e in store.executor_list()] == []

@@ -13,7 +13,7 @@ import logging
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
 from transact.engine import serialization, services
 from transact.engine import workflow as wf
@@ -42,11 +42,6 @@ class QueueConfig:
     priority_enabled: bool = False
     partitioned: bool = False
     poll_seconds: float | None = None
-
-
-class DeclaredQueue(Protocol):
-    @property
-    def config(self) -> QueueConfig: ...
 
 
 @dataclass(eq=False)

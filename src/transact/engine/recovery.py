@@ -203,8 +203,7 @@ class RecoveryService(LoopService):
             if len(batch) < ADOPT_BATCH or not taken:
                 break  # drained (or only other versions' work left, when pinned)
         for ex in dead:
-            if not rt.store.workflows_pending([ex.executor_id]):
-                rt.store.executor_delete(ex.executor_id)
+            rt.store.executor_delete(ex.executor_id, only_if_idle=True)
         if adopted:
             log.info("adopted %d workflows from dead executors", adopted)
         return adopted

@@ -43,10 +43,6 @@ class Registry:
     def workflow(self, name: str) -> WorkflowInfo | None:
         return self.workflows.get(name)
 
-    def add_queue(self, queue: Any) -> None:
-        with self.lock:
-            self.queues[queue.name] = queue
-
     def clear(self) -> None:
         with self.lock:
             self.workflows.clear()

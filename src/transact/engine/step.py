@@ -1,6 +1,6 @@
 """Step execution: replay or run, retries with back-off, one fenced checkpoint write.
 
-Sync and async shells share the pure pieces (``replay``, ``_row``, ``_result``). Must not import
+Sync and async shells share the pure pieces (``replay``, ``_row``, ``result``). Must not import
 the facade.
 """
 
@@ -72,7 +72,7 @@ def _row(
     )
 
 
-def _result(row: StepRow) -> Any:
+def result(row: StepRow) -> Any:
     if row.error is not None:
         raise serialization.loads_error(row.error)
     return serialization.loads(row.output)
@@ -82,7 +82,7 @@ def _outcome(stored: StepRow, mine: StepRow, value: Any, error: BaseException | 
     """The step's result: our own value when our row was recorded (no need to unpickle what we
     just pickled), else the outcome recorded first by a concurrent runner."""
     if stored is not mine or (mine.error is not None and error is None):
-        return _result(stored)  # someone else's outcome, or our value failed to serialize
+        return result(stored)  # someone else's outcome, or our value failed to serialize
     if error is not None:
         raise error
     return value
@@ -104,7 +104,7 @@ async def record_async(ctx: WorkflowContext, row: StepRow) -> StepRow:
     return await ctx.runtime.aio(record, ctx, row)
 
 
-def _begin(name: str) -> tuple[WorkflowContext, int, StepRow | None] | None:
+def begin(name: str) -> tuple[WorkflowContext, int, StepRow | None] | None:
     ctx = current_workflow.get()
     if ctx is None or current_step.get() is not None:
         return None  # outside a workflow, or a step called from a step: run as plain code
@@ -116,7 +116,7 @@ def _begin(name: str) -> tuple[WorkflowContext, int, StepRow | None] | None:
 
 
 def run_step(name: str, fn: Callable[..., Any], opts: StepOptions, args: Any, kwargs: Any) -> Any:
-    begun = _begin(name)
+    begun = begin(name)
     if begun is None:
         value, error = _attempt_sync(name, fn, opts, args, kwargs, None)
         if error is not None:
@@ -124,7 +124,7 @@ def run_step(name: str, fn: Callable[..., Any], opts: StepOptions, args: Any, kw
         return value
     ctx, function_id, recorded = begun
     if recorded is not None:
-        return _result(recorded)
+        return result(recorded)
     started = now_ms()
     token = current_step.set(function_id)
     try:
@@ -138,7 +138,7 @@ def run_step(name: str, fn: Callable[..., Any], opts: StepOptions, args: Any, kw
 async def run_step_async(
     name: str, fn: Callable[..., Awaitable[Any]], opts: StepOptions, args: Any, kwargs: Any
 ) -> Any:
-    begun = _begin(name)
+    begun = begin(name)
     if begun is None:
         value, error = await _attempt_async(name, fn, opts, args, kwargs, None)
         if error is not None:
@@ -146,7 +146,7 @@ async def run_step_async(
         return value
     ctx, function_id, recorded = begun
     if recorded is not None:
-        return _result(recorded)
+        return result(recorded)
     started = now_ms()
     token = current_step.set(function_id)
     try:

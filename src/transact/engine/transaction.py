@@ -20,8 +20,7 @@ from transact.engine import serialization
 from transact.engine import services as service_registry
 from transact.engine import step as step_mod
 from transact.engine.clock import now_ms
-from transact.engine.context import WorkflowContext, current_step, current_workflow
-from transact.engine.replay import recorded_outcome
+from transact.engine.context import WorkflowContext, current_step
 from transact.engine.runtime import Runtime
 from transact.errors import (
     ConfigError,
@@ -132,14 +131,12 @@ def run_transaction(
     if outer is not None:
         return fn(*args, **kwargs)  # a transaction called from a transaction joins it
     app = app_database(rt, name)
-    ctx = current_workflow.get()
-    if ctx is None or current_step.get() is not None:
+    begun = step_mod.begin(name)  # the next position, its recorded outcome, the cancel check
+    if begun is None:
         return _plain(app, name, fn, isolation_level, args, kwargs)
-    function_id = ctx.next_function_id()
-    recorded = recorded_outcome(ctx.recorded, workflow_id=ctx.workflow_id, function_id=function_id, name=name)
+    ctx, function_id, recorded = begun
     if recorded is not None:
-        return _value(recorded.output, recorded.error)
-    ctx.check_cancelled()
+        return step_mod.result(recorded)
     started = now_ms()
     token = current_step.set(function_id)
     try:
@@ -158,13 +155,7 @@ def run_transaction(
     stored = step_mod.record(ctx, row)  # a duplicate runner may have recorded first: use its row
     if stored is row and raised is not None:
         raise raised  # the original exception, with its traceback
-    return _value(stored.output, stored.error)
-
-
-def _value(output: bytes | None, error: bytes | None) -> Any:
-    if error is not None:
-        raise serialization.loads_error(error)
-    return serialization.loads(output)
+    return step_mod.result(stored)
 
 
 def _call(conn: Connection, fn: Callable[..., Any], args: Any, kwargs: Any) -> Any:

@@ -98,7 +98,3 @@ class Waiters:
                     targets.extend(self._by_key.get((kind, ident, ""), ()))
         for waiter in targets:
             waiter.fire()
-
-    def has(self, kind: str) -> bool:
-        with self._lock:
-            return any(k[0] == kind for k in self._by_key)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import concurrent.futures
 import contextvars
 import logging
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 from transact._options import current_timeout, take_workflow_id
@@ -173,6 +173,8 @@ def _finish_row(rt: Runtime, ctx: WorkflowContext, value: Any, error: BaseExcept
     if error is not None:
         status = "ERROR"
         err = serialization.dumps_error(error)
+        if isinstance(error, DeterminismError):  # the code changed under a recovered workflow
+            log.error("%s", error)
     try:
         rt.store.workflow_finish(
             workflow_id=ctx.workflow_id,
@@ -218,9 +220,6 @@ def execute(rt: Runtime, ctx: WorkflowContext, info: WorkflowInfo, args: Any, kw
             if _hand_back(rt, ctx):
                 raise NotLocal() from None
             raise
-        except DeterminismError as exc:
-            log.error("%s", exc)
-            return _finish_row(rt, ctx, None, exc)
         except Exception as exc:
             return _finish_row(rt, ctx, None, exc)
         return _finish_row(rt, ctx, value, None)
@@ -430,10 +429,3 @@ def resume(
         raise
     launch_execution(rt, new_context(rt, row, recorded), info, args, kwargs, fut)
     return True
-
-
-def with_deadline(row: WorkflowRow, now: int) -> WorkflowRow:
-    """A dequeued workflow's timeout starts when it starts."""
-    if row.timeout_ms is not None and row.deadline_at is None:
-        return replace(row, deadline_at=now + row.timeout_ms)
-    return row

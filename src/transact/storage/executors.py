@@ -58,6 +58,15 @@ class ExecutorSql(DriverBase):
             self.hint("executor", executor_id)
         return changed == 1
 
-    def executor_delete(self, executor_id: str) -> None:
-        self.write(lambda tx: tx.run("DELETE FROM executors WHERE executor_id = ?", (executor_id,)), single=True)
-        self.hint("executor", executor_id)
+    def executor_delete(self, executor_id: str, *, only_if_idle: bool = False) -> bool:
+        """Forget an executor; ``only_if_idle``: only when it owns no PENDING workflow (one
+        statement: no read of its backlog, no race with an adopter). True if deleted."""
+        sql = "DELETE FROM executors WHERE executor_id = ?"
+        params: tuple[str, ...] = (executor_id,)
+        if only_if_idle:
+            sql += " AND NOT EXISTS (SELECT 1 FROM workflow_status WHERE status = 'PENDING' AND executor_id = ?)"
+            params = (executor_id, executor_id)
+        deleted = self.write(lambda tx: tx.run(sql, params), single=True) > 0
+        if deleted:
+            self.hint("executor", executor_id)
+        return deleted

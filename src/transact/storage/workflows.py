@@ -309,11 +309,10 @@ class WorkflowSql(DriverBase):
     ) -> list[WorkflowRow]:
         """PENDING workflows whose owner is not among the live executors (or has no owner);
         with ``names``, only workflows of those names (the ones the caller can run)."""
-        marks = ", ".join("?" * len(live_executor_ids)) or "NULL"
-        sql = (
-            f"SELECT {WORKFLOW_COLUMNS} FROM workflow_status WHERE status = 'PENDING' "
-            f"AND (executor_id IS NULL OR executor_id NOT IN ({marks}))"
-        )
+        sql = f"SELECT {WORKFLOW_COLUMNS} FROM workflow_status WHERE status = 'PENDING'"
+        if live_executor_ids:  # (NOT IN of an empty list would be NOT IN (NULL): never true)
+            marks = ", ".join("?" * len(live_executor_ids))
+            sql += f" AND (executor_id IS NULL OR executor_id NOT IN ({marks}))"
         params: tuple[object, ...] = tuple(live_executor_ids)
         if names is not None:
             if not names:
