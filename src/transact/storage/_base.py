@@ -129,7 +129,7 @@ class DriverBase(ABC):
             return self.read(fn)
         return self._retrying(lambda: self._in(self._writer(), fn))
 
-    def write_grouped(self, sql: str, params: Params, set_form: SetForm | None = None) -> int:
+    def write_grouped(self, sql: str, params: Params, set_form: SetForm) -> int:
         """One self-contained single-row write statement (safe to retry: conflict-ignoring or
         fenced); returns its row count. Drivers may commit concurrent calls together (group
         commit), as one ``set_form`` statement where given. Round trips: 1."""

@@ -11,7 +11,6 @@ import contextlib
 import json
 import logging
 import operator
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -90,7 +89,7 @@ def normalize_url(url: str) -> str:
 class _Request:
     __slots__ = ("done", "failed", "form", "lead", "params", "rowcount", "sql")
 
-    def __init__(self, sql: str, params: Sequence[Any], form: SetForm | None) -> None:
+    def __init__(self, sql: str, params: Sequence[Any], form: SetForm) -> None:
         self.sql = sql
         self.params = params
         self.form = form
@@ -103,11 +102,13 @@ class _Request:
 
 
 class _GroupCommit:
-    """Group commit for checkpoint writes: statements that arrive while a batch is in flight are
-    sent together as one pipelined transaction (one round trip, one WAL flush), and calls of the
-    same statement that has a set form go as one statement over arrays. The first caller in an
-    idle moment leads at once, so a lone write waits for nobody. A failed batch commits nothing;
-    each of its callers then retries alone (the statements are safe to repeat)."""
+    """Group commit for one lane of writes: calls that arrive while a batch is in flight go
+    together, as one statement over a JSON array per set form (several forms as CTEs of one
+    statement): one round trip, one WAL flush. The rare calls that cannot join it (a value over
+    _SET_VALUE_LIMIT, a second call for the same row) run beside it in one transaction, a round
+    trip each. The first caller in an idle moment leads at once, so a lone write waits for nobody.
+    A failed batch commits nothing; each of its callers then retries alone (the statements are
+    safe to repeat)."""
 
     def __init__(self, store: PostgresStore) -> None:
         self._store = store
@@ -116,7 +117,7 @@ class _GroupCommit:
         self._busy = False
         self._conn: psycopg.Connection[Any] | None = None  # the leader's own: leaders take turns
 
-    def submit(self, sql: str, params: Sequence[Any], form: SetForm | None) -> int | None:
+    def submit(self, sql: str, params: Sequence[Any], form: SetForm) -> int | None:
         """The statement's row count, or None when its batch failed (retry alone)."""
         request = _Request(sql, params, form)
         with self._lock:
@@ -135,10 +136,10 @@ class _GroupCommit:
             batch, self._queue = self._queue, []
         try:
             self._execute(batch)
-        except BaseException:
+        except BaseException as exc:
             for request in batch:
                 request.failed = True
-            if not isinstance(sys.exc_info()[1], Exception):
+            if not isinstance(exc, Exception):
                 raise  # (after the finally below has released every waiter)
         finally:
             self._release(batch)
@@ -240,7 +241,7 @@ def _plan(batch: list[_Request]) -> tuple[list[tuple[SetForm, dict[tuple[str, ..
     for request in batch:
         form = request.form
         params = request.params
-        if form is None or _has_large_value(params, form.blobs):
+        if _has_large_value(params, form.blobs):
             singles.append(request)
             continue
         rows = groups.setdefault(form, {})
@@ -249,7 +250,8 @@ def _plan(batch: list[_Request]) -> tuple[list[tuple[SetForm, dict[tuple[str, ..
             singles.append(request)
         else:
             rows[key] = request
-    return list(groups.items()), singles
+    # one order of forms, so a lane prepares one combined statement per set of forms
+    return sorted(groups.items(), key=lambda group: group[0].sql), singles
 
 
 class PostgresStore(Store):
@@ -294,18 +296,18 @@ class PostgresStore(Store):
                     self._pool.open(wait=False)
                     self._pool_opened = True
 
-    def write_grouped(self, sql: str, params: Sequence[Any], set_form: SetForm | None = None) -> int:
+    def write_grouped(self, sql: str, params: Sequence[Any], set_form: SetForm) -> int:
         if not self.group_commit:
-            return super().write_grouped(sql, params)
+            return super().write_grouped(sql, params, set_form)
         self.count_round_trip()
-        lane = set_form.lane if set_form is not None else "checkpoints"
+        lane = set_form.lane
         group = self._groups.get(lane)
         if group is None:
             with self._groups_lock:
                 group = self._groups.setdefault(lane, _GroupCommit(self))
         rowcount = group.submit(sql, params, set_form)
         if rowcount is None:  # the batch failed (outage, ...): alone, with the usual retries
-            return super().write_grouped(sql, params)
+            return super().write_grouped(sql, params, set_form)
         return rowcount
 
     def note_own_finish(self, workflow_id: str, finishing: bool) -> None:
