@@ -171,7 +171,7 @@ def workflow_stranded(
 def workflow_get(workflow_id: WorkflowId, db: Db = None, config: ConfigPath = None, json: Json = False) -> None:
     """Show one workflow: status, inputs, output or error, times."""
     with connect(db, config) as client:
-        status = client.retrieve_workflow(workflow_id).get_status()
+        status = client.retrieve_workflow(workflow_id, existing_workflow=False).get_status()
     if json:
         out.print_json(out.status_dict(status))
     else:
@@ -190,7 +190,7 @@ def workflow_steps(workflow_id: WorkflowId, db: Db = None, config: ConfigPath = 
 
 
 def _report(client: DBOSClient, workflow_id: str, action: str, json: bool, **extra: Any) -> None:
-    status = client.retrieve_workflow(workflow_id).get_status()
+    status = client.retrieve_workflow(workflow_id, existing_workflow=False).get_status()
     if json:
         out.print_json({"workflow_id": workflow_id, "status": status.status, **extra})
     else:
@@ -210,7 +210,7 @@ def workflow_resume(workflow_id: WorkflowId, db: Db = None, config: ConfigPath =
     """Continue a CANCELLED or MAX_RECOVERY_ATTEMPTS_EXCEEDED workflow from its checkpoints
     (a live application process runs it; queued ones rejoin their queue)."""
     with connect(db, config) as client:
-        before = client.retrieve_workflow(workflow_id).get_status().status
+        before = client.retrieve_workflow(workflow_id, existing_workflow=False).get_status().status
         resumed = before in RESUMABLE
         client.resume_workflow(workflow_id)
         if not resumed and not json:
