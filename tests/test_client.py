@@ -141,6 +141,13 @@ def test_unknown_ids_and_bad_input(client: DBOSClient) -> None:
         client.enqueue({"workflow_name": "greet", "queue_name": "q", "priority": -1})
     with pytest.raises(SerializationError, match="argument 'lock' of workflow 'greet'"):
         client.enqueue({"workflow_name": "greet", "queue_name": "q"}, "ok", lock=threading.Lock())
+    # The same argument checks as DBOS.send / DBOS.get_event.
+    with pytest.raises(ValueError, match="topic is 2001 characters long; use at most 2000"):
+        client.send("nope", 1, topic="t" * 2001)
+    with pytest.raises(TypeError, match="destination_id must be a non-empty string"):
+        client.send("", 1)
+    with pytest.raises(ValueError, match="timeout_seconds must be a finite number of seconds"):
+        client.get_event("nope", "k", timeout_seconds=float("nan"))
     assert client.list_workflows() == []  # nothing was written
     assert client.get_workflow_status("nope") is None
 

@@ -18,7 +18,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from transact._config import ENV_SYSTEM_DB
-from transact.engine import admin, serialization
+from transact.engine import admin, comms, serialization
 from transact.engine.clock import now_ms
 from transact.engine.runtime import _redact
 from transact.engine.status import to_status
@@ -149,17 +149,17 @@ class DBOSClient:
         self, destination_id: str, message: Any, topic: str | None = None, idempotency_key: str | None = None
     ) -> None:
         """Deliver a message to workflow ``destination_id`` (``DBOS.recv`` takes it)."""
-        if not isinstance(destination_id, str) or not destination_id:
-            raise ConfigError(f"send: destination_id must be a non-empty string, got {destination_id!r}")
-        for what, value in (("topic", topic), ("idempotency_key", idempotency_key)):
-            if value is not None and not isinstance(value, str):
-                raise ConfigError(f"send: {what} must be a string or None, got {value!r}")
+        # The same checks as DBOS.send (ids and topics travel in NOTIFY payloads: bounded length).
+        destination_id = comms.checked_text(destination_id, "DBOSClient.send", "destination_id")
+        topic = comms.checked_text(topic, "DBOSClient.send", "topic", optional=True)
+        if idempotency_key is not None:
+            idempotency_key = comms.checked_text(idempotency_key, "DBOSClient.send", "idempotency_key")
         data = serialization.dumps(message, what=f"the message sent to workflow {destination_id!r}")
         try:
             self._call(
                 self._store.message_send,
                 destination_id=destination_id,
-                topic=topic or "",
+                topic=topic,
                 message=data,
                 idempotency_key=idempotency_key,
                 now=now_ms(),
@@ -174,14 +174,15 @@ class DBOSClient:
 
     def get_event(self, workflow_id: str, key: str, timeout_seconds: float = 60) -> Any:
         """The value of event ``key`` set by workflow ``workflow_id``; None if not set in time."""
-        if isinstance(timeout_seconds, bool) or not isinstance(timeout_seconds, int | float) or timeout_seconds < 0:
-            raise ConfigError(f"get_event: timeout_seconds must be a number >= 0, got {timeout_seconds!r}")
+        workflow_id = comms.checked_text(workflow_id, "DBOSClient.get_event", "workflow_id")
+        key = comms.checked_text(key, "DBOSClient.get_event", "key")
+        timeout_ms = comms.checked_duration_ms(timeout_seconds, "DBOSClient.get_event", "timeout_seconds")
         data = self._wait_for(
             "event",
             workflow_id,
             key,
             lambda: self._call(self._store.event_get, workflow_id, key),
-            float(timeout_seconds),
+            timeout_ms / 1000,
         )
         return serialization.loads(data)
 

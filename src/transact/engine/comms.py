@@ -45,7 +45,7 @@ _NONE = serialization.dumps(None, what="None")
 
 
 # -- validation (before anything is written) -----------------------------------------------------
-def _duration_ms(value: Any, api: str, name: str) -> int:
+def checked_duration_ms(value: Any, api: str, name: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise TypeError(f"{api}: {name} must be a number of seconds, got {value!r}")
     if math.isnan(value) or math.isinf(value) or value < 0:
@@ -53,7 +53,7 @@ def _duration_ms(value: Any, api: str, name: str) -> int:
     return math.ceil(value * 1000)
 
 
-def _text(value: Any, api: str, name: str, *, optional: bool = False) -> str:
+def checked_text(value: Any, api: str, name: str, *, optional: bool = False) -> str:
     if value is None and optional:
         return ""
     if not isinstance(value, str) or (not value and not optional):
@@ -239,7 +239,7 @@ def _op_still_ours(ctx: WorkflowContext) -> None:
 
 # -- sleep: the wake-up time is a step -------------------------------------------------------------
 def _sleep_plan(seconds: Any) -> tuple[int, WorkflowContext | None, _Slot | None]:
-    ms = _duration_ms(seconds, "DBOS.sleep", "seconds")
+    ms = checked_duration_ms(seconds, "DBOS.sleep", "seconds")
     ctx = _workflow_or_none()
     if ctx is None:
         return ms, None, None
@@ -285,9 +285,9 @@ async def sleep_async(seconds: float) -> None:
 def _send_plan(
     destination_id: Any, message: Any, topic: Any, idempotency_key: Any
 ) -> tuple[str, str, bytes, str | None, WorkflowContext | None, _Slot | None]:
-    dest = _text(destination_id, "DBOS.send", "destination_id")
-    top = _text(topic, "DBOS.send", "topic", optional=True)
-    key = None if idempotency_key is None else _text(idempotency_key, "DBOS.send", "idempotency_key")
+    dest = checked_text(destination_id, "DBOS.send", "destination_id")
+    top = checked_text(topic, "DBOS.send", "topic", optional=True)
+    key = None if idempotency_key is None else checked_text(idempotency_key, "DBOS.send", "idempotency_key")
     data = serialization.dumps(message, what=f"the message sent to workflow {dest!r}")
     ctx = _workflow_or_none()
     if ctx is None:
@@ -315,8 +315,8 @@ async def send_async(
 
 def _recv_plan(topic: Any, timeout_seconds: Any) -> tuple[WorkflowContext, str, int, _Slot, _Slot]:
     ctx = _require_workflow("DBOS.recv")
-    top = _text(topic, "DBOS.recv", "topic", optional=True)
-    ms = _duration_ms(timeout_seconds, "DBOS.recv", "timeout_seconds")
+    top = checked_text(topic, "DBOS.recv", "topic", optional=True)
+    ms = checked_duration_ms(timeout_seconds, "DBOS.recv", "timeout_seconds")
     deadline_slot = _slot(ctx, RECV_DEADLINE)  # taken first: recorded before the outcome
     slot = _slot(ctx, RECV)
     if slot.recorded is None:
@@ -367,7 +367,7 @@ async def recv_async(topic: str | None, timeout_seconds: float) -> Any:
 # -- events -------------------------------------------------------------------------------------
 def _set_event_plan(key: Any, value: Any) -> tuple[WorkflowContext, str, bytes, _Slot | None]:
     ctx = _require_workflow("DBOS.set_event", in_step_ok=True)
-    k = _text(key, "DBOS.set_event", "key")
+    k = checked_text(key, "DBOS.set_event", "key")
     data = serialization.dumps(value, what=f"the value of event {k!r}")
     if current_step.get() is not None:
         return ctx, k, data, None
@@ -401,9 +401,9 @@ class _GetEvent:
 
 
 def _get_event_plan(workflow_id: Any, key: Any, timeout_seconds: Any) -> _GetEvent:
-    wid = _text(workflow_id, "DBOS.get_event", "workflow_id")
-    k = _text(key, "DBOS.get_event", "key")
-    ms = _duration_ms(timeout_seconds, "DBOS.get_event", "timeout_seconds")
+    wid = checked_text(workflow_id, "DBOS.get_event", "workflow_id")
+    k = checked_text(key, "DBOS.get_event", "key")
+    ms = checked_duration_ms(timeout_seconds, "DBOS.get_event", "timeout_seconds")
     ctx = _workflow_or_none()
     if ctx is None:
         return _GetEvent(wid, k, ms, None, None, None)
@@ -465,7 +465,7 @@ async def get_event_async(rt: Runtime, workflow_id: str, key: str, timeout_secon
 def _stream_plan(name: str, key: Any, value: Any) -> tuple[WorkflowContext, str, bytes | None, _Slot | None]:
     api = name
     ctx = _require_workflow(api, in_step_ok=True)
-    k = _text(key, api, "key")
+    k = checked_text(key, api, "key")
     data = None if name == CLOSE_STREAM else serialization.dumps(value, what=f"the value written to stream {k!r}")
     if current_step.get() is not None:
         return ctx, k, data, None  # inside a step: appended without a checkpoint (at least once)
@@ -491,7 +491,7 @@ async def write_stream_async(rt: Runtime, key: str, value: Any, *, close: bool =
 
 
 def _stream_args(workflow_id: Any, key: Any) -> tuple[str, str]:
-    return _text(workflow_id, "DBOS.read_stream", "workflow_id"), _text(key, "DBOS.read_stream", "key")
+    return checked_text(workflow_id, "DBOS.read_stream", "workflow_id"), checked_text(key, "DBOS.read_stream", "key")
 
 
 def read_stream(rt: Runtime, workflow_id: str, key: str) -> Iterator[Any]:
