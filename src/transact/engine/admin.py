@@ -280,7 +280,7 @@ def fork(
         timeout_ms=source.timeout_ms,
         deadline_at=now + source.timeout_ms if source.timeout_ms is not None else None,
     )
-    here = rt is not None and _runs_here(rt, row)
+    here = rt is not None and rt.launched and wf.can_run(rt, row)
     if here and rt is not None:
         row = replace(row, executor_id=rt.executor_id)  # owned from the start: no adoption needed
     try:
@@ -318,29 +318,15 @@ def _wait_local_stop(rt: Runtime, workflow_id: str) -> None:
         time.sleep(0.01)
 
 
-def _runs_here(rt: Runtime, row: WorkflowRow) -> bool:
-    """Whether this process may run the workflow (registered here; same version when pinned)."""
-    if not rt.launched or rt.registry.workflow(row.name) is None:
-        return False
-    return not (rt.settings.pin_app_version and row.app_version != rt.app_version)
-
-
 def _start_unowned(store: Store, rows: list[WorkflowRow], rt: Runtime | None) -> None:
-    """Run unowned PENDING rows here when this process can, else wake the processes that can."""
-    left = False
-    for row in rows:
-        if rt is None or not _runs_here(rt, row):
-            left = True
-            continue
-        taken = store.workflow_adopt(
-            workflow_id=row.workflow_id,
-            from_executor=None,
-            to_executor=rt.executor_id,
-            now=now_ms(),
-        )
-        if taken is not None:
-            wf.resume(rt, taken, max_attempts_checked=True)
-    if left:
+    """Run unowned PENDING rows here when this process can (one adopt and one step read for
+    all of them), else wake the processes that can."""
+    here = [row for row in rows if rt is not None and rt.launched and wf.can_run(rt, row)]
+    if rt is not None and here:
+        ids = [row.workflow_id for row in here]
+        taken = store.workflows_adopt(workflow_ids=ids, from_executor=None, to_executor=rt.executor_id, now=now_ms())
+        wf.resume_many(rt, wf.in_order(taken, ids), max_attempts_checked=True)
+    if len(here) < len(rows):
         store.admin_wake_adopters()
 
 

@@ -143,12 +143,6 @@ class RecoveryService(LoopService):
         threading.Thread(target=shut_down, name="transact-sigterm", daemon=False).start()
 
     # -- passes -------------------------------------------------------------------------------
-    def _runnable(self, row: WorkflowRow) -> bool:
-        rt = self.rt
-        if rt.registry.workflow(row.name) is None:
-            return False  # a process that has this workflow registered will take it
-        return not (rt.settings.pin_app_version and row.app_version != rt.app_version)
-
     def recover_own(self) -> int:
         """Restart with a fixed executor id: resume the PENDING workflows it still owns, in
         batches (one update and one step read per batch, as adoption does)."""
@@ -158,16 +152,12 @@ class RecoveryService(LoopService):
         rows = [
             row
             for row in rt.store.workflows_pending([rt.executor_id])
-            if row.workflow_id not in running and self._runnable(row)
+            if row.workflow_id not in running and workflow.can_run(rt, row)
         ]
         for start in range(0, len(rows), ADOPT_BATCH):
             ids = [row.workflow_id for row in rows[start : start + ADOPT_BATCH]]
             updated = rt.store.workflows_rerun_own(workflow_ids=ids, executor_id=rt.executor_id, now=now_ms())
-            steps = rt.store.steps_load_many([row.workflow_id for row in updated])
-            order = {wid: n for n, wid in enumerate(ids)}
-            for row in sorted(updated, key=lambda r: order[r.workflow_id]):  # oldest first, as listed
-                if workflow.resume(rt, row, recorded=steps[row.workflow_id]):
-                    count += 1
+            count += workflow.resume_many(rt, workflow.in_order(updated, ids))  # oldest first, as listed
         return count
 
     def adopt(self) -> int:
@@ -186,7 +176,7 @@ class RecoveryService(LoopService):
         names = [n for n in rt.registry.workflows]
         while not rt.stopping.is_set():
             batch = rt.store.workflows_orphaned(owners, ADOPT_BATCH, names=names)
-            runnable = [row for row in batch if self._runnable(row)]
+            runnable = [row for row in batch if workflow.can_run(rt, row)]
             by_owner: dict[str | None, list[str]] = {}
             for row in runnable:
                 by_owner.setdefault(row.executor_id, []).append(row.workflow_id)
@@ -195,10 +185,7 @@ class RecoveryService(LoopService):
                 taken += rt.store.workflows_adopt(
                     workflow_ids=ids, from_executor=owner, to_executor=rt.executor_id, now=now_ms()
                 )
-            pending = [row for row in taken if row.status == "PENDING"]
-            steps = rt.store.steps_load_many([row.workflow_id for row in pending])
-            for row in pending:
-                workflow.resume(rt, row, recorded=steps[row.workflow_id])
+            workflow.resume_many(rt, [row for row in taken if row.status == "PENDING"])
             adopted += len(taken)
             if len(batch) < ADOPT_BATCH or not taken:
                 break  # drained (or only other versions' work left, when pinned)

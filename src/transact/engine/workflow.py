@@ -9,6 +9,7 @@ from __future__ import annotations
 import concurrent.futures
 import contextvars
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -401,6 +402,29 @@ def launch_execution(
         rt.workflow_pool.submit(fresh.run, run)
     except RuntimeError:  # pool shut down: the workflow stays PENDING and is recovered later
         _done(rt, wid, fut, error=NotLaunchedError("Transact is shutting down"))
+
+
+def can_run(rt: Runtime, row: WorkflowRow) -> bool:
+    """Whether this process may run the workflow: registered here, and of this process's
+    version when ``pin_app_version`` is set."""
+    if rt.registry.workflow(row.name) is None:
+        return False
+    return not (rt.settings.pin_app_version and row.app_version != rt.app_version)
+
+
+def resume_many(rt: Runtime, rows: Sequence[WorkflowRow], *, max_attempts_checked: bool = False) -> int:
+    """``resume`` for a batch this executor now owns: their steps in one read, then each run, in
+    the order given. Returns how many started."""
+    steps = rt.store.steps_load_many([row.workflow_id for row in rows])
+    return sum(
+        resume(rt, row, max_attempts_checked=max_attempts_checked, recorded=steps[row.workflow_id]) for row in rows
+    )
+
+
+def in_order(rows: Sequence[WorkflowRow], ids: Sequence[str]) -> list[WorkflowRow]:
+    """``rows`` (a RETURNING set, in no particular order) in the order of ``ids``."""
+    position = {wid: n for n, wid in enumerate(ids)}
+    return sorted(rows, key=lambda row: position[row.workflow_id])
 
 
 def resume(
