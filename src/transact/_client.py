@@ -21,7 +21,7 @@ from transact._config import ENV_SYSTEM_DB
 from transact.engine import admin, comms, serialization
 from transact.engine.clock import now_ms
 from transact.engine.runtime import _redact
-from transact.engine.status import to_status
+from transact.engine.status import outcome, to_status
 from transact.engine.waiters import Waiters
 from transact.errors import ConfigError, DatabaseUnavailableError, WorkflowNotFoundError
 from transact.models import WorkflowStatus
@@ -129,7 +129,7 @@ class DBOSClient:
         row = self._wait_for("done", workflow_id, "", finished, timeout)
         if row is None:
             raise TimeoutError(f"workflow {workflow_id!r} did not finish within {timeout} s")
-        return admin.outcome(row)
+        return outcome(row)
 
     # -- starting and messaging ---------------------------------------------------------------
     def enqueue(self, options: dict[str, Any], *args: Any, **kwargs: Any) -> WorkflowHandleClient[Any]:

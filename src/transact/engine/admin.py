@@ -22,11 +22,9 @@ from transact.engine.runtime import Runtime
 from transact.engine.status import to_status
 from transact.errors import (
     ConfigError,
-    MaxRecoveryAttemptsExceededError,
     QueueDeduplicatedError,
     SerializationError,
     TransactError,
-    WorkflowCancelledError,
     WorkflowConflictError,
     WorkflowNotFoundError,
 )
@@ -208,21 +206,6 @@ def list_steps(store: Store, workflow_id: str) -> list[dict[str, Any]]:
         }
         for s in steps
     ]
-
-
-def outcome(row: WorkflowRow) -> Any:
-    """A finished workflow's result, or its error raised (for callers without a Runtime)."""
-    if row.status == "SUCCESS":
-        return serialization.loads(row.output)
-    if row.status == "ERROR":
-        raise (
-            serialization.loads_error(row.error) if row.error else TransactError(f"workflow {row.workflow_id!r} failed")
-        )
-    if row.status == "CANCELLED":
-        raise WorkflowCancelledError(row.workflow_id)
-    if row.status == "MAX_RECOVERY_ATTEMPTS_EXCEEDED":
-        raise MaxRecoveryAttemptsExceededError(row.workflow_id, row.recovery_attempts)
-    raise TransactError(f"workflow {row.workflow_id!r} has not finished ({row.status})")
 
 
 # -- steering -----------------------------------------------------------------------------------

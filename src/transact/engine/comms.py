@@ -126,8 +126,7 @@ def _fenced(ctx: WorkflowContext, name: str) -> Iterator[None]:
     try:
         yield
     except WorkflowNotPending as exc:
-        ctx.cancelled.set()
-        raise WorkflowCancelledError(ctx.workflow_id, f"is {exc.status}; {name} was not recorded") from None
+        raise step.not_pending(ctx, exc, name) from None
 
 
 def _cancel_keys(ctx: WorkflowContext | None) -> list[Key]:

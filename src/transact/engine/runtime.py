@@ -19,19 +19,16 @@ from collections.abc import Callable, Coroutine
 from typing import Any, Protocol, TypeVar
 
 from transact._config import Settings
-from transact.engine import serialization
+from transact.engine import status
 from transact.engine.clock import now_ms
 from transact.engine.context import WorkflowContext
 from transact.engine.registry import REGISTRY, Registry
 from transact.engine.waiters import Waiters
 from transact.errors import (
     DatabaseUnavailableError,
-    MaxRecoveryAttemptsExceededError,
-    WorkflowCancelledError,
     WorkflowNotFoundError,
 )
 from transact.storage import Store, Unavailable, open_store
-from transact.storage.rows import WorkflowRow
 
 T = TypeVar("T")
 log = logging.getLogger("transact")
@@ -250,17 +247,6 @@ class Runtime:
         return ids
 
     # -- results ------------------------------------------------------------------------------
-    def outcome(self, row: WorkflowRow) -> Any:
-        if row.status == "SUCCESS":
-            return serialization.loads(row.output)
-        if row.status == "ERROR":
-            raise serialization.loads_error(row.error) if row.error else RuntimeError("workflow failed")
-        if row.status == "CANCELLED":
-            raise WorkflowCancelledError(row.workflow_id)
-        if row.status == "MAX_RECOVERY_ATTEMPTS_EXCEEDED":
-            raise MaxRecoveryAttemptsExceededError(row.workflow_id, row.recovery_attempts)
-        raise RuntimeError(f"workflow {row.workflow_id!r} has not finished ({row.status})")
-
     def await_result(self, workflow_id: str, timeout: float | None = None, *, local: bool = True) -> Any:
         if local:
             with self._running_lock:
@@ -275,7 +261,7 @@ class Runtime:
                 if row is None:
                     raise WorkflowNotFoundError(workflow_id)
                 if row.is_terminal:
-                    return self.outcome(row)
+                    return status.outcome(row)
                 wait = poll if deadline is None else min(poll, deadline - time.monotonic())
                 if wait <= 0:
                     raise TimeoutError(f"workflow {workflow_id!r} did not finish within {timeout} s")
@@ -311,7 +297,7 @@ class Runtime:
                 if row is None:
                     raise WorkflowNotFoundError(workflow_id)
                 if row.is_terminal:
-                    return self.outcome(row)
+                    return status.outcome(row)
                 wait = poll if deadline is None else min(poll, deadline - time.monotonic())
                 if wait <= 0:
                     raise TimeoutError(f"workflow {workflow_id!r} did not finish within {timeout} s")

@@ -5,8 +5,24 @@ from __future__ import annotations
 from typing import Any
 
 from transact.engine import serialization
+from transact.errors import MaxRecoveryAttemptsExceededError, TransactError, WorkflowCancelledError
 from transact.models import WorkflowStatus
 from transact.storage.rows import WorkflowRow
+
+
+def outcome(row: WorkflowRow) -> Any:
+    """A finished workflow's result, or its error raised."""
+    if row.status == "SUCCESS":
+        return serialization.loads(row.output)
+    if row.status == "ERROR":
+        raise (
+            serialization.loads_error(row.error) if row.error else TransactError(f"workflow {row.workflow_id!r} failed")
+        )
+    if row.status == "CANCELLED":
+        raise WorkflowCancelledError(row.workflow_id)
+    if row.status == "MAX_RECOVERY_ATTEMPTS_EXCEEDED":
+        raise MaxRecoveryAttemptsExceededError(row.workflow_id, row.recovery_attempts)
+    raise TransactError(f"workflow {row.workflow_id!r} has not finished ({row.status})")
 
 
 def _safe(fn: Any, data: bytes | None) -> Any:

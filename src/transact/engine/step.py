@@ -88,15 +88,18 @@ def _outcome(stored: StepRow, mine: StepRow, value: Any, error: BaseException | 
     return value
 
 
+def not_pending(ctx: WorkflowContext, exc: WorkflowNotPending, what: str) -> WorkflowCancelledError:
+    """A refused checkpoint means the workflow was cancelled (or ended) elsewhere: stop this run."""
+    ctx.cancelled.set()
+    return WorkflowCancelledError(ctx.workflow_id, f"is {exc.status}; {what} was not recorded")
+
+
 def record(ctx: WorkflowContext, row: StepRow) -> StepRow:
     """Write a checkpoint; returns the row that counts (ours, or one recorded first elsewhere)."""
     try:
         existing = ctx.runtime.store.step_record(row, executor_id=ctx.runtime.executor_id)
     except WorkflowNotPending as exc:
-        ctx.cancelled.set()
-        raise WorkflowCancelledError(
-            ctx.workflow_id, f"is {exc.status}; step {row.function_name!r} was not recorded"
-        ) from None
+        raise not_pending(ctx, exc, f"step {row.function_name!r}") from None
     return existing or row
 
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from transact._options import current_timeout, take_workflow_id
-from transact.engine import serialization
+from transact.engine import serialization, status
 from transact.engine.clock import now_ms
 from transact.engine.context import ShutdownInterrupt, WorkflowContext, current_step, current_workflow
 from transact.engine.ids import new_workflow_id
@@ -290,7 +290,7 @@ def invoke(rt: Runtime, info: WorkflowInfo, args: tuple[Any, ...], kwargs: dict[
                 _done(rt, wid, fut, error=NotLocal())
                 return rt.await_result(wid, local=False)
         elif stored.is_terminal:
-            value = rt.outcome(stored)
+            value = status.outcome(stored)
         else:
             _done(rt, wid, fut, error=NotLocal())  # runs elsewhere: never hold the slot while waiting
             return rt.await_result(wid, local=False)
@@ -318,7 +318,7 @@ async def invoke_async(rt: Runtime, info: WorkflowInfo, args: tuple[Any, ...], k
                 _done(rt, wid, fut, error=NotLocal())
                 return await rt.await_result_async(wid, local=False)
         elif stored.is_terminal:
-            value = rt.outcome(stored)
+            value = status.outcome(stored)
         else:
             _done(rt, wid, fut, error=NotLocal())
             return await rt.await_result_async(wid, local=False)

@@ -155,21 +155,15 @@ class WorkflowSql(DriverBase):
 
         def unit(tx: Tx) -> tuple[WorkflowRow, bool]:
             inserted = tx.run(_INSERT_WORKFLOW, workflow_values(row)) == 1
-            recorded = tx.run(
-                _RECORD_STEP,
-                (
-                    parent_id,
-                    function_id,
-                    row.name,
-                    None,
-                    None,
-                    row.workflow_id,
-                    now,
-                    now,
-                    parent_id,
-                    executor_id,
-                ),
+            step = StepRow(
+                workflow_id=parent_id,
+                function_id=function_id,
+                function_name=row.name,
+                child_workflow_id=row.workflow_id,
+                started_at=now,
+                completed_at=now,
             )
+            recorded = tx.run(_RECORD_STEP, (*step_values(step), parent_id, executor_id))
             if recorded != 1:
                 self._explain_step_miss(tx, parent_id, function_id, executor_id)
             if inserted:
@@ -217,17 +211,8 @@ class WorkflowSql(DriverBase):
             return
         self.note_own_finish(workflow_id, False)
 
-        def unit(tx: Tx) -> None:
-            current = tx.one("SELECT status, executor_id FROM workflow_status WHERE workflow_id = ?", (workflow_id,))
-            if current is None:
-                raise WorkflowNotPending(workflow_id, "DELETED")
-            if current[0] == status and current[1] == executor_id:
-                return  # a retried write whose first attempt committed
-            if current[0] != "PENDING":
-                raise WorkflowNotPending(workflow_id, str(current[0]))
-            raise OwnershipLost(f"workflow {workflow_id!r} is owned by executor {current[1]!r} now")
-
-        self.read(unit)  # why the write missed (asked only then)
+        # Why the write missed (asked only then); a retried write whose first attempt committed is fine.
+        self.read(lambda tx: self._explain_fence_miss(tx, workflow_id, executor_id, written_status=status))
         self.hint("done", workflow_id)
 
     def workflow_set_status(self, workflow_id: str, status: str, now: int) -> None:
@@ -282,9 +267,18 @@ class WorkflowSql(DriverBase):
         existing = tx.one(_SELECT_STEP, (workflow_id, function_id))
         if existing is not None:
             return to_step(existing)
+        self._explain_fence_miss(tx, workflow_id, executor_id)
+        raise AssertionError("unreachable: a fence miss always raises here")
+
+    @staticmethod
+    def _explain_fence_miss(tx: Tx, workflow_id: str, executor_id: str, *, written_status: str | None = None) -> None:
+        """Raise why a write fenced on (PENDING, owned by ``executor_id``) matched no row; return
+        only when the row already holds ``written_status`` by this executor (our retried write)."""
         current = tx.one("SELECT status, executor_id FROM workflow_status WHERE workflow_id = ?", (workflow_id,))
         if current is None:
             raise WorkflowNotPending(workflow_id, "DELETED")
+        if written_status is not None and current[0] == written_status and current[1] == executor_id:
+            return
         if current[0] != "PENDING":
             raise WorkflowNotPending(workflow_id, str(current[0]))
         raise OwnershipLost(f"workflow {workflow_id!r} is owned by executor {current[1]!r} now")
