@@ -141,6 +141,11 @@ def test_unknown_ids_and_bad_input(client: DBOSClient) -> None:
         client.enqueue({"workflow_name": "greet", "queue_name": "q", "priority": -1})
     with pytest.raises(SerializationError, match="argument 'lock' of workflow 'greet'"):
         client.enqueue({"workflow_name": "greet", "queue_name": "q"}, "ok", lock=threading.Lock())
+    # The same option rules as SetEnqueueOptions (the column is a 32-bit INTEGER).
+    with pytest.raises(ConfigError, match="'priority' must be an int >= 0 and <= 2147483647"):
+        client.enqueue({"workflow_name": "greet", "queue_name": "q", "priority": 2**31})
+    with pytest.raises(ConfigError, match="'deduplication_id' must be a non-empty string"):
+        client.enqueue({"workflow_name": "greet", "queue_name": "q", "deduplication_id": ""})
     # The same argument checks as DBOS.send / DBOS.get_event.
     with pytest.raises(ValueError, match="topic is 2001 characters long; use at most 2000"):
         client.send("nope", 1, topic="t" * 2001)

@@ -8,6 +8,34 @@ from types import TracebackType
 
 from transact.errors import ConfigError
 
+MAX_PRIORITY = 2**31 - 1  # the priority column is a 32-bit INTEGER
+
+
+def check_enqueue_options(
+    where: str,
+    *,
+    deduplication_id: object = None,
+    priority: object = None,
+    queue_partition_key: object = None,
+    delay_seconds: object = None,
+) -> None:
+    """The enqueue options' own rules, the same for ``SetEnqueueOptions`` and ``DBOSClient.enqueue``
+    (the rules that depend on the queue are the queue's)."""
+    for name, value in (("deduplication_id", deduplication_id), ("queue_partition_key", queue_partition_key)):
+        if value is not None and (not isinstance(value, str) or not value):
+            raise ConfigError(f"{where} {name!r} must be a non-empty string, got {value!r}")
+    if priority is not None and (
+        isinstance(priority, bool) or not isinstance(priority, int) or not 0 <= priority <= MAX_PRIORITY
+    ):
+        raise ConfigError(f"{where} 'priority' must be an int >= 0 and <= {MAX_PRIORITY}, got {priority!r}")
+    if delay_seconds is not None and (
+        isinstance(delay_seconds, bool)
+        or not isinstance(delay_seconds, int | float)
+        or not 0 <= delay_seconds < float("inf")
+    ):
+        raise ConfigError(f"{where} 'delay_seconds' must be a finite number of seconds >= 0, got {delay_seconds!r}")
+
+
 _next_workflow_id: contextvars.ContextVar[str | None] = contextvars.ContextVar("next_workflow_id", default=None)
 _workflow_timeout: contextvars.ContextVar[float | None] = contextvars.ContextVar("workflow_timeout", default=None)
 
@@ -93,10 +121,8 @@ class SetEnqueueOptions:
         delay_seconds: float | None = None,
         app_version: str | None = None,
     ) -> None:
-        if priority is not None and (not isinstance(priority, int) or priority < 0):
-            raise ConfigError(f"SetEnqueueOptions priority must be a non-negative int, got {priority!r}")
-        if delay_seconds is not None and (not isinstance(delay_seconds, int | float) or delay_seconds < 0):
-            raise ConfigError(f"SetEnqueueOptions delay_seconds must be >= 0, got {delay_seconds!r}")
+        # Ids are checked where they are used (Queue.enqueue), with the queue's own rules.
+        check_enqueue_options("SetEnqueueOptions", priority=priority, delay_seconds=delay_seconds)
         self.options = EnqueueOptions(deduplication_id, priority, queue_partition_key, delay_seconds, app_version)
         self._token: contextvars.Token[EnqueueOptions | None] | None = None
 

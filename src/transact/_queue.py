@@ -10,7 +10,7 @@ from typing import Any, ParamSpec, TypedDict, TypeVar, overload
 from transact import _current
 from transact._dbos import workflow_info
 from transact._handles import WorkflowHandle, WorkflowHandleAsync
-from transact._options import current_enqueue_options
+from transact._options import check_enqueue_options, current_enqueue_options
 from transact.engine import workflow as wf
 from transact.engine.dispatcher import QueueConfig
 from transact.engine.registry import REGISTRY
@@ -18,8 +18,6 @@ from transact.errors import ConfigError
 
 P = ParamSpec("P")
 R = TypeVar("R")
-
-_MAX_PRIORITY = 2**31 - 1  # the priority column is a 32-bit INTEGER
 
 
 class QueueRateLimit(TypedDict):
@@ -122,15 +120,13 @@ class Queue:
                     "`with SetEnqueueOptions(queue_partition_key=...)`"
                 )
             return wf.QueueSpec(self.name)
-        if opts.priority is not None:
-            if not self.priority_enabled:
-                raise ConfigError(
-                    f"queue {self.name!r} does not have priorities: declare it with "
-                    f"Queue({self.name!r}, priority_enabled=True) to use SetEnqueueOptions(priority=...)"
-                )
-            if opts.priority > _MAX_PRIORITY:
-                raise ConfigError(f"SetEnqueueOptions priority must be at most {_MAX_PRIORITY}, got {opts.priority}")
+        if opts.priority is not None and not self.priority_enabled:
+            raise ConfigError(
+                f"queue {self.name!r} does not have priorities: declare it with "
+                f"Queue({self.name!r}, priority_enabled=True) to use SetEnqueueOptions(priority=...)"
+            )
         key = opts.queue_partition_key
+        check_enqueue_options("SetEnqueueOptions", deduplication_id=opts.deduplication_id, queue_partition_key=key)
         if self.partition_queue and key is None:
             raise ConfigError(
                 f"queue {self.name!r} is partitioned: set SetEnqueueOptions(queue_partition_key=...) to enqueue on it"
@@ -140,14 +136,9 @@ class Queue:
                 f"queue {self.name!r} is not partitioned, so queue_partition_key={key!r} cannot apply; declare it "
                 f"with Queue({self.name!r}, partition_queue=True) or drop the key"
             )
-        if key is not None and (not isinstance(key, str) or not key):
-            raise ConfigError(f"SetEnqueueOptions queue_partition_key must be a non-empty string, got {key!r}")
-        dedup = opts.deduplication_id
-        if dedup is not None and (not isinstance(dedup, str) or not dedup):
-            raise ConfigError(f"SetEnqueueOptions deduplication_id must be a non-empty string, got {dedup!r}")
         return wf.QueueSpec(
             queue_name=self.name,
-            deduplication_id=dedup,
+            deduplication_id=opts.deduplication_id,
             priority=opts.priority or 0,
             partition_key=key,
             delay_seconds=opts.delay_seconds,

@@ -14,6 +14,7 @@ from dataclasses import replace
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, TypedDict
 
+from transact._options import check_enqueue_options
 from transact.engine import serialization
 from transact.engine import workflow as wf
 from transact.engine.clock import now_ms
@@ -326,16 +327,20 @@ def enqueue_row(options: Mapping[str, Any], args: Sequence[Any], kwargs: Mapping
     for key, value in (("workflow_name", name), ("queue_name", queue)):
         if not isinstance(value, str) or not value:
             raise ConfigError(f"enqueue option {key!r} must be a non-empty string, got {value!r}")
-    for key in ("workflow_id", "deduplication_id", "app_version", "queue_partition_key"):
+    for key in ("workflow_id", "app_version"):
         _optional_str(options.get(key), what=f"enqueue option {key!r}")
     priority = options.get("priority") or 0
-    if isinstance(priority, bool) or not isinstance(priority, int) or priority < 0:
-        raise ConfigError(f"enqueue option 'priority' must be an int >= 0, got {priority!r}")
     delay = options.get("delay_seconds")
+    check_enqueue_options(
+        "enqueue option",
+        deduplication_id=options.get("deduplication_id"),
+        priority=priority,
+        queue_partition_key=options.get("queue_partition_key"),
+        delay_seconds=delay,
+    )
     timeout = options.get("workflow_timeout")
-    for key, value in (("delay_seconds", delay), ("workflow_timeout", timeout)):
-        if value is not None and (isinstance(value, bool) or not isinstance(value, int | float) or value < 0):
-            raise ConfigError(f"enqueue option {key!r} must be a number of seconds >= 0, got {value!r}")
+    if timeout is not None and (isinstance(timeout, bool) or not isinstance(timeout, int | float) or timeout < 0):
+        raise ConfigError(f"enqueue option 'workflow_timeout' must be a number of seconds >= 0, got {timeout!r}")
     inputs = _dump_inputs(str(name), args, kwargs)
     now = now_ms()
     return WorkflowRow(
