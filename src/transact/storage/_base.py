@@ -174,6 +174,20 @@ class DriverBase(ABC):
             if entry.name.endswith(".sql"):
                 yield int(entry.name.split("_", 1)[0]), entry.read_text(encoding="utf-8")
 
+    def _apply_missing(self, query: Callable[[str, Params], list[Any]], run_script: Callable[[str], None]) -> int:
+        """The migration step both drivers run inside their locked transaction: every version not
+        in ``schema_version`` yet, not only those above the highest (migrations from parallel
+        branches may land out of order). Returns the highest version installed."""
+        query("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER PRIMARY KEY, applied_at BIGINT)", ())
+        applied = {int(r[0]) for r in query("SELECT version FROM schema_version", ())}
+        for version, script in self.migration_scripts():
+            if version in applied:
+                continue
+            run_script(script)
+            query("INSERT INTO schema_version (version, applied_at) VALUES (?, ?)", (version, time.time_ns() // 10**6))
+            applied.add(version)
+        return max(applied, default=0)
+
     @abstractmethod
     def migrate(self) -> int:
         """Apply missing migrations under a lock; return the schema version now installed."""

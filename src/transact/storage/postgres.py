@@ -418,24 +418,15 @@ class PostgresStore(Store):
                 conn.execute("SELECT pg_advisory_xact_lock(%s)", (_MIGRATION_LOCK,))
                 conn.execute(f"CREATE SCHEMA IF NOT EXISTS {SCHEMA}")
                 conn.execute(f"SET LOCAL search_path = {SCHEMA}")
-                conn.execute(
-                    "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER PRIMARY KEY, applied_at BIGINT)"
-                )
-                applied = {int(r[0]) for r in conn.execute("SELECT version FROM schema_version").fetchall()}
-                # Apply every missing version, not only those above the highest: migrations from
-                # parallel branches may land out of order.
-                for version, script in self.migration_scripts():
-                    if version in applied:
-                        continue
+
+                def query(sql: str, params: Sequence[Any]) -> list[Any]:
+                    cur = conn.execute(_pg(sql), params)
+                    return cur.fetchall() if cur.description else []
+
+                def run_script(script: str) -> None:
                     conn.execute(script.encode())
-                    conn.execute(
-                        "INSERT INTO schema_version (version, applied_at) "
-                        "VALUES (%s, (extract(epoch from clock_timestamp()) * 1000)::bigint)",
-                        (version,),
-                    )
-                    applied.add(version)
-                current = max(applied, default=0)
-                return current
+
+                return self._apply_missing(query, run_script)
 
         return self._retrying(lambda: self._mapped(attempt))
 

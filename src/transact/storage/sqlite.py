@@ -189,23 +189,12 @@ class SqliteStore(Store):
         try:
             conn.execute("BEGIN IMMEDIATE")
             try:
-                conn.execute(
-                    "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER PRIMARY KEY, applied_at BIGINT)"
-                )
-                applied = {int(r[0]) for r in conn.execute("SELECT version FROM schema_version").fetchall()}
-                # Apply every missing version, not only those above the highest: migrations from
-                # parallel branches may land out of order.
-                for version, script in self.migration_scripts():
-                    if version in applied:
-                        continue
+
+                def run_script(script: str) -> None:
                     for statement in _split_sql(script):
                         conn.execute(statement)
-                    conn.execute(
-                        "INSERT INTO schema_version (version, applied_at) VALUES (?, strftime('%s','now'))",
-                        (version,),
-                    )
-                    applied.add(version)
-                current = max(applied, default=0)
+
+                current = self._apply_missing(lambda sql, params: conn.execute(sql, params).fetchall(), run_script)
                 conn.execute("COMMIT")
             except BaseException:
                 conn.execute("ROLLBACK")
