@@ -12,7 +12,6 @@ import asyncio
 import os
 import socket
 import threading
-import time
 from collections.abc import Callable
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
@@ -32,8 +31,6 @@ if TYPE_CHECKING:
 
 R = TypeVar("R")
 T = TypeVar("T")
-
-POLL_MAX_S = 1.0  # re-read at least this often even if a wake-up was lost
 
 
 class DBOSClient:
@@ -106,18 +103,7 @@ class DBOSClient:
     ) -> T | None:
         """Re-read until ``read()`` returns a value or ``timeout`` seconds pass (then None)."""
         self._listen()
-        deadline = None if timeout is None else time.monotonic() + timeout
-        poll = 0.05
-        while True:
-            with self._waiters.watch(kind, ident, key) as waiter:
-                value = read()
-                if value is not None:
-                    return value
-                wait = poll if deadline is None else min(poll, deadline - time.monotonic())
-                if wait <= 0:
-                    return None
-                waiter.wait(wait)
-            poll = min(poll * 2, POLL_MAX_S)
+        return self._waiters.until(kind, ident, key, read, timeout)
 
     def _result(self, workflow_id: str, timeout: float | None) -> Any:
         def finished() -> Any:

@@ -29,6 +29,7 @@ from transact.errors import (
     WorkflowNotFoundError,
 )
 from transact.storage import Store, Unavailable, open_store
+from transact.storage.rows import WorkflowRow
 
 T = TypeVar("T")
 log = logging.getLogger("transact")
@@ -253,20 +254,17 @@ class Runtime:
                 fut = self._running.get(workflow_id)
             if fut is not None:
                 return self.future_result(fut, workflow_id, timeout)
-        deadline = None if timeout is None else time.monotonic() + timeout
-        poll = 0.05
-        while True:
-            with self.waiters.watch("done", workflow_id) as waiter:
-                row = self.store.workflow_get(workflow_id)
-                if row is None:
-                    raise WorkflowNotFoundError(workflow_id)
-                if row.is_terminal:
-                    return status.outcome(row)
-                wait = poll if deadline is None else min(poll, deadline - time.monotonic())
-                if wait <= 0:
-                    raise TimeoutError(f"workflow {workflow_id!r} did not finish within {timeout} s")
-                waiter.wait(wait)
-            poll = min(poll * 2, 1.0)  # safety net only: completions are pushed
+
+        def finished() -> WorkflowRow | None:
+            row = self.store.workflow_get(workflow_id)
+            if row is None:
+                raise WorkflowNotFoundError(workflow_id)
+            return row if row.is_terminal else None
+
+        row = self.waiters.until("done", workflow_id, "", finished, timeout)  # completions are pushed
+        if row is None:
+            raise TimeoutError(f"workflow {workflow_id!r} did not finish within {timeout} s")
+        return status.outcome(row)
 
     def local_future(self, workflow_id: str) -> concurrent.futures.Future[Any] | None:
         with self._running_lock:

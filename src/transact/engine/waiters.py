@@ -7,10 +7,14 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Iterator, Sequence
+import time
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from typing import TypeVar
 
 Key = tuple[str, str, str]
+T = TypeVar("T")
+POLL_MAX_S = 1.0  # re-read at least this often even if a wake-up was lost
 
 
 def _resolve(fut: asyncio.Future[None]) -> None:
@@ -98,3 +102,30 @@ class Waiters:
                     targets.extend(self._by_key.get((kind, ident, ""), ()))
         for waiter in targets:
             waiter.fire()
+
+    def until(
+        self,
+        kind: str,
+        ident: str,
+        key: str,
+        read: Callable[[], T | None],
+        timeout: float | None,
+        *,
+        halted: Callable[[], bool] | None = None,
+    ) -> T | None:
+        """Re-read until ``read()`` returns a value, woken by hints on (kind, ident, key), with a
+        slow poll as the safety net for a lost hint. None when ``timeout`` seconds pass or
+        ``halted()`` turns true first."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        poll = 0.05
+        while halted is None or not halted():
+            with self.watch(kind, ident, key) as waiter:
+                value = read()
+                if value is not None:
+                    return value
+                wait = poll if deadline is None else min(poll, deadline - time.monotonic())
+                if wait <= 0:
+                    return None
+                waiter.wait(wait)
+            poll = min(poll * 2, POLL_MAX_S)
+        return None

@@ -490,15 +490,12 @@ class _Chain:
     def _wait_finished(self, workflow_id: str) -> bool:
         """Wait until the workflow is terminal (or gone); False if halted first."""
         rt = self.loop.rt
-        delay = 0.05
-        while not self._halted():
-            with rt.waiters.watch("done", workflow_id) as waiter:
-                row = rt.store.workflow_get(workflow_id)
-                if row is None or row.is_terminal:
-                    return True
-                waiter.wait(delay)
-            delay = min(delay * 2, 1.0)  # safety net only: completions are pushed
-        return False
+
+        def finished() -> bool | None:
+            row = rt.store.workflow_get(workflow_id)
+            return True if row is None or row.is_terminal else None
+
+        return rt.waiters.until("done", workflow_id, "", finished, None, halted=self._halted) is not None
 
 
 def to_message(m: Any) -> KafkaMessage:
