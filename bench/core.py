@@ -34,7 +34,7 @@ WRITES_3STEP = 5  # start insert + 3 checkpoints + finish: the minimum for a 3-s
 
 
 def latency(url: str, rec: Recorder, *, quick: bool) -> None:
-    n = 60 if quick else 300
+    n = 60 if quick else 1000  # per step count; the slope of four medians wants many samples each
     floor = rec.floors["insert_commit_ms"]
     medians: list[tuple[float, float]] = []
     with launched(url):

@@ -112,7 +112,9 @@ def begin(name: str) -> tuple[WorkflowContext, int, StepRow | None] | None:
     if ctx is None or current_step.get() is not None:
         return None  # outside a workflow, or a step called from a step: run as plain code
     function_id = ctx.next_function_id()
-    recorded = recorded_outcome(ctx.recorded, workflow_id=ctx.workflow_id, function_id=function_id, name=name)
+    recorded = None
+    if ctx.recorded:  # (empty on a first run: the per-step hot path skips the replay lookup)
+        recorded = recorded_outcome(ctx.recorded, workflow_id=ctx.workflow_id, function_id=function_id, name=name)
     if recorded is None:
         ctx.check_cancelled()
     return ctx, function_id, recorded
@@ -131,7 +133,13 @@ def run_step(name: str, fn: Callable[..., Any], opts: StepOptions, args: Any, kw
     started = now_ms()
     token = current_step.set(function_id)
     try:
-        value, error = _attempt_sync(name, fn, opts, args, kwargs, ctx)
+        if opts.retries_allowed:
+            value, error = _attempt_sync(name, fn, opts, args, kwargs, ctx)
+        else:  # one attempt: no retry loop to set up (the per-step hot path)
+            try:
+                value, error = fn(*args, **kwargs), None
+            except Exception as exc:
+                value, error = None, exc
     finally:
         current_step.reset(token)
     mine = _row(ctx, function_id, name, value, error, started)

@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any, TypeVar
 
-from transact.storage._base import Tx
+from transact.storage._base import SetForm, Tx
 from transact.storage.errors import Conflict, Unavailable
 from transact.storage.store import Store
 
@@ -113,6 +113,23 @@ class SqliteStore(Store):
             if mapped is None:
                 raise
             raise mapped from exc
+
+    def write_grouped(self, sql: str, params: Sequence[Any], set_form: SetForm) -> int:
+        # The per-step hot path: one autocommit statement on this thread's connection, without
+        # the unit and Tx layers (SQLite has one writer, so nothing to group). Outages take the
+        # retrying path; the statement is fenced or conflict-ignoring, so a retry is safe.
+        try:
+            cursor: sqlite3.Cursor = self._local.cursor  # reused: Connection.execute makes one per call
+        except AttributeError:
+            cursor = self._local.cursor = self._conn().cursor()
+        self.count_round_trip()
+        try:
+            return int(cursor.execute(sql, params).rowcount)
+        except sqlite3.Error as exc:
+            mapped = self._map_error(exc)
+            if not isinstance(mapped, Unavailable):
+                raise (mapped or exc) from exc
+        return self.write(lambda tx: tx.run(sql, params), single=True)
 
     @contextlib.contextmanager
     def _writer(self) -> Iterator[_SqliteTx]:
