@@ -11,11 +11,13 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 import uuid
 
 import psycopg
 import pytest
 
+from tests.conftest import wait_until
 from transact.engine.ids import new_workflow_id
 from transact.storage import Conflict, Store, _pgfast
 from transact.storage.rows import StepRow, WorkflowRow
@@ -132,10 +134,16 @@ def test_delete_removes_steps_without_a_foreign_key(store: Store) -> None:
     assert count is not None and count[0] == 0
 
 
-def test_workflow_ids_are_unique_random_uuids_even_across_fork() -> None:
+def test_workflow_ids_are_unique_time_ordered_uuids_even_across_fork() -> None:
     ids = {new_workflow_id() for _ in range(5000)}
     assert len(ids) == 5000
-    assert all(uuid.UUID(i).version == 4 for i in list(ids)[:50])
+    assert all(uuid.UUID(i).version == 7 and uuid.UUID(i).variant == uuid.RFC_4122 for i in list(ids)[:50])
+    # time-ordered: an id made a few milliseconds later sorts after (text and bytes alike)
+    first = new_workflow_id()
+    wait_until(lambda: time.time_ns() // 1_000_000 > int(first.replace("-", "")[:12], 16), timeout=5, what="a new ms")
+    later = new_workflow_id()
+    assert first < later and uuid.UUID(first).bytes < uuid.UUID(later).bytes
+    assert abs(int(later.replace("-", "")[:12], 16) - time.time_ns() // 1_000_000) < 60_000  # Unix milliseconds
     code = (
         "import os, sys\n"
         "from transact.engine.ids import new_workflow_id\n"
