@@ -121,7 +121,8 @@ class CommsSql(DriverBase):
 
         Returns the recorded step (ours, or one recorded earlier at this position, in which case no
         message is taken), or None when no message is waiting. Round trips: 1 when none is waiting
-        (a plain read, no write lock); otherwise that read plus one transaction (Postgres: 4)."""
+        (a plain read, no write lock); otherwise that read plus one transaction (Postgres: 5 with
+        BEGIN and COMMIT)."""
         args = (step.workflow_id, topic)
         candidate = self.read(lambda tx: tx.one(_OLDEST_UNREAD, args))
         if candidate is None:

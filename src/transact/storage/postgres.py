@@ -339,8 +339,11 @@ class PostgresStore(Store):
     @contextlib.contextmanager
     def _writer(self) -> Iterator[_PgTx]:
         self._ensure_pool()
-        with self._pool.connection() as conn, conn.transaction():
-            yield _PgTx(conn, self)
+        with self._pool.connection() as conn:
+            self.count_round_trip()  # BEGIN (the pool's connections are in autocommit mode)
+            with conn.transaction():
+                yield _PgTx(conn, self)
+                self.count_round_trip()  # COMMIT (a rollback after an error is not counted)
 
     def _map_error(self, exc: Exception) -> Exception | None:
         if isinstance(exc, pg_errors.IntegrityError):
