@@ -21,7 +21,7 @@ from tests.conftest import wait_until
 from transact.engine.ids import new_workflow_id
 from transact.storage import Conflict, Store, _pgfast
 from transact.storage.rows import StepRow, WorkflowRow
-from transact.storage.workflows import _FINISH, _FINISH_MANY, _RECORD_STEP, _RECORD_STEPS, step_values
+from transact.storage.workflows import _FINISH, _FINISH_MANY, _RECORD_STEP, _RECORD_STEPS, fenced_step_params
 
 
 def _row(wid: str, executor: str = "ex-1") -> WorkflowRow:
@@ -30,7 +30,7 @@ def _row(wid: str, executor: str = "ex-1") -> WorkflowRow:
 
 def _step_params(wid: str, fid: int, executor: str, output: bytes | None = b"\x80\x04K\x01.") -> tuple[object, ...]:
     step = StepRow(workflow_id=wid, function_id=fid, function_name="s", output=output, started_at=1, completed_at=2)
-    return (*step_values(step), wid, executor)
+    return fenced_step_params(step, wid, executor)
 
 
 def test_one_batch_answers_each_call_on_its_own(store: Store) -> None:

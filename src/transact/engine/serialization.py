@@ -25,6 +25,12 @@ def dumps(value: Any, *, what: str) -> bytes:
         ) from exc
 
 
+def dumps_fast(value: Any) -> bytes:
+    """``dumps`` without the error wrapping: callers that catch failures call ``dumps`` again
+    for the message (the per-step hot path)."""
+    return pickle.dumps(value, protocol=_PROTOCOL)
+
+
 def loads(data: bytes | None) -> Any:
     return None if data is None else pickle.loads(data)
 

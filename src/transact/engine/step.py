@@ -57,18 +57,22 @@ def _row(
     output = None
     if error is None:
         try:
-            output = serialization.dumps(value, what=f"the output of step {name!r}")
-        except Exception as exc:
-            error = exc
+            output = serialization.dumps_fast(value)
+        except Exception:
+            try:  # again, for the error that names the step (kept off the per-step hot path)
+                output = serialization.dumps(value, what=f"the output of step {name!r}")
+            except Exception as exc:
+                error = exc
+    # Positional: keyword construction of the 8-field row cost 0.25 us more per step.
     return StepRow(
-        workflow_id=ctx.workflow_id,
-        function_id=function_id,
-        function_name=name,
-        output=output,
-        error=serialization.dumps_error(error) if error is not None else None,
-        child_workflow_id=child,
-        started_at=started,
-        completed_at=now_ms(),
+        ctx.workflow_id,
+        function_id,
+        name,
+        output,
+        serialization.dumps_error(error) if error is not None else None,
+        child,
+        started,
+        now_ms(),
     )
 
 
@@ -111,7 +115,7 @@ def begin(name: str) -> tuple[WorkflowContext, int, StepRow | None] | None:
     ctx = current_workflow.get()
     if ctx is None or current_step.get() is not None:
         return None  # outside a workflow, or a step called from a step: run as plain code
-    function_id = ctx.next_function_id()
+    ctx.function_id = function_id = ctx.function_id + 1  # (next_function_id, inlined: hot path)
     recorded = None
     if ctx.recorded:  # (empty on a first run: the per-step hot path skips the replay lookup)
         recorded = recorded_outcome(ctx.recorded, workflow_id=ctx.workflow_id, function_id=function_id, name=name)

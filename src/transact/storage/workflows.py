@@ -120,7 +120,23 @@ _CANCEL_TREE = (
 
 # dataclasses.astuple deep-copies recursively; these read the fields in column order, cheaply.
 workflow_values = operator.attrgetter(*(f.name for f in fields(WorkflowRow)))
-step_values = operator.attrgetter(*(f.name for f in fields(StepRow)))
+
+
+def fenced_step_params(step: StepRow, workflow_id: str, executor_id: str) -> tuple[object, ...]:
+    """_RECORD_STEP's parameters: the row in column order, then the fence. Spelled out (not an
+    attrgetter splat): this runs once per step."""
+    return (
+        step.workflow_id,
+        step.function_id,
+        step.function_name,
+        step.output,
+        step.error,
+        step.child_workflow_id,
+        step.started_at,
+        step.completed_at,
+        workflow_id,
+        executor_id,
+    )
 
 
 def to_workflow(row: Sequence[object]) -> WorkflowRow:
@@ -163,7 +179,7 @@ class WorkflowSql(DriverBase):
                 started_at=now,
                 completed_at=now,
             )
-            recorded = tx.run(_RECORD_STEP, (*step_values(step), parent_id, executor_id))
+            recorded = tx.run(_RECORD_STEP, fenced_step_params(step, parent_id, executor_id))
             if recorded != 1:
                 self._explain_step_miss(tx, parent_id, function_id, executor_id)
             if inserted:
@@ -259,7 +275,8 @@ class WorkflowSql(DriverBase):
         Returns None when written, or the row recorded earlier at the same position (a concurrent
         runner won; callers must use it). Round trips: 1 (why a write missed is asked only then)."""
 
-        if self.write_grouped(_RECORD_STEP, (*step_values(step), step.workflow_id, executor_id), _RECORD_STEPS) == 1:
+        params = fenced_step_params(step, step.workflow_id, executor_id)
+        if self.write_grouped(_RECORD_STEP, params, _RECORD_STEPS) == 1:
             return None
         return self.read(lambda tx: self._explain_step_miss(tx, step.workflow_id, step.function_id, executor_id))
 
