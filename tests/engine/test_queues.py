@@ -37,7 +37,7 @@ from transact import (
 )
 from transact.storage import open_store
 from transact.storage.queues import _PARTITIONS, _PROBE, _PROMOTE, _state_sql, claim_sql, lock_key
-from transact.storage.rows import WorkflowRow
+from transact.storage.rows import WORKFLOW_COLUMNS, WorkflowRow
 from transact.storage.workflows import to_workflow
 
 APP = Path(__file__).parent.parent / "crash" / "apps" / "queue_app.py"
@@ -60,7 +60,7 @@ def launch(config: dict[str, Any]) -> Iterator[Launch]:
 
 def queue_rows(queue: str) -> list[WorkflowRow]:
     store = _current.runtime().store
-    sql = "SELECT * FROM workflow_status WHERE queue_name = ? ORDER BY created_at"
+    sql = f"SELECT {WORKFLOW_COLUMNS} FROM workflow_status WHERE queue_name = ? ORDER BY created_at"
     return [to_workflow(r) for r in store.read(lambda tx: tx.all(sql, (queue,)))]
 
 

@@ -8,8 +8,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from transact.engine.clock import now_ms
-from transact.errors import WorkflowCancelledError
-from transact.storage.rows import StepRow
+from transact.errors import TransactError, WorkflowCancelledError
+from transact.storage.rows import MAX_FUNCTION_ID, StepRow
 
 if TYPE_CHECKING:
     from transact.engine.runtime import Runtime
@@ -33,6 +33,11 @@ class WorkflowContext:
 
     def next_function_id(self) -> int:
         self.function_id += 1
+        if self.function_id > MAX_FUNCTION_ID:
+            raise TransactError(
+                f"workflow {self.workflow_id!r} has used all {MAX_FUNCTION_ID:,} step positions one workflow "
+                "has; split the work into child workflows (or continue it in a new workflow)"
+            )
         return self.function_id
 
     def check_cancelled(self) -> None:

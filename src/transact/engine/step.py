@@ -115,7 +115,7 @@ def begin(name: str) -> tuple[WorkflowContext, int, StepRow | None] | None:
     ctx = current_workflow.get()
     if ctx is None or current_step.get() is not None:
         return None  # outside a workflow, or a step called from a step: run as plain code
-    ctx.function_id = function_id = ctx.function_id + 1  # (next_function_id, inlined: hot path)
+    function_id = ctx.next_function_id()
     recorded = None
     if ctx.recorded:  # (empty on a first run: the per-step hot path skips the replay lookup)
         recorded = recorded_outcome(ctx.recorded, workflow_id=ctx.workflow_id, function_id=function_id, name=name)

@@ -64,6 +64,9 @@ class StepRow:
     completed_at: int | None = None
 
 
+# The highest step position (function id) a workflow may record: SQLite packs it into the low 28
+# bits of an integer step key (migrations/sqlite/0010); the engine enforces it on both databases.
+MAX_FUNCTION_ID = (1 << 28) - 1
 STEP_COLUMNS = "workflow_id, function_id, function_name, output, error, child_workflow_id, started_at, completed_at"
 
 

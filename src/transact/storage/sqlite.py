@@ -204,6 +204,9 @@ class SqliteStore(Store):
             mapped = self._map_error(exc)
             raise (mapped or exc) from exc
         try:
+            # Off for the migration (a no-op inside a transaction, so before BEGIN): rebuilding a
+            # parent table (0010) would otherwise cascade its DROP into the children. Checked below.
+            conn.execute("PRAGMA foreign_keys=OFF")
             conn.execute("BEGIN IMMEDIATE")
             try:
 
@@ -212,6 +215,9 @@ class SqliteStore(Store):
                         conn.execute(statement)
 
                 current = self._apply_missing(lambda sql, params: conn.execute(sql, params).fetchall(), run_script)
+                broken = conn.execute("PRAGMA foreign_key_check").fetchall()
+                if broken:
+                    raise sqlite3.IntegrityError(f"migration left rows without their parent: {broken[:5]}")
                 conn.execute("COMMIT")
             except BaseException:
                 conn.execute("ROLLBACK")

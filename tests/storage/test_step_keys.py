@@ -1,0 +1,159 @@
+"""Step outcomes stay with their workflow, whatever the physical key.
+
+SQLite keys a step by one integer, ``(workflow seq << 28) + function id`` (its migration 0010);
+Postgres by ``(workflow_id, function_id)``. The same reads, forks and deletes must see the same
+rows on both, up to the highest step position, and an upgraded SQLite file keeps its steps.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from transact import DBOS
+from transact.engine.context import current_workflow
+from transact.errors import TransactError
+from transact.storage import Store, open_store
+from transact.storage.rows import MAX_FUNCTION_ID, StepRow, WorkflowRow
+
+
+def _row(wid: str) -> WorkflowRow:
+    return WorkflowRow(workflow_id=wid, status="PENDING", name="wf", executor_id="ex", created_at=1, updated_at=1)
+
+
+def _step(wid: str, fid: int) -> StepRow:
+    return StepRow(workflow_id=wid, function_id=fid, function_name=f"s{fid}", output=f"{wid}:{fid}".encode())
+
+
+def _record(store: Store, wid: str, fids: list[int]) -> None:
+    for fid in fids:
+        assert store.step_record(_step(wid, fid), executor_id="ex") is None
+
+
+def test_steps_stay_with_their_workflow(store: Store) -> None:
+    for wid in ("a", "b", "c"):
+        store.workflow_insert(_row(wid))
+    # interleaved writes, and the highest position next to the next workflow's first
+    _record(store, "a", [1, 2])
+    _record(store, "b", [1])
+    _record(store, "a", [3, MAX_FUNCTION_ID])
+    _record(store, "c", [1, 2])
+
+    loaded = store.steps_load_many(["a", "b", "c", "missing"])
+    assert sorted(loaded["a"]) == [1, 2, 3, MAX_FUNCTION_ID]
+    assert sorted(loaded["b"]) == [1] and sorted(loaded["c"]) == [1, 2] and loaded["missing"] == {}
+    assert all(s.output == f"a:{f}".encode() and s.workflow_id == "a" for f, s in loaded["a"].items())
+    assert [s.function_id for s in store.steps_list("a")] == [1, 2, 3, MAX_FUNCTION_ID]
+
+    # the same position again: the first outcome is returned, not another workflow's
+    existing = store.step_record(
+        StepRow(workflow_id="b", function_id=1, function_name="s1", output=b"x"), executor_id="ex"
+    )
+    assert existing is not None and existing.output == b"b:1"
+
+    # fork: positions below start_step (a start past the key width copies everything)
+    forked = WorkflowRow(workflow_id="a-fork", status="ENQUEUED", name="wf", created_at=2, updated_at=2)
+    assert store.workflow_fork(forked, source_id="a", start_step=3) == 2
+    assert {f: s.output for f, s in store.steps_load("a-fork").items()} == {1: b"a:1", 2: b"a:2"}
+    whole = WorkflowRow(workflow_id="a-all", status="ENQUEUED", name="wf", created_at=2, updated_at=2)
+    assert store.workflow_fork(whole, source_id="a", start_step=MAX_FUNCTION_ID * 4) == 4
+
+    # delete takes its own steps only
+    assert store.workflow_delete("a", with_children=False) == ["a"]
+    after = store.steps_load_many(["a", "b", "c", "a-fork", "a-all"])
+    assert after["a"] == {} and sorted(after["b"]) == [1] and sorted(after["c"]) == [1, 2]
+    assert sorted(after["a-fork"]) == [1, 2] and sorted(after["a-all"]) == [1, 2, 3, MAX_FUNCTION_ID]
+
+
+def test_a_workflow_past_the_last_step_position_gets_a_clear_error(dbos: type[DBOS]) -> None:
+    @DBOS.step()
+    def one() -> int:
+        return 1
+
+    @DBOS.workflow()
+    def long_runner() -> int:
+        ctx = current_workflow.get()
+        assert ctx is not None
+        ctx.function_id = MAX_FUNCTION_ID - 1  # as if it had recorded that many steps
+        one()  # the last position
+        try:
+            one()
+        except TransactError as exc:
+            assert "step positions" in str(exc) and "child workflows" in str(exc)
+            return ctx.function_id
+        raise AssertionError("a step past the last position was accepted")
+
+    handle = DBOS.start_workflow(long_runner)
+    assert handle.get_result() == MAX_FUNCTION_ID + 1
+    assert [s["function_id"] for s in DBOS.list_workflow_steps(handle.workflow_id)] == [MAX_FUNCTION_ID]
+
+
+@pytest.fixture
+def version_9_file(tmp_path: Path) -> Iterator[Path]:
+    """A SQLite system database as version 9 left it, with steps, a message and an event."""
+    path = tmp_path / "old.sqlite"
+    old = open_store(f"sqlite:///{path}")
+    newest = old.migration_scripts
+    old.migration_scripts = lambda: ((v, s) for v, s in newest() if v <= 9)  # type: ignore[method-assign]
+    assert old.migrate() == 9
+    old.close()
+    conn = sqlite3.connect(path)  # version 9's layout, written directly (today's code writes version 10's)
+    for wid in ("w1", "w2"):
+        conn.execute(
+            "INSERT INTO workflow_status (workflow_id, status, name, executor_id, created_at, updated_at) "
+            "VALUES (?, 'PENDING', 'wf', 'ex', 1, 1)",
+            (wid,),
+        )
+    for wid, fid in [("w1", 1), ("w1", 2), ("w2", 1)]:
+        conn.execute(
+            "INSERT INTO operation_outputs (workflow_id, function_id, function_name, output) VALUES (?, ?, ?, ?)",
+            (wid, fid, f"s{fid}", f"{wid}:{fid}".encode()),
+        )
+    conn.execute("INSERT INTO notifications (destination_id, topic, message, created_at) VALUES ('w2', 't', x'00', 1)")
+    conn.commit()
+    conn.close()
+    yield path
+
+
+def test_sqlite_upgrade_keys_existing_steps(version_9_file: Path) -> None:
+    conn = sqlite3.connect(version_9_file)
+    rowids = dict(conn.execute("SELECT workflow_id, rowid FROM workflow_status").fetchall())
+    conn.close()
+
+    store = open_store(f"sqlite:///{version_9_file}")
+    try:
+        assert store.migrate() >= 10
+        loaded = store.steps_load_many(["w1", "w2"])
+        assert {f: s.output for f, s in loaded["w1"].items()} == {1: b"w1:1", 2: b"w1:2"}
+        assert {f: s.output for f, s in loaded["w2"].items()} == {1: b"w2:1"}
+        keys = store.read(lambda tx: tx.all("SELECT workflow_id, seq FROM workflow_status ORDER BY seq"))
+        assert dict(keys) == rowids  # the old rowids, now stable
+        steps = store.read(lambda tx: tx.all("SELECT step_key, workflow_id, function_id FROM operation_outputs"))
+        assert sorted(steps) == sorted((rowids[w] * 2**28 + f, w, f) for w, f in [("w1", 1), ("w1", 2), ("w2", 1)])
+        # the children kept their rows and their foreign keys still hold
+        assert store.read(lambda tx: tx.one("SELECT COUNT(*) FROM notifications"))[0] == 1  # type: ignore[index]
+        store.workflow_insert(_row("w3"))
+        _record(store, "w3", [1])
+        assert store.workflow_delete("w2", with_children=False) == ["w2"]
+        assert store.read(lambda tx: tx.one("SELECT COUNT(*) FROM notifications"))[0] == 0  # type: ignore[index]
+        assert sorted(store.steps_load("w3")) == [1]
+    finally:
+        store.close()
+
+
+def test_sqlite_refuses_a_workflow_number_past_the_key_width(tmp_path: Path) -> None:
+    """SQLite only: its step keys hold 2^35 workflow numbers (Postgres has no such key)."""
+    store = open_store(f"sqlite:///{tmp_path / 'full.sqlite'}")
+    store.migrate()
+    store.close()
+    conn = sqlite3.connect(tmp_path / "full.sqlite")
+    with pytest.raises(sqlite3.IntegrityError, match="2\\^35 workflows"):
+        conn.execute(
+            "INSERT INTO workflow_status (workflow_id, status, name, created_at, updated_at, seq) "
+            "VALUES ('x', 'PENDING', 'wf', 1, 1, ?)",
+            (2**35,),
+        )
+    conn.close()
