@@ -16,7 +16,7 @@ import pytest
 from transact import DBOS
 from transact.engine.context import current_workflow
 from transact.errors import TransactError
-from transact.storage import Store, open_store
+from transact.storage import Conflict, Store, open_store
 from transact.storage.rows import MAX_FUNCTION_ID, StepRow, WorkflowRow
 
 
@@ -145,15 +145,106 @@ def test_sqlite_upgrade_keys_existing_steps(version_9_file: Path) -> None:
 
 
 def test_sqlite_refuses_a_workflow_number_past_the_key_width(tmp_path: Path) -> None:
-    """SQLite only: its step keys hold 2^35 workflow numbers (Postgres has no such key)."""
-    store = open_store(f"sqlite:///{tmp_path / 'full.sqlite'}")
+    """SQLite only: its step keys hold workflow numbers below 2^35 - 1 (Postgres has no such key).
+    The highest one still keeps its whole step range (the range's end must not overflow)."""
+    path = tmp_path / "full.sqlite"
+    store = open_store(f"sqlite:///{path}")
     store.migrate()
-    store.close()
-    conn = sqlite3.connect(tmp_path / "full.sqlite")
-    with pytest.raises(sqlite3.IntegrityError, match="2\\^35 workflows"):
-        conn.execute(
-            "INSERT INTO workflow_status (workflow_id, status, name, created_at, updated_at, seq) "
-            "VALUES ('x', 'PENDING', 'wf', 1, 1, ?)",
-            (2**35,),
-        )
+    conn = sqlite3.connect(path)
+    insert = (
+        "INSERT INTO workflow_status (workflow_id, status, name, executor_id, created_at, updated_at, seq) "
+        "VALUES (?, 'PENDING', 'wf', 'ex', 1, 1, ?)"
+    )
+    with pytest.raises(sqlite3.IntegrityError, match="used all 34,359,738,366 workflow numbers"):
+        conn.execute(insert, ("over", 2**35 - 1))
+    conn.execute(insert, ("last", 2**35 - 2))
+    conn.commit()
     conn.close()
+    try:
+        _record(store, "last", [1, MAX_FUNCTION_ID])
+        assert sorted(store.steps_load("last")) == [1, MAX_FUNCTION_ID]
+        assert [s.function_id for s in store.steps_list("last")] == [1, MAX_FUNCTION_ID]
+        assert store.workflow_delete("last", with_children=False) == ["last"]
+        assert store.read(lambda tx: tx.one("SELECT COUNT(*) FROM operation_outputs"))[0] == 0  # type: ignore[index]
+    finally:
+        store.close()
+
+
+def test_deleting_a_missing_parent_leaves_its_children_alone(store: Store) -> None:
+    store.workflow_insert(_row("parent"))
+    child = WorkflowRow(
+        workflow_id="child",
+        status="PENDING",
+        name="wf",
+        executor_id="ex",
+        parent_workflow_id="parent",
+        created_at=1,
+        updated_at=1,
+    )
+    store.workflow_insert(child)
+    _record(store, "child", [1, 2])
+    assert store.workflow_delete("parent", with_children=False) == ["parent"]
+    assert store.workflow_delete("parent", with_children=True) == []  # already gone: nothing happens
+    assert sorted(store.steps_load("child")) == [1, 2]
+    assert store.workflow_delete("child", with_children=True) == ["child"]
+    assert store.steps_load("child") == {}
+
+
+def test_sqlite_steps_go_with_a_row_deleted_by_hand(tmp_path: Path) -> None:
+    """SQLite only (Postgres steps have no cascade since its 0008; workflow_delete removes them):
+    a row deleted outside the library takes its steps along, so a reused number starts empty."""
+    path = tmp_path / "hand.sqlite"
+    store = open_store(f"sqlite:///{path}")
+    store.migrate()
+    try:
+        store.workflow_insert(_row("old"))
+        _record(store, "old", [1, 2])
+        conn = sqlite3.connect(path)  # foreign keys off, as in the sqlite3 shell
+        seq = conn.execute("SELECT seq FROM workflow_status WHERE workflow_id = 'old'").fetchone()[0]
+        conn.execute("DELETE FROM workflow_status WHERE workflow_id = 'old'")
+        conn.commit()
+        conn.close()
+        assert store.read(lambda tx: tx.one("SELECT COUNT(*) FROM operation_outputs"))[0] == 0  # type: ignore[index]
+        store.workflow_insert(_row("new"))  # the newest row was deleted: its number is reused
+        assert store.read(lambda tx: tx.one("SELECT seq FROM workflow_status WHERE workflow_id = 'new'"))[0] == seq  # type: ignore[index]
+        assert store.steps_load("new") == {}
+        _record(store, "new", [1])
+        assert {f: s.output for f, s in store.steps_load("new").items()} == {1: b"new:1"}
+    finally:
+        store.close()
+
+
+def test_sqlite_orphans_made_by_hand_do_not_block_launch_or_upgrade(version_9_file: Path) -> None:
+    """A row orphaned outside the library (foreign keys are off in the sqlite3 shell) is not the
+    migration's doing: the upgrade and later launches go on; what a migration orphans is refused."""
+    conn = sqlite3.connect(version_9_file)
+    conn.execute("INSERT INTO workflow_events (workflow_id, key, value, updated_at) VALUES ('ghost', 'k', x'00', 1)")
+    conn.commit()
+    conn.close()
+    for _ in range(2):  # the upgrade, then a launch with nothing to apply
+        store = open_store(f"sqlite:///{version_9_file}")
+        try:
+            assert store.migrate() >= 10
+            assert sorted(store.steps_load("w1")) == [1, 2]
+        finally:
+            store.close()
+
+
+def test_sqlite_a_migration_that_orphans_rows_is_rolled_back(tmp_path: Path) -> None:
+    """SQLite migrates with foreign keys off (rebuilding a parent table needs it), so the driver
+    checks them itself before committing: a script that orphans rows is refused, nothing applied."""
+    store = open_store(f"sqlite:///{tmp_path / 'orphan.sqlite'}")
+    store.migrate()
+    store.workflow_insert(_row("w"))
+    store.message_send(destination_id="w", topic="t", message=b"m", idempotency_key=None, now=1)
+    shipped = store.migration_scripts
+    bad = "UPDATE workflow_status SET workflow_id = 'renamed' WHERE workflow_id = 'w';"
+    store.migration_scripts = lambda: iter([*shipped(), (99, bad)])  # type: ignore[method-assign]
+    try:
+        with pytest.raises(Conflict, match="without their parent"):
+            store.migrate()
+        versions = store.read(lambda tx: tx.all("SELECT version FROM schema_version"))
+        assert (99,) not in versions
+        assert store.read(lambda tx: tx.one("SELECT COUNT(*) FROM workflow_status WHERE workflow_id = 'w'"))[0] == 1  # type: ignore[index]
+    finally:
+        store.close()

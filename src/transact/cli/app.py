@@ -108,6 +108,13 @@ def connect(db: str | None, config: Path | None) -> DBOSClient:
     if version == 0:
         client.destroy()
         fail("the database has no Transact tables yet: run `transact migrate` or launch the application once")
+    needed = max(v for v, _ in client.store.migration_scripts())
+    if version < needed:  # its queries may name columns the older schema lacks
+        client.destroy()
+        fail(
+            f"the database's schema is at version {version}, this transact reads version {needed}: "
+            "run `transact migrate` (once the applications using it run this version too)"
+        )
     return client
 
 

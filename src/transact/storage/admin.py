@@ -21,13 +21,7 @@ _LIGHT_COLUMNS = {  # blobs replaced by NULL when the caller does not want them 
     "error": "NULL AS error",
 }
 _DELETE_STEPS_OF = "DELETE FROM operation_outputs WHERE workflow_id = ANY(?)"  # Postgres only
-_DELETE_STEPS = "DELETE FROM operation_outputs WHERE workflow_id = ?"
 # SQLite keys steps by (workflow seq << STEP_KEY_BITS) + function id (migration 0010): rowid ranges.
-_SQLITE_DELETE_STEPS = (
-    f"DELETE FROM operation_outputs WHERE step_key >= (SELECT seq << {STEP_KEY_BITS} FROM workflow_status "
-    f"WHERE workflow_id = ?1) AND step_key < (SELECT (seq + 1) << {STEP_KEY_BITS} FROM workflow_status "
-    "WHERE workflow_id = ?1)"
-)
 _SQLITE_FORK_STEPS = (
     f"INSERT INTO operation_outputs (step_key, {STEP_COLUMNS}) "
     f"SELECT (n.seq << {STEP_KEY_BITS}) + o.function_id, n.workflow_id, o.function_id, o.function_name, o.output, "
@@ -236,16 +230,16 @@ class AdminSql(DriverBase):
             children: list[str] = []
             if with_children:
                 children = [str(r[0]) for r in tx.all(_TREE + "SELECT workflow_id FROM tree", (workflow_id,))]
-            deleted = [workflow_id, *children]
-            # Steps carry no foreign key (Postgres migration 0008, SQLite 0010): delete them
-            # explicitly, first (SQLite finds them through the workflow row's seq).
-            delete_steps = _SQLITE_DELETE_STEPS if self.dialect == "sqlite" else _DELETE_STEPS
-            for ident in deleted:
-                tx.run(delete_steps, (ident,))
             if tx.run("DELETE FROM workflow_status WHERE workflow_id = ?", (workflow_id,)) == 0:
                 return []
             for ident in children:
                 tx.run("DELETE FROM workflow_status WHERE workflow_id = ?", (ident,))
+            deleted = [workflow_id, *children]
+            if self.dialect == "postgres":
+                # Steps carry no foreign key there (migration 0008): delete them explicitly. (On
+                # SQLite a trigger deletes a workflow's step range with its row, migration 0010.)
+                for ident in deleted:
+                    tx.run("DELETE FROM operation_outputs WHERE workflow_id = ?", (ident,))
             return deleted
 
         deleted = self.write(unit)

@@ -209,15 +209,20 @@ class SqliteStore(Store):
             conn.execute("PRAGMA foreign_keys=OFF")
             conn.execute("BEGIN IMMEDIATE")
             try:
+                orphans_before: set[tuple[Any, ...]] | None = None  # read before the first script
 
                 def run_script(script: str) -> None:
+                    nonlocal orphans_before
+                    if orphans_before is None:
+                        orphans_before = set(conn.execute("PRAGMA foreign_key_check").fetchall())
                     for statement in _split_sql(script):
                         conn.execute(statement)
 
                 current = self._apply_missing(lambda sql, params: conn.execute(sql, params).fetchall(), run_script)
-                broken = conn.execute("PRAGMA foreign_key_check").fetchall()
-                if broken:
-                    raise sqlite3.IntegrityError(f"migration left rows without their parent: {broken[:5]}")
+                if orphans_before is not None:  # something was applied: it must not orphan rows
+                    made = set(conn.execute("PRAGMA foreign_key_check").fetchall()) - orphans_before
+                    if made:
+                        raise sqlite3.IntegrityError(f"migration left rows without their parent: {sorted(made)[:5]}")
                 conn.execute("COMMIT")
             except BaseException:
                 conn.execute("ROLLBACK")

@@ -112,14 +112,14 @@ _RECORD_STEPS = SetForm(
 _SELECT_STEP = f"SELECT {STEP_COLUMNS} FROM operation_outputs WHERE workflow_id = ? AND function_id = ?"
 _SELECT_STEP_SQLITE = (
     f"SELECT {STEP_COLUMNS} FROM operation_outputs WHERE step_key = "
-    f"(SELECT (seq << {STEP_KEY_BITS}) + ?2 FROM workflow_status WHERE workflow_id = ?1)"
+    f"(SELECT (seq << {STEP_KEY_BITS}) + ?2 FROM workflow_status WHERE workflow_id = ?1) AND workflow_id = ?1"
 )
 # A workflow's steps on SQLite: the rowid range of its seq (the planner's rowid range search).
 _O_STEP_COLUMNS = ", ".join(f"o.{c.strip()}" for c in STEP_COLUMNS.split(","))
 SQLITE_STEPS_OF = (
     f"SELECT {_O_STEP_COLUMNS} FROM workflow_status w JOIN operation_outputs o "
     f"ON o.step_key >= (w.seq << {STEP_KEY_BITS}) AND o.step_key < ((w.seq + 1) << {STEP_KEY_BITS}) "
-    "WHERE w.workflow_id IN ({marks})"
+    "AND o.workflow_id = w.workflow_id WHERE w.workflow_id IN ({marks})"
 )
 
 _FINISH = (

@@ -6,7 +6,8 @@
 -- seq is workflow_status's rowid, made an INTEGER PRIMARY KEY so that it is stable (VACUUM may
 -- renumber implicit rowids) and free: the insert assigns it, no extra index. Both tables are
 -- rebuilt; the driver runs this with foreign keys off and checks them before committing.
--- The engine caps function ids at 2^28 - 1 (rows.MAX_FUNCTION_ID); the trigger caps seq at 2^35.
+-- The engine caps function ids at 2^28 - 1 (rows.MAX_FUNCTION_ID, and a CHECK); a trigger caps seq
+-- below 2^35 - 1; another deletes a workflow's steps with its row.
 CREATE TABLE workflow_status_keyed (
     workflow_id         TEXT NOT NULL UNIQUE,
     status              TEXT NOT NULL,
@@ -42,7 +43,7 @@ INSERT INTO workflow_status_keyed
 CREATE TABLE operation_outputs_keyed (
     step_key          INTEGER PRIMARY KEY,
     workflow_id       TEXT NOT NULL,
-    function_id       INTEGER NOT NULL,
+    function_id       INTEGER NOT NULL CHECK (function_id BETWEEN 0 AND 268435455),
     function_name     TEXT NOT NULL,
     output            BLOB,
     error             BLOB,
@@ -76,7 +77,14 @@ CREATE INDEX ws_queue_delayed_idx ON workflow_status (queue_name, available_at)
     WHERE status = 'DELAYED';
 CREATE INDEX ws_queue_partition_ready_idx ON workflow_status (queue_name, queue_partition_key, priority, created_at)
     WHERE status = 'ENQUEUED' AND queue_partition_key IS NOT NULL;
-CREATE TRIGGER ws_seq_limit AFTER INSERT ON workflow_status FOR EACH ROW WHEN NEW.seq >= 34359738368
+-- The highest seq whose step range, (seq + 1) << 28, still fits in a signed 64-bit integer.
+CREATE TRIGGER ws_seq_limit AFTER INSERT ON workflow_status FOR EACH ROW WHEN NEW.seq >= 34359738367
 BEGIN
-    SELECT RAISE(ABORT, 'this SQLite database has numbered 2^35 workflows, the most it can; archive it and start a new one');
+    SELECT RAISE(ABORT, 'this SQLite database has used all 34,359,738,366 workflow numbers; archive it and start a new one');
+END;
+-- A workflow's steps go with it, however it is deleted (the foreign key's cascade did this before;
+-- a reused seq must find its range empty).
+CREATE TRIGGER ws_delete_steps AFTER DELETE ON workflow_status FOR EACH ROW
+BEGIN
+    DELETE FROM operation_outputs WHERE step_key >= (OLD.seq << 28) AND step_key < ((OLD.seq + 1) << 28);
 END;
