@@ -68,7 +68,7 @@ def layers(db: str) -> None:
 
         def raw_fenced() -> None:
             raw.execute("BEGIN IMMEDIATE")
-            raw.execute(wsql.record_step_sql("sqlite"), (*params(), "w", "e")).fetchone()
+            raw.execute(wsql.STEP_SQL["sqlite"].record, (*params(), "w", "e")).fetchone()
             raw.execute("COMMIT")
 
     else:
@@ -77,7 +77,7 @@ def layers(db: str) -> None:
         pg.execute("SET search_path = transact")
         pg.execute(owner)
         pg.execute(ddl.format(b="BYTEA"))
-        fenced_sql = wsql.record_step_sql("postgres").replace("?", "%s")
+        fenced_sql = wsql.STEP_SQL["postgres"].record.replace("?", "%s")
 
         def raw_plain() -> None:
             pg.execute(plain.replace("?", "%s"), params())
@@ -90,7 +90,7 @@ def layers(db: str) -> None:
 
     def record_attrgetter() -> None:
         row = StepRow(*params())
-        st.write(lambda tx: tx.one(wsql.record_step_sql(st.dialect), (*fields(row), "w", "e")), single=True)
+        st.write(lambda tx: tx.one(wsql.STEP_SQL[st.dialect].record, (*fields(row), "w", "e")), single=True)
 
     cases += [
         ("raw plain INSERT + commit", raw_plain),

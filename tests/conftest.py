@@ -74,6 +74,15 @@ def db_url(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> str:
     return url
 
 
+def migrate_up_to(url: str, version: int) -> None:
+    """Create (or upgrade) the system database only as far as migration ``version`` (upgrade tests)."""
+    store = open_store(url)
+    shipped = store.migration_scripts
+    store.migration_scripts = lambda: ((v, s) for v, s in shipped() if v <= version)  # type: ignore[method-assign]
+    assert store.migrate() == version
+    store.close()
+
+
 @pytest.fixture
 def store(db_url: str) -> Iterator[Store]:
     """The system database's store itself, migrated (storage tests, or an operator's view)."""

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import wait_until
+from tests.conftest import migrate_up_to, wait_until
 from transact import DBOS, DBOSClient, SetWorkflowID, WorkflowCancelledError, __version__
 from transact.engine.clock import now_ms
 from transact.storage import open_store
@@ -238,11 +238,7 @@ def test_an_older_schema_is_named_not_misread(db_url: str, tmp_path: Path) -> No
     line, instead of failing on a missing column; after `transact migrate` it reads."""
     if db_url.startswith("sqlite"):
         db_url = f"sqlite:///{tmp_path / 'v9.sqlite'}"
-        old = open_store(db_url)
-        shipped = old.migration_scripts
-        old.migration_scripts = lambda: ((v, s) for v, s in shipped() if v <= 9)  # type: ignore[method-assign]
-        old.migrate()
-        old.close()
+        migrate_up_to(db_url, 9)
     else:  # Postgres's newest migration is a no-op: forget it was applied
         store = open_store(migrated(db_url))
         store.write(lambda tx: tx.run("DELETE FROM schema_version WHERE version = 10"))

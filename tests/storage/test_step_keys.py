@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import migrate_up_to
 from transact import DBOS
 from transact.engine.context import current_workflow
 from transact.errors import TransactError
@@ -95,11 +96,7 @@ def test_a_workflow_past_the_last_step_position_gets_a_clear_error(dbos: type[DB
 def version_9_file(tmp_path: Path) -> Iterator[Path]:
     """A SQLite system database as version 9 left it, with steps, a message and an event."""
     path = tmp_path / "old.sqlite"
-    old = open_store(f"sqlite:///{path}")
-    newest = old.migration_scripts
-    old.migration_scripts = lambda: ((v, s) for v, s in newest() if v <= 9)  # type: ignore[method-assign]
-    assert old.migrate() == 9
-    old.close()
+    migrate_up_to(f"sqlite:///{path}", 9)
     conn = sqlite3.connect(path)  # version 9's layout, written directly (today's code writes version 10's)
     for wid in ("w1", "w2"):
         conn.execute(

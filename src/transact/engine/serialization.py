@@ -19,16 +19,23 @@ def dumps(value: Any, *, what: str) -> bytes:
     try:
         return pickle.dumps(value, protocol=_PROTOCOL)
     except Exception as exc:
-        raise SerializationError(
-            f"{what} cannot be serialized ({type(exc).__name__}: {exc}); return or pass picklable values "
-            "(plain data, dataclasses, ...)"
-        ) from exc
+        raise unpicklable(exc, what=what) from exc
 
 
 def dumps_fast(value: Any) -> bytes:
-    """``dumps`` without the error wrapping: callers that catch failures call ``dumps`` again
-    for the message (the per-step hot path)."""
+    """``dumps`` without the error wrapping, for the per-step hot path (no ``what`` string built
+    per call): on failure, callers name the value with ``unpicklable``."""
     return pickle.dumps(value, protocol=_PROTOCOL)
+
+
+def unpicklable(exc: Exception, *, what: str) -> SerializationError:
+    """The error for a value pickle refused (``exc``), naming it (``what``)."""
+    error = SerializationError(
+        f"{what} cannot be serialized ({type(exc).__name__}: {exc}); return or pass picklable values "
+        "(plain data, dataclasses, ...)"
+    )
+    error.__cause__ = exc
+    return error
 
 
 def loads(data: bytes | None) -> Any:

@@ -12,8 +12,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from transact.storage._base import DriverBase, Tx
-from transact.storage.rows import MAX_FUNCTION_ID, STEP_COLUMNS, WORKFLOW_COLUMNS, StepRow, WorkflowRow
-from transact.storage.workflows import SQLITE_STEPS_OF, STEP_KEY_BITS, to_step, to_workflow, workflow_values
+from transact.storage.rows import MAX_FUNCTION_ID, WORKFLOW_COLUMNS, StepRow, WorkflowRow
+from transact.storage.workflows import STEP_SQL, to_step, to_workflow, workflow_values
 
 _LIGHT_COLUMNS = {  # blobs replaced by NULL when the caller does not want them decoded
     "inputs": "NULL AS inputs",
@@ -21,15 +21,6 @@ _LIGHT_COLUMNS = {  # blobs replaced by NULL when the caller does not want them 
     "error": "NULL AS error",
 }
 _DELETE_STEPS_OF = "DELETE FROM operation_outputs WHERE workflow_id = ANY(?)"  # Postgres only
-# SQLite keys steps by (workflow seq << STEP_KEY_BITS) + function id (migration 0010): rowid ranges.
-_SQLITE_FORK_STEPS = (
-    f"INSERT INTO operation_outputs (step_key, {STEP_COLUMNS}) "
-    f"SELECT (n.seq << {STEP_KEY_BITS}) + o.function_id, n.workflow_id, o.function_id, o.function_name, o.output, "
-    "o.error, o.child_workflow_id, o.started_at, o.completed_at "
-    "FROM workflow_status n, workflow_status s, operation_outputs o "
-    f"WHERE n.workflow_id = ?1 AND s.workflow_id = ?2 AND o.step_key >= (s.seq << {STEP_KEY_BITS}) "
-    f"AND o.step_key < (s.seq << {STEP_KEY_BITS}) + ?3"
-)
 _INSERT_WORKFLOW = f"INSERT INTO workflow_status ({WORKFLOW_COLUMNS}) VALUES ({', '.join('?' * 23)})"
 
 # A resumed workflow restarts from its checkpoints: queued ones go back to their queue (so its
@@ -162,10 +153,7 @@ class AdminSql(DriverBase):
 
     def steps_list(self, workflow_id: str) -> list[StepRow]:
         """A workflow's recorded steps in execution order. Round trips: 1."""
-        if self.dialect == "sqlite":
-            sql = SQLITE_STEPS_OF.format(marks="?") + " ORDER BY o.step_key"
-        else:
-            sql = f"SELECT {STEP_COLUMNS} FROM operation_outputs WHERE workflow_id = ? ORDER BY function_id"
+        sql = STEP_SQL[self.dialect].of_workflows.format(marks="?") + " ORDER BY 2"  # (function_id)
         rows = self.read(lambda tx: tx.all(sql, (workflow_id,)))
         return [to_step(r) for r in rows]
 
@@ -207,14 +195,10 @@ class AdminSql(DriverBase):
 
         def unit(tx: Tx) -> int:
             tx.run(_INSERT_WORKFLOW, workflow_values(row))
-            if self.dialect == "sqlite":
-                # (start_step capped at the key width: past it the range would reach the next seq)
-                return tx.run(_SQLITE_FORK_STEPS, (row.workflow_id, source_id, min(start_step, MAX_FUNCTION_ID + 1)))
+            # (start_step capped at the highest position: past it SQLite's key range would reach
+            # the next workflow's, and Postgres's integer parameter would overflow)
             return tx.run(
-                f"INSERT INTO operation_outputs ({STEP_COLUMNS}) "
-                "SELECT ?, function_id, function_name, output, error, child_workflow_id, started_at, completed_at "
-                "FROM operation_outputs WHERE workflow_id = ? AND function_id < ?",
-                (row.workflow_id, source_id, start_step),
+                STEP_SQL[self.dialect].fork, (row.workflow_id, source_id, min(start_step, MAX_FUNCTION_ID + 1))
             )
 
         copied = self.write(unit)
@@ -235,11 +219,10 @@ class AdminSql(DriverBase):
             for ident in children:
                 tx.run("DELETE FROM workflow_status WHERE workflow_id = ?", (ident,))
             deleted = [workflow_id, *children]
-            if self.dialect == "postgres":
-                # Steps carry no foreign key there (migration 0008): delete them explicitly. (On
-                # SQLite a trigger deletes a workflow's step range with its row, migration 0010.)
+            delete_steps = STEP_SQL[self.dialect].delete_of
+            if delete_steps is not None:  # Postgres: after the rows (steps first could deadlock with a take)
                 for ident in deleted:
-                    tx.run("DELETE FROM operation_outputs WHERE workflow_id = ?", (ident,))
+                    tx.run(delete_steps, (ident,))
             return deleted
 
         deleted = self.write(unit)

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from transact.storage._base import DriverBase, Tx
 from transact.storage.errors import Conflict, NotFound
 from transact.storage.rows import StepRow
-from transact.storage.workflows import fenced_step_params, record_step_sql
+from transact.storage.workflows import STEP_SQL, fenced_step_params
 
 _SEND = (
     "INSERT INTO notifications (destination_id, topic, message, idempotency_key, created_at) "
@@ -65,7 +65,7 @@ class CommsSql(DriverBase):
 
     def _fence(self, tx: Tx, step: StepRow, executor_id: str) -> None:
         """Record ``step`` inside the unit, or abort it (rollback) if the write is refused."""
-        if tx.run(record_step_sql(self.dialect), fenced_step_params(step, step.workflow_id, executor_id)) != 1:
+        if tx.run(STEP_SQL[self.dialect].record, fenced_step_params(step, step.workflow_id, executor_id)) != 1:
             raise _AlreadyRecorded(self._explain_step_miss(tx, step.workflow_id, step.function_id, executor_id))
 
     def _fenced_unit(self, unit: Callable[[Tx], T]) -> T | StepRow:

@@ -1,15 +1,15 @@
 """Workflow and step rows: idempotent start, fenced checkpoints, finish, cancel, recovery reads.
 
 Shared SQL for both drivers (``?`` placeholders; the Postgres driver converts them), but for
-SQLite's integer step keys (its migration 0010: one b-tree per step row instead of two). Must not
-import the engine or the facade.
+the statements that find steps by workflow (``STEP_SQL``: SQLite keys steps by one integer since
+its migration 0010). Must not import the engine or the facade.
 """
 
 from __future__ import annotations
 
 import operator
 from collections.abc import Sequence
-from dataclasses import fields
+from dataclasses import dataclass, fields
 
 from transact.storage._base import DriverBase, SetForm, Tx
 from transact.storage.errors import OwnershipLost, WorkflowNotPending
@@ -76,23 +76,6 @@ _RECORD_STEP = (
     "SELECT 1 FROM workflow_status WHERE workflow_id = ? AND status = 'PENDING' AND executor_id = ?) "
     "ON CONFLICT (workflow_id, function_id) DO NOTHING"
 )
-# SQLite keys steps by one integer (migration 0010): the fence's probe of the workflow row also
-# yields its seq, so the key costs nothing extra. ?1 must equal ?9 (a step belongs to the workflow
-# it is fenced on); the parameters are fenced_step_params', as for _RECORD_STEP.
-STEP_KEY_BITS = MAX_FUNCTION_ID.bit_length()  # function ids in the low bits, seq above them
-_RECORD_STEP_SQLITE = (
-    f"INSERT INTO operation_outputs (step_key, {STEP_COLUMNS}) "
-    f"SELECT (w.seq << {STEP_KEY_BITS}) + ?2, ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8 FROM workflow_status w "
-    "WHERE w.workflow_id = ?9 AND w.status = 'PENDING' AND w.executor_id = ?10 AND ?1 = ?9 "
-    "ON CONFLICT DO NOTHING"
-)
-
-
-def record_step_sql(dialect: str) -> str:
-    """The fenced single-checkpoint insert for ``dialect`` (parameters: ``fenced_step_params``)."""
-    return _RECORD_STEP_SQLITE if dialect == "sqlite" else _RECORD_STEP
-
-
 # The set form of _RECORD_STEP: N checkpoints in one statement, same fence (group commit).
 _RECORD_STEPS = SetForm(
     # The fence is a scalar subquery on purpose: the planner runs it per row as a primary-key
@@ -109,18 +92,66 @@ _RECORD_STEPS = SetForm(
     key=(0, 1),
     blobs=(3, 4),
 )
-_SELECT_STEP = f"SELECT {STEP_COLUMNS} FROM operation_outputs WHERE workflow_id = ? AND function_id = ?"
-_SELECT_STEP_SQLITE = (
-    f"SELECT {STEP_COLUMNS} FROM operation_outputs WHERE step_key = "
-    f"(SELECT (seq << {STEP_KEY_BITS}) + ?2 FROM workflow_status WHERE workflow_id = ?1) AND workflow_id = ?1"
-)
-# A workflow's steps on SQLite: the rowid range of its seq (the planner's rowid range search).
+
+STEP_KEY_BITS = MAX_FUNCTION_ID.bit_length()  # SQLite step keys: function id in the low bits, seq above
+
+
+@dataclass(frozen=True)
+class StepSql:
+    """The statements that find or write a workflow's steps, per dialect. Postgres keys steps by
+    (workflow_id, function_id); SQLite by one integer, (workflow seq << STEP_KEY_BITS) + function
+    id (its migration 0010), so its statements go through the workflow row's seq."""
+
+    record: str  # fenced insert of one checkpoint; parameters: fenced_step_params
+    select_one: str  # (workflow_id, function_id)
+    of_workflows: str  # every step of the workflows in ``{marks}`` (format it), any order
+    fork: str  # (new workflow id, source id, copy function ids below this)
+    delete_of: str | None  # (workflow_id,); None: the database deletes them with the workflow row
+
+
 _O_STEP_COLUMNS = ", ".join(f"o.{c.strip()}" for c in STEP_COLUMNS.split(","))
-SQLITE_STEPS_OF = (
-    f"SELECT {_O_STEP_COLUMNS} FROM workflow_status w JOIN operation_outputs o "
-    f"ON o.step_key >= (w.seq << {STEP_KEY_BITS}) AND o.step_key < ((w.seq + 1) << {STEP_KEY_BITS}) "
-    "AND o.workflow_id = w.workflow_id WHERE w.workflow_id IN ({marks})"
-)
+_SQLITE_RANGE = f"o.step_key >= (w.seq << {STEP_KEY_BITS}) AND o.step_key < ((w.seq + 1) << {STEP_KEY_BITS})"
+STEP_SQL = {
+    "postgres": StepSql(
+        record=_RECORD_STEP,
+        select_one=f"SELECT {STEP_COLUMNS} FROM operation_outputs WHERE workflow_id = ? AND function_id = ?",
+        of_workflows=f"SELECT {STEP_COLUMNS} FROM operation_outputs WHERE workflow_id IN ({{marks}})",
+        fork=(
+            f"INSERT INTO operation_outputs ({STEP_COLUMNS}) "
+            "SELECT ?, function_id, function_name, output, error, child_workflow_id, started_at, completed_at "
+            "FROM operation_outputs WHERE workflow_id = ? AND function_id < ?"
+        ),
+        delete_of="DELETE FROM operation_outputs WHERE workflow_id = ?",  # no foreign key since 0008
+    ),
+    "sqlite": StepSql(
+        # The fence's probe of the workflow row also yields its seq: the key costs nothing more.
+        # ?1 must equal ?9 (a step belongs to the workflow it is fenced on).
+        record=(
+            f"INSERT INTO operation_outputs (step_key, {STEP_COLUMNS}) "
+            f"SELECT (w.seq << {STEP_KEY_BITS}) + ?2, ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8 FROM workflow_status w "
+            "WHERE w.workflow_id = ?9 AND w.status = 'PENDING' AND w.executor_id = ?10 AND ?1 = ?9 "
+            "ON CONFLICT DO NOTHING"
+        ),
+        select_one=(
+            f"SELECT {STEP_COLUMNS} FROM operation_outputs WHERE step_key = "
+            f"(SELECT (seq << {STEP_KEY_BITS}) + ?2 FROM workflow_status WHERE workflow_id = ?1) AND workflow_id = ?1"
+        ),
+        # (workflow_id is compared too: a row of another workflow in the range is never returned)
+        of_workflows=(
+            f"SELECT {_O_STEP_COLUMNS} FROM workflow_status w JOIN operation_outputs o ON {_SQLITE_RANGE} "
+            "AND o.workflow_id = w.workflow_id WHERE w.workflow_id IN ({marks})"
+        ),
+        fork=(
+            f"INSERT INTO operation_outputs (step_key, {STEP_COLUMNS}) "
+            f"SELECT (n.seq << {STEP_KEY_BITS}) + o.function_id, n.workflow_id, o.function_id, o.function_name, "
+            "o.output, o.error, o.child_workflow_id, o.started_at, o.completed_at "
+            "FROM workflow_status n, workflow_status w, operation_outputs o "
+            f"WHERE n.workflow_id = ?1 AND w.workflow_id = ?2 AND o.step_key >= (w.seq << {STEP_KEY_BITS}) "
+            f"AND o.step_key < (w.seq << {STEP_KEY_BITS}) + ?3"
+        ),
+        delete_of=None,  # a trigger deletes a workflow's step range with its row (migration 0010)
+    ),
+}
 
 _FINISH = (
     "UPDATE workflow_status SET status = ?, output = ?, error = ?, updated_at = ? "
@@ -215,7 +246,7 @@ class WorkflowSql(DriverBase):
                 started_at=now,
                 completed_at=now,
             )
-            recorded = tx.run(record_step_sql(self.dialect), fenced_step_params(step, parent_id, executor_id))
+            recorded = tx.run(STEP_SQL[self.dialect].record, fenced_step_params(step, parent_id, executor_id))
             if recorded != 1:
                 self._explain_step_miss(tx, parent_id, function_id, executor_id)
             if inserted:
@@ -312,12 +343,12 @@ class WorkflowSql(DriverBase):
         runner won; callers must use it). Round trips: 1 (why a write missed is asked only then)."""
 
         params = fenced_step_params(step, step.workflow_id, executor_id)
-        if self.write_grouped(record_step_sql(self.dialect), params, _RECORD_STEPS) == 1:
+        if self.write_grouped(STEP_SQL[self.dialect].record, params, _RECORD_STEPS) == 1:
             return None
         return self.read(lambda tx: self._explain_step_miss(tx, step.workflow_id, step.function_id, executor_id))
 
     def _explain_step_miss(self, tx: Tx, workflow_id: str, function_id: int, executor_id: str) -> StepRow:
-        existing = tx.one(_SELECT_STEP_SQLITE if self.dialect == "sqlite" else _SELECT_STEP, (workflow_id, function_id))
+        existing = tx.one(STEP_SQL[self.dialect].select_one, (workflow_id, function_id))
         if existing is not None:
             return to_step(existing)
         self._explain_fence_miss(tx, workflow_id, executor_id)
@@ -400,10 +431,7 @@ class WorkflowSql(DriverBase):
         if not workflow_ids:
             return {}
         marks = ", ".join("?" * len(workflow_ids))
-        if self.dialect == "sqlite":
-            sql = SQLITE_STEPS_OF.format(marks=marks)
-        else:
-            sql = f"SELECT {STEP_COLUMNS} FROM operation_outputs WHERE workflow_id IN ({marks})"
+        sql = STEP_SQL[self.dialect].of_workflows.format(marks=marks)
         out: dict[str, dict[int, StepRow]] = {wid: {} for wid in workflow_ids}
         for r in self.read(lambda tx: tx.all(sql, tuple(workflow_ids))):
             step = to_step(r)
