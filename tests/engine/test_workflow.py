@@ -446,3 +446,22 @@ def test_stale_cancel_signal_hands_the_workflow_back(dbos: type[DBOS]) -> None:
     assert handle.get_result(timeout=30) == 3
     assert handle.get_status().status == "SUCCESS"
     assert runs.count(1) == 1  # the checkpointed step did not run again
+
+
+def test_unpicklable_step_output_is_a_recorded_error_naming_the_step(dbos: type[DBOS]) -> None:
+    calls: list[int] = []
+
+    @DBOS.step()
+    def returns_a_lock() -> Any:
+        calls.append(1)
+        return threading.Lock()
+
+    @DBOS.workflow()
+    def wf() -> Any:
+        return returns_a_lock()
+
+    with SetWorkflowID("lock-step"), pytest.raises(SerializationError, match=r"output of step .*returns_a_lock"):
+        wf()
+    with SetWorkflowID("lock-step"), pytest.raises(SerializationError, match="returns_a_lock"):
+        wf()  # replayed from the recorded error: the step does not run again
+    assert calls == [1]
