@@ -20,8 +20,10 @@ import pytest
 from tests.conftest import wait_until
 from transact.engine.ids import new_workflow_id
 from transact.storage import Conflict, Store, _pgfast
+from transact.storage.fence import fenced_step_params
+from transact.storage.postgres_sql import FINISH_MANY, RECORD_STEP, RECORD_STEPS
 from transact.storage.rows import StepRow, WorkflowRow
-from transact.storage.workflows import _FINISH, _FINISH_MANY, _RECORD_STEP, _RECORD_STEPS, fenced_step_params
+from transact.storage.workflows import _FINISH
 
 
 def _row(wid: str, executor: str = "ex-1") -> WorkflowRow:
@@ -45,14 +47,14 @@ def test_one_batch_answers_each_call_on_its_own(store: Store) -> None:
         store.workflow_insert(_row(wid))
     big = os.urandom(10_000)
     requests = [
-        _Request(_RECORD_STEP, _step_params("a", 1, "ex-1"), _RECORD_STEPS),  # written
-        _Request(_RECORD_STEP, _step_params("b", 1, "intruder"), _RECORD_STEPS),  # not the owner
-        _Request(_RECORD_STEP, _step_params("ghost", 1, "ex-1"), _RECORD_STEPS),  # no such workflow
-        _Request(_RECORD_STEP, _step_params("a", 1, "ex-1", b"again"), _RECORD_STEPS),  # same row again
-        _Request(_RECORD_STEP, _step_params("c", 1, "ex-1", big), _RECORD_STEPS),  # large: goes alone
-        _Request(_RECORD_STEP, _step_params("c", 2, "ex-1", None), _RECORD_STEPS),  # NULL output
-        _Request(_FINISH, ("SUCCESS", b"\x01", None, 7, "d", "ex-1"), _FINISH_MANY),  # finished
-        _Request(_FINISH, ("ERROR", None, b"\x02", 7, "e", "intruder"), _FINISH_MANY),  # not the owner
+        _Request(RECORD_STEP, _step_params("a", 1, "ex-1"), RECORD_STEPS),  # written
+        _Request(RECORD_STEP, _step_params("b", 1, "intruder"), RECORD_STEPS),  # not the owner
+        _Request(RECORD_STEP, _step_params("ghost", 1, "ex-1"), RECORD_STEPS),  # no such workflow
+        _Request(RECORD_STEP, _step_params("a", 1, "ex-1", b"again"), RECORD_STEPS),  # same row again
+        _Request(RECORD_STEP, _step_params("c", 1, "ex-1", big), RECORD_STEPS),  # large: goes alone
+        _Request(RECORD_STEP, _step_params("c", 2, "ex-1", None), RECORD_STEPS),  # NULL output
+        _Request(_FINISH, ("SUCCESS", b"\x01", None, 7, "d", "ex-1"), FINISH_MANY),  # finished
+        _Request(_FINISH, ("ERROR", None, b"\x02", 7, "e", "intruder"), FINISH_MANY),  # not the owner
     ]
     group = _GroupCommit(store)
     try:
@@ -86,7 +88,7 @@ def test_text_keys_and_values_survive_the_json_form(store: Store) -> None:
     ids = ['q"uote', "back\\slash", "50%_off", "naïve-✓", "x" * 1500]
     for wid in ids:
         store.workflow_insert(_row(wid))
-    requests = [_Request(_RECORD_STEP, _step_params(wid, 3, "ex-1"), _RECORD_STEPS) for wid in ids]
+    requests = [_Request(RECORD_STEP, _step_params(wid, 3, "ex-1"), RECORD_STEPS) for wid in ids]
     group = _GroupCommit(store)
     try:
         group._execute(requests)

@@ -1,9 +1,12 @@
-"""System database access. ``open_store(url)`` is the only place a URL picks a driver."""
+"""System database access. ``open_store(url)`` is the only place a URL picks a driver.
+
+The engine, the client and the CLI speak to ``Store`` (``protocol.SystemStore``) and never to a
+concrete driver.
+"""
 
 from __future__ import annotations
 
-import os
-
+from transact._lib import urls
 from transact.storage.errors import (
     Conflict,
     NotFound,
@@ -12,7 +15,9 @@ from transact.storage.errors import (
     Unavailable,
     WorkflowNotPending,
 )
-from transact.storage.store import Store
+from transact.storage.protocol import SystemStore
+
+Store = SystemStore  # the name the engine annotates with
 
 __all__ = [
     "Conflict",
@@ -20,6 +25,7 @@ __all__ = [
     "OwnershipLost",
     "StorageError",
     "Store",
+    "SystemStore",
     "Unavailable",
     "WorkflowNotPending",
     "open_store",
@@ -28,20 +34,16 @@ __all__ = [
 
 def open_store(
     url: str, *, retry_timeout_s: float | None = None, pool_size: int = 10, connect_timeout_s: float = 10.0
-) -> Store:
+) -> SystemStore:
     """Open (but do not migrate) the store for ``sqlite:///path`` or ``postgresql://...``.
 
     ``connect_timeout_s``: how long one Postgres connection attempt may wait (clients and the CLI
-    use a short one so an unreachable database fails fast)."""
-    if url.startswith("sqlite:///"):
+    use a short one so an unreachable database fails fast). A ValueError names the accepted URL
+    forms for any other URL."""
+    if urls.kind_of(url) == "sqlite":
         from transact.storage.sqlite import SqliteStore
 
-        path = url[len("sqlite:///") :]
-        return SqliteStore(os.path.expanduser(path), retry_timeout_s=retry_timeout_s)
-    if url.startswith(("postgresql://", "postgres://", "postgresql+psycopg://", "postgresql+psycopg2://")):
-        from transact.storage.postgres import PostgresStore
+        return SqliteStore(urls.sqlite_path(url), retry_timeout_s=retry_timeout_s)
+    from transact.storage.postgres import PostgresStore
 
-        return PostgresStore(
-            url, retry_timeout_s=retry_timeout_s, pool_size=pool_size, connect_timeout_s=connect_timeout_s
-        )
-    raise ValueError(f"unsupported database URL {url!r}: use sqlite:///path or postgresql://...")
+    return PostgresStore(url, retry_timeout_s=retry_timeout_s, pool_size=pool_size, connect_timeout_s=connect_timeout_s)

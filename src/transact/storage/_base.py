@@ -1,46 +1,28 @@
 """The driver contract: connection primitives, retry on outages, hints, migrations.
 
 Every SQL-speaking mixin builds on ``DriverBase``; the concrete drivers (sqlite.py, postgres.py)
-implement the few abstract primitives. Must not import the engine or the facade.
+implement the few abstract primitives and supply their dialect's statements as ``sql``
+(``DialectSql``: sqlite_sql.py, postgres_sql.py). Must not import the engine or the facade.
 """
 
 from __future__ import annotations
 
 import logging
-import random
 import threading
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager
-from dataclasses import dataclass
 from importlib import resources
-from typing import Any, Protocol, TypeVar
+from typing import Any, ClassVar, Protocol, TypeVar
 
+from transact._lib.backoff import Backoff
+from transact.storage.dialect import DialectSql, SetForm
 from transact.storage.errors import Unavailable
+from transact.storage.protocol import HintHandler
 
 T = TypeVar("T")
 Params = Sequence[Any]
-HintHandler = Callable[[str, str, str], None]
-
-
-@dataclass(frozen=True, slots=True, eq=False)  # module constants: identity is equality (cheap hash)
-class SetForm:
-    """The set form of a single-row write: one statement that writes many rows given as one JSON
-    array of rows (its one ``?``; bytes hex-encoded, the SQL decodes them) and returns the key of
-    every row it wrote. Group commit sends N concurrent calls of the row form as one execution of this
-    (Postgres) instead of N statements; JSON because encoding it is one C call on the client.
-
-    ``columns``: the row form's parameter positions, in the order of each JSON row's items;
-    ``key``: the positions whose values make up a row's key; the set form's RETURNING yields
-    them as ``k0, k1, ...`` (so several forms can share one statement).
-    """
-
-    sql: str
-    columns: tuple[int, ...]
-    key: tuple[int, ...]
-    blobs: tuple[int, ...] = ()  # positions that may hold bytes (large ones go alone, as binary)
-    lane: str = "checkpoints"  # forms in one lane share batches; lanes commit independently
 
 
 log = logging.getLogger("transact.storage")
@@ -61,7 +43,8 @@ class Tx(Protocol):
 class DriverBase(ABC):
     """Connection primitives every store method is written against."""
 
-    dialect: str
+    dialect: ClassVar[str]  # the driver's name; equals ``sql.name``
+    sql: ClassVar[DialectSql]  # the statements this database spells its own way
     url: str
 
     def __init__(self, *, retry_timeout_s: float | None = None) -> None:
@@ -89,6 +72,10 @@ class DriverBase(ABC):
     @abstractmethod
     def start_listening(self) -> None:
         """Start delivering hints from other processes to the hint handler."""
+
+    @property
+    def pushes_wakeups(self) -> bool:
+        return self.sql.pushes_wakeups
 
     def count_round_trip(self) -> None:
         self.round_trips += 1
@@ -129,10 +116,11 @@ class DriverBase(ABC):
             return self.read(fn)
         return self._retrying(lambda: self._in(self._writer(), fn))
 
-    def write_grouped(self, sql: str, params: Params, set_form: SetForm) -> int:
+    def write_grouped(self, sql: str, params: Params, set_form: SetForm | None) -> int:
         """One self-contained single-row write statement (safe to retry: conflict-ignoring or
         fenced); returns its row count. Drivers may commit concurrent calls together (group
-        commit), as one ``set_form`` statement where given. Round trips: 1."""
+        commit), as one ``set_form`` statement where given (None: the dialect has none, the
+        statement runs alone). Round trips: 1."""
         return self.write(lambda tx: tx.run(sql, params), single=True)
 
     @abstractmethod
@@ -151,21 +139,24 @@ class DriverBase(ABC):
             raise mapped from exc
 
     def _retrying(self, attempt: Callable[[], T]) -> T:
+        """Run ``attempt``, retrying outages with back-off until it succeeds, the store closes or
+        ``retry_timeout_s`` (counted from the first attempt) runs out; then the last outage raises.
+        No back-off state is built until an outage happens: this wraps every write transaction."""
         started = time.monotonic()
-        delay = 0.02
-        tries = 0
+        backoff: Backoff | None = None
         while True:
             try:
                 return attempt()
             except Unavailable as exc:
-                tries += 1
-                waited = time.monotonic() - started
-                if self._closed.is_set() or (self.retry_timeout_s is not None and waited >= self.retry_timeout_s):
+                if backoff is None:
+                    budget = self.retry_timeout_s
+                    if budget is not None:
+                        budget -= time.monotonic() - started
+                    backoff = Backoff(initial=0.02, cap=2.0, budget_s=budget, cancel=self._closed)
+                if self._closed.is_set() or not backoff.wait():
                     raise
-                if tries in (1, 10) or tries % 50 == 0:
-                    log.warning("system database unavailable (%s); retrying (attempt %d)", exc, tries)
-                time.sleep(delay * (0.5 + random.random()))
-                delay = min(delay * 2, 2.0)
+                if backoff.should_log():
+                    log.warning("system database unavailable (%s); retrying (attempt %d)", exc, backoff.attempts)
 
     # -- migrations ---------------------------------------------------------------------------
     def migration_scripts(self) -> Iterator[tuple[int, str]]:

@@ -8,19 +8,20 @@ List queries are built so the planner can walk an index in ``created_at`` order 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
+from transact._lib.states import Hint, Status
 from transact.storage._base import DriverBase, Tx
-from transact.storage.rows import MAX_FUNCTION_ID, WORKFLOW_COLUMNS, StepRow, WorkflowRow
-from transact.storage.workflows import STEP_SQL, to_step, to_workflow, workflow_values
+from transact.storage.rows import MAX_FUNCTION_ID, WORKFLOW_COLUMNS, ListQuery, WorkflowRow
+from transact.storage.workflows import to_workflow, workflow_values
+
+__all__ = ["AdminSql", "ListQuery"]
 
 _LIGHT_COLUMNS = {  # blobs replaced by NULL when the caller does not want them decoded
     "inputs": "NULL AS inputs",
     "output": "NULL AS output",
     "error": "NULL AS error",
 }
-_DELETE_STEPS_OF = "DELETE FROM operation_outputs WHERE workflow_id = ANY(?)"  # Postgres only
 _INSERT_WORKFLOW = f"INSERT INTO workflow_status ({WORKFLOW_COLUMNS}) VALUES ({', '.join('?' * 23)})"
 
 # A resumed workflow restarts from its checkpoints: queued ones go back to their queue (so its
@@ -38,29 +39,6 @@ _TREE = (
     " SELECT workflow_id FROM workflow_status WHERE parent_workflow_id = ?"
     " UNION SELECT w.workflow_id FROM workflow_status w JOIN tree t ON w.parent_workflow_id = t.workflow_id) "
 )
-
-
-@dataclass(frozen=True)
-class ListQuery:
-    """Filters for ``workflows_list``; None means "no filter". Times are epoch ms, inclusive."""
-
-    workflow_ids: Sequence[str] | None = None
-    statuses: Sequence[str] | None = None
-    names: Sequence[str] | None = None
-    created_from: int | None = None
-    created_to: int | None = None
-    queue_name: str | None = None
-    queued_only: bool = False
-    id_prefix: str | None = None
-    app_version: str | None = None
-    executor_id: str | None = None
-    parent_workflow_id: str | None = None
-    forked_from: str | None = None
-    limit: int | None = None
-    offset: int | None = None
-    newest_first: bool = False
-    load_input: bool = True
-    load_output: bool = True
 
 
 def _in(column: str, values: Sequence[str], where: list[str], params: list[Any]) -> None:
@@ -124,8 +102,8 @@ class AdminSql(DriverBase):
             sql += " LIMIT ?"
             params.append(q.limit)
         if q.offset:
-            if q.limit is None and self.dialect == "sqlite":
-                sql += " LIMIT -1"  # SQLite accepts OFFSET only after a LIMIT
+            if q.limit is None:
+                sql += self.sql.offset_alone
             sql += " OFFSET ?"
             params.append(q.offset)
         return sql, params
@@ -147,15 +125,8 @@ class AdminSql(DriverBase):
     def workflows_explain(self, q: ListQuery) -> str:
         """The database's query plan for the list query (one line per plan node)."""
         sql, params = self.list_sql(q)
-        prefix = "EXPLAIN " if self.dialect == "postgres" else "EXPLAIN QUERY PLAN "
-        rows = self.read(lambda tx: tx.all(prefix + sql, params))
+        rows = self.read(lambda tx: tx.all(self.sql.explain + sql, params))
         return "\n".join(str(r[-1]) for r in rows)
-
-    def steps_list(self, workflow_id: str) -> list[StepRow]:
-        """A workflow's recorded steps in execution order. Round trips: 1."""
-        sql = STEP_SQL[self.dialect].of_workflows.format(marks="?") + " ORDER BY 2"  # (function_id)
-        rows = self.read(lambda tx: tx.all(sql, (workflow_id,)))
-        return [to_step(r) for r in rows]
 
     # -- steering -----------------------------------------------------------------------------
     def workflow_resume(
@@ -185,8 +156,8 @@ class AdminSql(DriverBase):
 
         rows = self.write(unit)
         for row in rows:
-            if row.status == "ENQUEUED":
-                self.hint("queue", row.queue_name or "", "")
+            if row.status == Status.ENQUEUED:
+                self.hint(Hint.QUEUE, row.queue_name or "", "")
         return rows
 
     def workflow_fork(self, row: WorkflowRow, *, source_id: str, start_step: int) -> int:
@@ -197,18 +168,18 @@ class AdminSql(DriverBase):
             tx.run(_INSERT_WORKFLOW, workflow_values(row))
             # (start_step capped at the highest position: past it SQLite's key range would reach
             # the next workflow's, and Postgres's integer parameter would overflow)
-            return tx.run(
-                STEP_SQL[self.dialect].fork, (row.workflow_id, source_id, min(start_step, MAX_FUNCTION_ID + 1))
-            )
+            return tx.run(self.sql.steps.fork, (row.workflow_id, source_id, min(start_step, MAX_FUNCTION_ID + 1)))
 
         copied = self.write(unit)
-        if row.status == "ENQUEUED":
-            self.hint("queue", row.queue_name or "", "")
+        if row.status == Status.ENQUEUED:
+            self.hint(Hint.QUEUE, row.queue_name or "", "")
         return copied
 
     def workflow_delete(self, workflow_id: str, *, with_children: bool) -> list[str]:
         """Delete a workflow (steps, messages, events and streams cascade) and optionally its
         descendants. Returns the deleted ids (empty: no such workflow)."""
+
+        steps = self.sql.steps
 
         def unit(tx: Tx) -> list[str]:
             children: list[str] = []
@@ -219,36 +190,29 @@ class AdminSql(DriverBase):
             for ident in children:
                 tx.run("DELETE FROM workflow_status WHERE workflow_id = ?", (ident,))
             deleted = [workflow_id, *children]
-            delete_steps = STEP_SQL[self.dialect].delete_of
-            if delete_steps is not None:  # Postgres: after the rows (steps first could deadlock with a take)
+            if steps.delete_of is not None:  # after the rows (see the dialect's comment)
                 for ident in deleted:
-                    tx.run(delete_steps, (ident,))
+                    tx.run(steps.delete_of, (ident,))
             return deleted
 
         deleted = self.write(unit)
-        if deleted and self.dialect == "postgres":
-            # A checkpoint whose fence read the row just before our delete committed may commit
-            # after it (no foreign key blocks it since migration 0008): sweep once more.
-            self.write(lambda tx: tx.run(_DELETE_STEPS_OF, (deleted,)), single=True)
+        sweep = steps.sweep_deleted
+        if deleted and sweep is not None:
+            self.write(lambda tx: tx.run(sweep, (deleted,)), single=True)
         for ident in deleted:
-            self.hint("done", ident)
+            self.hint(Hint.DONE, ident)
         return deleted
 
     def admin_wake_adopters(self) -> None:
         """Ask live processes to look for unowned PENDING work now (they also scan on a timer)."""
-        if self.dialect == "postgres":
-            self.read(lambda tx: tx.one("SELECT pg_notify('transact', 'executor||')"))
+        wake = self.sql.wake_adopters
+        if wake is not None:
+            self.read(lambda tx: tx.one(wake))
 
     # -- schema -------------------------------------------------------------------------------
     def schema_version(self) -> int:
         """The installed schema version; 0 when Transact's tables do not exist yet."""
-        if self.dialect == "postgres":
-            probe = (
-                "SELECT 1 FROM information_schema.tables WHERE table_schema = current_schema() "
-                "AND table_name = 'schema_version'"
-            )
-        else:
-            probe = "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'schema_version'"
+        probe = self.sql.schema_probe
 
         def unit(tx: Tx) -> int:
             if tx.one(probe) is None:
@@ -270,10 +234,7 @@ class AdminSql(DriverBase):
     ) -> None:
         """Insert ``count`` minimal workflow rows in one statement, 1 ms apart, ending at ``now``;
         row n gets ``names[n mod len]`` and ``statuses[n mod len]``. Then refresh planner statistics."""
-        if self.dialect == "postgres":
-            series = "WITH seq(n) AS (SELECT generate_series(1, CAST(? AS BIGINT))) "
-        else:
-            series = "WITH RECURSIVE seq(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM seq WHERE n < ?) "
+        series = self.sql.number_series
 
         def pick(values: Sequence[str]) -> tuple[str, list[Any]]:
             # n mod k written as n - (n / k) * k: a literal percent sign is not allowed in our SQL.

@@ -10,10 +10,8 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import random
 import sqlite3
-import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -37,11 +35,14 @@ from sqlalchemy import (
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.engine import make_url
 from sqlalchemy.schema import CreateSchema
 
+from transact._lib.backoff import Backoff
+from transact._lib.urls import POSTGRES_PREFIXES, Kind, redact
 from transact.storage.errors import Unavailable
 from transact.storage.postgres import _MIGRATION_LOCK
+
+__all__ = ["AppDatabase", "AppOutcome", "classify", "redact", "sqlalchemy_url"]
 
 log = logging.getLogger("transact.storage")
 
@@ -68,21 +69,15 @@ class AppOutcome:
 
 def sqlalchemy_url(url: str) -> str:
     """Postgres URLs use the psycopg 3 dialect (the driver Transact ships with); SQLite as given."""
-    for prefix in ("postgresql+psycopg2://", "postgresql+psycopg://", "postgresql://", "postgres://"):
-        if url.startswith(prefix):
-            return "postgresql+psycopg://" + url[len(prefix) :]
+    if url.startswith(POSTGRES_PREFIXES):
+        return "postgresql+psycopg://" + url.split("://", 1)[1]
     return url
 
 
-def redact(url: str) -> str:
-    return make_url(url).render_as_string(hide_password=True)
-
-
-def _outcomes_table(dialect: str) -> Table:
-    pg = dialect == "postgres"
+def _outcomes_table(name: str, schema: str | None) -> Table:
     return Table(
-        PG_TABLE if pg else SQLITE_TABLE,
-        MetaData(schema=PG_SCHEMA if pg else None),
+        name,
+        MetaData(schema=schema),
         Column("workflow_id", Text, primary_key=True),
         Column("function_id", Integer, primary_key=True),
         Column("function_name", Text, nullable=False),
@@ -90,6 +85,50 @@ def _outcomes_table(dialect: str) -> Table:
         Column("error", LargeBinary, nullable=True),
         Column("created_at", BigInteger, nullable=False),
     )
+
+
+def _sqlite_engine(url: str, pool_size: int) -> Engine:
+    engine = create_engine(url, pool_size=pool_size, max_overflow=0, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_S})
+    event.listen(engine, "connect", _sqlite_connect)
+    event.listen(engine, "begin", _sqlite_begin)
+    return engine
+
+
+def _postgres_engine(url: str, pool_size: int) -> Engine:
+    # No pool_pre_ping: it would cost a round trip per transaction. A connection dropped by a
+    # server restart fails as an "outage", which the engine retries where that is safe.
+    return create_engine(url, pool_size=pool_size, max_overflow=0, connect_args={"connect_timeout": 10})
+
+
+def _no_prelude(conn: Connection) -> None:
+    """SQLite: BEGIN IMMEDIATE (see _sqlite_begin) already serializes concurrent launches."""
+
+
+def _postgres_prelude(conn: Connection) -> None:
+    # The system database's migration lock: when the application database *is* the system
+    # database, both migrations create schema "transact" and must not race.
+    conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _MIGRATION_LOCK})
+    conn.execute(CreateSchema(PG_SCHEMA, if_not_exists=True))
+
+
+@dataclass(frozen=True)
+class _Kind:
+    """What the outcome table does differently per kind of application database."""
+
+    table: Table
+    insert: Callable[[Table], Any]  # the dialect's INSERT, which knows ON CONFLICT DO NOTHING
+    engine: Callable[[str, int], Engine]
+    # Isolation level per transaction (Postgres: psycopg puts it in its BEGIN). False: the
+    # database is always serializable (SQLite) and ignores the level.
+    levels: bool
+    prelude: Callable[[Connection], None]  # runs first in the migration transaction
+
+
+_KINDS: dict[Kind, _Kind] = {
+    # SQLite has no schemas: a prefix keeps the table apart.
+    "sqlite": _Kind(_outcomes_table(SQLITE_TABLE, None), sqlite_insert, _sqlite_engine, False, _no_prelude),
+    "postgres": _Kind(_outcomes_table(PG_TABLE, PG_SCHEMA), pg_insert, _postgres_engine, True, _postgres_prelude),
+}
 
 
 class AppDatabase:
@@ -102,28 +141,17 @@ class AppDatabase:
 
     def __init__(self, url: str, *, pool_size: int = 10) -> None:
         self.url = sqlalchemy_url(url)
-        self.dialect = "sqlite" if self.url.startswith("sqlite") else "postgres"
-        if self.dialect == "sqlite":
-            self.engine: Engine = create_engine(
-                self.url, pool_size=pool_size, max_overflow=0, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_S}
-            )
-            event.listen(self.engine, "connect", _sqlite_connect)
-            event.listen(self.engine, "begin", _sqlite_begin)
-        else:
-            # No pool_pre_ping: it would cost a round trip per transaction. A connection dropped by a
-            # server restart fails as an "outage", which the engine retries where that is safe.
-            self.engine = create_engine(
-                self.url, pool_size=pool_size, max_overflow=0, connect_args={"connect_timeout": 10}
-            )
-        self.table = _outcomes_table(self.dialect)
+        self.dialect: Kind = "sqlite" if self.url.startswith("sqlite") else "postgres"
+        self._kind = kind = _KINDS[self.dialect]
+        self.engine: Engine = kind.engine(self.url, pool_size)
+        self.table = kind.table
         self._by_level: dict[str, Engine] = {}
         c = self.table.c
         key = (c.workflow_id == bindparam("wid")) & (c.function_id == bindparam("fid"))
         self._select = select(c.function_name, c.output, c.error).where(key)
-        insert = pg_insert if self.dialect == "postgres" else sqlite_insert
         # RETURNING says whether the row went in (rowcount is not reliable for INSERT through SQLAlchemy).
         self._insert = (
-            insert(self.table)
+            kind.insert(self.table)
             .on_conflict_do_nothing(index_elements=["workflow_id", "function_id"])
             .returning(c.function_id)
         )
@@ -133,7 +161,7 @@ class AppDatabase:
     def transaction(self, isolation_level: str) -> Iterator[Connection]:
         """One transaction on a pooled connection: committed on exit, rolled back on an exception."""
         engine = self.engine
-        if self.dialect == "postgres":
+        if self._kind.levels:
             engine = self._by_level.get(isolation_level) or self._level(isolation_level)
         with engine.connect() as conn, conn.begin():
             yield conn
@@ -202,32 +230,23 @@ class AppDatabase:
 
         def attempt() -> None:
             with self.engine.connect() as conn, conn.begin():
-                if self.dialect == "postgres":
-                    # The system database's migration lock: when the application database *is* the
-                    # system database, both migrations create schema "transact" and must not race.
-                    conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _MIGRATION_LOCK})
-                    conn.execute(CreateSchema(PG_SCHEMA, if_not_exists=True))
-                # SQLite: BEGIN IMMEDIATE (see _sqlite_begin) already serializes concurrent launches.
+                self._kind.prelude(conn)
                 self.table.create(conn, checkfirst=True)
 
-        started = time.monotonic()
-        delay = 0.05
-        tries = 0
+        backoff = Backoff(initial=0.05, cap=2.0, budget_s=retry_timeout_s)
         while True:
             try:
                 attempt()
                 return
             except Exception as exc:
-                tries += 1
-                kind = classify(exc)
-                waited = time.monotonic() - started
-                timed_out = retry_timeout_s is not None and waited >= retry_timeout_s
-                if kind is None or timed_out or _refused(exc):
+                if classify(exc) is None or _refused(exc) or not backoff.wait():
                     raise Unavailable(f"{type(exc).__name__}: {_first_line(exc)}") from exc
-                if tries in (1, 10) or tries % 50 == 0:
-                    log.warning("application database unavailable (%s); retrying (attempt %d)", _first_line(exc), tries)
-                time.sleep(delay * (0.5 + random.random()))
-                delay = min(delay * 2, 2.0)
+                if backoff.should_log():
+                    log.warning(
+                        "application database unavailable (%s); retrying (attempt %d)",
+                        _first_line(exc),
+                        backoff.attempts,
+                    )
 
     def reset_outcomes(self) -> None:
         """Delete every outcome row (tests)."""

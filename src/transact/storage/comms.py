@@ -9,12 +9,15 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import replace
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 
-from transact.storage._base import DriverBase, Tx
-from transact.storage.errors import Conflict, NotFound
-from transact.storage.rows import StepRow
-from transact.storage.workflows import STEP_SQL, fenced_step_params
+from transact._lib.states import Hint
+from transact.storage._base import Tx
+from transact.storage.errors import Conflict, NotFound, StreamClosed
+from transact.storage.fence import FencedSql, fenced_step_params
+from transact.storage.rows import StepRow, StreamItem
+
+__all__ = ["CommsSql", "StreamClosed", "StreamItem"]
 
 _SEND = (
     "INSERT INTO notifications (destination_id, topic, message, idempotency_key, created_at) "
@@ -43,11 +46,6 @@ _STREAM_READ = (
 _STATUS = "SELECT status FROM workflow_status WHERE workflow_id = ?"
 
 T = TypeVar("T")
-StreamItem = tuple[int, "bytes | None", bool]
-
-
-class StreamClosed(Exception):
-    """A write to a stream that was already closed (the engine turns it into a clear error)."""
 
 
 class _AlreadyRecorded(Exception):
@@ -58,14 +56,10 @@ class _AlreadyRecorded(Exception):
         self.row = row
 
 
-class CommsSql(DriverBase):
-    if TYPE_CHECKING:  # provided by WorkflowSql in the composed Store
-
-        def _explain_step_miss(self, tx: Tx, workflow_id: str, function_id: int, executor_id: str) -> StepRow: ...
-
+class CommsSql(FencedSql):
     def _fence(self, tx: Tx, step: StepRow, executor_id: str) -> None:
         """Record ``step`` inside the unit, or abort it (rollback) if the write is refused."""
-        if tx.run(STEP_SQL[self.dialect].record, fenced_step_params(step, step.workflow_id, executor_id)) != 1:
+        if tx.run(self.sql.steps.record, fenced_step_params(step, step.workflow_id, executor_id)) != 1:
             raise _AlreadyRecorded(self._explain_step_miss(tx, step.workflow_id, step.function_id, executor_id))
 
     def _fenced_unit(self, unit: Callable[[Tx], T]) -> T | StepRow:
@@ -87,7 +81,7 @@ class CommsSql(DriverBase):
 
         sent = self.write(unit, single=True)
         if sent:
-            self.hint("msg", destination_id, topic)
+            self.hint(Hint.MESSAGE, destination_id, topic)
         return sent
 
     def message_send_step(
@@ -112,7 +106,7 @@ class CommsSql(DriverBase):
 
         earlier = self._fenced_unit(unit)
         if earlier is None:
-            self.hint("msg", destination_id, topic)
+            self.hint(Hint.MESSAGE, destination_id, topic)
         return earlier
 
     def message_take_step(self, step: StepRow, *, executor_id: str, topic: str, now: int) -> StepRow | None:
@@ -149,7 +143,7 @@ class CommsSql(DriverBase):
     def event_set(self, *, workflow_id: str, key: str, value: bytes, now: int) -> None:
         """Set an event without a checkpoint (from inside a step, which is retried as a whole)."""
         self.write(lambda tx: tx.run(_SET_EVENT, (workflow_id, key, value, now)), single=True)
-        self.hint("event", workflow_id, key)
+        self.hint(Hint.EVENT, workflow_id, key)
 
     def event_set_step(
         self, step: StepRow, *, executor_id: str, workflow_id: str, key: str, value: bytes, now: int
@@ -162,7 +156,7 @@ class CommsSql(DriverBase):
 
         earlier = self._fenced_unit(unit)
         if earlier is None:
-            self.hint("event", workflow_id, key)
+            self.hint(Hint.EVENT, workflow_id, key)
         return earlier
 
     def event_get(self, workflow_id: str, key: str) -> bytes | None:
@@ -174,7 +168,7 @@ class CommsSql(DriverBase):
     def stream_append(self, *, workflow_id: str, key: str, value: bytes | None, closed: bool) -> None:
         """Append without a checkpoint (from inside a step). Raises StreamClosed after a close."""
         self._retry_seq(lambda: self.write(lambda tx: _append(tx, workflow_id, key, value, closed)))
-        self.hint("stream", workflow_id, key)
+        self.hint(Hint.STREAM, workflow_id, key)
 
     def stream_append_step(
         self, step: StepRow, *, executor_id: str, workflow_id: str, key: str, value: bytes | None, closed: bool
@@ -188,7 +182,7 @@ class CommsSql(DriverBase):
 
         earlier = self._retry_seq(lambda: self._fenced_unit(unit))
         if earlier is None:
-            self.hint("stream", workflow_id, key)
+            self.hint(Hint.STREAM, workflow_id, key)
         return earlier
 
     def _retry_seq(self, attempt: Callable[[], T]) -> T:

@@ -36,3 +36,7 @@ class WorkflowNotPending(StorageError):
         super().__init__(f"workflow {workflow_id!r} is {status}")
         self.workflow_id = workflow_id
         self.status = status
+
+
+class StreamClosed(Exception):  # not a StorageError: the caller misused the stream
+    """A write to a stream that was already closed (the engine turns it into a clear error)."""

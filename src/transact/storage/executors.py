@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from transact._lib.states import Hint
 from transact.storage._base import DriverBase
 from transact.storage.rows import EXECUTOR_COLUMNS, ExecutorRow
 
@@ -55,7 +56,7 @@ class ExecutorSql(DriverBase):
             params = (*params, only_if)
         changed = self.write(lambda tx: tx.run(sql, params), single=True)
         if changed:
-            self.hint("executor", executor_id)
+            self.hint(Hint.EXECUTOR, executor_id)
         return changed == 1
 
     def executor_delete(self, executor_id: str, *, only_if_idle: bool = False) -> bool:
@@ -68,5 +69,5 @@ class ExecutorSql(DriverBase):
             params = (executor_id, executor_id)
         deleted = self.write(lambda tx: tx.run(sql, params), single=True) > 0
         if deleted:
-            self.hint("executor", executor_id)
+            self.hint(Hint.EXECUTOR, executor_id)
         return deleted

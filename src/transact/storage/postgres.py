@@ -12,7 +12,6 @@ import json
 import logging
 import operator
 import threading
-import time
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any, TypeVar, cast
 
@@ -21,10 +20,14 @@ import psycopg_pool
 from psycopg import errors as pg_errors
 from psycopg import pq
 
-from transact.storage import _pgfast
-from transact.storage._base import SetForm, Tx
+from transact._lib.backoff import Backoff
+from transact._lib.states import Hint
+from transact._lib.urls import postgres_conninfo
+from transact.storage import _pgfast, postgres_sql
+from transact.storage._base import Tx
+from transact.storage.dialect import SetForm
 from transact.storage.errors import Conflict, Unavailable
-from transact.storage.store import Store
+from transact.storage.store import SqlStore
 
 log = logging.getLogger("transact.storage")
 
@@ -77,13 +80,6 @@ def _pg(sql: str) -> str:
         out = sql.replace("?", "%s")
         _converted[sql] = out
     return out
-
-
-def normalize_url(url: str) -> str:
-    for prefix in ("postgresql+psycopg://", "postgresql+psycopg2://", "postgres://"):
-        if url.startswith(prefix):
-            return "postgresql://" + url[len(prefix) :]
-    return url
 
 
 class _Request:
@@ -254,8 +250,9 @@ def _plan(batch: list[_Request]) -> tuple[list[tuple[SetForm, dict[tuple[str, ..
     return sorted(groups.items(), key=lambda group: group[0].sql), singles
 
 
-class PostgresStore(Store):
+class PostgresStore(SqlStore):
     dialect = "postgres"
+    sql = postgres_sql.SQL
 
     def __init__(
         self,
@@ -266,7 +263,7 @@ class PostgresStore(Store):
         connect_timeout_s: float = 10.0,
     ) -> None:
         super().__init__(retry_timeout_s=retry_timeout_s)
-        self.url = normalize_url(url)
+        self.url = postgres_conninfo(url)
         self._conn_kwargs: dict[str, Any] = {
             "autocommit": True,
             "options": f"-c search_path={SCHEMA},public",
@@ -296,8 +293,8 @@ class PostgresStore(Store):
                     self._pool.open(wait=False)
                     self._pool_opened = True
 
-    def write_grouped(self, sql: str, params: Sequence[Any], set_form: SetForm) -> int:
-        if not self.group_commit:
+    def write_grouped(self, sql: str, params: Sequence[Any], set_form: SetForm | None) -> int:
+        if set_form is None or not self.group_commit:
             return super().write_grouped(sql, params, set_form)
         self.count_round_trip()
         lane = set_form.lane
@@ -385,8 +382,10 @@ class PostgresStore(Store):
             ready.wait(timeout=5)
 
     def _listen(self, ready: threading.Event) -> None:
-        delay = 0.05
+        # Reconnects back off until the store closes (no budget: hints must come back).
+        backoff = Backoff(initial=0.05, cap=2.0, cancel=self._closed)
         first = True
+        done = Hint.DONE
         while not self._closed.is_set():
             try:
                 with psycopg.connect(self.url, **self._conn_kwargs) as conn:
@@ -394,25 +393,30 @@ class PostgresStore(Store):
                     ready.set()
                     if not first:
                         # Notifications sent while we were disconnected are lost: wake everyone to re-read.
-                        self.hint("*", "", "")
+                        self.hint(Hint.ALL, "", "")
                     first = False
-                    delay = 0.05
+                    backoff.reset()
                     while not self._closed.is_set():
                         own = self._own_finishes
                         for note in conn.notifies(timeout=0.5):
                             kind, _, rest = note.payload.partition("|")
                             ident, _, key = rest.partition("|")
-                            if kind == "done" and ident in own:
+                            if kind == done and ident in own:
                                 own.discard(ident)  # our own finish, hinted when written
                                 continue
                             self.hint(kind, ident, key)
             except psycopg.Error as exc:
                 if self._closed.is_set():
                     return
-                log.warning("notification listener lost its connection (%s); reconnecting", exc)
                 ready.set()
-                time.sleep(delay)
-                delay = min(delay * 2, 2.0)
+                if not backoff.wait():
+                    return  # closed while waiting
+                if backoff.should_log():
+                    log.warning(
+                        "notification listener lost its connection (%s); reconnecting (attempt %d)",
+                        exc,
+                        backoff.attempts,
+                    )
 
     # -- schema -------------------------------------------------------------------------------
     def migrate(self) -> int:

@@ -6,7 +6,8 @@ LOCKED``, so concurrent claimers take disjoint rows). A claim under a global con
 limit is one transaction under a per-queue (per-partition) advisory lock: without it two claimers
 could count the same running rows and together exceed the limit. Under READ COMMITTED each
 statement takes a fresh snapshot, so the count read after the lock sees every earlier claim.
-SQLite writes are ``BEGIN IMMEDIATE``, which serializes claims the same way.
+SQLite writes are ``BEGIN IMMEDIATE``, which serializes claims the same way. The row lock and
+the advisory lock are the dialect's (``sql.claim_row_lock``, ``sql.claim_lock``).
 Must not import the engine or the facade.
 """
 
@@ -14,24 +15,16 @@ from __future__ import annotations
 
 import functools
 import hashlib
-from dataclasses import dataclass
 
+from transact._lib.states import Hint
 from transact.storage._base import DriverBase, Tx
-from transact.storage.rows import WORKFLOW_COLUMNS, WorkflowRow
+from transact.storage.dialect import dialect_sql
+from transact.storage.rows import WORKFLOW_COLUMNS, QueueClaim
 from transact.storage.workflows import to_workflow
 
+__all__ = ["QueueClaim", "QueueSql", "claim_sql", "lock_key"]
+
 _PARTITIONS_MAX = 1000
-
-
-@dataclass(frozen=True, slots=True)
-class QueueClaim:
-    """What one claim took, and why it stopped when a global limit was the reason."""
-
-    rows: list[WorkflowRow]
-    # The global concurrency limit is reached: the ids running now (a slot frees when one ends).
-    running: tuple[str, ...] | None = None
-    # The rate limit is reached: epoch ms when the oldest start leaves the window.
-    retry_at: int | None = None
 
 
 @functools.lru_cache(maxsize=4096)
@@ -47,8 +40,9 @@ def _pk(partitioned: bool) -> str:
 
 @functools.cache
 def claim_sql(dialect: str, partitioned: bool, pinned: bool = False) -> str:
-    """Take up to N ready rows in claim order; their timeout starts now (deadline_at)."""
-    skip_locked = " FOR UPDATE SKIP LOCKED" if dialect == "postgres" else ""
+    """Take up to N ready rows in claim order; their timeout starts now (deadline_at).
+    ``dialect``: the driver's name, whose ``claim_row_lock`` keeps concurrent claimers apart."""
+    row_lock = dialect_sql(dialect).claim_row_lock
     # MATERIALIZED: the candidates are picked once. As a plain IN (subquery) Postgres may rescan
     # the subquery per outer row (nested-loop semi join), and each rescan skips the rows this
     # statement already locked, so more than LIMIT rows would be claimed.
@@ -56,7 +50,7 @@ def claim_sql(dialect: str, partitioned: bool, pinned: bool = False) -> str:
         "WITH picked(picked_id) AS MATERIALIZED (SELECT workflow_id FROM workflow_status"
         f" WHERE status = 'ENQUEUED' AND queue_name = ?{_pk(partitioned)}"
         f"{' AND app_version = ?' if pinned else ''}"
-        f" ORDER BY priority, created_at LIMIT ?{skip_locked})"
+        f" ORDER BY priority, created_at LIMIT ?{row_lock})"
         " UPDATE workflow_status SET status = 'PENDING', executor_id = ?, started_at = ?, updated_at = ?,"
         " deadline_at = CASE WHEN deadline_at IS NULL AND timeout_ms IS NOT NULL"
         " THEN timeout_ms + ? ELSE deadline_at END"
@@ -150,9 +144,11 @@ class QueueSql(DriverBase):
             *((*keys, window_start, *keys, window_start) if rated else ()),
         )
 
+        lock = self.sql.claim_lock
+
         def unit(tx: Tx) -> QueueClaim:
-            if self.dialect == "postgres":
-                tx.one("SELECT pg_advisory_xact_lock(?)", (lock_key(queue_name, partition_key),))
+            if lock is not None:
+                tx.one(lock, (lock_key(queue_name, partition_key),))
             state = tx.one(_state_sql(part, concurrency is not None, rated), state_params)
             assert state is not None
             running, started, oldest = int(state[0]), int(state[1]), state[2]
@@ -190,7 +186,7 @@ class QueueSql(DriverBase):
         look again, so a row enqueued in between is at worst found one pass early)."""
         promoted = self.write(lambda tx: tx.run(_PROMOTE, (now, queue_name, now)), single=True)
         if promoted:
-            self.hint("queue", queue_name, "")
+            self.hint(Hint.QUEUE, queue_name, "")
         row = self.read(lambda tx: tx.one(_NEXT_DUE, (queue_name,)))
         return None if row is None or row[0] is None else int(row[0])
 
@@ -204,5 +200,5 @@ class QueueSql(DriverBase):
         row = self.write(lambda tx: tx.one(_RELEASE, (now, workflow_id, executor_id)), single=True)
         if row is None:
             return False
-        self.hint("queue", str(row[0]), "requeued")
+        self.hint(Hint.QUEUE, str(row[0]), "requeued")
         return True

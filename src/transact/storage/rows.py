@@ -6,9 +6,13 @@ Must not import the engine or the facade.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
-TERMINAL_STATUSES = ("SUCCESS", "ERROR", "CANCELLED", "MAX_RECOVERY_ATTEMPTS_EXCEEDED")
+from transact._lib.states import TERMINAL, Status
+
+# In the order the statuses are declared (the SQL built from it is the same in every process).
+TERMINAL_STATUSES = tuple(s for s in Status if s in TERMINAL)
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,7 +43,7 @@ class WorkflowRow:
 
     @property
     def is_terminal(self) -> bool:
-        return self.status in TERMINAL_STATUSES
+        return self.status in TERMINAL
 
 
 WORKFLOW_COLUMNS = (
@@ -105,3 +109,41 @@ class ScheduleRow:
 SCHEDULE_COLUMNS = (
     "schedule_name, workflow_name, cron, timezone, state, backfill, dynamic, last_tick_at, created_at, updated_at"
 )
+
+
+@dataclass(frozen=True, slots=True)
+class QueueClaim:
+    """What one claim took, and why it stopped when a global limit was the reason."""
+
+    rows: list[WorkflowRow]
+    # The global concurrency limit is reached: the ids running now (a slot frees when one ends).
+    running: tuple[str, ...] | None = None
+    # The rate limit is reached: epoch ms when the oldest start leaves the window.
+    retry_at: int | None = None
+
+
+# One stream item: (seq, serialized value or None, closed).
+StreamItem = tuple[int, "bytes | None", bool]
+
+
+@dataclass(frozen=True)
+class ListQuery:
+    """Filters for ``workflows_list``; None means "no filter". Times are epoch ms, inclusive."""
+
+    workflow_ids: Sequence[str] | None = None
+    statuses: Sequence[str] | None = None
+    names: Sequence[str] | None = None
+    created_from: int | None = None
+    created_to: int | None = None
+    queue_name: str | None = None
+    queued_only: bool = False
+    id_prefix: str | None = None
+    app_version: str | None = None
+    executor_id: str | None = None
+    parent_workflow_id: str | None = None
+    forked_from: str | None = None
+    limit: int | None = None
+    offset: int | None = None
+    newest_first: bool = False
+    load_input: bool = True
+    load_output: bool = True

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from transact._lib.states import Hint
 from transact.storage._base import DriverBase, Tx
 from transact.storage.errors import Conflict
 from transact.storage.rows import SCHEDULE_COLUMNS, ScheduleRow
@@ -76,7 +77,7 @@ class ScheduleSql(DriverBase):
             self.write(lambda tx: tx.run(_INSERT, _params(row)), single=True)
         except Conflict:
             return False
-        self.hint("schedule", row.schedule_name)
+        self.hint(Hint.SCHEDULE, row.schedule_name)
         return True
 
     def schedule_declare(self, row: ScheduleRow) -> ScheduleRow:
@@ -127,7 +128,7 @@ class ScheduleSql(DriverBase):
 
         updated = self.write(unit, single=True)
         if updated is not None:
-            self.hint("schedule", schedule_name)
+            self.hint(Hint.SCHEDULE, schedule_name)
         return updated
 
     def schedule_delete(self, schedule_name: str) -> bool:
@@ -135,7 +136,7 @@ class ScheduleSql(DriverBase):
             lambda tx: tx.run("DELETE FROM schedules WHERE schedule_name = ?", (schedule_name,)), single=True
         )
         if deleted:
-            self.hint("schedule", schedule_name)
+            self.hint(Hint.SCHEDULE, schedule_name)
         return deleted == 1
 
     def schedule_advance(self, schedule_name: str, tick_at: int) -> None:

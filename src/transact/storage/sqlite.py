@@ -18,9 +18,12 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any, TypeVar
 
-from transact.storage._base import SetForm, Tx
+from transact._lib.states import Hint
+from transact.storage import sqlite_sql
+from transact.storage._base import Tx
+from transact.storage.dialect import SetForm
 from transact.storage.errors import Conflict, Unavailable
-from transact.storage.store import Store
+from transact.storage.store import SqlStore
 
 POLL_INTERVAL_S = 0.01
 # WAL checkpoints run in the poller thread, at most this often and only after writes: SQLite's
@@ -57,8 +60,9 @@ class _SqliteTx:
         self._conn.executemany(sql, rows)
 
 
-class SqliteStore(Store):
+class SqliteStore(SqlStore):
     dialect = "sqlite"
+    sql = sqlite_sql.SQL
 
     def __init__(self, path: str, *, retry_timeout_s: float | None = None) -> None:
         super().__init__(retry_timeout_s=retry_timeout_s)
@@ -114,7 +118,7 @@ class SqliteStore(Store):
                 raise
             raise mapped from exc
 
-    def write_grouped(self, sql: str, params: Sequence[Any], set_form: SetForm) -> int:
+    def write_grouped(self, sql: str, params: Sequence[Any], set_form: SetForm | None) -> int:
         # The per-step hot path: one autocommit statement on this thread's connection, without
         # the unit and Tx layers (SQLite has one writer, so nothing to group). Outages take the
         # retrying path; the statement is fenced or conflict-ignoring, so a retry is safe.
@@ -183,7 +187,7 @@ class SqliteStore(Store):
                     if version != last:
                         last = version
                         written = True
-                        self.hint("*", "", "")
+                        self.hint(Hint.ALL, "", "")
                     if written and time.monotonic() >= next_checkpoint:
                         # PASSIVE: copies what no reader still needs, never blocks the writers.
                         conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()

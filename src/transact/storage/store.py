@@ -1,7 +1,9 @@
-"""``Store``: the one interface the engine speaks to, composed from one mixin per concern.
+"""``SqlStore``: the SQL both drivers share, composed from one mixin per concern.
 
-Drivers (sqlite.py, postgres.py) subclass it and supply connection primitives; all SQL lives in
-the concern mixins, shared by both drivers. Must not import the engine or the facade.
+Each mixin implements one protocol of protocol.py (workflows.py: WorkflowStore, steps.py:
+StepStore, executors.py, queues.py, comms.py, schedules.py, admin.py); _base.py implements the
+driver surface. The drivers (sqlite.py, postgres.py) subclass it, supply connection primitives
+and their dialect's statements (``sql``). Must not import the engine or the facade.
 """
 
 from __future__ import annotations
@@ -11,8 +13,9 @@ from transact.storage.comms import CommsSql
 from transact.storage.executors import ExecutorSql
 from transact.storage.queues import QueueSql
 from transact.storage.schedules import ScheduleSql
+from transact.storage.steps import StepSql
 from transact.storage.workflows import WorkflowSql
 
 
-class Store(WorkflowSql, ExecutorSql, QueueSql, CommsSql, ScheduleSql, AdminSql):
-    """Everything the engine may ask of the system database."""
+class SqlStore(WorkflowSql, StepSql, ExecutorSql, QueueSql, CommsSql, ScheduleSql, AdminSql):
+    """Everything the engine may ask of the system database (``protocol.SystemStore``), in SQL."""

@@ -1,0 +1,85 @@
+"""The shape of what differs between the databases: one ``DialectSql`` per driver.
+
+The concern mixins (workflows.py, steps.py, queues.py, ...) hold the SQL that is the same on both
+databases. Every statement or fragment that is not lives in ``sqlite_sql.py`` or ``postgres_sql.py``
+as a field of that module's ``SQL``; a driver class supplies its own as ``sql``, and the mixins read
+``self.sql.<field>``. A field that is ``None`` names work that database does not need (the comment
+on the field says why), so no shared method ever asks which database it is on.
+
+Must not import the engine or the facade.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True, eq=False)  # module constants: identity is equality (cheap hash)
+class SetForm:
+    """The set form of a single-row write: one statement that writes many rows given as one JSON
+    array of rows (its one ``?``; bytes hex-encoded, the SQL decodes them) and returns the key of
+    every row it wrote. Group commit sends N concurrent calls of the row form as one execution of this
+    (Postgres) instead of N statements; JSON because encoding it is one C call on the client.
+
+    ``columns``: the row form's parameter positions, in the order of each JSON row's items;
+    ``key``: the positions whose values make up a row's key; the set form's RETURNING yields
+    them as ``k0, k1, ...`` (so several forms can share one statement).
+    """
+
+    sql: str
+    columns: tuple[int, ...]
+    key: tuple[int, ...]
+    blobs: tuple[int, ...] = ()  # positions that may hold bytes (large ones go alone, as binary)
+    lane: str = "checkpoints"  # forms in one lane share batches; lanes commit independently
+
+
+@dataclass(frozen=True, slots=True)
+class StepStatements:
+    """The statements that find or write a workflow's steps. Postgres keys steps by
+    (workflow_id, function_id); SQLite by one integer, (workflow seq << 28) + function id (its
+    migration 0010), so its statements go through the workflow row's seq."""
+
+    record: str  # fenced insert of one checkpoint; parameters: steps.fenced_step_params
+    record_set: SetForm | None  # ``record`` for many rows at once (None: no group commit)
+    select_one: str  # (workflow_id, function_id)
+    of_workflows: str  # every step of the workflows in ``{marks}`` (format it), any order
+    fork: str  # (new workflow id, source id, copy function ids below this)
+    delete_of: str | None  # (workflow_id,); None: the database deletes them with the workflow row
+    # (list of workflow ids,), run after a delete committed: a checkpoint whose fence read the row
+    # just before the delete may commit after it. None: the database cannot leave such a row.
+    sweep_deleted: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class DialectSql:
+    """Everything one database spells its own way. Field names are the same for every driver."""
+
+    name: str  # equals the driver's ``dialect`` and its migrations folder
+    # Other processes' commits arrive as specific hints (Postgres NOTIFY), rather than only as
+    # the catch-all "*" a poller raises (SQLite): waiters may poll more slowly.
+    pushes_wakeups: bool
+    steps: StepStatements
+    insert_workflow_set: SetForm | None  # set form of workflows._INSERT_WORKFLOW (None: no group commit)
+    finish_set: SetForm | None  # set form of workflows._FINISH (None: no group commit)
+    # Appended to the claim's pick of candidate rows, so concurrent claimers take disjoint rows.
+    claim_row_lock: str
+    # Taken first inside a claim under global limits, parameter: queues.lock_key. None: the write
+    # transaction itself already serializes claimers (SQLite's BEGIN IMMEDIATE).
+    claim_lock: str | None
+    offset_alone: str  # written before OFFSET when the list query has no LIMIT
+    explain: str  # prefix that turns a query into its plan
+    # Asks every live process to look for unowned work now. None: other processes notice any
+    # commit already (SQLite's data_version poll), so there is nothing to send.
+    wake_adopters: str | None
+    schema_probe: str  # one row when the schema_version table exists
+    number_series: str  # WITH clause: ``seq(n)`` holding 1..? (one parameter)
+
+
+def dialect_sql(name: str) -> DialectSql:
+    """The statements of the database called ``name`` (``sqlite`` or ``postgres``)."""
+    from transact.storage import postgres_sql, sqlite_sql
+
+    for sql in (sqlite_sql.SQL, postgres_sql.SQL):
+        if sql.name == name:
+            return sql
+    raise ValueError(f"unknown database dialect {name!r}")

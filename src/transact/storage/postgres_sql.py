@@ -1,0 +1,128 @@
+"""Postgres's statements: the fields of ``DialectSql`` that Postgres spells its own way, and the
+set forms that group commit sends (``SetForm``: N concurrent single-row writes as one statement).
+
+Steps are keyed by (workflow_id, function_id) and have no foreign key to their workflow (migration
+0008), so a delete removes them itself. Must not import the engine or the facade.
+"""
+
+from __future__ import annotations
+
+from transact.storage.dialect import DialectSql, SetForm, StepStatements
+from transact.storage.rows import STEP_COLUMNS, WORKFLOW_COLUMNS
+
+# The set form of workflows._INSERT_WORKFLOW, in its own group-commit lane: concurrent starts share
+# one statement and one commit, and a lone start never waits behind a batch of checkpoints.
+_WORKFLOW_TYPES = (
+    "",
+    "",
+    "",
+    "",
+    "",
+    "",
+    "",
+    "",
+    "integer",
+    "bytea",
+    "bytea",
+    "bytea",
+    "",
+    "",
+    "integer",
+    "",
+    "",
+    "bigint",
+    "bigint",
+    "bigint",
+    "bigint",
+    "bigint",
+    "bigint",
+)
+INSERT_WORKFLOWS = SetForm(
+    sql=(
+        f"INSERT INTO workflow_status ({WORKFLOW_COLUMNS}) SELECT "
+        + ", ".join(
+            f"decode(e->>{i}, 'hex')" if t == "bytea" else f"(e->>{i})::{t}" if t else f"e->>{i}"
+            for i, t in enumerate(_WORKFLOW_TYPES)
+        )
+        + " FROM jsonb_array_elements(?::jsonb) AS e ON CONFLICT (workflow_id) DO NOTHING RETURNING workflow_id AS k0"
+    ),
+    columns=tuple(range(23)),
+    key=(0,),
+    blobs=(9, 10, 11),
+    lane="starts",
+)
+
+# The fence: a step outcome is written only while the workflow is PENDING and owned by the writer.
+RECORD_STEP = (
+    f"INSERT INTO operation_outputs ({STEP_COLUMNS}) "
+    "SELECT ?, ?, ?, ?, ?, ?, ?, ? WHERE EXISTS ("
+    "SELECT 1 FROM workflow_status WHERE workflow_id = ? AND status = 'PENDING' AND executor_id = ?) "
+    "ON CONFLICT (workflow_id, function_id) DO NOTHING"
+)
+# The set form of RECORD_STEP: N checkpoints in one statement, same fence (group commit).
+RECORD_STEPS = SetForm(
+    # The fence is a scalar subquery on purpose: the planner runs it per row as a primary-key
+    # probe, where an EXISTS could become a hash join over every PENDING workflow.
+    sql=(
+        f"INSERT INTO operation_outputs ({STEP_COLUMNS}) "
+        "SELECT e->>0, (e->>1)::integer, e->>2, decode(e->>3, 'hex'), decode(e->>4, 'hex'), e->>5, "
+        "(e->>6)::bigint, (e->>7)::bigint FROM jsonb_array_elements(?::jsonb) AS e "
+        "WHERE (SELECT w.executor_id FROM workflow_status w "
+        "WHERE w.workflow_id = e->>0 AND w.status = 'PENDING') = e->>8 "
+        "ON CONFLICT (workflow_id, function_id) DO NOTHING RETURNING workflow_id AS k0, function_id AS k1"
+    ),
+    columns=(0, 1, 2, 3, 4, 5, 6, 7, 9),
+    key=(0, 1),
+    blobs=(3, 4),
+)
+
+# The set form of workflows._FINISH.
+FINISH_MANY = SetForm(
+    # A join, measured cheaper here than forcing primary-key probes (= ANY of the ids): a batch
+    # finishes workflows that are PENDING, so the planner's way in through the PENDING index is small.
+    sql=(
+        "UPDATE workflow_status AS w SET status = v.e->>0, output = decode(v.e->>1, 'hex'), "
+        "error = decode(v.e->>2, 'hex'), updated_at = (v.e->>3)::bigint "
+        "FROM jsonb_array_elements(?::jsonb) AS v(e) "
+        "WHERE w.workflow_id = v.e->>4 AND w.status = 'PENDING' AND w.executor_id = v.e->>5 "
+        "RETURNING w.workflow_id AS k0"
+    ),
+    columns=(0, 1, 2, 3, 4, 5),
+    key=(4,),
+    blobs=(1, 2),
+)
+
+STEPS = StepStatements(
+    record=RECORD_STEP,
+    record_set=RECORD_STEPS,
+    select_one=f"SELECT {STEP_COLUMNS} FROM operation_outputs WHERE workflow_id = ? AND function_id = ?",
+    of_workflows=f"SELECT {STEP_COLUMNS} FROM operation_outputs WHERE workflow_id IN ({{marks}})",
+    fork=(
+        f"INSERT INTO operation_outputs ({STEP_COLUMNS}) "
+        "SELECT ?, function_id, function_name, output, error, child_workflow_id, started_at, completed_at "
+        "FROM operation_outputs WHERE workflow_id = ? AND function_id < ?"
+    ),
+    # Deleted after the workflow rows (steps first could deadlock with a message take).
+    delete_of="DELETE FROM operation_outputs WHERE workflow_id = ?",
+    # No foreign key blocks a checkpoint whose fence read the row just before the delete
+    # committed: sweep the deleted ids once more after the commit.
+    sweep_deleted="DELETE FROM operation_outputs WHERE workflow_id = ANY(?)",
+)
+
+SQL = DialectSql(
+    name="postgres",
+    pushes_wakeups=True,
+    steps=STEPS,
+    insert_workflow_set=INSERT_WORKFLOWS,
+    finish_set=FINISH_MANY,
+    claim_row_lock=" FOR UPDATE SKIP LOCKED",
+    claim_lock="SELECT pg_advisory_xact_lock(?)",
+    offset_alone="",
+    explain="EXPLAIN ",
+    wake_adopters="SELECT pg_notify('transact', 'executor||')",
+    schema_probe=(
+        "SELECT 1 FROM information_schema.tables WHERE table_schema = current_schema() "
+        "AND table_name = 'schema_version'"
+    ),
+    number_series="WITH seq(n) AS (SELECT generate_series(1, CAST(? AS BIGINT))) ",
+)

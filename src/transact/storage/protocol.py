@@ -1,0 +1,471 @@
+"""The storage contract: what the engine, the client and the CLI may ask of the system database.
+
+One protocol per concern, composed into ``SystemStore`` (``transact.storage.Store`` is the same
+type). Both drivers implement every method (``SqliteStore``, ``PostgresStore``; ``open_store``
+returns them as ``SystemStore``, so the type checker proves it) and pass one conformance suite
+(tests/storage/). Rules every method keeps:
+
+- Keyword arguments in, frozen rows (rows.py) out; no driver object or driver exception leaves
+  storage, only the errors of errors.py. Outages are retried with back-off inside the store
+  (``retry_timeout_s``); ``Unavailable`` means the budget ran out.
+- Times are epoch ms passed in by the caller; SQL never reads the clock.
+- Checkpoint writes (``*_step``, ``step_record``, ``workflow_finish``, ``child_insert``) are fenced:
+  they succeed only while the workflow is PENDING and owned by ``executor_id``. A miss returns the
+  outcome recorded earlier at that position, or raises ``WorkflowNotPending`` / ``OwnershipLost``.
+- After a commit someone may wait for, the store hints this process (``hint``); other processes
+  learn of it through the driver's notifications. Hints are never truth: waiters re-read.
+- "Round trips" count statements sent to the database by the calling thread
+  (``thread_round_trips``); Postgres counts BEGIN and COMMIT of a transaction too.
+
+Must not import the engine or the facade.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from typing import Protocol
+
+from transact.storage.rows import (
+    ExecutorRow,
+    ListQuery,
+    QueueClaim,
+    ScheduleRow,
+    StepRow,
+    StreamItem,
+    WorkflowRow,
+)
+
+HintHandler = Callable[[str, str, str], None]
+
+
+class WorkflowStore(Protocol):
+    """Workflow rows: start, finish, cancel, and the reads and writes of recovery (workflows.py)."""
+
+    def workflow_insert(self, row: WorkflowRow) -> tuple[WorkflowRow, bool]:
+        """Create the workflow unless its id exists. Returns (stored row, inserted): an existing
+        row is returned unchanged. Hints ``queue`` when the new row is ENQUEUED (key ``delayed``
+        when DELAYED). Round trips: 1 (2 when the id already exists)."""
+        ...
+
+    def child_insert(
+        self, row: WorkflowRow, *, parent_id: str, function_id: int, executor_id: str, now: int
+    ) -> tuple[WorkflowRow, bool]:
+        """Create a child workflow and record it as the parent's step ``function_id``, in one
+        transaction fenced on the parent. If the parent already recorded a child at that position,
+        the recorded child is returned (inserted False)."""
+        ...
+
+    def workflow_get(self, workflow_id: str) -> WorkflowRow | None:
+        """The row, or None. Round trips: 1."""
+        ...
+
+    def workflow_finish(
+        self,
+        *,
+        workflow_id: str,
+        executor_id: str,
+        status: str,
+        output: bytes | None,
+        error: bytes | None,
+        now: int,
+    ) -> None:
+        """Record the final outcome, fenced on ownership; hints ``done``. A retried finish whose
+        first attempt committed is accepted. Round trips: 1 (why it missed is asked only then)."""
+        ...
+
+    def workflow_set_status(self, workflow_id: str, status: str, now: int) -> None:
+        """Set the status unconditionally (no fence) and hint ``done``. Round trips: 1."""
+        ...
+
+    def workflow_cancel(self, workflow_id: str, now: int) -> list[str]:
+        """Cancel a workflow and every unfinished descendant in one statement; hints ``done`` and
+        ``cancel`` for each. Returns the ids that changed (finished ones are left alone)."""
+        ...
+
+    def workflows_cancelled(self, workflow_ids: Sequence[str]) -> list[str]:
+        """Which of these workflows are CANCELLED. Round trips: 1 (0 for no ids)."""
+        ...
+
+    def workflows_pending(self, executor_ids: Sequence[str]) -> list[WorkflowRow]:
+        """PENDING workflows owned by the given executors, oldest first. Round trips: 1."""
+        ...
+
+    def workflows_orphaned(
+        self, live_executor_ids: Sequence[str], limit: int, *, names: Sequence[str] | None = None
+    ) -> list[WorkflowRow]:
+        """PENDING workflows whose owner is not among the live executors (or has none), oldest
+        first; with ``names``, only workflows of those names. An empty live list means every
+        PENDING workflow. Round trips: 1."""
+        ...
+
+    def workflows_adopt(
+        self, *, workflow_ids: Sequence[str], from_executor: str | None, to_executor: str, now: int
+    ) -> list[WorkflowRow]:
+        """Take over PENDING workflows still owned by ``from_executor`` (None: unowned), in one
+        statement; queued ones go back to their queue (ENQUEUED, unowned). Counts a recovery
+        attempt. A row a concurrent adopter took first is not returned. Round trips: 1."""
+        ...
+
+    def workflow_adopt(
+        self, *, workflow_id: str, from_executor: str | None, to_executor: str, now: int
+    ) -> WorkflowRow | None:
+        """``workflows_adopt`` for one workflow: the adopted row, or None when it was not taken."""
+        ...
+
+    def workflows_rerun_own(self, *, workflow_ids: Sequence[str], executor_id: str, now: int) -> list[WorkflowRow]:
+        """Count a recovery attempt for workflows this executor already owns; returns the rows
+        still PENDING and owned by ``executor_id``. Round trips: 1."""
+        ...
+
+    def workflows_release(self, *, executor_id: str, now: int, workflow_id: str | None = None) -> int:
+        """Give up ownership of this executor's PENDING workflows (or of one). Returns how many."""
+        ...
+
+
+class StepStore(Protocol):
+    """Step outcomes: the fenced checkpoint and the reads of replay (steps.py)."""
+
+    def step_record(self, step: StepRow, *, executor_id: str) -> StepRow | None:
+        """Checkpoint a step outcome, fenced on ownership and status. Returns None when written,
+        or the row recorded earlier at the same position (the caller must use it). Round trips: 1
+        (the hot path: concurrent calls may share one group commit on Postgres)."""
+        ...
+
+    def steps_load(self, workflow_id: str) -> dict[int, StepRow]:
+        """Every recorded outcome of a workflow by function id, for replay. Round trips: 1."""
+        ...
+
+    def steps_load_many(self, workflow_ids: Sequence[str]) -> dict[str, dict[int, StepRow]]:
+        """``steps_load`` for a batch (every id is a key, maybe empty). Round trips: 1."""
+        ...
+
+    def steps_list(self, workflow_id: str) -> list[StepRow]:
+        """A workflow's recorded steps in function id order. Round trips: 1."""
+        ...
+
+
+class ExecutorStore(Protocol):
+    """The registry of live processes: heartbeats, liveness, shutdown (executors.py)."""
+
+    def executor_register(self, row: ExecutorRow) -> None:
+        """Insert or replace this executor's row. Round trips: 1."""
+        ...
+
+    def executor_heartbeat(self, executor_id: str, now: int, workflow_names: str | None = None) -> bool:
+        """Renew the lease (and the published workflow names when given). False when the row is
+        gone or no longer RUNNING (another process judged it dead). Round trips: 1."""
+        ...
+
+    def executor_list(self) -> list[ExecutorRow]:
+        """Every executor, oldest start first. Round trips: 1."""
+        ...
+
+    def executor_set_state(self, executor_id: str, state: str, *, only_if: str | None = None) -> bool:
+        """Set the state (only from ``only_if`` when given); hints ``executor`` when it changed."""
+        ...
+
+    def executor_delete(self, executor_id: str, *, only_if_idle: bool = False) -> bool:
+        """Forget an executor; ``only_if_idle``: only when it owns no PENDING workflow, decided in
+        the same statement. True if deleted; hints ``executor``. Round trips: 1."""
+        ...
+
+
+class QueueStore(Protocol):
+    """Queued workflows: claims under limits, delayed work, partitions (queues.py)."""
+
+    def queue_claim(
+        self,
+        *,
+        queue_name: str,
+        partition_key: str | None,
+        executor_id: str,
+        now: int,
+        max_rows: int,
+        concurrency: int | None = None,
+        rate_limit: int | None = None,
+        rate_period_ms: int | None = None,
+        app_version: str | None = None,
+    ) -> QueueClaim:
+        """Move up to ``max_rows`` ready rows (priority, then age) to PENDING for ``executor_id``;
+        concurrent claimers never take the same row. ``concurrency`` caps the rows PENDING in the
+        queue across every process, ``rate_limit`` the starts within ``rate_period_ms`` (per
+        partition when ``partition_key`` is given); when a limit stops the claim the result says
+        which (``running`` / ``retry_at``). ``app_version``: only work enqueued under it.
+        Round trips: 1 without limits; with them one transaction (Postgres: 5 with BEGIN and
+        COMMIT; SQLite: 2), plus 1 when the concurrency limit is reached."""
+        ...
+
+    def queue_probe(self, *, queue_name: str) -> tuple[bool, int | None]:
+        """(ready work exists, earliest available_at of delayed work). Takes no lock. Round trips: 1."""
+        ...
+
+    def queue_promote(self, *, queue_name: str, now: int) -> int | None:
+        """Make due delayed work ENQUEUED (hint ``queue`` if any); returns the next due time.
+        Round trips: 2."""
+        ...
+
+    def queue_partitions(self, *, queue_name: str) -> list[str]:
+        """Partition keys with ready work, in key order (at most 1000). Round trips: 1."""
+        ...
+
+    def queue_release(self, *, workflow_id: str, executor_id: str, now: int) -> bool:
+        """Give a claimed, unstarted workflow back to its queue (ENQUEUED, unowned) if this
+        executor still holds it; hints ``queue`` (key ``requeued``). Round trips: 1."""
+        ...
+
+
+class CommsStore(Protocol):
+    """Messages, events and streams (comms.py). Each ``*_step`` method commits its row together
+    with the workflow's step outcome, fenced like ``step_record``: a crash never leaves one
+    without the other, and a replay returns the recorded outcome without writing again."""
+
+    def message_send(
+        self, *, destination_id: str, topic: str, message: bytes, idempotency_key: str | None, now: int
+    ) -> bool:
+        """Deliver a message; hints ``msg``. False when ``idempotency_key`` was already used for
+        this destination. Raises NotFound when the destination does not exist. Round trips: 1
+        (2 on a miss)."""
+        ...
+
+    def message_send_step(
+        self,
+        step: StepRow,
+        *,
+        executor_id: str,
+        destination_id: str,
+        topic: str,
+        message: bytes,
+        idempotency_key: str | None,
+        now: int,
+    ) -> StepRow | None:
+        """``message_send`` from a workflow, with its step. None when written, else the outcome
+        recorded earlier (nothing sent). NotFound (nothing written) for an unknown destination."""
+        ...
+
+    def message_take_step(self, step: StepRow, *, executor_id: str, topic: str, now: int) -> StepRow | None:
+        """Take the oldest unread message for (``step.workflow_id``, ``topic``) and record it as
+        the step's output: each message is received once. Returns the recorded step (ours or an
+        earlier one, then nothing is taken), or None when no message waits. Round trips: 1 when
+        none waits (a plain read); otherwise that read plus one transaction."""
+        ...
+
+    def event_set(self, *, workflow_id: str, key: str, value: bytes, now: int) -> None:
+        """Upsert an event without a checkpoint (inside a step); hints ``event``. Round trips: 1."""
+        ...
+
+    def event_set_step(
+        self, step: StepRow, *, executor_id: str, workflow_id: str, key: str, value: bytes, now: int
+    ) -> StepRow | None:
+        """``event_set`` from a workflow, with its step; None when written, else the earlier outcome."""
+        ...
+
+    def event_get(self, workflow_id: str, key: str) -> bytes | None:
+        """The event's value, or None when it is not set. Round trips: 1."""
+        ...
+
+    def stream_append(self, *, workflow_id: str, key: str, value: bytes | None, closed: bool) -> None:
+        """Append the next item without a checkpoint (inside a step); hints ``stream``. Raises
+        StreamClosed after a close (closing twice is harmless)."""
+        ...
+
+    def stream_append_step(
+        self, step: StepRow, *, executor_id: str, workflow_id: str, key: str, value: bytes | None, closed: bool
+    ) -> StepRow | None:
+        """``stream_append`` from a workflow, with its step; None when written, else the earlier
+        outcome. Raises StreamClosed (nothing written) after a close."""
+        ...
+
+    def stream_read(self, workflow_id: str, key: str, from_seq: int, limit: int) -> tuple[str | None, list[StreamItem]]:
+        """(writer status, items with seq >= from_seq in order). The status is read first: every
+        item is written before the writer ends, so a terminal status and no items means the stream
+        is over. Status None: no such workflow. Round trips: 2 (one read unit)."""
+        ...
+
+
+class ScheduleStore(Protocol):
+    """Cron schedules, declared in code or created at run time (schedules.py)."""
+
+    def schedule_create(self, row: ScheduleRow) -> bool:
+        """Insert a new schedule; hints ``schedule``. False when the name is taken (nothing is
+        written). Round trips: 1."""
+        ...
+
+    def schedule_declare(self, row: ScheduleRow) -> ScheduleRow:
+        """Insert or refresh a schedule declared in code: the definition follows the code, the
+        state and ``last_tick_at`` are kept. Returns the stored row. Round trips: 1."""
+        ...
+
+    def schedule_get(self, schedule_name: str) -> ScheduleRow | None:
+        """The row, or None. Round trips: 1."""
+        ...
+
+    def schedule_list(
+        self,
+        *,
+        state: str | None = None,
+        workflow_name: str | None = None,
+        name_prefix: str | None = None,
+    ) -> list[ScheduleRow]:
+        """Schedules in name order, optionally filtered. Round trips: 1."""
+        ...
+
+    def schedule_set_state(self, schedule_name: str, state: str, now: int) -> ScheduleRow | None:
+        """Pause or resume (``ACTIVE``); hints ``schedule``. Resuming restarts the progress mark at
+        ``now``, so ticks that fell while paused are never backfilled. None for an unknown name."""
+        ...
+
+    def schedule_delete(self, schedule_name: str) -> bool:
+        """Delete; True if it existed (hints ``schedule``). Round trips: 1."""
+        ...
+
+    def schedule_advance(self, schedule_name: str, tick_at: int) -> None:
+        """Record that the tick at ``tick_at`` fired; the mark only moves forward (processes
+        firing the same ticks race on it). Round trips: 1."""
+        ...
+
+
+class AdminStore(Protocol):
+    """Management: listing, resume, fork, delete, schema probe, synthetic rows (admin.py)."""
+
+    def workflows_list(self, q: ListQuery) -> list[WorkflowRow]:
+        """Workflows matching ``q`` in creation order (ties by id, so paging is exact); blobs the
+        caller did not ask for come back as None. Round trips: 1."""
+        ...
+
+    def workflows_explain(self, q: ListQuery) -> str:
+        """The database's plan for ``workflows_list(q)``, one line per node."""
+        ...
+
+    def workflow_resume(
+        self, *, workflow_id: str, from_statuses: Sequence[str], executor_id: str | None, now: int
+    ) -> list[WorkflowRow]:
+        """Restart a workflow in one of ``from_statuses`` from its checkpoints, with its CANCELLED
+        descendants, in one transaction: queued ones go back to their queue, others become PENDING
+        for ``executor_id`` (None: any live process adopts them); the recovery count restarts.
+        Returns the updated rows, the workflow first; empty when its status did not match."""
+        ...
+
+    def workflow_fork(self, row: WorkflowRow, *, source_id: str, start_step: int) -> int:
+        """Insert ``row`` and copy the source's steps below ``start_step``, atomically. Raises
+        Conflict if the new id exists. Returns the number of steps copied."""
+        ...
+
+    def workflow_delete(self, workflow_id: str, *, with_children: bool) -> list[str]:
+        """Delete a workflow with its steps, messages, events and streams (and its descendants
+        when asked); hints ``done`` for each. Returns the deleted ids (empty: no such workflow)."""
+        ...
+
+    def admin_wake_adopters(self) -> None:
+        """Ask every live process to look for unowned PENDING work now. Round trips: at most 1."""
+        ...
+
+    def schema_version(self) -> int:
+        """The installed schema version; 0 when Transact's tables do not exist yet."""
+        ...
+
+    def admin_insert_synthetic(
+        self,
+        *,
+        count: int,
+        id_prefix: str,
+        names: Sequence[str],
+        statuses: Sequence[str],
+        now: int,
+    ) -> None:
+        """Insert ``count`` minimal rows (``id_prefix`` + n), 1 ms apart ending at ``now``, names
+        and statuses cycling through the given ones; then refresh planner statistics (bench)."""
+        ...
+
+
+class DriverStore(Protocol):
+    """The driver and its lifecycle: schema, connections, hints, counters (_base.py and drivers)."""
+
+    @property
+    def dialect(self) -> str:
+        """``sqlite`` or ``postgres``: names the migrations folder and the statement table."""
+        ...
+
+    @property
+    def url(self) -> str:
+        """The database URL this store opened."""
+        ...
+
+    @property
+    def pushes_wakeups(self) -> bool:
+        """True when other processes' commits arrive as specific hints (Postgres NOTIFY); False
+        when they arrive only as the catch-all ``*`` of a poller (SQLite), so loops that wait
+        for another process's work should poll more often."""
+        ...
+
+    retry_timeout_s: float | None
+    """How long outages are retried before ``Unavailable`` (None: forever). Settable."""
+
+    group_commit: bool
+    """Whether concurrent checkpoint writes may share one commit (drivers that can). Settable."""
+
+    round_trips: int
+    """Round trips made by every thread (bench: idle cost)."""
+
+    def thread_round_trips(self) -> int:
+        """Round trips made by the calling thread (budget tests, unaffected by background work)."""
+        ...
+
+    def hint(self, kind: str, ident: str, key: str = "") -> None:
+        """Deliver a wake-up hint in this process (``kind`` is a ``states.Hint``)."""
+        ...
+
+    def set_hint_handler(self, handler: HintHandler | None) -> None:
+        """Where hints go: this process's and, once listening, other processes'."""
+        ...
+
+    def start_listening(self) -> None:
+        """Start delivering other processes' hints (Postgres LISTEN; SQLite data_version poll)."""
+        ...
+
+    def note_own_finish(self, workflow_id: str, finishing: bool) -> None:
+        """This process is writing the workflow's final state and hints it itself (``finishing``),
+        or that write missed; a driver whose notifications echo back may skip the echo."""
+        ...
+
+    def migration_scripts(self) -> Iterator[tuple[int, str]]:
+        """The shipped migrations of this dialect as (version, script), in version order."""
+        ...
+
+    def migrate(self) -> int:
+        """Apply every missing migration under a lock (concurrent launches are safe); returns the
+        installed version."""
+        ...
+
+    def reset(self) -> None:
+        """Drop every Transact table (tests and ``transact reset``)."""
+        ...
+
+    def close(self) -> None:
+        """Stop listening, end retries in progress and close every connection."""
+        ...
+
+
+class SystemStore(
+    WorkflowStore,
+    StepStore,
+    ExecutorStore,
+    QueueStore,
+    CommsStore,
+    ScheduleStore,
+    AdminStore,
+    DriverStore,
+    Protocol,
+):
+    """Everything the engine, the client and the CLI may ask of the system database."""
+
+
+CONCERNS: tuple[type, ...] = (
+    WorkflowStore,
+    StepStore,
+    ExecutorStore,
+    QueueStore,
+    CommsStore,
+    ScheduleStore,
+    AdminStore,
+    DriverStore,
+)
