@@ -5,7 +5,6 @@
 
 from transact._client import DBOSClient
 from transact._dbos import DBOS
-from transact._facade_kafka import KafkaMessage
 from transact._handles import WorkflowHandle, WorkflowHandleAsync
 from transact._options import SetEnqueueOptions, SetWorkflowID, SetWorkflowTimeout
 from transact._queue import Queue
@@ -33,7 +32,7 @@ from transact.errors import (
     WorkflowConflictError,
     WorkflowNotFoundError,
 )
-from transact.models import WorkflowStatus, WorkflowStatusString
+from transact.models import KafkaMessage, WorkflowStatus, WorkflowStatusString
 
 DBOSConfig = dict
 

@@ -17,9 +17,9 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from transact._config import ENV_SYSTEM_DB
+from transact._lib.urls import redact
 from transact.engine import admin, comms, serialization
 from transact.engine.clock import now_ms
-from transact.engine.runtime import _redact
 from transact.engine.status import outcome, to_status
 from transact.engine.waiters import Waiters
 from transact.errors import ConfigError, DatabaseUnavailableError, WorkflowNotFoundError
@@ -62,7 +62,7 @@ class DBOSClient:
         except ValueError as exc:
             raise ConfigError(str(exc)) from None
         except Unavailable as exc:
-            raise DatabaseUnavailableError(f"cannot open the system database {_redact(url)}: {exc}") from None
+            raise DatabaseUnavailableError(f"cannot open the system database {redact(url)}: {exc}") from None
         self._waiters = Waiters()
         self._listen_lock = threading.Lock()
         self._listening = False
@@ -78,7 +78,7 @@ class DBOSClient:
             return fn(*args, **kwargs)
         except Unavailable as exc:
             raise DatabaseUnavailableError(
-                f"cannot reach the system database {_redact(self.system_database_url)}: {exc}"
+                f"cannot reach the system database {redact(self.system_database_url)}: {exc}"
             ) from None
 
     def destroy(self) -> None:

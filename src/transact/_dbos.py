@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextvars
 import functools
 import hashlib
 import inspect
@@ -11,19 +10,18 @@ import threading
 from collections.abc import Callable, Coroutine
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar, cast, overload
 
-from transact import _current
 from transact._config import load_settings
-from transact._facade_admin import _AdminFacade
-from transact._facade_comms import _CommsFacade
-from transact._facade_kafka import _KafkaFacade
-from transact._facade_schedule import _ScheduleFacade
-from transact._facade_txn import _TxnFacade
+from transact._facade._base import FacadeBase
+from transact._facade.admin import AdminFacade
+from transact._facade.comms import CommsFacade
+from transact._facade.kafka import KafkaFacade
+from transact._facade.schedule import ScheduleFacade
+from transact._facade.txn import TxnFacade
 from transact._handles import WorkflowHandle, WorkflowHandleAsync
-from transact._options import take_workflow_id
-from transact.engine import services as service_registry
+from transact.engine import services
 from transact.engine import workflow as wf
 from transact.engine.context import current_step, current_workflow
-from transact.engine.recovery import RecoveryService, stranded_workflows
+from transact.engine.recovery import stranded_workflows
 from transact.engine.registry import REGISTRY, WorkflowInfo
 from transact.engine.runtime import Runtime
 from transact.engine.status import to_status
@@ -56,7 +54,7 @@ class _DBOSMeta(type):
 
     @property
     def config(cls) -> dict[str, Any]:
-        return dict(_instance()._config)
+        return dict(FacadeBase._instance()._config)
 
     @property
     def sql_session(cls) -> Session:
@@ -64,17 +62,15 @@ class _DBOSMeta(type):
         return current_session()
 
 
-class DBOS(_CommsFacade, _AdminFacade, _ScheduleFacade, _TxnFacade, _KafkaFacade, metaclass=_DBOSMeta):
+class DBOS(CommsFacade, AdminFacade, ScheduleFacade, TxnFacade, KafkaFacade, metaclass=_DBOSMeta):
     """The process-wide Transact instance. Construct once with a config, then ``launch()``."""
 
     logger = logging.getLogger("transact")
-    _current: DBOS | None = None
-    _runtime: Runtime
 
     def __init__(self, *, config: dict[str, Any] | None = None) -> None:
         settings = load_settings(config)
         with _lock:
-            previous = DBOS._current
+            previous = FacadeBase._current
             if previous is not None and previous._runtime.launched:
                 raise ConfigError("a DBOS instance is already launched in this process; call DBOS.destroy() first")
             if settings.log_level:
@@ -82,25 +78,26 @@ class DBOS(_CommsFacade, _AdminFacade, _ScheduleFacade, _TxnFacade, _KafkaFacade
             self._config = dict(config or {})
             self._settings = settings
             self._runtime = Runtime(settings, REGISTRY)
-            self._recovery: RecoveryService | None = None
-            DBOS._current = self
-            _current.set_instance(self)
+            FacadeBase._set_current(self)
 
     # -- lifecycle ----------------------------------------------------------------------------
     @classmethod
     def launch(cls) -> None:
-        dbos = _instance()
-        rt = dbos._runtime
+        rt = cls._instance()._runtime
         if rt.launched:
             return
         if rt.app_version is None:
             rt.app_version = _code_version()
-        dbos._recovery = RecoveryService(rt)
-        rt.launch([dbos._recovery, *service_registry.build(rt)])
+        extra = []
+        if REGISTRY.kafka_consumers:
+            from transact.integrations import kafka  # only when a consumer is declared: an optional extra
+
+            extra.append(kafka.service_for)
+        rt.launch(services.build(rt, on_sigterm=cls.destroy, extra=extra))
 
     @classmethod
     def destroy(cls, *, destroy_registry: bool = False, workflow_completion_timeout_sec: float | None = None) -> None:
-        dbos = DBOS._current
+        dbos = FacadeBase._current
         if dbos is not None:
             rt = dbos._runtime
             if workflow_completion_timeout_sec is not None:
@@ -108,18 +105,17 @@ class DBOS(_CommsFacade, _AdminFacade, _ScheduleFacade, _TxnFacade, _KafkaFacade
             if rt.launched:
                 rt.destroy()
             rt.store.close()
-            DBOS._current = None
-            _current.set_instance(None)
+            FacadeBase._set_current(None)
         if destroy_registry:
             REGISTRY.clear()
 
     @classmethod
     def reset_system_database(cls) -> None:
         """Drop every Transact table of the configured system database (tests; never in production)."""
-        dbos = _instance()
-        if dbos._runtime.launched:
+        rt = cls._instance()._runtime
+        if rt.launched:
             raise ConfigError("reset_system_database() must be called before DBOS.launch()")
-        dbos._runtime.store.reset()
+        rt.store.reset()
 
     # -- decorators ---------------------------------------------------------------------------
     @overload
@@ -162,14 +158,14 @@ class DBOS(_CommsFacade, _AdminFacade, _ScheduleFacade, _TxnFacade, _KafkaFacade
 
                 @functools.wraps(fn)
                 async def async_wrapper(*args: Any, **kwargs: Any) -> Any:
-                    return await wf.invoke_async(_runtime(), info, args, kwargs)
+                    return await wf.invoke_async(cls._rt(), info, args, kwargs)
 
                 wrapper: Any = async_wrapper
             else:
 
                 @functools.wraps(fn)
                 def sync_wrapper(*args: Any, **kwargs: Any) -> Any:
-                    return wf.invoke(_runtime(), info, args, kwargs)
+                    return wf.invoke(cls._rt(), info, args, kwargs)
 
                 wrapper = sync_wrapper
             wrapper.__transact_workflow__ = info
@@ -232,29 +228,21 @@ class DBOS(_CommsFacade, _AdminFacade, _ScheduleFacade, _TxnFacade, _KafkaFacade
     # -- starting and finding workflows -------------------------------------------------------
     @classmethod
     def start_workflow(cls, func: Callable[P, R], *args: P.args, **kwargs: P.kwargs) -> WorkflowHandle[R]:
-        rt = _runtime()
+        rt = cls._rt()
         wid = wf.start(rt, workflow_info(func), args, kwargs)
-        return WorkflowHandle(rt, wid, rt.local_future(wid))
+        return WorkflowHandle(rt, wid, rt.runs.future(wid))
 
     @classmethod
     async def start_workflow_async(
         cls, func: Callable[P, Coroutine[Any, Any, R]] | Callable[P, R], *args: P.args, **kwargs: P.kwargs
     ) -> WorkflowHandleAsync[R]:
-        rt = _runtime()
-        info = workflow_info(func)
-        if info.is_async:
-            wid = wf.start(rt, info, args, kwargs)  # inserts synchronously: errors surface here
-        else:
-            # run_in_executor does not carry contextvars: start in a copy of the caller's context
-            # (SetWorkflowTimeout, parent workflow), consuming SetWorkflowID's id here, as
-            # start_workflow() does.
-            context = contextvars.copy_context()
-            wid = await rt.aio(context.run, _start_in_context, rt, info, args, kwargs, take_workflow_id())
+        rt = cls._rt()
+        wid = await wf.start_async(rt, workflow_info(func), args, kwargs)
         return WorkflowHandleAsync(rt, wid)
 
     @classmethod
     def retrieve_workflow(cls, workflow_id: str, existing_workflow: bool = True) -> WorkflowHandle[Any]:
-        rt = _runtime()
+        rt = cls._rt()
         if existing_workflow and rt.store.workflow_get(workflow_id) is None:
             raise WorkflowNotFoundError(workflow_id)
         return WorkflowHandle(rt, workflow_id)
@@ -263,25 +251,25 @@ class DBOS(_CommsFacade, _AdminFacade, _ScheduleFacade, _TxnFacade, _KafkaFacade
     async def retrieve_workflow_async(
         cls, workflow_id: str, existing_workflow: bool = True
     ) -> WorkflowHandleAsync[Any]:
-        rt = _runtime()
+        rt = cls._rt()
         if existing_workflow and await rt.aio(rt.store.workflow_get, workflow_id) is None:
             raise WorkflowNotFoundError(workflow_id)
         return WorkflowHandleAsync(rt, workflow_id)
 
     @classmethod
     def get_result(cls, workflow_id: str) -> Any:
-        return _runtime().await_result(workflow_id)
+        return cls._rt().await_result(workflow_id)
 
     @classmethod
     def get_workflow_status(cls, workflow_id: str) -> WorkflowStatus | None:
-        row = _runtime().store.workflow_get(workflow_id)
+        row = cls._rt().store.workflow_get(workflow_id)
         return to_status(row) if row is not None else None
 
     @classmethod
     def list_stranded_workflows(cls, limit: int = 1000) -> list[WorkflowStatus]:
         """PENDING workflows whose owner is gone and that no live process can run (their workflow is
         registered nowhere alive). Resume them after deploying code that has them, fork or delete them."""
-        rt = _runtime()
+        rt = cls._rt()
         rows = stranded_workflows(rt.store, lease_seconds=rt.settings.lease_seconds, hostname=rt.hostname, limit=limit)
         return [to_status(row, load_output=False) for row in rows]
 
@@ -298,10 +286,6 @@ def _code_version() -> str:
     return digest.hexdigest()[:16]
 
 
-def _start_in_context(rt: Runtime, info: WorkflowInfo, args: Any, kwargs: Any, workflow_id: str | None) -> str:
-    return wf.start(rt, info, args, kwargs, workflow_id=workflow_id)
-
-
 def workflow_info(func: Callable[..., Any]) -> WorkflowInfo:
     info = getattr(func, "__transact_workflow__", None)
     if info is None:
@@ -309,11 +293,3 @@ def workflow_info(func: Callable[..., Any]) -> WorkflowInfo:
             f"{getattr(func, '__qualname__', func)!r} is not a workflow; decorate it with @DBOS.workflow()"
         )
     return cast(WorkflowInfo, info)
-
-
-def _instance() -> DBOS:
-    dbos: DBOS = _current.instance()
-    return dbos
-
-
-_runtime = _current.runtime

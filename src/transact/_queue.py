@@ -7,13 +7,14 @@ from __future__ import annotations
 from collections.abc import Callable, Coroutine
 from typing import Any, ParamSpec, TypedDict, TypeVar, overload
 
-from transact import _current
 from transact._dbos import workflow_info
+from transact._facade._base import FacadeBase
 from transact._handles import WorkflowHandle, WorkflowHandleAsync
 from transact._options import check_enqueue_options, current_enqueue_options
 from transact.engine import workflow as wf
 from transact.engine.dispatcher import QueueConfig
 from transact.engine.registry import REGISTRY
+from transact.engine.starts import QueueSpec
 from transact.errors import ConfigError
 
 P = ParamSpec("P")
@@ -63,7 +64,7 @@ class Queue:
                     "another name"
                 )
             REGISTRY.queues[name] = self
-        rt = _current.runtime_or_none()
+        rt = FacadeBase._rt_or_none()
         if rt is not None and rt.launched:
             rt.store.hint("queue", name, "")  # declared after launch: serve work already waiting
 
@@ -81,10 +82,8 @@ class Queue:
 
     def enqueue(self, func: Callable[P, Any], *args: P.args, **kwargs: P.kwargs) -> WorkflowHandle[Any]:
         """Durably enqueue a workflow; a worker of this queue runs it. Returns its handle."""
-        rt = _current.runtime()
-        info = workflow_info(func)
-        spec = self._spec()
-        return WorkflowHandle(rt, wf.start(rt, info, args, kwargs, queue=spec))
+        rt = FacadeBase._rt()
+        return WorkflowHandle(rt, wf.start(rt, workflow_info(func), args, kwargs, queue=self._spec()))
 
     @overload
     async def enqueue_async(
@@ -100,17 +99,10 @@ class Queue:
         self, func: Callable[P, Any], *args: P.args, **kwargs: P.kwargs
     ) -> WorkflowHandleAsync[Any]:
         """``enqueue`` for async code: the insert runs off the event loop."""
-        rt = _current.runtime()
-        info = workflow_info(func)
-        spec = self._spec()
-        # Planned here, in the caller's context (SetWorkflowID, the parent workflow), not in a pool thread.
-        plan = wf.plan_start(rt, info, args, kwargs, queue=spec)
-        if plan.recorded_child is not None:
-            return WorkflowHandleAsync(rt, plan.recorded_child)
-        await rt.aio(wf.insert, rt, plan)
-        return WorkflowHandleAsync(rt, plan.row.workflow_id)
+        rt = FacadeBase._rt()
+        return WorkflowHandleAsync(rt, await wf.start_async(rt, workflow_info(func), args, kwargs, queue=self._spec()))
 
-    def _spec(self) -> wf.QueueSpec:
+    def _spec(self) -> QueueSpec:
         """The enqueue options of the enclosing ``SetEnqueueOptions``, checked against this queue."""
         opts = current_enqueue_options()
         if opts is None:
@@ -119,7 +111,7 @@ class Queue:
                     f"queue {self.name!r} is partitioned: enqueue inside "
                     "`with SetEnqueueOptions(queue_partition_key=...)`"
                 )
-            return wf.QueueSpec(self.name)
+            return QueueSpec(self.name)
         if opts.priority is not None and not self.priority_enabled:
             raise ConfigError(
                 f"queue {self.name!r} does not have priorities: declare it with "
@@ -136,7 +128,7 @@ class Queue:
                 f"queue {self.name!r} is not partitioned, so queue_partition_key={key!r} cannot apply; declare it "
                 f"with Queue({self.name!r}, partition_queue=True) or drop the key"
             )
-        return wf.QueueSpec(
+        return QueueSpec(
             queue_name=self.name,
             deduplication_id=opts.deduplication_id,
             priority=opts.priority or 0,

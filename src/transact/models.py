@@ -1,23 +1,13 @@
-"""Public read models: workflow statuses and step records."""
+"""Public read models: workflow statuses, workflow records and Kafka messages."""
 
 from __future__ import annotations
 
-import enum
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
+from transact._lib.states import Status
 
-class WorkflowStatusString(str, enum.Enum):
-    ENQUEUED = "ENQUEUED"
-    PENDING = "PENDING"
-    SUCCESS = "SUCCESS"
-    ERROR = "ERROR"
-    CANCELLED = "CANCELLED"
-    MAX_RECOVERY_ATTEMPTS_EXCEEDED = "MAX_RECOVERY_ATTEMPTS_EXCEEDED"
-    DELAYED = "DELAYED"
-
-    def __str__(self) -> str:
-        return self.value
+WorkflowStatusString = Status  # the public name of the workflow status enum
 
 
 @dataclass
@@ -49,3 +39,20 @@ class WorkflowStatus:
     @property
     def workflow_name(self) -> str:
         return self.name
+
+
+@dataclass(frozen=True)
+class KafkaMessage:
+    """One Kafka record, the single argument of a ``@DBOS.kafka_consumer`` workflow.
+
+    ``key``/``value`` are the raw bytes (None when absent); ``timestamp`` is epoch milliseconds,
+    or None when the record carries none.
+    """
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None = None
+    value: bytes | None = None
+    headers: list[tuple[str, bytes | None]] = field(default_factory=list)
+    timestamp: int | None = None

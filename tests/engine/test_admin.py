@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import wait_until
-from transact import DBOS, DBOSClient, SetWorkflowID, WorkflowCancelledError, WorkflowNotFoundError, _current
+from transact import DBOS, DBOSClient, SetWorkflowID, WorkflowCancelledError, WorkflowNotFoundError
 from transact.engine import admin
 from transact.errors import ConfigError, WorkflowConflictError
 from transact.storage import Store, open_store
@@ -302,7 +302,7 @@ def test_resume_dead_lettered_and_queued_workflows(dbos: type[DBOS], store: Stor
         return first() + x
 
     # A workflow that crashed too often: step 1 recorded, then MAX_RECOVERY_ATTEMPTS_EXCEEDED.
-    me = _current.runtime().executor_id
+    me = DBOS._rt().executor_id
     put(store, "dlq-1", status="PENDING", name="dead-lettered", executor_id=me, inputs=pickle.dumps(((3,), {})))
     assert store.step_record(StepRow("dlq-1", 1, "first", pickle.dumps(5), None, None, T0, T0), executor_id=me) is None
     store.workflow_set_status("dlq-1", "MAX_RECOVERY_ATTEMPTS_EXCEEDED", T0)
@@ -340,7 +340,7 @@ def test_fork_reuses_steps_before_start_step(dbos: type[DBOS]) -> None:
     assert runs == Counter({1: 1, 2: 2, 3: 2, 4: 2})  # step 1 reused, steps 2-4 re-ran
     forked = handle.get_status()
     assert (forked.forked_from, forked.input, forked.status) == ("orig", ((10,), {}), "SUCCESS")
-    assert (forked.executor_id, forked.recovery_attempts) == (_current.runtime().executor_id, 0)
+    assert (forked.executor_id, forked.recovery_attempts) == (DBOS._rt().executor_id, 0)
     assert [s["function_id"] for s in DBOS.list_workflow_steps(handle.workflow_id)] == [1, 2, 3, 4]
     assert ids(DBOS.list_workflows(forked_from="orig")) == [handle.workflow_id]
 

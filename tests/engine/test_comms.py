@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import wait_until
-from transact import DBOS, NotInWorkflowError, SetWorkflowID, WorkflowCancelledError, WorkflowNotFoundError, _current
+from transact import DBOS, NotInWorkflowError, SetWorkflowID, WorkflowCancelledError, WorkflowNotFoundError
 from transact.engine import serialization
 from transact.engine import workflow as wf
 from transact.engine.clock import now_ms
@@ -21,13 +21,13 @@ TOLERANCE_S = 0.05  # clock granularity: a wait may end this much early by the w
 
 
 def steps(wid: str) -> list[tuple[str, Any]]:
-    rows = _current.runtime().store.steps_load(wid)
+    rows = DBOS._rt().store.steps_load(wid)
     return [(r.function_name, serialization.loads(r.output)) for _, r in sorted(rows.items())]
 
 
 def replay(wid: str) -> Any:
     """Run a finished workflow again from its checkpoints (what recovery does after a crash)."""
-    rt = _current.runtime()
+    rt = DBOS._rt()
     rt.store.workflow_set_status(wid, "PENDING", now_ms())
     row = rt.store.workflow_get(wid)
     assert row is not None and wf.resume(rt, row, max_attempts_checked=True)
@@ -35,7 +35,7 @@ def replay(wid: str) -> Any:
 
 
 def unread(wid: str) -> list[Any]:
-    rows = _current.runtime().store.read(
+    rows = DBOS._rt().store.read(
         lambda tx: tx.all(
             "SELECT message FROM notifications WHERE destination_id = ? AND consumed_at IS NULL ORDER BY message_id",
             (wid,),
@@ -141,7 +141,7 @@ def test_send_to_unknown_workflow_is_a_clear_error_and_writes_nothing(dbos: type
     with pytest.raises(WorkflowNotFoundError, match="ghost"), SetWorkflowID("sender-1"):
         sender()
     assert steps("sender-1") == []  # the failed send recorded no step
-    count = _current.runtime().store.read(lambda tx: tx.one("SELECT COUNT(*) FROM notifications"))
+    count = DBOS._rt().store.read(lambda tx: tx.one("SELECT COUNT(*) FROM notifications"))
     assert count is not None and count[0] == 0
 
 
@@ -274,7 +274,7 @@ def test_sleep_wakes_when_the_workflow_is_cancelled(dbos: type[DBOS], kind: str)
         handle: Any = DBOS.start_workflow(sleeper)
         wait_until(lambda: steps(handle.workflow_id), what="sleep recorded")
         started = time.monotonic()
-        _current.runtime().cancel_tree(handle.workflow_id)
+        DBOS._rt().cancel_tree(handle.workflow_id)
         with pytest.raises(WorkflowCancelledError):
             handle.get_result(timeout=10)
     else:
@@ -284,7 +284,7 @@ def test_sleep_wakes_when_the_workflow_is_cancelled(dbos: type[DBOS], kind: str)
             await asyncio.sleep(0)
             while not await asyncio.to_thread(steps, handle.workflow_id):
                 await asyncio.sleep(0.01)
-            _current.runtime().cancel_tree(handle.workflow_id)
+            DBOS._rt().cancel_tree(handle.workflow_id)
             with pytest.raises(WorkflowCancelledError):
                 await handle.get_result(timeout=10)
 
@@ -311,7 +311,7 @@ def test_sleeper_cancelled_from_another_process_stops(dbos: type[DBOS], backend:
     wait_until(lambda: steps(handle.workflow_id), what="sleep recorded")
     started = time.monotonic()
     # A plain UPDATE, as another process would commit it: no local hint in this process.
-    _current.runtime().store.write(
+    DBOS._rt().store.write(
         lambda tx: tx.run(
             "UPDATE workflow_status SET status = 'CANCELLED' WHERE workflow_id = ?", (handle.workflow_id,)
         ),

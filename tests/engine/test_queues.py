@@ -33,7 +33,6 @@ from transact import (
     SetWorkflowID,
     SetWorkflowTimeout,
     WorkflowHandle,
-    _current,
 )
 from transact.storage import open_store
 from transact.storage.queues import _PARTITIONS, _PROBE, _PROMOTE, _state_sql, claim_sql, lock_key
@@ -59,7 +58,7 @@ def launch(config: dict[str, Any]) -> Iterator[Launch]:
 
 
 def queue_rows(queue: str) -> list[WorkflowRow]:
-    store = _current.runtime().store
+    store = DBOS._rt().store
     sql = f"SELECT {WORKFLOW_COLUMNS} FROM workflow_status WHERE queue_name = ? ORDER BY created_at"
     return [to_workflow(r) for r in store.read(lambda tx: tx.all(sql, (queue,)))]
 
@@ -445,7 +444,7 @@ def test_delayed_work_starts_at_its_time(launch: Launch) -> None:
     assert delayed.get_status().status == "DELAYED"
     assert prompt.get_result() == 2
     assert delayed.get_result() == 1
-    row = _current.runtime().store.workflow_get(delayed.workflow_id)
+    row = DBOS._rt().store.workflow_get(delayed.workflow_id)
     assert row is not None and row.available_at is not None and row.started_at is not None
     assert row.available_at >= row.created_at + 300
     assert row.started_at >= row.available_at
@@ -486,11 +485,11 @@ def test_timeout_starts_when_dequeued(launch: Launch) -> None:
     first = q.enqueue(blocker)
     with SetWorkflowTimeout(5):
         handle = q.enqueue(quick)
-    assert _current.runtime().store.workflow_get(handle.workflow_id).deadline_at is None  # type: ignore[union-attr]
+    assert DBOS._rt().store.workflow_get(handle.workflow_id).deadline_at is None  # type: ignore[union-attr]
     gate.set()
     first.get_result()
     assert handle.get_result() == "ok"
-    row = _current.runtime().store.workflow_get(handle.workflow_id)
+    row = DBOS._rt().store.workflow_get(handle.workflow_id)
     assert row is not None and row.started_at is not None
     assert row.deadline_at == row.started_at + 5000
 

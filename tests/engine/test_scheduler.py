@@ -17,10 +17,10 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from tests.conftest import spawn, wait_until
-from transact import DBOS, ConfigError, ScheduleNotFoundError, _current
+from transact import DBOS, ConfigError, ScheduleNotFoundError
 from transact.engine import scheduler as scheduler_module
 from transact.engine import serialization
-from transact.engine.scheduler import Scheduler, parse_cron, scheduler_of, tick_workflow_id
+from transact.engine.scheduler import Scheduler, parse_cron, tick_workflow_id
 from transact.errors import WorkflowNotRegisteredError
 from transact.storage import Store
 from transact.storage.rows import ScheduleRow
@@ -86,7 +86,7 @@ def now_utc() -> datetime:
 
 
 def scheduler() -> Scheduler:
-    found = scheduler_of(_current.runtime())
+    found = DBOS._rt().scheduler
     assert found is not None
     return found
 

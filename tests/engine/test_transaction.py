@@ -14,7 +14,7 @@ import pytest
 from sqlalchemy import create_engine, text
 
 from tests.conftest import fresh_postgres, pg_url, scratch_pg_database
-from transact import DBOS, SerializationError, SetWorkflowID, _current
+from transact import DBOS, SerializationError, SetWorkflowID
 from transact.engine import workflow as wf
 from transact.engine.clock import now_ms
 from transact.errors import ConfigError, DatabaseUnavailableError, NotInWorkflowError
@@ -98,7 +98,7 @@ def steps(wid: str) -> list[tuple[str, Any, Any]]:
 def replay(wid: str, *, forget_steps_from: int | None = None) -> Any:
     """Run a finished workflow again as recovery would. ``forget_steps_from``: delete the system
     checkpoints from that step on, as if the process died after the application commit."""
-    rt = _current.runtime()
+    rt = DBOS._rt()
     if forget_steps_from is not None:
         rt.store.write(
             lambda tx: tx.run(

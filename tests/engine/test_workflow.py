@@ -294,7 +294,7 @@ def test_async_workflows_and_steps(dbos: type[DBOS]) -> None:
 
 def test_round_trip_budgets(dbos: type[DBOS]) -> None:
     """One round trip to start, one per step checkpoint, one to finish."""
-    store = dbos._current._runtime.store  # type: ignore[union-attr]
+    store = dbos._rt().store
 
     @DBOS.step()
     def noop() -> None:
@@ -381,7 +381,7 @@ def test_stranded_workflows_view(dbos: type[DBOS]) -> None:
     def known() -> None:
         pass
 
-    store = dbos._current._runtime.store  # type: ignore[union-attr]
+    store = dbos._rt().store
     store.workflow_insert(
         WorkflowRow(
             workflow_id="orphan-gone",
@@ -423,7 +423,7 @@ def test_start_workflow_async_of_sync_workflow_keeps_context(dbos: type[DBOS]) -
 def test_stale_cancel_signal_hands_the_workflow_back(dbos: type[DBOS]) -> None:
     """A cancel signal that the database does not confirm (e.g. a late notification after a resume)
     stops the local run, but the workflow is handed back to recovery and still finishes."""
-    rt = dbos._current._runtime  # type: ignore[union-attr]
+    rt = dbos._rt()
     started = threading.Event()
     runs: list[int] = []
 
@@ -442,7 +442,7 @@ def test_stale_cancel_signal_hands_the_workflow_back(dbos: type[DBOS]) -> None:
     with SetWorkflowID("stale-cancel"):
         handle = DBOS.start_workflow(wf)
     assert started.wait(10)
-    rt._mark_cancelled("stale-cancel")  # as a stale hint would
+    rt.runs.mark_cancelled(("stale-cancel",))  # as a stale hint would
     assert handle.get_result(timeout=30) == 3
     assert handle.get_status().status == "SUCCESS"
     assert runs.count(1) == 1  # the checkpointed step did not run again

@@ -17,9 +17,9 @@ import typer
 from transact import __version__
 from transact._client import DBOSClient
 from transact._config import ENV_SYSTEM_DB
+from transact._lib.urls import redact
 from transact.cli import _render as out
 from transact.engine.admin import RESUMABLE
-from transact.engine.runtime import _redact
 from transact.errors import DatabaseUnavailableError
 from transact.storage import Unavailable, open_store
 
@@ -104,7 +104,7 @@ def connect(db: str | None, config: Path | None) -> DBOSClient:
         version = client.store.schema_version()
     except Unavailable as exc:
         client.destroy()
-        raise DatabaseUnavailableError(f"cannot reach the system database {_redact(url)}: {exc}") from None
+        raise DatabaseUnavailableError(f"cannot reach the system database {redact(url)}: {exc}") from None
     if version == 0:
         client.destroy()
         fail("the database has no Transact tables yet: run `transact migrate` or launch the application once")
@@ -312,7 +312,7 @@ def reset(
     try:
         store.reset()
     except Unavailable as exc:
-        raise DatabaseUnavailableError(f"cannot reach the system database {_redact(url)}: {exc}") from None
+        raise DatabaseUnavailableError(f"cannot reach the system database {redact(url)}: {exc}") from None
     finally:
         store.close()
     out.console().print("dropped every Transact table", markup=False)

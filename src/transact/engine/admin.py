@@ -293,7 +293,7 @@ def _wait_local_stop(rt: Runtime, workflow_id: str) -> None:
     # A cancelled workflow may still be finishing its current step in this process; restarting it
     # before that run ends would leave two runs (or none) for one id.
     deadline = time.monotonic() + LOCAL_STOP_TIMEOUT_S
-    while workflow_id in rt.running_ids():
+    while workflow_id in rt.runs:
         if time.monotonic() > deadline:
             raise TransactError(
                 f"workflow {workflow_id!r} is still finishing its current step in this process; "

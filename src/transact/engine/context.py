@@ -1,4 +1,7 @@
-"""Context variables for the running workflow and step. Must not import the facade."""
+"""Context variables for the running workflow and step; a run's context only reads state.
+
+Must not import the facade.
+"""
 
 from __future__ import annotations
 
@@ -40,14 +43,16 @@ class WorkflowContext:
             )
         return self.function_id
 
+    def past_deadline(self) -> bool:
+        return self.deadline_at is not None and now_ms() >= self.deadline_at
+
     def check_cancelled(self) -> None:
         """Raise if the workflow was cancelled or passed its deadline, or the process is shutting
-        down (no database access)."""
+        down. Reads only: the deadline's cancellation is written by the deadline timer, or by the
+        workflow's own run when it stops here first (``workflow.execute``)."""
         if self.runtime.stopping.is_set():
             raise ShutdownInterrupt(self.workflow_id)
-        if self.deadline_at is not None and now_ms() >= self.deadline_at and not self.cancelled.is_set():
-            self.runtime.cancel_tree(self.workflow_id)
-        if self.cancelled.is_set():
+        if self.cancelled.is_set() or self.past_deadline():
             raise WorkflowCancelledError(self.workflow_id)
 
 

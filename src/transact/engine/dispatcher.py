@@ -13,11 +13,11 @@ import logging
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Any
 
-from transact.engine import serialization, services
+from transact.engine import serialization
 from transact.engine import workflow as wf
 from transact.engine.clock import now_ms
+from transact.engine.loop import LoopService
 from transact.engine.runtime import Runtime
 from transact.storage import Unavailable
 from transact.storage.queues import QueueClaim
@@ -59,7 +59,7 @@ class _QueueState:
     turn: int = 0  # rotates the partition served first
 
 
-class Dispatcher(services.LoopService):
+class Dispatcher(LoopService):
     thread_name = "transact-queues"
 
     def __init__(self, rt: Runtime) -> None:
@@ -75,7 +75,7 @@ class Dispatcher(services.LoopService):
     # -- service ------------------------------------------------------------------------------
     def _prepare(self) -> None:
         # Recovery ran first and resumed this executor's own queued workflows: count them.
-        running = set(self.rt.running_ids())
+        running = set(self.rt.runs.ids())
         for row in self.rt.store.workflows_pending([self.rt.executor_id]):
             if row.queue_name is not None and row.workflow_id in running:
                 self._inflight[row.workflow_id] = (row.queue_name, row.queue_partition_key)
@@ -204,7 +204,7 @@ class Dispatcher(services.LoopService):
 
     def _reconcile(self) -> None:
         """Forget local runs that ended without a hint (hand-offs, launch failures)."""
-        running = set(self.rt.running_ids())
+        running = set(self.rt.runs.ids())
         with self._lock:
             for wid in [w for w in self._inflight if w not in running]:
                 queue, part = self._inflight.pop(wid)
@@ -319,10 +319,3 @@ class Dispatcher(services.LoopService):
             )
         except Exception:
             log.exception("could not record the start failure of workflow %s", row.workflow_id)
-
-
-def _factory(rt: Runtime) -> Any:
-    return Dispatcher(rt)
-
-
-services.FACTORIES.append(_factory)

@@ -14,12 +14,13 @@ import os
 import signal
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 from transact.engine import workflow
 from transact.engine.clock import now_ms
+from transact.engine.loop import LoopService
 from transact.engine.runtime import Runtime, pid_alive
-from transact.engine.services import LoopService
 from transact.storage import Store, Unavailable
 from transact.storage.rows import ExecutorRow, WorkflowRow
 
@@ -64,8 +65,11 @@ def stranded_workflows(
 class RecoveryService(LoopService):
     thread_name = "transact-recovery"
 
-    def __init__(self, rt: Runtime) -> None:
+    def __init__(self, rt: Runtime, *, on_sigterm: Callable[[], None] | None = None) -> None:
+        """``on_sigterm``: how the application shuts down (``DBOS.destroy``) when SIGTERM arrives
+        and nothing else handles it; None leaves SIGTERM alone."""
         super().__init__(rt)
+        self._shutdown = on_sigterm
         self.scan_interval = min(rt.settings.heartbeat_seconds, 1.0 if rt.store.dialect == "sqlite" else 5.0)
 
     def _names(self) -> str:
@@ -119,7 +123,7 @@ class RecoveryService(LoopService):
 
     # -- SIGTERM ------------------------------------------------------------------------------
     def _install_sigterm(self) -> None:
-        if threading.current_thread() is not threading.main_thread():
+        if self._shutdown is None or threading.current_thread() is not threading.main_thread():
             return
         if signal.getsignal(signal.SIGTERM) not in (signal.SIG_DFL, None):
             return  # the application (or its server) handles SIGTERM and calls DBOS.destroy() itself
@@ -130,13 +134,12 @@ class RecoveryService(LoopService):
         # then die of SIGTERM as the process would have without us (a second SIGTERM kills at once).
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
-        def shut_down() -> None:
-            from transact import _current
+        shutdown = self._shutdown
 
+        def shut_down() -> None:
             try:
-                rt = _current.runtime_or_none()
-                if rt is not None and rt.launched:
-                    type(_current.instance()).destroy()
+                if shutdown is not None and self.rt.launched:
+                    shutdown()
             finally:
                 os.kill(os.getpid(), signal.SIGTERM)
 
@@ -148,7 +151,7 @@ class RecoveryService(LoopService):
         batches (one update and one step read per batch, as adoption does)."""
         rt = self.rt
         count = 0
-        running = set(rt.running_ids())
+        running = set(rt.runs.ids())
         rows = [
             row
             for row in rt.store.workflows_pending([rt.executor_id])

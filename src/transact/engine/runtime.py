@@ -1,5 +1,5 @@
-"""Runtime: owns the store, worker threads, the background event loop, local result futures,
-deadlines and background services; launch/destroy order lives here.
+"""Runtime: owns the store, worker threads, the background event loop, this process's runs and
+the background services; launch/destroy order lives here.
 
 Must not import the facade.
 """
@@ -9,20 +9,21 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import functools
-import heapq
 import logging
 import os
 import socket
 import threading
 import time
 from collections.abc import Callable, Coroutine
-from typing import Any, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from transact._config import Settings
+from transact._lib.states import Hint
+from transact._lib.urls import redact
 from transact.engine import status
 from transact.engine.clock import now_ms
-from transact.engine.context import WorkflowContext
 from transact.engine.registry import REGISTRY, Registry
+from transact.engine.runs import NotLocal, Runs
 from transact.engine.waiters import Waiters
 from transact.errors import (
     DatabaseUnavailableError,
@@ -31,12 +32,12 @@ from transact.errors import (
 from transact.storage import Store, Unavailable, open_store
 from transact.storage.rows import WorkflowRow
 
+if TYPE_CHECKING:
+    from transact.storage.app_outcomes import AppDatabase
+
 T = TypeVar("T")
 log = logging.getLogger("transact")
-
-
-class NotLocal(Exception):
-    """Set on a local future whose workflow runs elsewhere: waiters fall back to the database."""
+__all__ = ["NotLocal", "Runtime", "Service"]
 
 
 class Service(Protocol):
@@ -45,6 +46,18 @@ class Service(Protocol):
     def start(self) -> None: ...
 
     def stop(self) -> None: ...
+
+
+class ScheduleHost(Protocol):
+    """The running scheduler, as the schedule admin functions see it."""
+
+    def refresh(self) -> None: ...
+
+
+class ConsumerHost(Service, Protocol):
+    """A running event-consumer service that takes consumers declared after launch."""
+
+    def add(self, spec: Any) -> None: ...
 
 
 def process_token() -> str:
@@ -102,20 +115,21 @@ class Runtime:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._loop_thread: threading.Thread | None = None
         self._loop_lock = threading.Lock()
-        self._running: dict[str, concurrent.futures.Future[Any]] = {}
-        self._contexts: dict[str, WorkflowContext] = {}
-        self._running_lock = threading.Lock()
-        self._deadlines = _Deadlines(self)
+        self.runs = Runs(on_deadline=self._deadline_passed)
         self.services: list[Service] = []
+        # Set by the service wiring at launch; None while the feature is unused.
+        self.app_db: AppDatabase | None = None
+        self.scheduler: ScheduleHost | None = None
+        self.consumers: ConsumerHost | None = None
         self.shutdown_timeout_s = settings.shutdown_timeout_s
         self.launched = False
         self.stopping = threading.Event()
-        self.extensions: dict[str, Any] = {}
         self.hint_listeners: list[Callable[[str, str, str], None]] = []
         self._last_cancel_check = 0.0
 
     # -- lifecycle ----------------------------------------------------------------------------
     def launch(self, services: list[Service]) -> None:
+        """Migrate, listen, then start ``services`` in the given order (stopped in reverse)."""
         # At start-up, wait a while for the database (it may still be booting), then fail clearly.
         steady_timeout = self.store.retry_timeout_s
         self.store.retry_timeout_s = steady_timeout if steady_timeout is not None else 30.0
@@ -123,36 +137,38 @@ class Runtime:
             self.store.migrate()
         except Unavailable as exc:
             raise DatabaseUnavailableError(
-                f"cannot reach the system database {_redact(self.settings.system_database_url)}: {exc}"
+                f"cannot reach the system database {redact(self.settings.system_database_url)}: {exc}"
             ) from exc
         finally:
             self.store.retry_timeout_s = steady_timeout
         self.store.start_listening()
-        self._deadlines.start()
+        self.runs.start()
         self.launched = True
         try:
             for service in services:
-                service.start()
-                self.services.append(service)
+                self.start_service(service)
         except BaseException:
             self.destroy()  # never leave a half-launched runtime with some services running
             raise
 
+    def start_service(self, service: Service) -> None:
+        """Start one service; ``destroy()`` stops it with the others."""
+        service.start()
+        self.services.append(service)
+
     def destroy(self) -> None:
         self.stopping.set()
         # Wake workflows waiting in sleeps/receives so they reach a step boundary and stop there.
-        with self._running_lock:
-            contexts = list(self._contexts.values())
-        for ctx in contexts:
+        for ctx in self.runs.running_contexts():
             ctx.cancelled.set()
-            self.waiters.notify("cancel", ctx.workflow_id)
+            self.waiters.notify(Hint.CANCEL, ctx.workflow_id)
         for service in reversed(self.services):
             try:
                 service.stop()
             except Exception:
                 log.exception("error stopping %r", service)
         self.services.clear()
-        self._deadlines.stop()
+        self.runs.stop()
         self.workflow_pool.shutdown(wait=False, cancel_futures=True)
         loop = self._loop
         if loop is not None:
@@ -165,18 +181,17 @@ class Runtime:
 
     def drain(self, timeout: float) -> None:
         """Wait up to ``timeout`` seconds for workflows running in this process to finish."""
-        with self._running_lock:
-            pending = list(self._running.values())
+        pending = [f for f in map(self.runs.future, self.runs.ids()) if f is not None]
         if pending:
             concurrent.futures.wait(pending, timeout=timeout)
 
     # -- hints --------------------------------------------------------------------------------
     def _on_hint(self, kind: str, ident: str, key: str) -> None:
-        if kind in ("cancel", "done"):
+        if kind in (Hint.CANCEL, Hint.DONE):
             # A terminal status we did not write ourselves means another process cancelled the
             # workflow (after our own finish the context is done anyway).
-            self._mark_cancelled(ident)
-        elif kind == "*":
+            self.runs.mark_cancelled((ident,))
+        elif kind == Hint.ALL:
             self._check_remote_cancels()
         self.waiters.notify(kind, ident, key)
         for listener in self.hint_listeners:
@@ -189,86 +204,35 @@ class Runtime:
         if now - self._last_cancel_check < 0.5:
             return
         self._last_cancel_check = now
-        with self._running_lock:
-            ids = list(self._contexts)
+        ids = [ctx.workflow_id for ctx in self.runs.running_contexts()]
         if not ids:
             return
         try:
             for ident in self.store.workflows_cancelled(ids):
-                self._mark_cancelled(ident)
-                self.waiters.notify("cancel", ident)
+                self.runs.mark_cancelled((ident,))
+                self.waiters.notify(Hint.CANCEL, ident)
         except Exception:
             log.debug("cancel check failed", exc_info=True)
 
-    def _mark_cancelled(self, workflow_id: str) -> None:
-        with self._running_lock:
-            ctx = self._contexts.get(workflow_id)
-        if ctx is not None:
-            ctx.cancelled.set()
-
-    # -- local running table ------------------------------------------------------------------
-    def claim_local(self, workflow_id: str) -> tuple[concurrent.futures.Future[Any], bool]:
-        """The in-process future for a workflow id; True if the caller must produce its result.
-
-        Taken before the database insert, so concurrent starts in this process share one run."""
-        with self._running_lock:
-            fut = self._running.get(workflow_id)
-            if fut is not None:
-                return fut, False
-            fut = concurrent.futures.Future()
-            self._running[workflow_id] = fut
-            return fut, True
-
-    def release_local(self, workflow_id: str, fut: concurrent.futures.Future[Any] | None = None) -> None:
-        """Free the id's slot; with ``fut``, only if the slot still belongs to that run."""
-        with self._running_lock:
-            if fut is not None and self._running.get(workflow_id) is not fut:
-                return
-            self._running.pop(workflow_id, None)
-            self._contexts.pop(workflow_id, None)
-
-    def register_context(self, ctx: WorkflowContext) -> None:
-        with self._running_lock:
-            self._contexts[ctx.workflow_id] = ctx
-        if ctx.deadline_at is not None:
-            self._deadlines.add(ctx.deadline_at, ctx.workflow_id)
-
-    def running_ids(self) -> list[str]:
-        with self._running_lock:
-            return list(self._running)
-
     # -- cancellation -------------------------------------------------------------------------
     def cancel_tree(self, workflow_id: str) -> list[str]:
+        """Cancel the workflow and its unfinished descendants; runs here stop at their next step."""
         ids = self.store.workflow_cancel(workflow_id, now_ms())
-        with self._running_lock:
-            for ident in [workflow_id, *ids]:
-                ctx = self._contexts.get(ident)
-                if ctx is not None:
-                    ctx.cancelled.set()
+        self.runs.mark_cancelled([workflow_id, *ids])
         return ids
+
+    def _deadline_passed(self, workflow_id: str) -> None:
+        self.cancel_tree(workflow_id)
 
     # -- results ------------------------------------------------------------------------------
     def await_result(self, workflow_id: str, timeout: float | None = None, *, local: bool = True) -> Any:
-        if local:
-            with self._running_lock:
-                fut = self._running.get(workflow_id)
-            if fut is not None:
-                return self.future_result(fut, workflow_id, timeout)
-
-        def finished() -> WorkflowRow | None:
-            row = self.store.workflow_get(workflow_id)
-            if row is None:
-                raise WorkflowNotFoundError(workflow_id)
-            return row if row.is_terminal else None
-
-        row = self.waiters.until("done", workflow_id, "", finished, timeout)  # completions are pushed
+        fut = self.runs.future(workflow_id) if local else None
+        if fut is not None:
+            return self.future_result(fut, workflow_id, timeout)
+        row = self.waiters.until(Hint.DONE, workflow_id, "", functools.partial(self._finished, workflow_id), timeout)
         if row is None:
             raise TimeoutError(f"workflow {workflow_id!r} did not finish within {timeout} s")
         return status.outcome(row)
-
-    def local_future(self, workflow_id: str) -> concurrent.futures.Future[Any] | None:
-        with self._running_lock:
-            return self._running.get(workflow_id)
 
     def future_result(self, fut: concurrent.futures.Future[Any], workflow_id: str, timeout: float | None) -> Any:
         """The result through this process's future; from the database when it runs elsewhere."""
@@ -280,27 +244,28 @@ class Runtime:
             raise TimeoutError(f"workflow {workflow_id!r} did not finish within {timeout} s") from None
 
     async def await_result_async(self, workflow_id: str, timeout: float | None = None, *, local: bool = True) -> Any:
-        with self._running_lock:
-            fut = self._running.get(workflow_id) if local else None
+        fut = self.runs.future(workflow_id) if local else None
         if fut is not None:
             try:
                 return await asyncio.wait_for(asyncio.wrap_future(fut), timeout)
             except NotLocal:
                 pass
-        deadline = None if timeout is None else time.monotonic() + timeout
-        poll = 0.05
-        while True:
-            with self.waiters.watch("done", workflow_id, asynchronous=True) as waiter:
-                row = await self.aio(self.store.workflow_get, workflow_id)
-                if row is None:
-                    raise WorkflowNotFoundError(workflow_id)
-                if row.is_terminal:
-                    return status.outcome(row)
-                wait = poll if deadline is None else min(poll, deadline - time.monotonic())
-                if wait <= 0:
-                    raise TimeoutError(f"workflow {workflow_id!r} did not finish within {timeout} s")
-                await waiter.wait_async(wait)
-            poll = min(poll * 2, 1.0)
+            except asyncio.TimeoutError:
+                raise TimeoutError(f"workflow {workflow_id!r} did not finish within {timeout} s") from None
+
+        async def read() -> WorkflowRow | None:
+            return await self.aio(self._finished, workflow_id)
+
+        row = await self.waiters.until_async(Hint.DONE, workflow_id, "", read, timeout)
+        if row is None:
+            raise TimeoutError(f"workflow {workflow_id!r} did not finish within {timeout} s")
+        return status.outcome(row)
+
+    def _finished(self, workflow_id: str) -> WorkflowRow | None:
+        row = self.store.workflow_get(workflow_id)
+        if row is None:
+            raise WorkflowNotFoundError(workflow_id)
+        return row if row.is_terminal else None
 
     # -- threads and loops --------------------------------------------------------------------
     async def aio(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
@@ -338,55 +303,3 @@ class Runtime:
 
 
 _background_tasks: set[asyncio.Task[Any]] = set()
-
-
-class _Deadlines:
-    """One timer thread for every workflow deadline in this process."""
-
-    def __init__(self, runtime: Runtime) -> None:
-        self._rt = runtime
-        self._heap: list[tuple[int, str]] = []
-        self._cond = threading.Condition()
-        self._thread: threading.Thread | None = None
-        self._stopped = False
-
-    def start(self) -> None:
-        self._stopped = False
-        self._thread = threading.Thread(target=self._run, name="transact-deadlines", daemon=True)
-        self._thread.start()
-
-    def stop(self) -> None:
-        with self._cond:
-            self._stopped = True
-            self._cond.notify()
-        if self._thread is not None:
-            self._thread.join(timeout=2)
-
-    def add(self, deadline_at: int, workflow_id: str) -> None:
-        with self._cond:
-            heapq.heappush(self._heap, (deadline_at, workflow_id))
-            self._cond.notify()
-
-    def _run(self) -> None:
-        while True:
-            with self._cond:
-                while not self._stopped and (not self._heap or self._heap[0][0] > now_ms()):
-                    timeout = None if not self._heap else (self._heap[0][0] - now_ms()) / 1000
-                    self._cond.wait(timeout)
-                if self._stopped:
-                    return
-                _, workflow_id = heapq.heappop(self._heap)
-            if workflow_id in self._rt.running_ids():
-                try:
-                    self._rt.cancel_tree(workflow_id)
-                except Exception:
-                    log.exception("could not cancel workflow %s at its deadline", workflow_id)
-
-
-def _redact(url: str) -> str:
-    if "@" in url and "://" in url:
-        scheme, rest = url.split("://", 1)
-        creds, host = rest.rsplit("@", 1)
-        user = creds.split(":", 1)[0]
-        return f"{scheme}://{user}:***@{host}" if ":" in creds else f"{scheme}://{user}@{host}"
-    return url

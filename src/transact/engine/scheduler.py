@@ -21,9 +21,9 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from croniter import CroniterBadCronError, CroniterBadDateError, CroniterNotAlphaError, croniter
 
-from transact.engine import services
 from transact.engine import workflow as wf
 from transact.engine.clock import now_ms
+from transact.engine.loop import LoopService
 from transact.engine.registry import Registry, WorkflowInfo
 from transact.engine.runtime import Runtime
 from transact.errors import ConfigError, WorkflowNotRegisteredError
@@ -40,7 +40,6 @@ LATE_GRACE_MS = 60_000
 # The poll is only a safety net, so an idle app costs next to nothing.
 POLL_S = 30.0
 HINTED_GAP_S = 1.0
-EXTENSION = "scheduler"
 
 _CRON_HELP = (
     "use 5 fields 'minute hour day-of-month month day-of-week' (e.g. '0 * * * *' for hourly), "
@@ -204,7 +203,7 @@ class _Entry:
         return int(self.next_tick.timestamp() * 1000)
 
 
-class Scheduler(services.LoopService):
+class Scheduler(LoopService):
     """Fires ticks in one thread that sleeps until the next tick of any schedule, woken early by
     stop() and by schedule changes (this process's writes, hints from others, or the poll)."""
 
@@ -380,19 +379,9 @@ class Scheduler(services.LoopService):
             log.warning("schedule %s %s", key, message)
 
 
-def scheduler_of(rt: Runtime) -> Scheduler | None:
-    service = rt.extensions.get(EXTENSION)
-    return service if isinstance(service, Scheduler) else None
-
-
-def _factory(rt: Runtime) -> Scheduler:
-    missing = unresolved(rt.registry)
+def unresolved_error(registry: Registry) -> None:
+    """Refuse to launch when ``@DBOS.scheduled`` decorates something that is not a workflow."""
+    missing = unresolved(registry)
     if missing:
         names = ", ".join(s.describe() for s in missing)
         raise ConfigError(f"@DBOS.scheduled is applied to {names}, which is not a workflow; add @DBOS.workflow()")
-    scheduler = Scheduler(rt)
-    rt.extensions[EXTENSION] = scheduler
-    return scheduler
-
-
-services.FACTORIES.append(_factory)

@@ -1,65 +1,40 @@
-"""Background services started by ``launch()``, in order. Each feature adds its factory here.
+"""The background services ``launch()`` starts, wired explicitly and in order.
 
-A factory returns a started-on-demand Service, or None when the feature is unused.
-Must not import the facade.
+Order matters: the application database is opened and migrated first (recovery may resume a
+workflow that runs a transaction at once), then recovery (registers this executor and resumes its
+work), the queue dispatcher, the scheduler, and last the integrations the facade passes in.
+``destroy()`` stops them in reverse. Must not import the facade.
 """
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
+from transact.engine import transaction
+from transact.engine.dispatcher import Dispatcher
+from transact.engine.recovery import RecoveryService
 from transact.engine.runtime import Runtime, Service
+from transact.engine.scheduler import Scheduler, unresolved_error
 
 ServiceFactory = Callable[[Runtime], "Service | None"]
-FACTORIES: list[ServiceFactory] = []
 
 
-def build(rt: Runtime) -> list[Service]:
+def build(
+    rt: Runtime, *, on_sigterm: Callable[[], None] | None = None, extra: Sequence[ServiceFactory] = ()
+) -> list[Service]:
+    """Every service this runtime runs, in start order. Fails before anything starts when the
+    declarations are inconsistent (e.g. ``@DBOS.scheduled`` on a function that is not a workflow)."""
+    unresolved_error(rt.registry)
     services: list[Service] = []
-    for factory in FACTORIES:
+    app_db = transaction.open_app_database(rt)
+    if app_db is not None:
+        services.append(app_db)
+    services.append(RecoveryService(rt, on_sigterm=on_sigterm))
+    services.append(Dispatcher(rt))
+    rt.scheduler = scheduler = Scheduler(rt)
+    services.append(scheduler)
+    for factory in extra:
         service = factory(rt)
         if service is not None:
             services.append(service)
     return services
-
-
-class LoopService:
-    """One background thread per service, woken early by hints (``_wake``) and by ``stop()``.
-
-    Subclasses implement ``_run`` (loop until ``_stop`` is set), may override ``on_hint`` (called
-    from the notification thread: cheap, no database) and ``_prepare`` (work done in ``start()``
-    before the thread runs)."""
-
-    thread_name = "transact-service"
-
-    def __init__(self, rt: Runtime) -> None:
-        self.rt = rt
-        self._stop = threading.Event()
-        self._wake = threading.Event()
-        self._thread: threading.Thread | None = None
-
-    def _prepare(self) -> None:
-        pass
-
-    def _run(self) -> None:
-        raise NotImplementedError
-
-    def on_hint(self, kind: str, ident: str, key: str) -> None:
-        pass
-
-    def start(self) -> None:
-        self._stop.clear()
-        self.rt.hint_listeners.append(self.on_hint)
-        self._prepare()
-        self._thread = threading.Thread(target=self._run, name=self.thread_name, daemon=True)
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._wake.set()
-        if self._thread is not None and self._thread is not threading.current_thread():
-            self._thread.join(timeout=5)
-        self._thread = None
-        if self.on_hint in self.rt.hint_listeners:
-            self.rt.hint_listeners.remove(self.on_hint)

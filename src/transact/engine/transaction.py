@@ -17,7 +17,6 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from transact.engine import serialization
-from transact.engine import services as service_registry
 from transact.engine import step as step_mod
 from transact.engine.clock import now_ms
 from transact.engine.context import WorkflowContext, current_step
@@ -41,7 +40,6 @@ if TYPE_CHECKING:
 log = logging.getLogger("transact")
 
 ISOLATION_LEVELS = ("SERIALIZABLE", "REPEATABLE READ", "READ COMMITTED")
-_EXTENSION = "transact.app_database"
 _open_lock = threading.Lock()
 
 _session: contextvars.ContextVar[Session | None] = contextvars.ContextVar("transact_sql_session", default=None)
@@ -69,7 +67,7 @@ def current_session() -> Session:
 # -- the application database, opened at launch ---------------------------------------------------
 def app_database(rt: Runtime, name: str = "") -> AppDatabase:
     """The runtime's application database, opened and migrated on first use (normally at launch)."""
-    app: AppDatabase | None = rt.extensions.get(_EXTENSION)
+    app = rt.app_db
     if app is not None:
         return app
     url = rt.settings.application_database_url
@@ -80,10 +78,9 @@ def app_database(rt: Runtime, name: str = "") -> AppDatabase:
             "(for example 'postgresql://user:password@host:5432/app' or 'sqlite:///app.sqlite')"
         )
     with _open_lock:
-        app = rt.extensions.get(_EXTENSION)
+        app = rt.app_db
         if app is None:
-            app = _open(rt, url)
-            rt.extensions[_EXTENSION] = app
+            app = rt.app_db = _open(rt, url)
     return app
 
 
@@ -112,15 +109,13 @@ class _AppDatabaseService:
         self.app.close()
 
 
-def _service(rt: Runtime) -> _AppDatabaseService | None:
-    # Factories run before Runtime.launch starts recovery (which resumes workflows at once), so the
-    # outcome table exists before any resumed workflow reaches a transaction.
+def open_app_database(rt: Runtime) -> _AppDatabaseService | None:
+    """Open and migrate the application database now, when one is configured: the service list is
+    built before recovery starts (which resumes workflows at once), so the outcome table exists
+    before any resumed workflow reaches a transaction."""
     if rt.settings.application_database_url is None:
         return None
     return _AppDatabaseService(app_database(rt))
-
-
-service_registry.FACTORIES.append(_service)
 
 
 # -- running a transaction ------------------------------------------------------------------------

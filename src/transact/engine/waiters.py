@@ -8,9 +8,11 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import TypeVar
+
+from transact._lib.backoff import Backoff
 
 Key = tuple[str, str, str]
 T = TypeVar("T")
@@ -117,15 +119,40 @@ class Waiters:
         slow poll as the safety net for a lost hint. None when ``timeout`` seconds pass or
         ``halted()`` turns true first."""
         deadline = None if timeout is None else time.monotonic() + timeout
-        poll = 0.05
+        pace = Backoff(initial=0.05, cap=POLL_MAX_S, jitter=0)
         while halted is None or not halted():
             with self.watch(kind, ident, key) as waiter:
                 value = read()
                 if value is not None:
                     return value
+                poll = pace.next_delay()
                 wait = poll if deadline is None else min(poll, deadline - time.monotonic())
                 if wait <= 0:
                     return None
                 waiter.wait(wait)
-            poll = min(poll * 2, POLL_MAX_S)
+        return None
+
+    async def until_async(
+        self,
+        kind: str,
+        ident: str,
+        key: str,
+        read: Callable[[], Awaitable[T | None]],
+        timeout: float | None,
+        *,
+        halted: Callable[[], bool] | None = None,
+    ) -> T | None:
+        """``until`` for async code: the same wake-ups and safety-net poll, holding no thread."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        pace = Backoff(initial=0.05, cap=POLL_MAX_S, jitter=0)
+        while halted is None or not halted():
+            with self.watch(kind, ident, key, asynchronous=True) as waiter:
+                value = await read()
+                if value is not None:
+                    return value
+                poll = pace.next_delay()
+                wait = poll if deadline is None else min(poll, deadline - time.monotonic())
+                if wait <= 0:
+                    return None
+                await waiter.wait_async(wait)
         return None

@@ -21,15 +21,13 @@ from dataclasses import dataclass
 from types import ModuleType
 from typing import Any
 
-from transact import _current
-from transact._facade_kafka import KafkaMessage
-from transact.engine import services
 from transact.engine import workflow as wf
 from transact.engine.registry import REGISTRY, WorkflowInfo
 from transact.engine.runtime import Runtime
 from transact.errors import ConfigError, WorkflowConflictError
+from transact.models import KafkaMessage
 
-__all__ = ["KafkaMessage", "KafkaService", "kafka_workflow_id"]
+__all__ = ["KafkaMessage", "KafkaService", "kafka_workflow_id", "service_for"]
 
 log = logging.getLogger("transact.kafka")
 
@@ -123,7 +121,10 @@ def _check_with_client(consumer_config: dict[str, Any]) -> None:
     probe.close()
 
 
-def register(func: Callable[..., Any], config: dict[str, Any], topics: tuple[str, ...], in_order: bool) -> None:
+def register(
+    func: Callable[..., Any], config: dict[str, Any], topics: tuple[str, ...], in_order: bool, rt: Runtime | None
+) -> None:
+    """Record a consumer declaration; with a launched ``rt``, start consuming at once."""
     info: WorkflowInfo | None = getattr(func, "__transact_workflow__", None)
     if info is None:
         raise ConfigError(
@@ -152,7 +153,6 @@ def register(func: Callable[..., Any], config: dict[str, Any], topics: tuple[str
                 )
         else:
             specs.append(spec)
-    rt = _current.runtime_or_none()
     if rt is not None and rt.launched:
         _attach(rt, spec)
 
@@ -163,12 +163,10 @@ _attach_lock = threading.Lock()
 def _attach(rt: Runtime, spec: ConsumerSpec) -> None:
     """A consumer declared after launch() starts at once."""
     with _attach_lock:
-        service: KafkaService | None = rt.extensions.get("kafka")
+        service = rt.consumers
         if service is None:
-            service = KafkaService(rt)
-            rt.extensions["kafka"] = service
-            rt.services.append(service)  # so destroy() stops it
-            service.start()
+            service = rt.consumers = KafkaService(rt)
+            rt.start_service(service)  # so destroy() stops it
             return
     service.add(spec)
 
@@ -208,15 +206,13 @@ class KafkaService:
             loop.join(timeout=15)
 
 
-def _factory(rt: Runtime) -> KafkaService | None:
+def service_for(rt: Runtime) -> KafkaService | None:
+    """The consumer service for ``launch()``, or None when no consumer is declared."""
     if not rt.registry.kafka_consumers:
         return None
     service = KafkaService(rt)
-    rt.extensions["kafka"] = service
+    rt.consumers = service
     return service
-
-
-services.FACTORIES.append(_factory)
 
 
 class _ConsumerLoop:
@@ -297,7 +293,7 @@ class _ConsumerLoop:
             if not self.spec.in_order:
                 # Back-pressure: while every workflow thread of this process is busy, pause the
                 # partitions but keep polling, so the group does not expel this consumer.
-                full = len(self.rt.running_ids()) >= self.rt.settings.max_workflow_threads
+                full = len(self.rt.runs.ids()) >= self.rt.settings.max_workflow_threads
                 if full != paused:
                     (consumer.pause if full else consumer.resume)(consumer.assignment())
                     paused = full

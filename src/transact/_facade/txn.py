@@ -1,7 +1,6 @@
-"""DBOS facade mixin. Transactions on the application database: @DBOS.transaction (issue 5).
+"""DBOS facade: transactions on the application database (``@DBOS.transaction``).
 
-Classmethods here are short delegations to the engine; reach the runtime with
-``transact._current.runtime()``. Must not import transact._dbos.
+Delegates to ``engine/transaction.py``. Must not import transact._dbos.
 """
 
 from __future__ import annotations
@@ -11,7 +10,7 @@ import inspect
 from collections.abc import Callable
 from typing import Any, Literal, ParamSpec, TypeVar, cast, overload
 
-from transact import _current
+from transact._facade._base import FacadeBase
 from transact.engine import transaction as txn
 from transact.errors import ConfigError
 
@@ -21,7 +20,7 @@ R = TypeVar("R")
 IsolationLevel = Literal["SERIALIZABLE", "REPEATABLE READ", "READ COMMITTED"]
 
 
-class _TxnFacade:
+class TxnFacade(FacadeBase):
     @overload
     @classmethod
     def transaction(cls, func: Callable[P, R], /) -> Callable[P, R]: ...
@@ -72,7 +71,7 @@ class _TxnFacade:
 
             @functools.wraps(fn)
             def wrapper(*args: Any, **kwargs: Any) -> Any:
-                return txn.run_transaction(_current.runtime(), txn_name, fn, level, args, kwargs)
+                return txn.run_transaction(cls._rt(), txn_name, fn, level, args, kwargs)
 
             wrapper.__transact_transaction__ = txn_name  # type: ignore[attr-defined]
             return cast(Callable[P, R], wrapper)

@@ -1,4 +1,4 @@
-"""DBOS facade mixin for event processing: ``@DBOS.kafka_consumer`` and the ``KafkaMessage`` type.
+"""DBOS facade: event processing with ``@DBOS.kafka_consumer``.
 
 The consumer machinery lives in ``transact.integrations.kafka``, imported only when a consumer is
 declared, so confluent-kafka stays an optional extra. Must not import transact._dbos.
@@ -7,30 +7,14 @@ declared, so confluent-kafka stays an optional extra. Must not import transact._
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from typing import Any, TypeVar
+
+from transact._facade._base import FacadeBase
 
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-@dataclass(frozen=True)
-class KafkaMessage:
-    """One Kafka record, the single argument of a ``@DBOS.kafka_consumer`` workflow.
-
-    ``key``/``value`` are the raw bytes (None when absent); ``timestamp`` is epoch milliseconds,
-    or None when the record carries none.
-    """
-
-    topic: str
-    partition: int
-    offset: int
-    key: bytes | None = None
-    value: bytes | None = None
-    headers: list[tuple[str, bytes | None]] = field(default_factory=list)
-    timestamp: int | None = None
-
-
-class _KafkaFacade:
+class KafkaFacade(FacadeBase):
     @classmethod
     def kafka_consumer(cls, config: dict[str, Any], topics: Sequence[str], in_order: bool = False) -> Callable[[F], F]:
         """Start one workflow per message of ``topics``, exactly once, whatever the redeliveries.
@@ -46,7 +30,7 @@ class _KafkaFacade:
         consumer_config, topic_list = kafka.validate(config, topics, in_order)
 
         def decorate(func: F) -> F:
-            kafka.register(func, consumer_config, topic_list, in_order)
+            kafka.register(func, consumer_config, topic_list, in_order, cls._rt_or_none())
             return func
 
         return decorate

@@ -1,18 +1,16 @@
-"""DBOS facade mixin. Managing workflows: list, steps, cancel, resume, fork, delete (issue 7).
+"""DBOS facade: managing workflows (list, steps, cancel, resume, fork, delete).
 
-Classmethods here are short delegations to ``engine/admin.py``; reach the runtime with
-``transact._current.runtime()``. Must not import transact._dbos.
-
-Resume applies to CANCELLED and MAX_RECOVERY_ATTEMPTS_EXCEEDED workflows (with their cancelled
-descendants); for any other status it changes nothing. Fork re-runs a workflow under a new id from
-``start_step``, reusing the recorded outcomes of the steps before it.
+Delegates to ``engine/admin.py``. Resume applies to CANCELLED and MAX_RECOVERY_ATTEMPTS_EXCEEDED
+workflows (with their cancelled descendants); for any other status it changes nothing. Fork re-runs
+a workflow under a new id from ``start_step``, reusing the recorded outcomes of the steps before
+it. Must not import transact._dbos.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from transact import _current
+from transact._facade._base import FacadeBase
 from transact._handles import WorkflowHandle, WorkflowHandleAsync
 from transact._options import take_workflow_id
 from transact.engine import admin
@@ -23,7 +21,7 @@ if TYPE_CHECKING:
     from typing_extensions import Unpack
 
 
-class _AdminFacade:
+class AdminFacade(FacadeBase):
     # -- reading ------------------------------------------------------------------------------
     @classmethod
     def list_workflows(cls, **filters: Unpack[admin.ListFilters]) -> list[WorkflowStatus]:
@@ -34,40 +32,40 @@ class _AdminFacade:
         ``queue_name``, ``workflow_id_prefix``, ``app_version``, ``executor_id``,
         ``parent_workflow_id``, ``forked_from``; paging with ``limit`` and ``offset``;
         ``load_input``/``load_output=False`` skip decoding inputs and outputs."""
-        return admin.list_workflows(_current.runtime().store, admin.list_query(**filters))
+        return admin.list_workflows(cls._rt().store, admin.list_query(**filters))
 
     @classmethod
     async def list_workflows_async(cls, **filters: Unpack[admin.ListFilters]) -> list[WorkflowStatus]:
         query = admin.list_query(**filters)
-        rt = _current.runtime()
+        rt = cls._rt()
         return await rt.aio(admin.list_workflows, rt.store, query)
 
     @classmethod
     def list_queued_workflows(cls, **filters: Unpack[admin.QueuedFilters]) -> list[WorkflowStatus]:
         """Workflows waiting in or running from a queue (ENQUEUED, DELAYED or PENDING), oldest
         first; filters as for ``list_workflows`` (``queue_name``, ``status``, ``name``, times, paging)."""
-        return admin.list_workflows(_current.runtime().store, admin.list_query(queued_only=True, **filters))
+        return admin.list_workflows(cls._rt().store, admin.list_query(queued_only=True, **filters))
 
     @classmethod
     async def list_queued_workflows_async(cls, **filters: Unpack[admin.QueuedFilters]) -> list[WorkflowStatus]:
         query = admin.list_query(queued_only=True, **filters)
-        rt = _current.runtime()
+        rt = cls._rt()
         return await rt.aio(admin.list_workflows, rt.store, query)
 
     @classmethod
     def list_workflow_steps(cls, workflow_id: str) -> list[dict[str, Any]]:
         """The workflow's recorded steps in execution order: ``function_id``, ``function_name``,
         ``output``, ``error``, ``child_workflow_id``, ``started_at_epoch_ms``, ``completed_at_epoch_ms``."""
-        return admin.list_steps(_current.runtime().store, workflow_id)
+        return admin.list_steps(cls._rt().store, workflow_id)
 
     @classmethod
     async def list_workflow_steps_async(cls, workflow_id: str) -> list[dict[str, Any]]:
-        rt = _current.runtime()
+        rt = cls._rt()
         return await rt.aio(admin.list_steps, rt.store, workflow_id)
 
     @classmethod
     async def get_workflow_status_async(cls, workflow_id: str) -> WorkflowStatus | None:
-        rt = _current.runtime()
+        rt = cls._rt()
         row = await rt.aio(rt.store.workflow_get, workflow_id)
         return to_status(row) if row is not None else None
 
@@ -76,25 +74,25 @@ class _AdminFacade:
     def cancel_workflow(cls, workflow_id: str) -> None:
         """Cancel the workflow and its unfinished descendants: a running one stops at its next step,
         a queued one never starts. Raises WorkflowNotFoundError for an unknown id."""
-        rt = _current.runtime()
+        rt = cls._rt()
         admin.cancel(rt.store, workflow_id, rt)
 
     @classmethod
     async def cancel_workflow_async(cls, workflow_id: str) -> None:
-        rt = _current.runtime()
+        rt = cls._rt()
         await rt.aio(admin.cancel, rt.store, workflow_id, rt)
 
     @classmethod
     def resume_workflow(cls, workflow_id: str) -> WorkflowHandle[Any]:
         """Continue a CANCELLED or MAX_RECOVERY_ATTEMPTS_EXCEEDED workflow from its checkpoints
         (queued ones rejoin their queue). Other statuses are left as they are."""
-        rt = _current.runtime()
+        rt = cls._rt()
         admin.resume(rt.store, workflow_id, rt)
         return WorkflowHandle(rt, workflow_id)
 
     @classmethod
     async def resume_workflow_async(cls, workflow_id: str) -> WorkflowHandleAsync[Any]:
-        rt = _current.runtime()
+        rt = cls._rt()
         await rt.aio(admin.resume, rt.store, workflow_id, rt)
         return WorkflowHandleAsync(rt, workflow_id)
 
@@ -104,7 +102,7 @@ class _AdminFacade:
     ) -> WorkflowHandle[Any]:
         """Run the workflow again under a new id (``SetWorkflowID`` picks it), reusing the recorded
         outcomes of steps before ``start_step`` and re-running the rest."""
-        rt = _current.runtime()
+        rt = cls._rt()
         new_id = admin.fork(
             rt.store,
             workflow_id,
@@ -119,7 +117,7 @@ class _AdminFacade:
     async def fork_workflow_async(
         cls, workflow_id: str, start_step: int, *, application_version: str | None = None
     ) -> WorkflowHandleAsync[Any]:
-        rt = _current.runtime()
+        rt = cls._rt()
         new_id = await rt.aio(
             admin.fork,
             rt.store,
@@ -134,9 +132,9 @@ class _AdminFacade:
     @classmethod
     def delete_workflow(cls, workflow_id: str, *, delete_children: bool = False) -> None:
         """Delete the workflow and everything recorded for it (its descendants too when asked)."""
-        admin.delete(_current.runtime().store, workflow_id, delete_children=delete_children)
+        admin.delete(cls._rt().store, workflow_id, delete_children=delete_children)
 
     @classmethod
     async def delete_workflow_async(cls, workflow_id: str, *, delete_children: bool = False) -> None:
-        rt = _current.runtime()
+        rt = cls._rt()
         await rt.aio(admin.delete, rt.store, workflow_id, delete_children=delete_children)

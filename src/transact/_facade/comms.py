@@ -1,7 +1,6 @@
-"""DBOS facade mixin. Durable time and communication: sleep, send/recv, events, streams (issue 4).
+"""DBOS facade: durable time and communication (sleep, send/recv, events, streams).
 
-Classmethods here are short delegations to ``transact.engine.comms``; they reach the runtime with
-``transact._current.runtime()``. Must not import transact._dbos.
+Delegates to ``engine/comms.py``. Must not import transact._dbos.
 """
 
 from __future__ import annotations
@@ -9,11 +8,11 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
-from transact import _current
+from transact._facade._base import FacadeBase
 from transact.engine import comms
 
 
-class _CommsFacade:
+class CommsFacade(FacadeBase):
     # -- durable time -------------------------------------------------------------------------
     @classmethod
     def sleep(cls, seconds: float) -> None:
@@ -35,13 +34,13 @@ class _CommsFacade:
 
         From a workflow it is a step (sent once, whatever the replays); elsewhere, a send with an
         ``idempotency_key`` already used for that destination is delivered only once."""
-        comms.send(_current.runtime(), destination_id, message, topic, idempotency_key)
+        comms.send(cls._rt(), destination_id, message, topic, idempotency_key)
 
     @classmethod
     async def send_async(
         cls, destination_id: str, message: Any, topic: str | None = None, idempotency_key: str | None = None
     ) -> None:
-        await comms.send_async(_current.runtime(), destination_id, message, topic, idempotency_key)
+        await comms.send_async(cls._rt(), destination_id, message, topic, idempotency_key)
 
     @classmethod
     def recv(cls, topic: str | None = None, timeout_seconds: float = 60) -> Any:
@@ -57,48 +56,48 @@ class _CommsFacade:
     @classmethod
     def set_event(cls, key: str, value: Any) -> None:
         """In a workflow: publish ``key = value`` for readers of ``get_event`` (last write wins)."""
-        comms.set_event(_current.runtime(), key, value)
+        comms.set_event(cls._rt(), key, value)
 
     @classmethod
     async def set_event_async(cls, key: str, value: Any) -> None:
-        await comms.set_event_async(_current.runtime(), key, value)
+        await comms.set_event_async(cls._rt(), key, value)
 
     @classmethod
     def get_event(cls, workflow_id: str, key: str, timeout_seconds: float = 60) -> Any:
         """Wait until workflow ``workflow_id`` sets event ``key`` and return its value, or None after
         ``timeout_seconds``. In a workflow the result is recorded (replays see the same value)."""
-        return comms.get_event(_current.runtime(), workflow_id, key, timeout_seconds)
+        return comms.get_event(cls._rt(), workflow_id, key, timeout_seconds)
 
     @classmethod
     async def get_event_async(cls, workflow_id: str, key: str, timeout_seconds: float = 60) -> Any:
-        return await comms.get_event_async(_current.runtime(), workflow_id, key, timeout_seconds)
+        return await comms.get_event_async(cls._rt(), workflow_id, key, timeout_seconds)
 
     # -- streams ------------------------------------------------------------------------------
     @classmethod
     def write_stream(cls, key: str, value: Any) -> None:
         """In a workflow: append ``value`` to its stream ``key`` (exactly once per call position)."""
-        comms.write_stream(_current.runtime(), key, value)
+        comms.write_stream(cls._rt(), key, value)
 
     @classmethod
     async def write_stream_async(cls, key: str, value: Any) -> None:
-        await comms.write_stream_async(_current.runtime(), key, value)
+        await comms.write_stream_async(cls._rt(), key, value)
 
     @classmethod
     def close_stream(cls, key: str) -> None:
         """In a workflow: mark its stream ``key`` complete; readers stop after the last value."""
-        comms.write_stream(_current.runtime(), key, None, close=True)
+        comms.write_stream(cls._rt(), key, None, close=True)
 
     @classmethod
     async def close_stream_async(cls, key: str) -> None:
-        await comms.write_stream_async(_current.runtime(), key, None, close=True)
+        await comms.write_stream_async(cls._rt(), key, None, close=True)
 
     @classmethod
     def read_stream(cls, workflow_id: str, key: str) -> Iterator[Any]:
         """Yield the values of workflow ``workflow_id``'s stream ``key`` in order, waiting for new
         ones; ends when the stream is closed or the workflow has ended."""
-        return comms.read_stream(_current.runtime(), workflow_id, key)
+        return comms.read_stream(cls._rt(), workflow_id, key)
 
     @classmethod
     def read_stream_async(cls, workflow_id: str, key: str) -> AsyncIterator[Any]:
         """``read_stream`` as an async generator: ``async for value in DBOS.read_stream_async(...)``."""
-        return comms.read_stream_async(_current.runtime(), workflow_id, key)
+        return comms.read_stream_async(cls._rt(), workflow_id, key)

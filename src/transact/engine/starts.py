@@ -1,0 +1,210 @@
+"""Starting a workflow: one path for every way in.
+
+A direct call, a child, ``start_workflow``, an enqueue (sync or async), a client's enqueue by name
+and a fork all build their row with ``new_row``, serialize inputs with
+``serialization.dumps_inputs`` and insert through ``insert``, which translates every conflict the
+same way. Validate -> serialize -> write: nothing touches the database until the row is whole.
+Must not import the facade.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from transact._lib.states import Status
+from transact._options import current_timeout, take_workflow_id
+from transact.engine import serialization
+from transact.engine.clock import now_ms
+from transact.engine.context import WorkflowContext, current_step, current_workflow
+from transact.engine.ids import new_workflow_id
+from transact.engine.registry import WorkflowInfo
+from transact.engine.replay import recorded_outcome
+from transact.errors import NotLaunchedError, QueueDeduplicatedError, WorkflowCancelledError, WorkflowConflictError
+from transact.storage import Conflict, Store, WorkflowNotPending
+from transact.storage.rows import WorkflowRow
+
+if TYPE_CHECKING:
+    from transact.engine.runtime import Runtime
+
+
+@dataclass(frozen=True)
+class QueueSpec:
+    """Where and how an enqueued workflow waits: checked by the queue (or client) before use."""
+
+    queue_name: str
+    deduplication_id: str | None = None
+    priority: int = 0
+    partition_key: str | None = None
+    delay_seconds: float | None = None
+    app_version: str | None = None
+
+
+@dataclass
+class StartPlan:
+    """A row ready to insert, with the parent position it is recorded at (children), or the child
+    id a replay already recorded there (then nothing is inserted)."""
+
+    row: WorkflowRow
+    parent: WorkflowContext | None = None
+    function_id: int | None = None
+    recorded_child: str | None = None
+
+
+def new_row(
+    *,
+    workflow_id: str,
+    name: str,
+    inputs: bytes | None,
+    now: int,
+    queue: QueueSpec | None = None,
+    executor_id: str | None = None,
+    app_version: str | None = None,
+    timeout_ms: int | None = None,
+    deadline_at: int | None = None,
+    parent_id: str | None = None,
+    forked_from: str | None = None,
+    class_name: str | None = None,
+    config_name: str | None = None,
+) -> WorkflowRow:
+    """The one shape of a new workflow row. Queued rows wait ENQUEUED (DELAYED with a delay),
+    unowned and without a deadline: their timeout starts when a worker dequeues them."""
+    if queue is None:
+        return WorkflowRow(
+            workflow_id=workflow_id,
+            status=Status.PENDING,
+            name=name,
+            class_name=class_name,
+            config_name=config_name,
+            inputs=inputs,
+            executor_id=executor_id,
+            app_version=app_version,
+            recovery_attempts=0,
+            parent_workflow_id=parent_id,
+            forked_from=forked_from,
+            created_at=now,
+            updated_at=now,
+            started_at=now,
+            timeout_ms=timeout_ms,
+            deadline_at=deadline_at,
+        )
+    delayed = bool(queue.delay_seconds)
+    return WorkflowRow(
+        workflow_id=workflow_id,
+        status=Status.DELAYED if delayed else Status.ENQUEUED,
+        name=name,
+        class_name=class_name,
+        config_name=config_name,
+        queue_name=queue.queue_name,
+        queue_partition_key=queue.partition_key,
+        deduplication_id=queue.deduplication_id,
+        priority=queue.priority,
+        inputs=inputs,
+        app_version=queue.app_version or app_version,
+        recovery_attempts=0,
+        parent_workflow_id=parent_id,
+        created_at=now,
+        updated_at=now,
+        available_at=now + int((queue.delay_seconds or 0) * 1000) if delayed else None,
+        timeout_ms=timeout_ms,
+    )
+
+
+def plan(
+    rt: Runtime,
+    info: WorkflowInfo,
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+    *,
+    queue: QueueSpec | None = None,
+    workflow_id: str | None = None,
+) -> StartPlan:
+    """Plan a start from the caller's context (``SetWorkflowID``, ``SetWorkflowTimeout``, the
+    parent workflow): validated and serialized, nothing written yet."""
+    if not rt.launched:
+        raise NotLaunchedError(f"call DBOS.launch() before starting workflow {info.name!r}")
+    parent = current_workflow.get()
+    if current_step.get() is not None:
+        parent = None  # a workflow started from inside a step is not a child checkpoint
+    explicit = workflow_id or take_workflow_id()
+    function_id = None
+    if parent is not None:
+        function_id = parent.next_function_id()
+        recorded = recorded_outcome(
+            parent.recorded, workflow_id=parent.workflow_id, function_id=function_id, name=info.name
+        )
+        if recorded is not None:
+            return StartPlan(
+                row=WorkflowRow(workflow_id=recorded.child_workflow_id or "", status="", name=info.name),
+                parent=parent,
+                function_id=function_id,
+                recorded_child=recorded.child_workflow_id,
+            )
+        parent.check_cancelled()
+    wid = explicit or (f"{parent.workflow_id}-{function_id}" if parent is not None else new_workflow_id())
+    inputs = serialization.dumps_inputs(info.func, args, kwargs, workflow=info.name)
+    now = now_ms()
+    timeout = current_timeout()
+    timeout_ms = int(timeout * 1000) if timeout is not None else None
+    deadline = None
+    if queue is None:
+        deadline = now + timeout_ms if timeout_ms is not None else None
+        if parent is not None and parent.deadline_at is not None and timeout is None:
+            deadline = parent.deadline_at  # children inherit the parent's deadline
+    row = new_row(
+        workflow_id=wid,
+        name=info.name,
+        inputs=inputs,
+        now=now,
+        queue=queue,
+        executor_id=rt.executor_id if queue is None else None,
+        app_version=rt.app_version,
+        timeout_ms=timeout_ms,
+        deadline_at=deadline,
+        parent_id=parent.workflow_id if parent is not None else None,
+    )
+    return StartPlan(row=row, parent=parent, function_id=function_id)
+
+
+def insert_plan(rt: Runtime, plan: StartPlan) -> tuple[WorkflowRow, bool]:
+    """Insert a planned start (a child together with its parent's checkpoint)."""
+    if plan.parent is not None and plan.function_id is not None:
+        return insert(
+            rt.store,
+            plan.row,
+            parent_id=plan.parent.workflow_id,
+            function_id=plan.function_id,
+            executor_id=rt.executor_id,
+        )
+    return insert(rt.store, plan.row)
+
+
+def insert(
+    store: Store,
+    row: WorkflowRow,
+    *,
+    parent_id: str | None = None,
+    function_id: int | None = None,
+    executor_id: str | None = None,
+) -> tuple[WorkflowRow, bool]:
+    """Insert ``row`` idempotently: ``(stored, True)`` when written, ``(existing, False)`` when the
+    id is already taken by the same workflow. Every start's conflicts are translated here."""
+    try:
+        if parent_id is not None and function_id is not None:
+            stored, inserted = store.child_insert(
+                row, parent_id=parent_id, function_id=function_id, executor_id=executor_id or "", now=row.created_at
+            )
+        else:
+            stored, inserted = store.workflow_insert(row)
+    except Conflict as exc:
+        if row.deduplication_id is not None:
+            raise QueueDeduplicatedError(row.workflow_id, row.queue_name or "", row.deduplication_id) from exc
+        raise
+    except WorkflowNotPending as exc:
+        raise WorkflowCancelledError(exc.workflow_id) from None
+    if not inserted and stored.name != row.name:
+        raise WorkflowConflictError(
+            f"workflow id {row.workflow_id!r} already belongs to workflow {stored.name!r}; "
+            f"it cannot be reused for {row.name!r}. Choose another id."
+        )
+    return stored, inserted
