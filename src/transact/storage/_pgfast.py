@@ -21,6 +21,8 @@ from psycopg import errors as pg_errors
 from psycopg import pq
 from psycopg.pq.abc import PGresult
 
+from transact._lib.states import Hint, Status
+
 _OK = (pq.ExecStatus.COMMAND_OK, pq.ExecStatus.TUPLES_OK)
 _TEXT, _BINARY = 0, 1
 
@@ -56,7 +58,16 @@ def _null(value: None) -> None:
 
 
 # Text format for everything but bytes (binary): the server parses text by the inferred type.
-_ENCODERS: dict[type, Any] = {str: str.encode, int: _int, bytes: _same, bool: _bool, type(None): _null}
+# Status and Hint members are str: the engine passes them as they are, so they take the lean path too.
+_ENCODERS: dict[type, Any] = {
+    str: str.encode,
+    Status: str.encode,
+    Hint: str.encode,
+    int: _int,
+    bytes: _same,
+    bool: _bool,
+    type(None): _null,
+}
 
 
 def encode(params: Sequence[Any]) -> tuple[list[bytes | None], list[int]] | None:
