@@ -17,8 +17,9 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from transact._config import ENV_SYSTEM_DB
+from transact._lib.states import Hint
 from transact._lib.urls import redact
-from transact.engine import admin, comms, serialization
+from transact.engine import admin, comms, serialization, starts
 from transact.engine.clock import now_ms
 from transact.engine.status import outcome, to_status
 from transact.engine.waiters import Waiters
@@ -112,7 +113,7 @@ class DBOSClient:
                 raise WorkflowNotFoundError(workflow_id)
             return row if row.is_terminal else None
 
-        row = self._wait_for("done", workflow_id, "", finished, timeout)
+        row = self._wait_for(Hint.DONE, workflow_id, "", finished, timeout)
         if row is None:
             raise TimeoutError(f"workflow {workflow_id!r} did not finish within {timeout} s")
         return outcome(row)
@@ -124,7 +125,7 @@ class DBOSClient:
         ``deduplication_id``, ``priority``, ``delay_seconds``, ``app_version``,
         ``queue_partition_key``, ``workflow_timeout``. Reusing a workflow id never runs it twice."""
         row = admin.enqueue_row(options, args, kwargs)
-        stored = self._call(admin.insert_enqueued, self._store, row)
+        stored, _ = self._call(starts.insert, self._store, row)
         return WorkflowHandleClient(self, stored.workflow_id)
 
     async def enqueue_async(self, options: dict[str, Any], *args: Any, **kwargs: Any) -> WorkflowHandleClientAsync[Any]:

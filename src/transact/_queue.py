@@ -10,6 +10,7 @@ from typing import Any, ParamSpec, TypedDict, TypeVar, overload
 from transact._dbos import workflow_info
 from transact._facade._base import FacadeBase
 from transact._handles import WorkflowHandle, WorkflowHandleAsync
+from transact._lib.states import Hint
 from transact._options import check_enqueue_options, current_enqueue_options
 from transact.engine import workflow as wf
 from transact.engine.dispatcher import QueueConfig
@@ -66,7 +67,7 @@ class Queue:
             REGISTRY.queues[name] = self
         rt = FacadeBase._rt_or_none()
         if rt is not None and rt.launched:
-            rt.store.hint("queue", name, "")  # declared after launch: serve work already waiting
+            rt.store.hint(Hint.QUEUE, name, "")  # declared after launch: serve work already waiting
 
     def __repr__(self) -> str:
         return f"Queue({_describe(self.config)})"

@@ -16,16 +16,17 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from transact._lib.states import Status
 from transact.models import WorkflowStatus
 
-_STATUS_STYLE = {
-    "SUCCESS": "green",
-    "ERROR": "red",
-    "CANCELLED": "yellow",
-    "MAX_RECOVERY_ATTEMPTS_EXCEEDED": "red",
-    "PENDING": "cyan",
-    "ENQUEUED": "blue",
-    "DELAYED": "blue",
+_STATUS_STYLE: dict[str, str] = {
+    Status.SUCCESS: "green",
+    Status.ERROR: "red",
+    Status.CANCELLED: "yellow",
+    Status.MAX_RECOVERY_ATTEMPTS_EXCEEDED: "red",
+    Status.PENDING: "cyan",
+    Status.ENQUEUED: "blue",
+    Status.DELAYED: "blue",
 }
 
 

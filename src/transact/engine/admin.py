@@ -7,29 +7,28 @@ Argument checks happen before any write. Must not import the facade.
 
 from __future__ import annotations
 
-import pickle
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, TypedDict
 
+from transact._lib.states import QUEUED, Status
 from transact._options import check_enqueue_options
 from transact.engine import serialization
 from transact.engine import workflow as wf
 from transact.engine.clock import now_ms
 from transact.engine.ids import new_workflow_id as random_workflow_id
 from transact.engine.runtime import Runtime
+from transact.engine.starts import QueueSpec, new_row
 from transact.engine.status import to_status
 from transact.errors import (
     ConfigError,
-    QueueDeduplicatedError,
-    SerializationError,
     TransactError,
     WorkflowConflictError,
     WorkflowNotFoundError,
 )
-from transact.models import WorkflowStatus, WorkflowStatusString
+from transact.models import WorkflowStatus
 from transact.storage import Conflict, Store
 from transact.storage.admin import ListQuery
 from transact.storage.rows import WorkflowRow
@@ -37,11 +36,11 @@ from transact.storage.rows import WorkflowRow
 if TYPE_CHECKING:
     from typing_extensions import Unpack
 
-STATUSES = tuple(s.value for s in WorkflowStatusString)
-QUEUED_STATUSES = ("ENQUEUED", "PENDING", "DELAYED")
+STATUSES = tuple(s.value for s in Status)
+QUEUED_STATUSES = QUEUED
 # Resumable: stopped by an operator or dead-lettered after too many crashes. PENDING and
 # ENQUEUED work is already on its way; SUCCESS and ERROR are final (fork to run again).
-RESUMABLE = ("CANCELLED", "MAX_RECOVERY_ATTEMPTS_EXCEEDED")
+RESUMABLE = (Status.CANCELLED, Status.MAX_RECOVERY_ATTEMPTS_EXCEEDED)
 LOCAL_STOP_TIMEOUT_S = 5.0
 ENQUEUE_KEYS = (
     "workflow_name",
@@ -228,7 +227,7 @@ def resume(store: Store, workflow_id: str, rt: Runtime | None = None) -> bool:
     if not rows:
         get_row(store, workflow_id)
         return False
-    _start_unowned(store, [r for r in rows if r.status == "PENDING"], rt)
+    _start_unowned(store, [r for r in rows if r.status == Status.PENDING], rt)
     return True
 
 
@@ -249,18 +248,15 @@ def fork(
     source = get_row(store, workflow_id)
     now = now_ms()
     new_id = new_workflow_id or random_workflow_id()
-    row = WorkflowRow(
+    row = new_row(
         workflow_id=new_id,
-        status="PENDING",
         name=source.name,
         class_name=source.class_name,
         config_name=source.config_name,
         inputs=source.inputs,
+        now=now,
         app_version=app_version or (rt.app_version if rt is not None else None) or source.app_version,
         forked_from=workflow_id,
-        created_at=now,
-        updated_at=now,
-        started_at=now,
         timeout_ms=source.timeout_ms,
         deadline_at=now + source.timeout_ms if source.timeout_ms is not None else None,
     )
@@ -341,54 +337,19 @@ def enqueue_row(options: Mapping[str, Any], args: Sequence[Any], kwargs: Mapping
     timeout = options.get("workflow_timeout")
     if timeout is not None and (isinstance(timeout, bool) or not isinstance(timeout, int | float) or timeout < 0):
         raise ConfigError(f"enqueue option 'workflow_timeout' must be a number of seconds >= 0, got {timeout!r}")
-    inputs = _dump_inputs(str(name), args, kwargs)
-    now = now_ms()
-    return WorkflowRow(
-        workflow_id=options.get("workflow_id") or random_workflow_id(),
-        status="DELAYED" if delay else "ENQUEUED",
-        name=str(name),
+    spec = QueueSpec(
         queue_name=str(queue),
-        queue_partition_key=options.get("queue_partition_key"),
         deduplication_id=options.get("deduplication_id"),
         priority=priority,
-        inputs=inputs,
+        partition_key=options.get("queue_partition_key"),
+        delay_seconds=delay,
         app_version=options.get("app_version"),
-        created_at=now,
-        updated_at=now,
-        available_at=now + int(delay * 1000) if delay else None,
+    )
+    return new_row(
+        workflow_id=options.get("workflow_id") or random_workflow_id(),
+        name=str(name),
+        inputs=serialization.dumps_inputs(None, args, kwargs, workflow=str(name)),
+        now=now_ms(),
+        queue=spec,
         timeout_ms=int(timeout * 1000) if timeout else None,
     )
-
-
-def _dump_inputs(name: str, args: Sequence[Any], kwargs: Mapping[str, Any]) -> bytes:
-    try:
-        return serialization.dumps((tuple(args), dict(kwargs)), what=f"the arguments of workflow {name!r}")
-    except SerializationError as exc:
-        named = [(f"#{i}", a) for i, a in enumerate(args)] + list(kwargs.items())
-        culprit = next((k for k, v in named if not _picklable(v)), "?")
-        raise SerializationError(
-            f"argument {culprit!r} of workflow {name!r} cannot be serialized ({exc.__cause__}); "
-            "pass picklable values. Nothing was enqueued."
-        ) from exc
-
-
-def _picklable(value: Any) -> bool:
-    try:
-        pickle.dumps(value)
-    except Exception:
-        return False
-    return True
-
-
-def insert_enqueued(store: Store, row: WorkflowRow) -> WorkflowRow:
-    """Insert a client's enqueue; an existing id returns the stored row (the workflow runs once)."""
-    try:
-        stored, inserted = store.workflow_insert(row)
-    except Conflict:
-        raise QueueDeduplicatedError(row.workflow_id, row.queue_name or "", row.deduplication_id or "") from None
-    if not inserted and stored.name != row.name:
-        raise WorkflowConflictError(
-            f"workflow id {row.workflow_id!r} already belongs to workflow {stored.name!r}; "
-            f"it cannot be reused for {row.name!r}. Choose another id."
-        )
-    return stored

@@ -12,16 +12,17 @@ import asyncio
 import math
 import time
 from collections.abc import AsyncIterator, Iterator
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
+from transact._lib.states import Hint, Status
 from transact.engine import serialization, step
 from transact.engine.clock import now_ms
 from transact.engine.context import WorkflowContext, current_step, current_workflow
 from transact.engine.replay import recorded_outcome
 from transact.engine.runtime import Runtime
-from transact.engine.waiters import Key, Waiter
+from transact.engine.waiters import Key
 from transact.errors import NotInWorkflowError, TransactError, WorkflowCancelledError, WorkflowNotFoundError
 from transact.storage import NotFound, OwnershipLost, WorkflowNotPending
 from transact.storage.comms import StreamClosed, StreamItem
@@ -130,7 +131,7 @@ def _fenced(ctx: WorkflowContext, name: str) -> Iterator[None]:
 
 
 def _cancel_keys(ctx: WorkflowContext | None) -> list[Key]:
-    return [] if ctx is None else [("cancel", ctx.workflow_id, "")]
+    return [] if ctx is None else [(Hint.CANCEL, ctx.workflow_id, "")]
 
 
 def _left_s(deadline: int, cap: float) -> float:
@@ -219,17 +220,10 @@ def _op_stream(rt: Runtime, ctx: WorkflowContext, slot: _Slot | None, name: str,
 
 
 # -- sleep ----------------------------------------------------------------------------------------
-def _sleep_watch(ctx: WorkflowContext, *, asynchronous: bool = False) -> AbstractContextManager[Waiter]:
-    """A sleeper wakes on its cancellation here and on its end elsewhere (Postgres NOTIFY 'done':
-    cancelled from another process). Not on '*': thousands of sleepers have nothing to re-read."""
-    wid = ctx.workflow_id
-    return ctx.runtime.waiters.watch("cancel", wid, also=[("done", wid, "")], asynchronous=asynchronous, wildcard=False)
-
-
 def _op_still_ours(ctx: WorkflowContext) -> None:
     row = ctx.runtime.store.workflow_get(ctx.workflow_id)
     status = "DELETED" if row is None else row.status
-    if status != "PENDING":
+    if status != Status.PENDING:
         ctx.cancelled.set()
         raise WorkflowCancelledError(ctx.workflow_id, f"is {status}")
     if row is not None and row.executor_id != ctx.runtime.executor_id:
@@ -255,7 +249,7 @@ def sleep(seconds: float) -> None:
         time.sleep(ms / 1000)
         return
     wake = _op_deadline(ctx, slot, SLEEP, ms)
-    with _sleep_watch(ctx) as waiter:
+    with ctx.cancel_watch() as waiter:
         while True:
             ctx.check_cancelled()
             if now_ms() >= wake:
@@ -271,7 +265,7 @@ async def sleep_async(seconds: float) -> None:
         await asyncio.sleep(ms / 1000)
         return
     wake = await ctx.runtime.aio(_op_deadline, ctx, slot, SLEEP, ms)
-    with _sleep_watch(ctx, asynchronous=True) as waiter:
+    with ctx.cancel_watch(asynchronous=True) as waiter:
         while True:
             ctx.check_cancelled()
             if now_ms() >= wake:
@@ -329,7 +323,7 @@ def recv(topic: str | None, timeout_seconds: float) -> Any:
     if slot.recorded is not None:
         return _value(slot.recorded)
     wid = ctx.workflow_id
-    with ctx.runtime.waiters.watch("msg", wid, top, also=_cancel_keys(ctx)) as waiter:
+    with ctx.runtime.waiters.watch(Hint.MESSAGE, wid, top, also=_cancel_keys(ctx)) as waiter:
         taken = _op_take(ctx, slot, top)
         if taken is not None:
             return _value(taken)
@@ -349,7 +343,7 @@ async def recv_async(topic: str | None, timeout_seconds: float) -> Any:
         return _value(slot.recorded)
     rt = ctx.runtime
     wid = ctx.workflow_id
-    with rt.waiters.watch("msg", wid, top, also=_cancel_keys(ctx), asynchronous=True) as waiter:
+    with rt.waiters.watch(Hint.MESSAGE, wid, top, also=_cancel_keys(ctx), asynchronous=True) as waiter:
         taken = await rt.aio(_op_take, ctx, slot, top)
         if taken is not None:
             return _value(taken)
@@ -431,7 +425,7 @@ def get_event(rt: Runtime, workflow_id: str, key: str, timeout_seconds: float) -
     plan = _get_event_plan(workflow_id, key, timeout_seconds)
     if plan.slot is not None and plan.slot.recorded is not None:
         return _value(plan.slot.recorded)
-    with rt.waiters.watch("event", plan.workflow_id, plan.key, also=_cancel_keys(plan.ctx)) as waiter:
+    with rt.waiters.watch(Hint.EVENT, plan.workflow_id, plan.key, also=_cancel_keys(plan.ctx)) as waiter:
         data = rt.store.event_get(plan.workflow_id, plan.key)
         if data is None:
             deadline = _event_deadline(plan)
@@ -447,7 +441,7 @@ async def get_event_async(rt: Runtime, workflow_id: str, key: str, timeout_secon
     plan = _get_event_plan(workflow_id, key, timeout_seconds)
     if plan.slot is not None and plan.slot.recorded is not None:
         return _value(plan.slot.recorded)
-    watch = rt.waiters.watch("event", plan.workflow_id, plan.key, also=_cancel_keys(plan.ctx), asynchronous=True)
+    watch = rt.waiters.watch(Hint.EVENT, plan.workflow_id, plan.key, also=_cancel_keys(plan.ctx), asynchronous=True)
     with watch as waiter:
         data = await rt.aio(rt.store.event_get, plan.workflow_id, plan.key)
         if data is None:
@@ -516,7 +510,7 @@ def _stream_batch(wid: str, status: str | None, items: list[StreamItem], seq: in
 
 def _read_stream(rt: Runtime, wid: str, k: str) -> Iterator[Any]:
     seq = 0
-    with rt.waiters.watch("stream", wid, k, also=[("done", wid, "")]) as waiter:
+    with rt.waiters.watch(Hint.STREAM, wid, k, also=[(Hint.DONE, wid, "")]) as waiter:
         while True:
             status, items = rt.store.stream_read(wid, k, seq, STREAM_BATCH)
             values, seq, over = _stream_batch(wid, status, items, seq)
@@ -534,7 +528,7 @@ def read_stream_async(rt: Runtime, workflow_id: str, key: str) -> AsyncIterator[
 
 async def _read_stream_async(rt: Runtime, wid: str, k: str) -> AsyncIterator[Any]:
     seq = 0
-    with rt.waiters.watch("stream", wid, k, also=[("done", wid, "")], asynchronous=True) as waiter:
+    with rt.waiters.watch(Hint.STREAM, wid, k, also=[(Hint.DONE, wid, "")], asynchronous=True) as waiter:
         while True:
             status, items = await rt.aio(rt.store.stream_read, wid, k, seq, STREAM_BATCH)
             values, seq, over = _stream_batch(wid, status, items, seq)

@@ -7,10 +7,13 @@ from __future__ import annotations
 
 import contextvars
 import threading
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from transact._lib.states import Hint
 from transact.engine.clock import now_ms
+from transact.engine.waiters import Waiter
 from transact.errors import TransactError, WorkflowCancelledError
 from transact.storage.rows import MAX_FUNCTION_ID, StepRow
 
@@ -42,6 +45,14 @@ class WorkflowContext:
                 "has; split the work into child workflows (or continue it in a new workflow)"
             )
         return self.function_id
+
+    def cancel_watch(self, *, asynchronous: bool = False) -> AbstractContextManager[Waiter]:
+        """Wake-ups for this run's end: its cancellation here, or a terminal status written elsewhere
+        (Postgres NOTIFY 'done'). Not on '*': thousands of sleepers have nothing to re-read."""
+        wid = self.workflow_id
+        return self.runtime.waiters.watch(
+            Hint.CANCEL, wid, also=[(Hint.DONE, wid, "")], asynchronous=asynchronous, wildcard=False
+        )
 
     def past_deadline(self) -> bool:
         return self.deadline_at is not None and now_ms() >= self.deadline_at

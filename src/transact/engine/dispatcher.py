@@ -14,6 +14,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 
+from transact._lib.states import Hint, Status
 from transact.engine import serialization
 from transact.engine import workflow as wf
 from transact.engine.clock import now_ms
@@ -82,7 +83,7 @@ class Dispatcher(LoopService):
 
     # -- hints (any thread; cheap, never touches the database) --------------------------------
     def on_hint(self, kind: str, ident: str, key: str) -> None:
-        if kind == "queue":
+        if kind == Hint.QUEUE:
             with self._lock:
                 st = self._states.get(ident)
                 if st is None:
@@ -94,7 +95,7 @@ class Dispatcher(LoopService):
                     if key == "requeued":  # a running workflow went back to the queue: a slot is free
                         st.full, st.freed = False, st.freed + 1
             self._wake.set()
-        elif kind == "done":
+        elif kind == Hint.DONE:
             with self._lock:
                 entry = self._inflight.pop(ident, None)
                 if entry is None:
@@ -110,7 +111,7 @@ class Dispatcher(LoopService):
                 st.running.get(entry[1], set()).discard(ident)
                 st.dirty, st.full, st.freed = True, False, st.freed + 1
             self._wake.set()
-        elif kind == "*":
+        elif kind == Hint.ALL:
             self._star = True
             self._wake.set()
 
@@ -312,7 +313,7 @@ class Dispatcher(LoopService):
             self.rt.store.workflow_finish(
                 workflow_id=row.workflow_id,
                 executor_id=self.rt.executor_id,
-                status="ERROR",
+                status=Status.ERROR,
                 output=None,
                 error=serialization.dumps_error(exc),
                 now=now_ms(),

@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from transact._lib.states import Hint, Status
 from transact.engine import workflow
 from transact.engine.clock import now_ms
 from transact.engine.loop import LoopService
@@ -118,7 +119,7 @@ class RecoveryService(LoopService):
             log.warning("could not release ownership at shutdown; other executors adopt after the lease")
 
     def on_hint(self, kind: str, ident: str, key: str) -> None:
-        if kind == "executor":
+        if kind == Hint.EXECUTOR:
             self._wake.set()
 
     # -- SIGTERM ------------------------------------------------------------------------------
@@ -188,7 +189,7 @@ class RecoveryService(LoopService):
                 taken += rt.store.workflows_adopt(
                     workflow_ids=ids, from_executor=owner, to_executor=rt.executor_id, now=now_ms()
                 )
-            workflow.resume_many(rt, [row for row in taken if row.status == "PENDING"])
+            workflow.resume_many(rt, [row for row in taken if row.status == Status.PENDING])
             adopted += len(taken)
             if len(batch) < ADOPT_BATCH or not taken:
                 break  # drained (or only other versions' work left, when pinned)

@@ -21,6 +21,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from croniter import CroniterBadCronError, CroniterBadDateError, CroniterNotAlphaError, croniter
 
+from transact._lib.states import Hint
 from transact.engine import workflow as wf
 from transact.engine.clock import now_ms
 from transact.engine.loop import LoopService
@@ -225,10 +226,10 @@ class Scheduler(LoopService):
 
     def on_hint(self, kind: str, ident: str, key: str) -> None:
         # No lock: called from the listener thread, which must not wait for our database calls.
-        if kind == "schedule" or (kind == "*" and self.rt.store.dialect != "sqlite"):
+        if kind == Hint.SCHEDULE or (kind == Hint.ALL and self.rt.store.dialect != "sqlite"):
             self._reload_at = 0.0
             self._wake.set()
-        elif kind == "*":
+        elif kind == Hint.ALL:
             due = self._last_reload + HINTED_GAP_S
             if due < self._reload_at:
                 self._reload_at = due

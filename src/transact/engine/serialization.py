@@ -42,7 +42,11 @@ def loads(data: bytes | None) -> Any:
     return None if data is None else pickle.loads(data)
 
 
-def dumps_inputs(fn: Callable[..., Any], args: Sequence[Any], kwargs: Mapping[str, Any], *, workflow: str) -> bytes:
+def dumps_inputs(
+    fn: Callable[..., Any] | None, args: Sequence[Any], kwargs: Mapping[str, Any], *, workflow: str
+) -> bytes:
+    """A workflow's arguments as stored with its row. On failure, the error names the argument
+    (by parameter name when ``fn`` is known, else ``#position``) and says nothing was started."""
     try:
         return pickle.dumps((tuple(args), dict(kwargs)), protocol=_PROTOCOL)
     except Exception as exc:
@@ -53,8 +57,10 @@ def dumps_inputs(fn: Callable[..., Any], args: Sequence[Any], kwargs: Mapping[st
         ) from exc
 
 
-def _find_unpicklable(fn: Callable[..., Any], args: Sequence[Any], kwargs: Mapping[str, Any]) -> str:
+def _find_unpicklable(fn: Callable[..., Any] | None, args: Sequence[Any], kwargs: Mapping[str, Any]) -> str:
     try:
+        if fn is None:
+            raise TypeError("no signature")
         bound = inspect.signature(fn).bind_partial(*args, **kwargs).arguments
     except (TypeError, ValueError):
         bound = {f"#{i}": a for i, a in enumerate(args)} | dict(kwargs)

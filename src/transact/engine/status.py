@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from transact._lib.states import Status
 from transact.engine import serialization
 from transact.errors import MaxRecoveryAttemptsExceededError, TransactError, WorkflowCancelledError
 from transact.models import WorkflowStatus
@@ -12,15 +13,15 @@ from transact.storage.rows import WorkflowRow
 
 def outcome(row: WorkflowRow) -> Any:
     """A finished workflow's result, or its error raised."""
-    if row.status == "SUCCESS":
+    if row.status == Status.SUCCESS:
         return serialization.loads(row.output)
-    if row.status == "ERROR":
+    if row.status == Status.ERROR:
         raise (
             serialization.loads_error(row.error) if row.error else TransactError(f"workflow {row.workflow_id!r} failed")
         )
-    if row.status == "CANCELLED":
+    if row.status == Status.CANCELLED:
         raise WorkflowCancelledError(row.workflow_id)
-    if row.status == "MAX_RECOVERY_ATTEMPTS_EXCEEDED":
+    if row.status == Status.MAX_RECOVERY_ATTEMPTS_EXCEEDED:
         raise MaxRecoveryAttemptsExceededError(row.workflow_id, row.recovery_attempts)
     raise TransactError(f"workflow {row.workflow_id!r} has not finished ({row.status})")
 

@@ -7,11 +7,11 @@ the facade.
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
+from transact._lib.backoff import Backoff
 from transact.engine import serialization
 from transact.engine.clock import now_ms
 from transact.engine.context import WorkflowContext, current_step, current_workflow
@@ -40,9 +40,9 @@ class StepOptions:
     def attempts(self) -> int:
         return self.max_attempts if self.retries_allowed else 1
 
-    def delay(self, attempt: int) -> float:
-        """Seconds to wait after failed attempt number ``attempt`` (0-based)."""
-        return float(self.interval_seconds * self.backoff_rate**attempt)
+    def pacing(self) -> Backoff:
+        """The waits between attempts: ``interval_seconds * backoff_rate**n``, no jitter, uncapped."""
+        return Backoff(initial=float(self.interval_seconds), cap=float("inf"), factor=self.backoff_rate, jitter=0)
 
 
 def _row(
@@ -173,18 +173,15 @@ def _attempt_sync(
     name: str, fn: Callable[..., Any], opts: StepOptions, args: Any, kwargs: Any, ctx: WorkflowContext | None
 ) -> tuple[Any, BaseException | None]:
     errors: list[BaseException] = []
+    pacing = opts.pacing()
+    pacing.cancel = ctx.cancelled if ctx is not None else None
     for attempt in range(opts.attempts):
         try:
             return fn(*args, **kwargs), None
         except Exception as exc:
             errors.append(exc)
-            if attempt + 1 < opts.attempts:
-                delay = opts.delay(attempt)
-                if ctx is not None:
-                    if ctx.cancelled.wait(delay):
-                        raise WorkflowCancelledError(ctx.workflow_id) from exc
-                else:
-                    time.sleep(delay)
+            if attempt + 1 < opts.attempts and not pacing.wait() and ctx is not None:
+                raise WorkflowCancelledError(ctx.workflow_id) from exc
     return None, _final_error(name, opts, errors)
 
 
@@ -197,14 +194,21 @@ async def _attempt_async(
     ctx: WorkflowContext | None,
 ) -> tuple[Any, BaseException | None]:
     errors: list[BaseException] = []
+    pacing = opts.pacing()
     for attempt in range(opts.attempts):
         try:
             return await fn(*args, **kwargs), None
         except Exception as exc:
             errors.append(exc)
             if attempt + 1 < opts.attempts:
-                await asyncio.sleep(opts.delay(attempt))
-                if ctx is not None and ctx.cancelled.is_set():
+                delay = pacing.next_delay()
+                if ctx is None:
+                    await asyncio.sleep(delay)
+                    continue
+                with ctx.cancel_watch(asynchronous=True) as waiter:  # woken by a cancel, as the sync twin is
+                    if not ctx.cancelled.is_set():
+                        await waiter.wait_async(delay)
+                if ctx.cancelled.is_set():
                     raise WorkflowCancelledError(ctx.workflow_id) from exc
     return None, _final_error(name, opts, errors)
 

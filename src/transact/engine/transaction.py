@@ -10,12 +10,11 @@ from __future__ import annotations
 
 import contextvars
 import logging
-import random
 import threading
-import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from transact._lib.backoff import Backoff
 from transact.engine import serialization
 from transact.engine import step as step_mod
 from transact.engine.clock import now_ms
@@ -281,22 +280,19 @@ def _checked(found: AppOutcome, ctx: WorkflowContext, function_id: int, name: st
 
 
 class _Backoff:
-    """Exponential back-off with jitter between attempts; cancellation-aware inside a workflow."""
+    """The pause between runs of a rolled-back transaction: jittered, capped, and inside a workflow
+    cut short by its cancellation."""
 
     def __init__(self, name: str) -> None:
         self.name = name
-        self.delay = 0.005
-        self.tries = 0
+        self.pacing = Backoff(initial=0.005, cap=0.5)
 
     def pause(self, ctx: WorkflowContext | None, exc: BaseException) -> None:
-        self.tries += 1
-        if self.tries in (10, 100) or self.tries % 500 == 0:
-            log.warning("transaction %r retried %d times (last: %s)", self.name, self.tries, exc)
-        wait = self.delay * (0.5 + random.random())
-        self.delay = min(self.delay * 2, 0.5)
-        if ctx is None:
-            time.sleep(wait)
-            return
-        if ctx.cancelled.wait(wait):
+        pacing = self.pacing
+        pacing.cancel = ctx.cancelled if ctx is not None else None
+        if pacing.attempts + 1 in (10, 100) or (pacing.attempts + 1) % 500 == 0:
+            log.warning("transaction %r retried %d times (last: %s)", self.name, pacing.attempts + 1, exc)
+        if not pacing.wait() and ctx is not None:
             raise WorkflowCancelledError(ctx.workflow_id) from exc
-        ctx.check_cancelled()
+        if ctx is not None:
+            ctx.check_cancelled()

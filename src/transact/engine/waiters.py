@@ -13,6 +13,7 @@ from contextlib import contextmanager
 from typing import TypeVar
 
 from transact._lib.backoff import Backoff
+from transact._lib.states import Hint
 
 Key = tuple[str, str, str]
 T = TypeVar("T")
@@ -96,7 +97,7 @@ class Waiters:
 
     def notify(self, kind: str, ident: str, key: str = "") -> None:
         with self._lock:
-            if kind == "*":
+            if kind == Hint.ALL:
                 targets = [w for group in self._by_key.values() for w in group if w.wildcard]
             else:
                 targets = list(self._by_key.get((kind, ident, key), ()))

@@ -21,6 +21,8 @@ from dataclasses import dataclass
 from types import ModuleType
 from typing import Any
 
+from transact._lib.backoff import Backoff
+from transact._lib.states import Hint
 from transact.engine import workflow as wf
 from transact.engine.registry import REGISTRY, WorkflowInfo
 from transact.engine.runtime import Runtime
@@ -239,9 +241,9 @@ class _ConsumerLoop:
         if self._thread.is_alive():
             log.warning("Kafka consumer for workflow %r did not stop within %s s", self.name, timeout)
 
-    def pause(self, seconds: float) -> None:
-        """Back off (returns early when asked to stop)."""
-        self._stop.wait(seconds)
+    def backoff(self) -> Backoff:
+        """Reconnect and retry pacing; its waits return early when the loop is asked to stop."""
+        return Backoff(initial=0.5, cap=10.0, cancel=self._stop)
 
     def stopping(self) -> bool:
         # destroy() sets rt.stopping before it stops the services: start no new work from then on.
@@ -249,22 +251,20 @@ class _ConsumerLoop:
 
     def _run(self) -> None:
         ck = require()
-        delay = 0.5
+        pacing = self.backoff()
         while not self.stopping():
             try:
                 consumer = ck.Consumer(self.spec.config)
             except Exception:
                 log.exception("cannot create the Kafka consumer for workflow %r; retrying", self.name)
-                self._stop.wait(delay)
-                delay = min(delay * 2, 10.0)
+                pacing.wait()
                 continue
             try:
                 self._serve(ck, consumer)
-                delay = 0.5
+                pacing.reset()
             except Exception:
                 log.exception("Kafka consumer for workflow %r failed; reconnecting", self.name)
-                self._stop.wait(delay)
-                delay = min(delay * 2, 10.0)
+                pacing.wait()
             finally:
                 try:
                     self._drop_chains(ck, consumer, list(self._chains))
@@ -376,7 +376,7 @@ class _ConsumerLoop:
                     consumer.seek(ck.TopicPartition(t, p, off))
                 except ck.KafkaException as exc:
                     log.warning("cannot rewind %s[%d] to offset %d: %s", t, p, off, exc)
-            self.pause(1.0)
+            self._stop.wait(1.0)  # give the database a moment before the rewound messages come again
 
     # -- in_order mode: one chain per partition ---------------------------------------------------
     def _feed_chains(self, consumer: Any, messages: list[Any]) -> None:
@@ -461,7 +461,7 @@ class _Chain:
         return self._cancelled or self.loop.stopping()
 
     def _work(self) -> None:
-        delay = 0.5
+        pacing = self.loop.backoff()
         while True:
             with self._lock:
                 if self._halted() or not self._queue:
@@ -472,10 +472,9 @@ class _Chain:
                 wid = self.loop.start_workflow(m)
             except Exception:
                 log.exception("cannot record the workflow of Kafka message %s[%d]@%d", *self.tp, m.offset())
-                self.loop.pause(delay)  # then try the same message again
-                delay = min(delay * 2, 10.0)
+                pacing.wait()  # then try the same message again
                 continue
-            delay = 0.5
+            pacing.reset()
             if not self._wait_finished(wid):
                 continue  # halted: the loop above exits
             with self._lock:
@@ -491,7 +490,7 @@ class _Chain:
             row = rt.store.workflow_get(workflow_id)
             return True if row is None or row.is_terminal else None
 
-        return rt.waiters.until("done", workflow_id, "", finished, None, halted=self._halted) is not None
+        return rt.waiters.until(Hint.DONE, workflow_id, "", finished, None, halted=self._halted) is not None
 
 
 def to_message(m: Any) -> KafkaMessage:

@@ -1,11 +1,11 @@
 """The lean statement path for Postgres: one blocking libpq call per statement.
 
 psycopg's ``execute`` drives libpq without blocking, from Python: a statement costs several
-generator steps and GIL hand-offs (~110 us of client CPU here, against ~45 us for the network
-calls themselves). The hot writes (start, checkpoint, finish) and every row-count statement go
+generator steps and GIL hand-offs, more client CPU than the network calls themselves (bench/
+measures it). The hot writes (start, checkpoint, finish) and every row-count statement go
 through psycopg's own low-level ``pq`` wrapper instead: ``PQexecPrepared`` with the GIL released,
 prepared once per connection with the parameter types inferred by the server, values sent as text
-(bytes as binary). Whatever this path cannot encode goes through psycopg as before.
+(bytes as binary). Whatever this path cannot encode goes through psycopg.
 
 Must not import the engine or the facade.
 """

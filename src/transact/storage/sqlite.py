@@ -26,10 +26,10 @@ from transact.storage.errors import Conflict, Unavailable
 from transact.storage.store import SqlStore
 
 POLL_INTERVAL_S = 0.01
-# WAL checkpoints run in the poller thread, at most this often and only after writes: SQLite's
-# default (the committing connection checkpoints every 1,000 pages, with an fsync) made one
-# commit in ~15 take milliseconds, doubling the mean commit. Writers keep a far backstop in case
-# no poller runs (a client-only process) or it falls behind.
+# WAL checkpoints run in the poller thread, at most this often and only after writes: with SQLite's
+# default the committing connection checkpoints every 1,000 pages, with an fsync, so an occasional
+# commit pays for a whole checkpoint. Writers keep a far backstop in case no poller runs (a
+# client-only process) or it falls behind.
 CHECKPOINT_INTERVAL_S = 0.1
 BACKSTOP_CHECKPOINT_PAGES = 10_000
 T = TypeVar("T")
