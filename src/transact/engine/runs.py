@@ -47,6 +47,7 @@ class Runs:
     def __init__(self, on_deadline: Callable[[str], None]) -> None:
         self._lock = threading.Lock()
         self._futures: dict[str, concurrent.futures.Future[Any]] = {}
+        self._names: dict[str, str] = {}
         self._contexts: dict[str, Cancellable] = {}
         self._on_deadline = on_deadline
         self._heap: list[tuple[int, str]] = []
@@ -55,15 +56,17 @@ class Runs:
         self._stopped = False
 
     # -- claim -> register -> settle -----------------------------------------------------------
-    def claim(self, workflow_id: str) -> tuple[concurrent.futures.Future[Any], bool]:
-        """The id's future, and True when the caller owns the run and must settle it."""
+    def claim(self, workflow_id: str, name: str) -> tuple[concurrent.futures.Future[Any], bool, str]:
+        """The id's future; True when the caller owns the run and must settle it; and the name of
+        the workflow that holds the id (the caller's own when it owns the run)."""
         with self._lock:
             fut = self._futures.get(workflow_id)
             if fut is not None:
-                return fut, False
+                return fut, False, self._names[workflow_id]
             fut = concurrent.futures.Future()
             self._futures[workflow_id] = fut
-            return fut, True
+            self._names[workflow_id] = name
+            return fut, True, name
 
     def register(self, ctx: Cancellable) -> None:
         """Make a claimed run reachable by cancellation, and arm its deadline."""
@@ -85,6 +88,7 @@ class Runs:
         with self._lock:
             if self._futures.get(workflow_id) is fut:
                 del self._futures[workflow_id]
+                del self._names[workflow_id]
                 self._contexts.pop(workflow_id, None)
         if fut.done():
             return

@@ -69,44 +69,32 @@ def new_row(
 ) -> WorkflowRow:
     """The one shape of a new workflow row. Queued rows wait ENQUEUED (DELAYED with a delay),
     unowned and without a deadline: their timeout starts when a worker dequeues them."""
-    if queue is None:
-        return WorkflowRow(
-            workflow_id=workflow_id,
-            status=Status.PENDING,
-            name=name,
-            class_name=class_name,
-            config_name=config_name,
-            inputs=inputs,
-            executor_id=executor_id,
-            app_version=app_version,
-            recovery_attempts=0,
-            parent_workflow_id=parent_id,
-            forked_from=forked_from,
-            created_at=now,
-            updated_at=now,
-            started_at=now,
-            timeout_ms=timeout_ms,
-            deadline_at=deadline_at,
-        )
-    delayed = bool(queue.delay_seconds)
+    status = Status.PENDING
+    if queue is not None:
+        status = Status.DELAYED if queue.delay_seconds else Status.ENQUEUED
+        app_version = queue.app_version or app_version
     return WorkflowRow(
         workflow_id=workflow_id,
-        status=Status.DELAYED if delayed else Status.ENQUEUED,
+        status=status,
         name=name,
         class_name=class_name,
         config_name=config_name,
-        queue_name=queue.queue_name,
-        queue_partition_key=queue.partition_key,
-        deduplication_id=queue.deduplication_id,
-        priority=queue.priority,
+        queue_name=queue.queue_name if queue else None,
+        queue_partition_key=queue.partition_key if queue else None,
+        deduplication_id=queue.deduplication_id if queue else None,
+        priority=queue.priority if queue else 0,
         inputs=inputs,
-        app_version=queue.app_version or app_version,
+        executor_id=executor_id if queue is None else None,
+        app_version=app_version,
         recovery_attempts=0,
         parent_workflow_id=parent_id,
+        forked_from=forked_from,
         created_at=now,
         updated_at=now,
-        available_at=now + int((queue.delay_seconds or 0) * 1000) if delayed else None,
+        available_at=now + int((queue.delay_seconds or 0) * 1000) if status == Status.DELAYED and queue else None,
+        started_at=now if queue is None else None,
         timeout_ms=timeout_ms,
+        deadline_at=deadline_at if queue is None else None,
     )
 
 
@@ -202,9 +190,16 @@ def insert(
         raise
     except WorkflowNotPending as exc:
         raise WorkflowCancelledError(exc.workflow_id) from None
-    if not inserted and stored.name != row.name:
-        raise WorkflowConflictError(
-            f"workflow id {row.workflow_id!r} already belongs to workflow {stored.name!r}; "
-            f"it cannot be reused for {row.name!r}. Choose another id."
-        )
+    if not inserted:
+        check_same_workflow(row.workflow_id, stored.name, row.name)
     return stored, inserted
+
+
+def check_same_workflow(workflow_id: str, holder: str, name: str) -> None:
+    """An id already taken may be started again only for the same workflow (it then returns the
+    first start's run); for another workflow it is a conflict."""
+    if holder != name:
+        raise WorkflowConflictError(
+            f"workflow id {workflow_id!r} already belongs to workflow {holder!r}; "
+            f"it cannot be reused for {name!r}. Choose another id."
+        )
