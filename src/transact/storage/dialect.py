@@ -73,13 +73,3 @@ class DialectSql:
     wake_adopters: str | None
     schema_probe: str  # one row when the schema_version table exists
     number_series: str  # WITH clause: ``seq(n)`` holding 1..? (one parameter)
-
-
-def dialect_sql(name: str) -> DialectSql:
-    """The statements of the database called ``name`` (``sqlite`` or ``postgres``)."""
-    from transact.storage import postgres_sql, sqlite_sql
-
-    for sql in (sqlite_sql.SQL, postgres_sql.SQL):
-        if sql.name == name:
-            return sql
-    raise ValueError(f"unknown database dialect {name!r}")

@@ -17,14 +17,15 @@ import functools
 import hashlib
 
 from transact._lib.states import Hint
+from transact.storage import postgres_sql, sqlite_sql
 from transact.storage._base import DriverBase, Tx
-from transact.storage.dialect import dialect_sql
 from transact.storage.rows import WORKFLOW_COLUMNS, QueueClaim
 from transact.storage.workflows import to_workflow
 
 __all__ = ["QueueClaim", "QueueSql", "claim_sql", "lock_key"]
 
 _PARTITIONS_MAX = 1000
+_ROW_LOCK = {sql.name: sql.claim_row_lock for sql in (sqlite_sql.SQL, postgres_sql.SQL)}
 
 
 @functools.lru_cache(maxsize=4096)
@@ -42,7 +43,7 @@ def _pk(partitioned: bool) -> str:
 def claim_sql(dialect: str, partitioned: bool, pinned: bool = False) -> str:
     """Take up to N ready rows in claim order; their timeout starts now (deadline_at).
     ``dialect``: the driver's name, whose ``claim_row_lock`` keeps concurrent claimers apart."""
-    row_lock = dialect_sql(dialect).claim_row_lock
+    row_lock = _ROW_LOCK[dialect]
     # MATERIALIZED: the candidates are picked once. As a plain IN (subquery) Postgres may rescan
     # the subquery per outer row (nested-loop semi join), and each rescan skips the rows this
     # statement already locked, so more than LIMIT rows would be claimed.
