@@ -1,4 +1,4 @@
-"""DBOSClient: operate a system database from any process, without ``DBOS.launch()`` (issue 7).
+"""DBOSClient: operate a system database from any process, without ``DBOS.launch()``.
 
 A store and a serializer, no Runtime: enqueued, resumed and forked work is run by the live
 application processes (queue workers claim ENQUEUED rows; unowned PENDING rows are adopted).

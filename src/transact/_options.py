@@ -6,6 +6,7 @@ import contextvars
 from dataclasses import dataclass
 from types import TracebackType
 
+from transact._lib import checks
 from transact.errors import ConfigError
 
 MAX_PRIORITY = 2**31 - 1  # the priority column is a 32-bit INTEGER
@@ -21,19 +22,12 @@ def check_enqueue_options(
 ) -> None:
     """The enqueue options' own rules, the same for ``SetEnqueueOptions`` and ``DBOSClient.enqueue``
     (the rules that depend on the queue are the queue's)."""
-    for name, value in (("deduplication_id", deduplication_id), ("queue_partition_key", queue_partition_key)):
-        if value is not None and (not isinstance(value, str) or not value):
-            raise ConfigError(f"{where} {name!r} must be a non-empty string, got {value!r}")
-    if priority is not None and (
-        isinstance(priority, bool) or not isinstance(priority, int) or not 0 <= priority <= MAX_PRIORITY
-    ):
-        raise ConfigError(f"{where} 'priority' must be an int >= 0 and <= {MAX_PRIORITY}, got {priority!r}")
-    if delay_seconds is not None and (
-        isinstance(delay_seconds, bool)
-        or not isinstance(delay_seconds, int | float)
-        or not 0 <= delay_seconds < float("inf")
-    ):
-        raise ConfigError(f"{where} 'delay_seconds' must be a finite number of seconds >= 0, got {delay_seconds!r}")
+    checks.text(deduplication_id, f"{where} 'deduplication_id'", optional=True)
+    checks.text(queue_partition_key, f"{where} 'queue_partition_key'", optional=True)
+    if priority is not None:
+        checks.count(priority, f"{where} 'priority'", maximum=MAX_PRIORITY)
+    if delay_seconds is not None:
+        checks.seconds(delay_seconds, f"{where} 'delay_seconds'")
 
 
 _next_workflow_id: contextvars.ContextVar[str | None] = contextvars.ContextVar("next_workflow_id", default=None)

@@ -10,6 +10,7 @@ from typing import Any, ParamSpec, TypedDict, TypeVar, overload
 from transact._dbos import workflow_info
 from transact._facade._base import FacadeBase
 from transact._handles import WorkflowHandle, WorkflowHandleAsync
+from transact._lib import checks
 from transact._lib.states import Hint
 from transact._options import check_enqueue_options, current_enqueue_options
 from transact.engine import workflow as wf
@@ -139,14 +140,6 @@ class Queue:
         )
 
 
-def _positive_int(queue: str, what: str, value: object) -> int | None:
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ConfigError(f"Queue({queue!r}) {what} must be a positive int or None, got {value!r}")
-    return value
-
-
 def _validate(
     name: object,
     concurrency: object,
@@ -158,39 +151,32 @@ def _validate(
 ) -> QueueConfig:
     # '|' separates the fields of wake-up notifications ("queue|<name>|").
     if not isinstance(name, str) or not name or "|" in name:
-        raise ConfigError(f"a queue name must be a non-empty string without '|', got {name!r}")
-    conc = _positive_int(name, "concurrency", concurrency)
-    worker = _positive_int(name, "worker_concurrency", worker_concurrency)
+        raise checks.fail("a queue name", "a non-empty string without '|'", name)
+    where = f"Queue({name!r})"
+    conc = checks.optional_count(concurrency, f"{where} concurrency", minimum=1)
+    worker = checks.optional_count(worker_concurrency, f"{where} worker_concurrency", minimum=1)
     if conc is not None and worker is not None and worker > conc:
         raise ConfigError(
-            f"Queue({name!r}) worker_concurrency ({worker}) cannot exceed concurrency ({conc}): no process "
+            f"{where} worker_concurrency ({worker}) cannot exceed concurrency ({conc}): no process "
             "may run more than the global limit; lower worker_concurrency or raise concurrency"
         )
     limit = period = None
     if limiter is not None:
-        shape = "a dict like {'limit': 10, 'period': 1.0} (at most 'limit' starts per 'period' seconds)"
         if not isinstance(limiter, dict) or set(limiter) != {"limit", "period"}:
-            raise ConfigError(f"Queue({name!r}) limiter must be {shape}, got {limiter!r}")
-        limit, period = limiter["limit"], limiter["period"]
-        if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
-            raise ConfigError(f"Queue({name!r}) limiter 'limit' must be a positive int, got {limit!r}")
-        if isinstance(period, bool) or not isinstance(period, int | float) or period <= 0:
-            raise ConfigError(f"Queue({name!r}) limiter 'period' must be a positive number of seconds, got {period!r}")
-    for what, flag in (("priority_enabled", priority_enabled), ("partition_queue", partition_queue)):
-        if not isinstance(flag, bool):
-            raise ConfigError(f"Queue({name!r}) {what} must be True or False, got {flag!r}")
+            shape = "a dict like {'limit': 10, 'period': 1.0} (at most 'limit' starts per 'period' seconds)"
+            raise checks.fail(f"{where} limiter", shape, limiter)
+        limit = checks.count(limiter["limit"], f"{where} limiter 'limit'", minimum=1)
+        period = checks.seconds(limiter["period"], f"{where} limiter 'period'", positive=True)
     poll = polling_interval_sec
-    if poll is not None and (isinstance(poll, bool) or not isinstance(poll, int | float) or poll <= 0):
-        raise ConfigError(f"Queue({name!r}) polling_interval_sec must be a positive number, got {poll!r}")
     return QueueConfig(
         name=name,
         concurrency=conc,
         worker_concurrency=worker,
         rate_limit=limit,
-        rate_period_s=float(period) if period is not None else None,
-        priority_enabled=bool(priority_enabled),
-        partitioned=bool(partition_queue),
-        poll_seconds=float(poll) if poll is not None else None,
+        rate_period_s=period,
+        priority_enabled=checks.flag(priority_enabled, f"{where} priority_enabled"),
+        partitioned=checks.flag(partition_queue, f"{where} partition_queue"),
+        poll_seconds=None if poll is None else checks.seconds(poll, f"{where} polling_interval_sec", positive=True),
     )
 
 

@@ -12,8 +12,8 @@ class TransactError(Exception):
     """Base class of every error Transact raises on purpose."""
 
 
-class ConfigError(TransactError, ValueError):
-    """Invalid configuration; the message names the key."""
+class ConfigError(TransactError, ValueError, TypeError):
+    """Invalid configuration or argument; the message names it and says what it must be."""
 
 
 class DatabaseUnavailableError(TransactError):

@@ -152,7 +152,7 @@ def test_bad_input_errors(dbos: type[DBOS]) -> None:
         DBOS.set_event("k", 1)
     with pytest.raises(NotInWorkflowError, match=r"DBOS.write_stream"):
         DBOS.write_stream("k", 1)
-    with pytest.raises(TypeError, match="topic must be a string or None"):
+    with pytest.raises(TypeError, match="topic must be a non-empty string"):
         DBOS.send("x", 1, topic=5)  # type: ignore[arg-type]
     with pytest.raises(TypeError, match="destination_id must be a non-empty string"):
         DBOS.send("", 1)
@@ -177,7 +177,7 @@ def test_bad_input_errors(dbos: type[DBOS]) -> None:
 
     with pytest.raises(NotInWorkflowError, match="cannot be called from inside a step"):
         bad_wf("step")
-    with pytest.raises(TypeError, match="timeout_seconds must be a number of seconds"):
+    with pytest.raises(TypeError, match="timeout_seconds must be a finite number of seconds"):
         bad_wf("timeout")
     with pytest.raises(TransactError, match="cannot be serialized"), SetWorkflowID("unpicklable"):
         bad_wf("lock")

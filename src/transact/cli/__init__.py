@@ -1,4 +1,4 @@
-"""The ``transact`` command line (issue 7): ``transact --help``.
+"""The ``transact`` command line: ``transact --help``.
 
 ``main`` turns expected failures (unknown ids, unreachable databases, bad arguments) into one line
 on stderr and exit code 1; unexpected ones keep their traceback.

@@ -13,6 +13,7 @@ from dataclasses import replace
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, TypedDict
 
+from transact._lib import checks
 from transact._lib.states import QUEUED, Status
 from transact._options import check_enqueue_options
 from transact.engine import serialization
@@ -79,26 +80,9 @@ def epoch_ms(value: Any, *, what: str) -> int | None:
     return int(moment.timestamp() * 1000)
 
 
-def _strings(value: Any, *, what: str) -> list[str] | None:
-    if value is None:
-        return None
-    values = [value] if isinstance(value, str) else value
-    if not isinstance(values, list | tuple | set | frozenset) or not all(isinstance(v, str) for v in values):
-        raise ConfigError(f"{what} must be a string or a list of strings, got {value!r}")
-    return [str(v) for v in values]
-
-
-def _count(value: Any, *, what: str) -> int | None:
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise ConfigError(f"{what} must be an int >= 0, got {value!r}")
-    return value
-
-
-def _optional_str(value: Any, *, what: str) -> str | None:
+def _opt_str(value: Any, *, what: str) -> str | None:
     if value is not None and not isinstance(value, str):
-        raise ConfigError(f"{what} must be a string, got {value!r}")
+        raise checks.fail(what, "a string", value)
     return value
 
 
@@ -140,27 +124,27 @@ def list_query(*, queued_only: bool = False, **filters: Unpack[ListFilters]) -> 
     if unknown:
         raise TypeError(f"{api}() got an unexpected keyword argument {unknown[0]!r}")
     f: dict[str, Any] = dict(filters)
-    statuses = _strings(f.get("status"), what="status")
+    statuses = checks.strings(f.get("status"), "status")
     for s in statuses or ():
         if s not in STATUSES:
             raise ConfigError(f"status {s!r} is not a workflow status; use one of {', '.join(STATUSES)}")
     if queued_only and statuses is None:
         statuses = list(QUEUED_STATUSES)
     return ListQuery(
-        workflow_ids=_strings(f.get("workflow_ids"), what="workflow_ids"),
+        workflow_ids=checks.strings(f.get("workflow_ids"), "workflow_ids"),
         statuses=statuses,
-        names=_strings(f.get("name"), what="name"),
+        names=checks.strings(f.get("name"), "name"),
         created_from=epoch_ms(f.get("start_time"), what="start_time"),
         created_to=epoch_ms(f.get("end_time"), what="end_time"),
-        queue_name=_optional_str(f.get("queue_name"), what="queue_name"),
+        queue_name=_opt_str(f.get("queue_name"), what="queue_name"),
         queued_only=queued_only,
-        id_prefix=_optional_str(f.get("workflow_id_prefix"), what="workflow_id_prefix"),
-        app_version=_optional_str(f.get("app_version"), what="app_version"),
-        executor_id=_optional_str(f.get("executor_id"), what="executor_id"),
-        parent_workflow_id=_optional_str(f.get("parent_workflow_id"), what="parent_workflow_id"),
-        forked_from=_optional_str(f.get("forked_from"), what="forked_from"),
-        limit=_count(f.get("limit"), what="limit"),
-        offset=_count(f.get("offset"), what="offset"),
+        id_prefix=_opt_str(f.get("workflow_id_prefix"), what="workflow_id_prefix"),
+        app_version=_opt_str(f.get("app_version"), what="app_version"),
+        executor_id=_opt_str(f.get("executor_id"), what="executor_id"),
+        parent_workflow_id=_opt_str(f.get("parent_workflow_id"), what="parent_workflow_id"),
+        forked_from=_opt_str(f.get("forked_from"), what="forked_from"),
+        limit=checks.optional_count(f.get("limit"), "limit"),
+        offset=checks.optional_count(f.get("offset"), "offset"),
         newest_first=bool(f.get("sort_desc", False)),
         load_input=bool(f.get("load_input", True)),
         load_output=bool(f.get("load_output", True)) and not queued_only,
@@ -242,9 +226,8 @@ def fork(
 ) -> str:
     """Start a new workflow with the same inputs that reuses the outcomes of steps before
     ``start_step`` (1 re-runs everything) and runs the rest. Returns the new workflow id."""
-    if isinstance(start_step, bool) or not isinstance(start_step, int) or start_step < 1:
-        raise ConfigError(f"start_step must be an int >= 1 (1 re-runs every step), got {start_step!r}")
-    _optional_str(app_version, what="application_version")
+    checks.count(start_step, "start_step (1 re-runs every step)", minimum=1)
+    _opt_str(app_version, what="application_version")
     source = get_row(store, workflow_id)
     now = now_ms()
     new_id = new_workflow_id or random_workflow_id()
@@ -324,7 +307,7 @@ def enqueue_row(options: Mapping[str, Any], args: Sequence[Any], kwargs: Mapping
         if not isinstance(value, str) or not value:
             raise ConfigError(f"enqueue option {key!r} must be a non-empty string, got {value!r}")
     for key in ("workflow_id", "app_version"):
-        _optional_str(options.get(key), what=f"enqueue option {key!r}")
+        _opt_str(options.get(key), what=f"enqueue option {key!r}")
     priority = options.get("priority") or 0
     delay = options.get("delay_seconds")
     check_enqueue_options(

@@ -16,6 +16,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
+from transact._lib import checks
 from transact._lib.states import Hint, Status
 from transact.engine import serialization, step
 from transact.engine.clock import now_ms
@@ -41,28 +42,19 @@ CLOSE_STREAM = "DBOS.close_stream"
 POLL_S = 2.0  # safety net for a lost wake-up; wake-ups themselves are pushed
 RECHECK_S = 30.0  # long sleeps re-read the wall clock now and then (it may have been adjusted)
 STREAM_BATCH = 1000
-MAX_NAME_CHARS = 2000
 _NONE = serialization.dumps(None, what="None")
 
 
 # -- validation (before anything is written) -----------------------------------------------------
 def checked_duration_ms(value: Any, api: str, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise TypeError(f"{api}: {name} must be a number of seconds, got {value!r}")
-    if math.isnan(value) or math.isinf(value) or value < 0:
-        raise ValueError(f"{api}: {name} must be a finite number of seconds >= 0, got {value!r}")
-    return math.ceil(value * 1000)
+    return math.ceil(checks.seconds(value, f"{api}: {name}") * 1000)
 
 
 def checked_text(value: Any, api: str, name: str, *, optional: bool = False) -> str:
-    if value is None and optional:
+    """A bounded, non-empty string; with ``optional``, None or "" mean "no value" (returned as "")."""
+    if optional and (value is None or value == ""):
         return ""
-    if not isinstance(value, str) or (not value and not optional):
-        hint = "a string or None" if optional else "a non-empty string"
-        raise TypeError(f"{api}: {name} must be {hint}, got {value!r}")
-    if len(value) > MAX_NAME_CHARS:  # ids, topics and keys travel in NOTIFY payloads (8000 bytes)
-        raise ValueError(f"{api}: {name} is {len(value)} characters long; use at most {MAX_NAME_CHARS}")
-    return value
+    return checks.text(value, f"{api}: {name}", bounded=True) or ""
 
 
 def _workflow_or_none() -> WorkflowContext | None:

@@ -71,7 +71,7 @@ class RecoveryService(LoopService):
         and nothing else handles it; None leaves SIGTERM alone."""
         super().__init__(rt)
         self._shutdown = on_sigterm
-        self.scan_interval = min(rt.settings.heartbeat_seconds, 1.0 if rt.store.dialect == "sqlite" else 5.0)
+        self.scan_interval = min(rt.settings.heartbeat_seconds, 5.0 if rt.store.pushes_wakeups else 1.0)
 
     def _names(self) -> str:
         return "\n".join(sorted(self.rt.registry.workflows))

@@ -103,7 +103,7 @@ class Runtime:
             raise DatabaseUnavailableError(f"cannot open system database: {exc}") from exc
         self.store.group_commit = self.store.group_commit and settings.group_commit
         # Queue wake-ups are pushed; the poll is only a safety net (LISTEN reconnects wake everyone).
-        self.queue_poll_seconds = settings.queue_poll_seconds or (10.0 if self.store.dialect == "postgres" else 1.0)
+        self.queue_poll_seconds = settings.queue_poll_seconds or (10.0 if self.store.pushes_wakeups else 1.0)
         self.waiters = Waiters()
         self.store.set_hint_handler(self._on_hint)
         self.workflow_pool = concurrent.futures.ThreadPoolExecutor(

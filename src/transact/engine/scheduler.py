@@ -226,7 +226,8 @@ class Scheduler(LoopService):
 
     def on_hint(self, kind: str, ident: str, key: str) -> None:
         # No lock: called from the listener thread, which must not wait for our database calls.
-        if kind == Hint.SCHEDULE or (kind == Hint.ALL and self.rt.store.dialect != "sqlite"):
+        # With pushed wake-ups "*" means the listener reconnected (hints may be lost): reload now.
+        if kind == Hint.SCHEDULE or (kind == Hint.ALL and self.rt.store.pushes_wakeups):
             self._reload_at = 0.0
             self._wake.set()
         elif kind == Hint.ALL:

@@ -11,12 +11,13 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
+from transact._lib import checks
 from transact._lib.backoff import Backoff
 from transact.engine import serialization
 from transact.engine.clock import now_ms
 from transact.engine.context import WorkflowContext, current_step, current_workflow
 from transact.engine.replay import recorded_outcome
-from transact.errors import ConfigError, StepRetriesExceededError, WorkflowCancelledError
+from transact.errors import StepRetriesExceededError, WorkflowCancelledError
 from transact.storage import WorkflowNotPending
 from transact.storage.rows import StepRow
 
@@ -29,12 +30,14 @@ class StepOptions:
     backoff_rate: float = 2.0
 
     def __post_init__(self) -> None:
-        if not isinstance(self.max_attempts, int) or self.max_attempts < 1:
-            raise ConfigError(f"@DBOS.step max_attempts must be an int >= 1, got {self.max_attempts!r}")
-        if not isinstance(self.interval_seconds, int | float) or self.interval_seconds < 0:
-            raise ConfigError(f"@DBOS.step interval_seconds must be >= 0, got {self.interval_seconds!r}")
-        if not isinstance(self.backoff_rate, int | float) or self.backoff_rate < 1:
-            raise ConfigError(f"@DBOS.step backoff_rate must be >= 1, got {self.backoff_rate!r}")
+        checks.count(self.max_attempts, "@DBOS.step max_attempts", minimum=1)
+        checks.seconds(self.interval_seconds, "@DBOS.step interval_seconds")
+        if (
+            isinstance(self.backoff_rate, bool)
+            or not isinstance(self.backoff_rate, int | float)
+            or self.backoff_rate < 1
+        ):
+            raise checks.fail("@DBOS.step backoff_rate", "a number >= 1", self.backoff_rate)
 
     @property
     def attempts(self) -> int:
@@ -60,7 +63,7 @@ def _row(
             output = serialization.dumps_fast(value)
         except Exception as exc:
             error = serialization.unpicklable(exc, what=f"the output of step {name!r}")
-    # Positional: keyword construction of the 8-field row cost 0.25 us more per step.
+    # Positional: keyword construction of the 8-field row is measurably slower on the per-step path.
     return StepRow(
         ctx.workflow_id,
         function_id,
