@@ -348,7 +348,7 @@ def test_fork_reuses_steps_before_start_step(dbos: type[DBOS]) -> None:
         assert DBOS.fork_workflow("orig", 1, application_version="v9").get_result(timeout=20) == [10, 20, 30, 40]
     assert runs == Counter({1: 2, 2: 3, 3: 3, 4: 3})
     assert DBOS.get_workflow_status("fork-all").app_version == "v9"  # type: ignore[union-attr]
-    with pytest.raises(ConfigError, match="start_step \(1 re-runs every step\) must be an int >= 1"):
+    with pytest.raises(ConfigError, match=r"start_step \(1 re-runs every step\) must be an int >= 1"):
         DBOS.fork_workflow("orig", 0)
     with pytest.raises(WorkflowNotFoundError, match="'nope'"):
         DBOS.fork_workflow("nope", 1)
