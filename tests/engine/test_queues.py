@@ -98,17 +98,17 @@ class Tracker:
     [
         ({"name": ""}, "non-empty string"),
         ({"name": "a|b"}, "without '|'"),
-        ({"name": "q", "concurrency": 0}, "concurrency must be a positive int"),
-        ({"name": "q", "concurrency": True}, "concurrency must be a positive int"),
-        ({"name": "q", "worker_concurrency": -1}, "worker_concurrency must be a positive int"),
+        ({"name": "q", "concurrency": 0}, "concurrency must be an int >= 1"),
+        ({"name": "q", "concurrency": True}, "concurrency must be an int >= 1"),
+        ({"name": "q", "worker_concurrency": -1}, "worker_concurrency must be an int >= 1"),
         ({"name": "q", "concurrency": 2, "worker_concurrency": 3}, "cannot exceed concurrency"),
         ({"name": "q", "limiter": {"limit": 5}}, "limiter must be a dict like"),
         ({"name": "q", "limiter": {"limit": 5, "period": 1, "burst": 2}}, "limiter must be a dict like"),
-        ({"name": "q", "limiter": {"limit": 0, "period": 1}}, "'limit' must be a positive int"),
-        ({"name": "q", "limiter": {"limit": 1, "period": 0}}, "'period' must be a positive number"),
+        ({"name": "q", "limiter": {"limit": 0, "period": 1}}, "'limit' must be an int >= 1"),
+        ({"name": "q", "limiter": {"limit": 1, "period": 0}}, "'period' must be a finite number of seconds > 0"),
         ({"name": "q", "priority_enabled": "yes"}, "priority_enabled must be True or False"),
         ({"name": "q", "partition_queue": 1}, "partition_queue must be True or False"),
-        ({"name": "q", "polling_interval_sec": 0}, "polling_interval_sec must be a positive number"),
+        ({"name": "q", "polling_interval_sec": 0}, "polling_interval_sec must be a finite number of seconds > 0"),
     ],
 )
 def test_bad_queue_arguments_are_rejected(kwargs: dict[str, Any], message: str) -> None:
