@@ -247,7 +247,8 @@ class Runtime:
         fut = self.runs.future(workflow_id) if local else None
         if fut is not None:
             try:
-                return await asyncio.wait_for(asyncio.wrap_future(fut), timeout)
+                # shield: a timeout here must not cancel the run's future, which other waiters share
+                return await asyncio.wait_for(asyncio.shield(asyncio.wrap_future(fut)), timeout)
             except NotLocal:
                 pass
             except asyncio.TimeoutError:

@@ -12,6 +12,7 @@ Must not import the engine or the facade.
 
 from __future__ import annotations
 
+import itertools
 import weakref
 from collections.abc import Sequence
 from typing import Any
@@ -27,6 +28,7 @@ _OK = (pq.ExecStatus.COMMAND_OK, pq.ExecStatus.TUPLES_OK)
 _TEXT, _BINARY = 0, 1
 
 # Statement names prepared on each connection (a connection the pool replaces starts afresh).
+_names = itertools.count()
 _prepared: weakref.WeakKeyDictionary[Any, dict[str, bytes]] = weakref.WeakKeyDictionary()
 _dollar: dict[str, bytes] = {}
 
@@ -88,11 +90,20 @@ def execute(conn: psycopg.Connection[Any], sql: str, encoded: tuple[list[bytes |
         names = _prepared[pgconn] = {}
     name = names.get(sql)
     if name is None:
-        name = f"transact_{len(names)}".encode()
+        name = f"transact_{next(_names)}".encode()  # never reused: a stale entry cannot name another statement
         _check(conn, pgconn.prepare(name, _numbered(sql), None))
         names[sql] = name
     values, formats = encoded
-    return _check(conn, pgconn.exec_prepared(name, values, formats))  # type: ignore[arg-type]  # None = NULL
+    try:
+        return _check(conn, pgconn.exec_prepared(name, values, formats))  # type: ignore[arg-type]  # None = NULL
+    except pg_errors.InvalidSqlStatementName:
+        # psycopg sends DEALLOCATE ALL after a rollback on a connection where it prepared statements
+        # of its own, which drops ours too: forget them all, then prepare again.
+        names.clear()
+        if pgconn.transaction_status == pq.TransactionStatus.IDLE:  # autocommit: nothing to undo
+            return execute(conn, sql, encoded)
+        # Inside a transaction the failure aborted it: the unit is retried whole, like after an outage.
+        raise psycopg.OperationalError("prepared statements were deallocated; running the unit again") from None
 
 
 def rowcount(result: PGresult) -> int:
