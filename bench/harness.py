@@ -317,9 +317,9 @@ def launched(url: str, **config: Any) -> Iterator[Any]:
 
 def store() -> Any:
     """The launched instance's store (for its ``round_trips`` counter)."""
-    from transact import _current
+    from transact import DBOS
 
-    return _current.runtime().store
+    return DBOS._rt().store
 
 
 def _proc_cpu_s(pid: int) -> float:

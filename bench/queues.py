@@ -146,7 +146,6 @@ def _backlog(target: Target, rec: Recorder, *, n: int) -> None:
     except ImportError:
         rec.skip("3.queue", "backlog drain: DBOSClient not available")
         return
-    from transact import _current
 
     pg = target.name == "postgres"
     floor_rate = rec.floors["insert_commit_concurrent_per_s"]
@@ -173,7 +172,7 @@ def _backlog(target: Target, rec: Recorder, *, n: int) -> None:
     with launched(url):
         t_launch = time.perf_counter() - t0
         with CpuMeter(url if pg else None) as cpu:  # inside: the app's backends must still exist at exit
-            _current.runtime().hint_listeners.append(on_hint)
+            DBOS._rt().hint_listeners.append(on_hint)
             for status in DBOS.list_workflows(queue_name="bench_q", status="SUCCESS"):  # done before we listened
                 on_hint("done", status.workflow_id, "")
             finished = all_done.wait(timeout=300)
