@@ -110,3 +110,32 @@ def test_new_code_with_changed_step_body_finishes(db_url: str, tmp_path: Path) -
     assert "RESULT abBc" in out, out
     assert effects(tmp_path).count("step_a code=A") == 1
     assert "step_a code=B" not in effects(tmp_path)
+
+
+def test_a_step_that_finishes_during_a_cross_process_cancel_is_not_run_again_after_resume(
+    db_url: str, tmp_path: Path
+) -> None:
+    """The cancel comes from another process while step 2 runs; the step still finishes, so its
+    outcome is kept and the resumed workflow replays it instead of running it again."""
+    from transact import DBOSClient
+
+    (tmp_path / "hold-2").touch()
+    proc = spawn(APP, db_url, "serve", str(tmp_path), "3")
+    try:
+        wait_until(lambda: "start steps-wf 2" in effects(tmp_path), timeout=30, what="step 2 to start")
+        with DBOSClient(db_url) as client:
+            client.cancel_workflow("steps-wf")
+            (tmp_path / "hold-2").unlink()
+            wait_until(
+                lambda: 2 in [s["function_id"] for s in client.list_workflow_steps("steps-wf")],
+                timeout=30,
+                what="step 2's outcome to be kept although the workflow was cancelled",
+            )
+            assert client.get_workflow_status("steps-wf").status == "CANCELLED"  # type: ignore[union-attr]
+            client.resume_workflow("steps-wf")
+            assert client.retrieve_workflow("steps-wf").get_result(timeout=30) == 60
+        lines = effects(tmp_path)
+        assert [lines.count(f"start steps-wf {i}") for i in (1, 2, 3)] == [1, 1, 1], lines
+    finally:
+        (tmp_path / "stop").touch()
+        proc.wait(timeout=30)

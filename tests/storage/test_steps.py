@@ -24,6 +24,17 @@ def test_step_record_is_fenced(store: Store) -> None:
     assert set(store.steps_load("w1")) == {1}
 
 
+def test_step_record_cancelled_keeps_a_finished_step_of_a_cancelled_workflow_only(store: Store) -> None:
+    store.workflow_insert(wf("w1"))
+    assert not store.step_record_cancelled(step("w1", 1), executor_id="ex-1")  # still PENDING: refused
+    store.workflow_cancel("w1", 2)
+    assert not store.step_record_cancelled(step("w1", 1), executor_id="ex-2")  # not the owner
+    written, n = trips(store, lambda: store.step_record_cancelled(step("w1", 1), executor_id="ex-1"))
+    assert written and n == 1
+    assert not store.step_record_cancelled(step("w1", 1, b"again"), executor_id="ex-1")  # first outcome stays
+    assert store.steps_load("w1")[1].output == b"x"
+
+
 def test_step_record_for_a_deleted_workflow(store: Store) -> None:
     with pytest.raises(WorkflowNotPending) as info:
         store.step_record(step("ghost", 1), executor_id="ex-1")

@@ -13,6 +13,7 @@ from typing import Any
 
 from transact._lib import checks
 from transact._lib.backoff import Backoff
+from transact._lib.states import Status
 from transact.engine import serialization
 from transact.engine.clock import now_ms
 from transact.engine.context import WorkflowContext, current_step, current_workflow
@@ -100,9 +101,14 @@ def not_pending(ctx: WorkflowContext, exc: WorkflowNotPending, what: str) -> Wor
 
 def record(ctx: WorkflowContext, row: StepRow) -> StepRow:
     """Write a checkpoint; returns the row that counts (ours, or one recorded first elsewhere)."""
+    store = ctx.runtime.store
     try:
-        existing = ctx.runtime.store.step_record(row, executor_id=ctx.runtime.executor_id)
+        existing = store.step_record(row, executor_id=ctx.runtime.executor_id)
     except WorkflowNotPending as exc:
+        if exc.status == Status.CANCELLED:
+            # The step ran to completion: keep its outcome, so a resume replays it instead of running
+            # it again (the fence refuses only this run's later steps).
+            store.step_record_cancelled(row, executor_id=ctx.runtime.executor_id)
         raise not_pending(ctx, exc, f"step {row.function_name!r}") from None
     return existing or row
 

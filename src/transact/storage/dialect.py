@@ -40,6 +40,9 @@ class StepStatements:
     migration 0010), so its statements go through the workflow row's seq."""
 
     record: str  # fenced insert of one checkpoint; parameters: steps.fenced_step_params
+    # ``record`` fenced on CANCELLED instead of PENDING (same parameters, same owner): the outcome
+    # of a step that finished while its workflow was being cancelled, so a resume does not run it again.
+    record_cancelled: str
     record_set: SetForm | None  # ``record`` for many rows at once (None: no group commit)
     select_one: str  # (workflow_id, function_id)
     of_workflows: str  # every step of the workflows in ``{marks}`` (format it), any order

@@ -94,6 +94,7 @@ FINISH_MANY = SetForm(
 
 STEPS = StepStatements(
     record=RECORD_STEP,
+    record_cancelled=RECORD_STEP.replace("status = 'PENDING'", "status = 'CANCELLED'"),
     record_set=RECORD_STEPS,
     select_one=f"SELECT {STEP_COLUMNS} FROM operation_outputs WHERE workflow_id = ? AND function_id = ?",
     of_workflows=f"SELECT {STEP_COLUMNS} FROM operation_outputs WHERE workflow_id IN ({{marks}})",

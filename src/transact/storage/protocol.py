@@ -131,6 +131,12 @@ class StepStore(Protocol):
         (the hot path: concurrent calls may share one group commit on Postgres)."""
         ...
 
+    def step_record_cancelled(self, step: StepRow, *, executor_id: str) -> bool:
+        """Record the outcome of a step that finished while its workflow was being cancelled:
+        written only while the workflow is CANCELLED and still names ``executor_id`` as owner, so a
+        later resume replays it instead of running it again. True when written. Round trips: 1."""
+        ...
+
     def steps_load(self, workflow_id: str) -> dict[int, StepRow]:
         """Every recorded outcome of a workflow by function id, for replay. Round trips: 1."""
         ...

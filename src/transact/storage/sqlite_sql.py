@@ -26,6 +26,12 @@ STEPS = StepStatements(
         "WHERE w.workflow_id = ?9 AND w.status = 'PENDING' AND w.executor_id = ?10 AND ?1 = ?9 "
         "ON CONFLICT DO NOTHING"
     ),
+    record_cancelled=(
+        f"INSERT INTO operation_outputs (step_key, {STEP_COLUMNS}) "
+        f"SELECT (w.seq << {STEP_KEY_BITS}) + ?2, ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8 FROM workflow_status w "
+        "WHERE w.workflow_id = ?9 AND w.status = 'CANCELLED' AND w.executor_id = ?10 AND ?1 = ?9 "
+        "ON CONFLICT DO NOTHING"
+    ),
     record_set=None,
     select_one=(
         f"SELECT {STEP_COLUMNS} FROM operation_outputs WHERE step_key = "

@@ -24,6 +24,11 @@ class StepSql(FencedSql):
             return None
         return self.read(lambda tx: self._explain_step_miss(tx, step.workflow_id, step.function_id, executor_id))
 
+    def step_record_cancelled(self, step: StepRow, *, executor_id: str) -> bool:
+        statements = self.sql.steps
+        params = fenced_step_params(step, step.workflow_id, executor_id)
+        return bool(self.write(lambda tx: tx.run(statements.record_cancelled, params), single=True) == 1)
+
     def steps_load(self, workflow_id: str) -> dict[int, StepRow]:
         """Every recorded outcome of a workflow, for replay. Round trips: 1."""
         return self.steps_load_many([workflow_id])[workflow_id]

@@ -97,6 +97,12 @@ def main() -> None:
         print("STARTED", flush=True)
         total = sum(DBOS.retrieve_workflow(f"many-{i}").get_result() for i in range(N))
         print(f"RESULT {total}", flush=True)
+    elif MODE == "serve":  # start the workflow, then keep serving until told to stop
+        with SetWorkflowID("steps-wf"):
+            DBOS.start_workflow(steps_workflow, N)
+        print("STARTED", flush=True)
+        while not os.path.exists(os.path.join(WORKDIR, "stop")):
+            time.sleep(0.05)
     elif MODE == "crashloop":
         with SetWorkflowID("crashloop"):
             handle = DBOS.start_workflow(crashing_workflow)
