@@ -8,6 +8,7 @@ from transact._dbos import DBOS
 from transact._handles import WorkflowHandle, WorkflowHandleAsync
 from transact._options import SetEnqueueOptions, SetWorkflowID, SetWorkflowTimeout
 from transact._queue import Queue
+from transact.engine.registry import ConfiguredInstance as DBOSConfiguredInstance
 from transact.errors import (
     ConfigError,
     DatabaseUnavailableError,
@@ -32,7 +33,7 @@ from transact.errors import (
     WorkflowConflictError,
     WorkflowNotFoundError,
 )
-from transact.models import KafkaMessage, WorkflowStatus, WorkflowStatusString
+from transact.models import KafkaMessage, StepInfo, StepOptions, StepStatus, WorkflowStatus, WorkflowStatusString
 
 DBOSConfig = dict
 
@@ -44,6 +45,7 @@ __all__ = [
     "DBOSAwaitedWorkflowCancelledError",
     "DBOSClient",
     "DBOSConfig",
+    "DBOSConfiguredInstance",
     "DBOSException",
     "DBOSMaxStepRetriesExceeded",
     "DBOSNonExistentWorkflowError",
@@ -64,7 +66,10 @@ __all__ = [
     "SetEnqueueOptions",
     "SetWorkflowID",
     "SetWorkflowTimeout",
+    "StepInfo",
+    "StepOptions",
     "StepRetriesExceededError",
+    "StepStatus",
     "TransactError",
     "WorkflowCancelledError",
     "WorkflowConflictError",

@@ -16,19 +16,19 @@ from transact._facade.admin import AdminFacade
 from transact._facade.comms import CommsFacade
 from transact._facade.kafka import KafkaFacade
 from transact._facade.schedule import ScheduleFacade
+from transact._facade.steps import StepFacade, step_status
 from transact._facade.txn import TxnFacade
 from transact._handles import WorkflowHandle, WorkflowHandleAsync
 from transact.engine import services
 from transact.engine import workflow as wf
 from transact.engine.context import current_step, current_workflow
 from transact.engine.recovery import stranded_workflows
-from transact.engine.registry import REGISTRY, WorkflowInfo
+from transact.engine.registry import REGISTRY, WorkflowInfo, takes_target
 from transact.engine.runtime import Runtime
 from transact.engine.status import to_status
-from transact.engine.step import StepOptions, run_step, run_step_async
 from transact.engine.transaction import current_session
 from transact.errors import ConfigError, WorkflowNotFoundError, WorkflowNotRegisteredError
-from transact.models import WorkflowStatus
+from transact.models import StepStatus, WorkflowStatus
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
@@ -53,6 +53,11 @@ class _DBOSMeta(type):
         return current_step.get()
 
     @property
+    def step_status(cls) -> StepStatus | None:
+        """The running step's position and, with retries, its attempt; None outside a step."""
+        return step_status()
+
+    @property
     def config(cls) -> dict[str, Any]:
         return dict(FacadeBase._instance()._config)
 
@@ -62,7 +67,7 @@ class _DBOSMeta(type):
         return current_session()
 
 
-class DBOS(CommsFacade, AdminFacade, ScheduleFacade, TxnFacade, KafkaFacade, metaclass=_DBOSMeta):
+class DBOS(StepFacade, CommsFacade, AdminFacade, ScheduleFacade, TxnFacade, KafkaFacade, metaclass=_DBOSMeta):
     """The process-wide Transact instance. Construct once with a config, then ``launch()``."""
 
     logger = logging.getLogger("transact")
@@ -152,6 +157,7 @@ class DBOS(CommsFacade, AdminFacade, ScheduleFacade, TxnFacade, KafkaFacade, met
                 func=fn,
                 is_async=inspect.iscoroutinefunction(fn),
                 max_recovery_attempts=max_recovery_attempts if max_recovery_attempts is not None else 1 << 30,
+                takes_target=takes_target(fn),
             )
             REGISTRY.add_workflow(info)
             if info.is_async:
@@ -174,62 +180,12 @@ class DBOS(CommsFacade, AdminFacade, ScheduleFacade, TxnFacade, KafkaFacade, met
 
         return decorate(func) if func is not None else decorate
 
-    @overload
-    @classmethod
-    def step(cls, func: Callable[P, R], /) -> Callable[P, R]: ...
-
-    @overload
-    @classmethod
-    def step(
-        cls,
-        *,
-        name: str | None = None,
-        retries_allowed: bool = False,
-        interval_seconds: float = 1.0,
-        max_attempts: int = 3,
-        backoff_rate: float = 2.0,
-    ) -> Callable[[Callable[P, R]], Callable[P, R]]: ...
-
-    @classmethod  # type: ignore[misc]
-    def step(
-        cls,
-        func: Callable[P, R] | None = None,
-        /,
-        *,
-        name: str | None = None,
-        retries_allowed: bool = False,
-        interval_seconds: float = 1.0,
-        max_attempts: int = 3,
-        backoff_rate: float = 2.0,
-    ) -> Any:
-        opts = StepOptions(retries_allowed, interval_seconds, max_attempts, backoff_rate)
-
-        def decorate(fn: Callable[P, R]) -> Callable[P, R]:
-            step_name = name or fn.__qualname__
-            if inspect.iscoroutinefunction(fn):
-
-                @functools.wraps(fn)
-                async def async_wrapper(*args: Any, **kwargs: Any) -> Any:
-                    return await run_step_async(step_name, fn, opts, args, kwargs)
-
-                wrapper: Any = async_wrapper
-            else:
-
-                @functools.wraps(fn)
-                def sync_wrapper(*args: Any, **kwargs: Any) -> Any:
-                    return run_step(step_name, fn, opts, args, kwargs)
-
-                wrapper = sync_wrapper
-            wrapper.__transact_step__ = step_name
-            return cast(Callable[P, R], wrapper)
-
-        return decorate(func) if func is not None else decorate
-
     # -- starting and finding workflows -------------------------------------------------------
     @classmethod
     def start_workflow(cls, func: Callable[P, R], *args: P.args, **kwargs: P.kwargs) -> WorkflowHandle[R]:
         rt = cls._rt()
-        wid = wf.start(rt, workflow_info(func), args, kwargs)
+        info, call_args = resolve(func, args)
+        wid = wf.start(rt, info, call_args, kwargs)
         return WorkflowHandle(rt, wid, rt.runs.future(wid))
 
     @classmethod
@@ -237,7 +193,8 @@ class DBOS(CommsFacade, AdminFacade, ScheduleFacade, TxnFacade, KafkaFacade, met
         cls, func: Callable[P, Coroutine[Any, Any, R]] | Callable[P, R], *args: P.args, **kwargs: P.kwargs
     ) -> WorkflowHandleAsync[R]:
         rt = cls._rt()
-        wid = await wf.start_async(rt, workflow_info(func), args, kwargs)
+        info, call_args = resolve(func, args)
+        wid = await wf.start_async(rt, info, call_args, kwargs)
         return WorkflowHandleAsync(rt, wid)
 
     @classmethod
@@ -286,10 +243,21 @@ def _code_version() -> str:
     return digest.hexdigest()[:16]
 
 
-def workflow_info(func: Callable[..., Any]) -> WorkflowInfo:
-    info = getattr(func, "__transact_workflow__", None)
+def resolve(func: Callable[..., Any], args: tuple[Any, ...]) -> tuple[WorkflowInfo, tuple[Any, ...]]:
+    """The workflow ``func`` starts, and its arguments: a bound method (``obj.method``,
+    ``Cls.classmethod``) runs on its instance or class; a step runs as a workflow of one step."""
+    if inspect.ismethod(func):
+        args = (func.__self__, *args)
+        func = func.__func__
+    info = getattr(func, "__transact_workflow__", None) or getattr(func, "__transact_step_workflow__", None)
     if info is None:
         raise WorkflowNotRegisteredError(
-            f"{getattr(func, '__qualname__', func)!r} is not a workflow; decorate it with @DBOS.workflow()"
+            f"{getattr(func, '__qualname__', func)!r} is not a workflow or a step; decorate it with "
+            "@DBOS.workflow() (or @DBOS.step() to run it as a workflow of one step)"
         )
-    return cast(WorkflowInfo, info)
+    if info.step and REGISTRY.workflows.get(info.name) is not info:
+        raise ConfigError(
+            f"step {info.name!r} cannot be started on its own: a workflow has the same name. "
+            "Give the step its own name with @DBOS.step(name=...)"
+        )
+    return cast(WorkflowInfo, info), args

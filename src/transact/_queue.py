@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Callable, Coroutine
 from typing import Any, ParamSpec, TypedDict, TypeVar, overload
 
-from transact._dbos import workflow_info
+from transact._dbos import resolve
 from transact._facade._base import FacadeBase
 from transact._handles import WorkflowHandle, WorkflowHandleAsync
 from transact._lib import checks
@@ -85,7 +85,8 @@ class Queue:
     def enqueue(self, func: Callable[P, Any], *args: P.args, **kwargs: P.kwargs) -> WorkflowHandle[Any]:
         """Durably enqueue a workflow; a worker of this queue runs it. Returns its handle."""
         rt = FacadeBase._rt()
-        return WorkflowHandle(rt, wf.start(rt, workflow_info(func), args, kwargs, queue=self._spec()))
+        info, call_args = resolve(func, args)
+        return WorkflowHandle(rt, wf.start(rt, info, call_args, kwargs, queue=self._spec()))
 
     @overload
     async def enqueue_async(
@@ -102,7 +103,8 @@ class Queue:
     ) -> WorkflowHandleAsync[Any]:
         """``enqueue`` for async code: the insert runs off the event loop."""
         rt = FacadeBase._rt()
-        return WorkflowHandleAsync(rt, await wf.start_async(rt, workflow_info(func), args, kwargs, queue=self._spec()))
+        info, call_args = resolve(func, args)
+        return WorkflowHandleAsync(rt, await wf.start_async(rt, info, call_args, kwargs, queue=self._spec()))
 
     def _spec(self) -> QueueSpec:
         """The enqueue options of the enclosing ``SetEnqueueOptions``, checked against this queue."""

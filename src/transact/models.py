@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypedDict
 
 from transact._lib.states import Status
 
@@ -56,3 +57,37 @@ class KafkaMessage:
     value: bytes | None = None
     headers: list[tuple[str, bytes | None]] = field(default_factory=list)
     timestamp: int | None = None
+
+
+class StepOptions(TypedDict, total=False):
+    """Options of ``DBOS.run_step`` (the same as ``@DBOS.step``'s keyword arguments)."""
+
+    name: str
+    retries_allowed: bool
+    interval_seconds: float
+    max_attempts: int
+    backoff_rate: float
+    should_retry: Callable[[BaseException], bool | Awaitable[bool]]
+    timeout_seconds: float
+
+
+class StepInfo(TypedDict):
+    """One recorded step of a workflow, as ``list_workflow_steps`` returns it."""
+
+    function_id: int
+    function_name: str
+    output: Any
+    error: BaseException | None
+    child_workflow_id: str | None
+    started_at_epoch_ms: int | None
+    completed_at_epoch_ms: int | None
+
+
+@dataclass(frozen=True)
+class StepStatus:
+    """The running step, as ``DBOS.step_status`` shows it: its position in the workflow, and for a
+    step with retries the attempt under way (0 first) and how many attempts it may take."""
+
+    step_id: int
+    current_attempt: int | None
+    max_attempts: int | None

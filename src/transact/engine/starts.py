@@ -18,7 +18,7 @@ from transact.engine import serialization
 from transact.engine.clock import now_ms
 from transact.engine.context import WorkflowContext, current_step, current_workflow
 from transact.engine.ids import new_workflow_id
-from transact.engine.registry import WorkflowInfo
+from transact.engine.registry import ConfiguredInstance, WorkflowInfo
 from transact.engine.replay import recorded_outcome
 from transact.errors import NotLaunchedError, QueueDeduplicatedError, WorkflowCancelledError, WorkflowConflictError
 from transact.storage import Conflict, Store, WorkflowNotPending
@@ -130,7 +130,8 @@ def plan(
             )
         parent.check_cancelled()
     wid = explicit or (f"{parent.workflow_id}-{function_id}" if parent is not None else new_workflow_id())
-    inputs = serialization.dumps_inputs(info.func, args, kwargs, workflow=info.name)
+    class_name, config_name, stored_args = _target(rt, info, args)
+    inputs = serialization.dumps_inputs(info.func, stored_args, kwargs, workflow=info.name)
     now = now_ms()
     timeout = current_timeout()
     timeout_ms = int(timeout * 1000) if timeout is not None else None
@@ -150,8 +151,25 @@ def plan(
         timeout_ms=timeout_ms,
         deadline_at=deadline,
         parent_id=parent.workflow_id if parent is not None else None,
+        class_name=class_name,
+        config_name=config_name,
     )
     return StartPlan(row=row, parent=parent, function_id=function_id)
+
+
+def _target(rt: Runtime, info: WorkflowInfo, args: tuple[Any, ...]) -> tuple[str | None, str | None, tuple[Any, ...]]:
+    """A method's instance or class is recorded by name, not pickled: (class name, config name,
+    the arguments to store). Recovery finds the registered instance or class again by that name."""
+    if not info.takes_target or not args:
+        return None, None, args
+    target = args[0]
+    if isinstance(target, ConfiguredInstance):
+        return rt.registry.class_name(type(target)), target.config_name, args[1:]
+    if isinstance(target, type):
+        name = rt.registry.class_name(target)
+        rt.registry.classes.setdefault(name, target)
+        return name, None, args[1:]
+    return None, None, args  # an ordinary object: stored with the arguments (it must pickle)
 
 
 def insert_plan(rt: Runtime, plan: StartPlan) -> tuple[WorkflowRow, bool]:

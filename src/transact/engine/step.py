@@ -7,6 +7,10 @@ the facade.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
+import contextvars
+import inspect
+import threading
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -18,21 +22,50 @@ from transact.engine import serialization
 from transact.engine.clock import now_ms
 from transact.engine.context import WorkflowContext, current_step, current_workflow
 from transact.engine.replay import recorded_outcome
-from transact.errors import StepRetriesExceededError, WorkflowCancelledError
+from transact.errors import StepRetriesExceededError, TransactError, WorkflowCancelledError
 from transact.storage import WorkflowNotPending
 from transact.storage.rows import StepRow
 
+ShouldRetry = Callable[[BaseException], "bool | Awaitable[bool]"]
+
+# (0-based attempt, attempts allowed) while a retrying step runs; unset on the one-attempt path.
+current_attempt: contextvars.ContextVar[tuple[int, int] | None] = contextvars.ContextVar(
+    "transact_step_attempt", default=None
+)
+
+
+class StepTimeoutError(TransactError, TimeoutError):
+    """One attempt of a step ran past its ``timeout_seconds`` (it is retried like any failure)."""
+
+    def __init__(self, step_name: str, timeout_s: float) -> None:
+        super().__init__(f"step {step_name!r} did not finish within {timeout_s} s (timeout_seconds)")
+        self.step_name = step_name
+        self.timeout_s = timeout_s
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (type(self), (self.step_name, self.timeout_s))
+
 
 @dataclass(frozen=True)
-class StepOptions:
+class StepPolicy:
+    """How a step runs: retries, the pause between attempts, which errors are retried, and a
+    per-attempt time limit."""
+
     retries_allowed: bool = False
     interval_seconds: float = 1.0
     max_attempts: int = 3
     backoff_rate: float = 2.0
+    should_retry: ShouldRetry | None = None
+    timeout_seconds: float | None = None
 
     def __post_init__(self) -> None:
+        checks.flag(self.retries_allowed, "@DBOS.step retries_allowed")
         checks.count(self.max_attempts, "@DBOS.step max_attempts", minimum=1)
         checks.seconds(self.interval_seconds, "@DBOS.step interval_seconds")
+        if self.should_retry is not None and not callable(self.should_retry):
+            raise checks.fail("@DBOS.step should_retry", "a function taking the exception", self.should_retry)
+        if self.timeout_seconds is not None:
+            checks.seconds(self.timeout_seconds, "@DBOS.step timeout_seconds", positive=True)
         if (
             isinstance(self.backoff_rate, bool)
             or not isinstance(self.backoff_rate, int | float)
@@ -43,6 +76,11 @@ class StepOptions:
     @property
     def attempts(self) -> int:
         return self.max_attempts if self.retries_allowed else 1
+
+    @property
+    def plain(self) -> bool:
+        """One attempt, no time limit: the per-step hot path (no retry loop, no thread)."""
+        return not self.retries_allowed and self.timeout_seconds is None
 
     def pacing(self) -> Backoff:
         """The waits between attempts: ``interval_seconds * backoff_rate**n``, no jitter, uncapped."""
@@ -130,7 +168,7 @@ def begin(name: str) -> tuple[WorkflowContext, int, StepRow | None] | None:
     return ctx, function_id, recorded
 
 
-def run_step(name: str, fn: Callable[..., Any], opts: StepOptions, args: Any, kwargs: Any) -> Any:
+def run_step(name: str, fn: Callable[..., Any], opts: StepPolicy, args: Any, kwargs: Any) -> Any:
     begun = begin(name)
     if begun is None:
         value, error = _attempt_sync(name, fn, opts, args, kwargs, None)
@@ -143,9 +181,9 @@ def run_step(name: str, fn: Callable[..., Any], opts: StepOptions, args: Any, kw
     started = now_ms()
     token = current_step.set(function_id)
     try:
-        if opts.retries_allowed:
+        if not opts.plain:
             value, error = _attempt_sync(name, fn, opts, args, kwargs, ctx)
-        else:  # one attempt: no retry loop to set up (the per-step hot path)
+        else:  # one attempt, no time limit: no retry loop to set up (the per-step hot path)
             try:
                 value, error = fn(*args, **kwargs), None
             except Exception as exc:
@@ -156,9 +194,7 @@ def run_step(name: str, fn: Callable[..., Any], opts: StepOptions, args: Any, kw
     return _outcome(record(ctx, mine), mine, value, error)
 
 
-async def run_step_async(
-    name: str, fn: Callable[..., Awaitable[Any]], opts: StepOptions, args: Any, kwargs: Any
-) -> Any:
+async def run_step_async(name: str, fn: Callable[..., Awaitable[Any]], opts: StepPolicy, args: Any, kwargs: Any) -> Any:
     begun = begin(name)
     if begun is None:
         value, error = await _attempt_async(name, fn, opts, args, kwargs, None)
@@ -179,37 +215,88 @@ async def run_step_async(
 
 
 def _attempt_sync(
-    name: str, fn: Callable[..., Any], opts: StepOptions, args: Any, kwargs: Any, ctx: WorkflowContext | None
+    name: str, fn: Callable[..., Any], opts: StepPolicy, args: Any, kwargs: Any, ctx: WorkflowContext | None
 ) -> tuple[Any, BaseException | None]:
     errors: list[BaseException] = []
     pacing = opts.pacing()
     pacing.cancel = ctx.cancelled if ctx is not None else None
-    for attempt in range(opts.attempts):
+    attempts = opts.attempts
+    for attempt in range(attempts):
+        token = current_attempt.set((attempt, attempts)) if opts.retries_allowed else None
         try:
-            return fn(*args, **kwargs), None
+            if opts.timeout_seconds is None:
+                return fn(*args, **kwargs), None
+            return _within(name, fn, args, kwargs, opts.timeout_seconds), None
         except Exception as exc:
             errors.append(exc)
-            if attempt + 1 < opts.attempts and not pacing.wait() and ctx is not None:
+            if opts.should_retry is not None and not _retry_wanted(opts.should_retry, exc):
+                return None, exc  # not retryable: the step fails with the original error
+            if attempt + 1 < attempts and not pacing.wait() and ctx is not None:
                 raise WorkflowCancelledError(ctx.workflow_id) from exc
+        finally:
+            if token is not None:
+                current_attempt.reset(token)
     return None, _final_error(name, opts, errors)
+
+
+def _within(name: str, fn: Callable[..., Any], args: Any, kwargs: Any, timeout_s: float) -> Any:
+    """Run one attempt in its own thread and wait at most ``timeout_s``. Python cannot stop a
+    thread: an attempt past its limit is abandoned (it runs on in the background, and whatever it
+    returns is discarded) and the step fails with StepTimeoutError, retried like any failure."""
+    done: concurrent.futures.Future[Any] = concurrent.futures.Future()
+
+    def attempt() -> None:
+        try:
+            done.set_result(fn(*args, **kwargs))
+        except BaseException as exc:
+            done.set_exception(exc)
+
+    context = contextvars.copy_context()  # the step's workflow and position, as in the caller
+    threading.Thread(target=context.run, args=(attempt,), name=f"transact-step-{name}", daemon=True).start()
+    try:
+        return done.result(timeout_s)
+    except concurrent.futures.TimeoutError:
+        raise StepTimeoutError(name, timeout_s) from None
+
+
+def _retry_wanted(should_retry: ShouldRetry, exc: BaseException) -> bool:
+    answer = should_retry(exc)
+    if inspect.isawaitable(answer):
+        answer = asyncio.run(_awaited(answer))
+    return bool(answer)
+
+
+async def _awaited(answer: Awaitable[bool]) -> bool:
+    return await answer
 
 
 async def _attempt_async(
     name: str,
     fn: Callable[..., Awaitable[Any]],
-    opts: StepOptions,
+    opts: StepPolicy,
     args: Any,
     kwargs: Any,
     ctx: WorkflowContext | None,
 ) -> tuple[Any, BaseException | None]:
     errors: list[BaseException] = []
     pacing = opts.pacing()
-    for attempt in range(opts.attempts):
+    attempts = opts.attempts
+    for attempt in range(attempts):
+        token = current_attempt.set((attempt, attempts)) if opts.retries_allowed else None
         try:
-            return await fn(*args, **kwargs), None
+            if opts.timeout_seconds is None:
+                return await fn(*args, **kwargs), None
+            try:
+                return await asyncio.wait_for(fn(*args, **kwargs), opts.timeout_seconds), None
+            except asyncio.TimeoutError:
+                raise StepTimeoutError(name, opts.timeout_seconds) from None  # the attempt was cancelled
         except Exception as exc:
             errors.append(exc)
-            if attempt + 1 < opts.attempts:
+            if opts.should_retry is not None:
+                answer = opts.should_retry(exc)
+                if not (await answer if inspect.isawaitable(answer) else answer):
+                    return None, exc
+            if attempt + 1 < attempts:
                 delay = pacing.next_delay()
                 if ctx is None:
                     await asyncio.sleep(delay)
@@ -219,10 +306,13 @@ async def _attempt_async(
                         await waiter.wait_async(delay)
                 if ctx.cancelled.is_set():
                     raise WorkflowCancelledError(ctx.workflow_id) from exc
+        finally:
+            if token is not None:
+                current_attempt.reset(token)
     return None, _final_error(name, opts, errors)
 
 
-def _final_error(name: str, opts: StepOptions, errors: list[BaseException]) -> BaseException:
+def _final_error(name: str, opts: StepPolicy, errors: list[BaseException]) -> BaseException:
     if opts.retries_allowed:
         return StepRetriesExceededError(name, errors)
     return errors[-1]

@@ -357,6 +357,8 @@ def resume(
         return True  # already running here
     try:
         args, kwargs = serialization.loads(row.inputs) if row.inputs else ((), {})
+        if row.class_name is not None and info.takes_target:
+            args = (rt.registry.target(row.class_name, row.config_name), *args)
         if recorded is None:
             recorded = rt.store.steps_load(row.workflow_id)
     except BaseException as exc:
