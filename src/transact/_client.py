@@ -165,13 +165,22 @@ class DBOSClient:
         key = comms.checked_text(key, "DBOSClient.get_event", "key")
         timeout_ms = comms.checked_duration_ms(timeout_seconds, "DBOSClient.get_event", "timeout_seconds")
         data = self._wait_for(
-            "event",
+            Hint.EVENT,
             workflow_id,
             key,
             lambda: self._call(self._store.event_get, workflow_id, key),
             timeout_ms / 1000,
         )
         return serialization.loads(data)
+
+    def get_all_events(self, workflow_id: str) -> dict[str, Any]:
+        """Every event workflow ``workflow_id`` has set, key -> latest value."""
+        workflow_id = comms.checked_text(workflow_id, "DBOSClient.get_all_events", "workflow_id")
+        events = self._call(self._store.events_get_all, workflow_id)
+        return {key: serialization.loads(data) for key, data in events.items()}
+
+    async def get_all_events_async(self, workflow_id: str) -> dict[str, Any]:
+        return await asyncio.to_thread(self.get_all_events, workflow_id)
 
     async def get_event_async(self, workflow_id: str, key: str, timeout_seconds: float = 60) -> Any:
         return await asyncio.to_thread(self.get_event, workflow_id, key, timeout_seconds)
@@ -222,21 +231,25 @@ class DBOSClient:
         return [to_status(row, load_output=False) for row in rows]
 
     # -- steering -----------------------------------------------------------------------------
-    def cancel_workflow(self, workflow_id: str) -> None:
-        """Cancel the workflow and its unfinished descendants (running ones stop at their next step)."""
-        self._call(admin.cancel, self._store, workflow_id)
+    def cancel_workflow(self, workflow_id: str, *, cancel_children: bool = True) -> None:
+        """Cancel the workflow and (by default) its unfinished descendants (running ones stop at
+        their next step)."""
+        self._call(admin.cancel, self._store, workflow_id, cancel_children=cancel_children)
 
-    async def cancel_workflow_async(self, workflow_id: str) -> None:
-        await asyncio.to_thread(self.cancel_workflow, workflow_id)
+    async def cancel_workflow_async(self, workflow_id: str, *, cancel_children: bool = True) -> None:
+        await asyncio.to_thread(lambda: self.cancel_workflow(workflow_id, cancel_children=cancel_children))
 
-    def resume_workflow(self, workflow_id: str) -> WorkflowHandleClient[Any]:
-        """Continue a CANCELLED or MAX_RECOVERY_ATTEMPTS_EXCEEDED workflow: a live application
-        process that registers it picks it up (queued ones rejoin their queue)."""
-        self._call(admin.resume, self._store, workflow_id)
+    def resume_workflow(self, workflow_id: str, *, queue_name: str | None = None) -> WorkflowHandleClient[Any]:
+        """Continue a CANCELLED, MAX_RECOVERY_ATTEMPTS_EXCEEDED, stuck PENDING or still-queued
+        workflow: a live application process that registers it picks it up (``queue_name``:
+        enqueue it on that queue instead)."""
+        self._call(admin.resume, self._store, workflow_id, queue_name=queue_name)
         return WorkflowHandleClient(self, workflow_id)
 
-    async def resume_workflow_async(self, workflow_id: str) -> WorkflowHandleClientAsync[Any]:
-        await asyncio.to_thread(self.resume_workflow, workflow_id)
+    async def resume_workflow_async(
+        self, workflow_id: str, *, queue_name: str | None = None
+    ) -> WorkflowHandleClientAsync[Any]:
+        await asyncio.to_thread(lambda: self.resume_workflow(workflow_id, queue_name=queue_name))
         return WorkflowHandleClientAsync(self, workflow_id)
 
     def fork_workflow(
@@ -290,7 +303,7 @@ class WorkflowHandleClient(Generic[R]):
     def get_workflow_id(self) -> str:
         return self.workflow_id
 
-    def get_result(self, *, timeout: float | None = None) -> R:
+    def get_result(self, *, timeout: float | None = None, polling_interval_sec: float | None = None) -> R:
         result: R = self._client._result(self.workflow_id, timeout)
         return result
 
@@ -312,7 +325,7 @@ class WorkflowHandleClientAsync(Generic[R]):
     def get_workflow_id(self) -> str:
         return self.workflow_id
 
-    async def get_result(self, *, timeout: float | None = None) -> R:
+    async def get_result(self, *, timeout: float | None = None, polling_interval_sec: float | None = None) -> R:
         result: R = await asyncio.to_thread(self._client._result, self.workflow_id, timeout)
         return result
 

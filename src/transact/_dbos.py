@@ -214,8 +214,14 @@ class DBOS(StepFacade, CommsFacade, AdminFacade, ScheduleFacade, TxnFacade, Kafk
         return WorkflowHandleAsync(rt, workflow_id)
 
     @classmethod
-    def get_result(cls, workflow_id: str) -> Any:
+    def get_result(cls, workflow_id: str, *, polling_interval_sec: float | None = None) -> Any:
+        """Wait for the workflow's result (its error is raised). Completions are pushed, so
+        ``polling_interval_sec`` is accepted for compatibility and needs no tuning."""
         return cls._rt().await_result(workflow_id)
+
+    @classmethod
+    async def get_result_async(cls, workflow_id: str, *, polling_interval_sec: float | None = None) -> Any:
+        return await cls._rt().await_result_async(workflow_id)
 
     @classmethod
     def get_workflow_status(cls, workflow_id: str) -> WorkflowStatus | None:

@@ -28,7 +28,9 @@ class WorkflowHandle(Generic[R]):
     def get_workflow_id(self) -> str:
         return self.workflow_id
 
-    def get_result(self, *, timeout: float | None = None) -> R:
+    def get_result(self, *, timeout: float | None = None, polling_interval_sec: float | None = None) -> R:
+        """The workflow's result (its error is raised). Completions are pushed: ``polling_interval_sec``
+        is accepted for compatibility and needs no tuning."""
         if self._future is not None:
             value: R = self._rt.future_result(self._future, self.workflow_id, timeout)
             return value
@@ -53,7 +55,7 @@ class WorkflowHandleAsync(Generic[R]):
     def get_workflow_id(self) -> str:
         return self.workflow_id
 
-    async def get_result(self, *, timeout: float | None = None) -> R:
+    async def get_result(self, *, timeout: float | None = None, polling_interval_sec: float | None = None) -> R:
         result: R = await self._rt.await_result_async(self.workflow_id, timeout)
         return result
 

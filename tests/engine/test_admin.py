@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import wait_until
-from transact import DBOS, DBOSClient, SetWorkflowID, WorkflowCancelledError, WorkflowNotFoundError
+from transact import DBOS, DBOSClient, Queue, SetWorkflowID, WorkflowCancelledError, WorkflowNotFoundError
 from transact.engine import admin
 from transact.errors import ConfigError, WorkflowConflictError
 from transact.storage import Store, open_store
@@ -237,16 +237,17 @@ def test_cancel_stops_after_current_step_and_resume_finishes(dbos: type[DBOS]) -
     with pytest.raises(WorkflowCancelledError):
         handle.get_result(timeout=20)
     assert gate.runs == Counter({1: 1, 2: 1})  # step 3 never ran
-    assert [s["function_id"] for s in DBOS.list_workflow_steps("cancel-1")] == [1]
+    # step 2 finished after the cancel: its outcome is kept, so the resume does not run it again
+    assert [s["function_id"] for s in DBOS.list_workflow_steps("cancel-1")] == [1, 2]
     DBOS.cancel_workflow("cancel-1")  # cancelling again changes nothing
 
     resumed = DBOS.resume_workflow("cancel-1")
     assert resumed.get_result(timeout=20) == 60
-    assert gate.runs == Counter({1: 1, 2: 2, 3: 1})  # step 1 replayed, step 2 (unrecorded) re-ran
+    assert gate.runs == Counter({1: 1, 2: 1, 3: 1})  # steps 1 and 2 replayed
     status = DBOS.get_workflow_status("cancel-1")
     assert status is not None and status.status == "SUCCESS" and status.recovery_attempts <= 1
     assert DBOS.resume_workflow("cancel-1").get_result() == 60  # finished: resume changes nothing
-    assert gate.runs == Counter({1: 1, 2: 2, 3: 1})
+    assert gate.runs == Counter({1: 1, 2: 1, 3: 1})
 
 
 def test_cancel_from_another_process_is_fenced_and_resume_is_adopted(dbos: type[DBOS], db_url: str) -> None:
@@ -265,7 +266,7 @@ def test_cancel_from_another_process_is_fenced_and_resume_is_adopted(dbos: type[
         assert gate.runs == Counter({1: 1, 2: 1})
         assert client.get_workflow_status("cancel-2").status == "CANCELLED"  # type: ignore[union-attr]
         assert client.resume_workflow("cancel-2").get_result(timeout=30) == 60
-    assert gate.runs == Counter({1: 1, 2: 2, 3: 1})
+    assert gate.runs == Counter({1: 1, 2: 1, 3: 1})  # step 2 finished after the cancel: kept, replayed
 
 
 def test_cancel_and_resume_cover_child_workflows(dbos: type[DBOS]) -> None:
@@ -286,7 +287,7 @@ def test_cancel_and_resume_cover_child_workflows(dbos: type[DBOS]) -> None:
         handle.get_result(timeout=20)
     assert DBOS.resume_workflow("tree").get_result(timeout=20) == 61
     assert [w.status for w in DBOS.list_workflows(workflow_ids=["tree", "tree-1"])] == ["SUCCESS", "SUCCESS"]
-    assert gate.runs == Counter({1: 1, 2: 2, 3: 1})
+    assert gate.runs == Counter({1: 1, 2: 1, 3: 1})
 
 
 def test_resume_dead_lettered_and_queued_workflows(dbos: type[DBOS], store: Store) -> None:
@@ -413,3 +414,98 @@ def test_async_variants(dbos: type[DBOS]) -> None:
         assert await DBOS.get_workflow_status_async("async-2") is None
 
     asyncio.run(main())
+
+
+def test_cancel_without_children_leaves_them_running(dbos: type[DBOS]) -> None:
+    gate = threading.Event()
+    child_started = threading.Event()
+
+    @DBOS.workflow()
+    def child() -> str:
+        child_started.set()
+        gate.wait(10)
+        return "child done"
+
+    @DBOS.workflow()
+    def parent() -> str:
+        handle = DBOS.start_workflow(child)
+        DBOS.recv("never", timeout_seconds=30)
+        return str(handle.get_result())
+
+    with SetWorkflowID("cc-parent"):
+        handle = DBOS.start_workflow(parent)
+    assert child_started.wait(10)
+    DBOS.cancel_workflow("cc-parent", cancel_children=False)
+    with pytest.raises(WorkflowCancelledError):
+        handle.get_result(timeout=10)
+    gate.set()
+    assert DBOS.retrieve_workflow("cc-parent-1").get_result(timeout=10) == "child done"
+
+
+def test_resume_runs_a_queued_workflow_now_or_moves_it_to_another_queue(dbos: type[DBOS]) -> None:
+    slow = Queue("slow-lane", concurrency=1)
+    Queue("fast-lane")
+    gate = threading.Event()
+
+    @DBOS.workflow()
+    def blocker() -> str:
+        gate.wait(10)
+        return "blocked"
+
+    @DBOS.workflow()
+    def job(n: int) -> int:
+        return n
+
+    first = slow.enqueue(blocker)  # holds the queue's one slot
+    wait_until(lambda: DBOS.get_workflow_status(first.workflow_id).status == "PENDING")  # type: ignore[union-attr]
+    waiting, moved = slow.enqueue(job, 1), slow.enqueue(job, 2)
+    assert DBOS.get_workflow_status(waiting.workflow_id).status == "ENQUEUED"  # type: ignore[union-attr]
+    assert DBOS.resume_workflow(waiting.workflow_id).get_result(timeout=10) == 1  # out of the queue, at once
+    assert DBOS.get_workflow_status(waiting.workflow_id).queue_name is None  # type: ignore[union-attr]
+    DBOS.resume_workflow(moved.workflow_id, queue_name="fast-lane")
+    assert moved.get_result(timeout=10) == 2
+    assert DBOS.get_workflow_status(moved.workflow_id).queue_name == "fast-lane"  # type: ignore[union-attr]
+    gate.set()
+    assert first.get_result(timeout=10) == "blocked"
+
+
+def test_get_all_events_outside_and_inside_a_workflow(dbos: type[DBOS], db_url: str) -> None:
+    reads: list[dict[str, Any]] = []
+
+    @DBOS.workflow()
+    def publisher() -> None:
+        DBOS.set_event("a", 1)
+        DBOS.set_event("b", {"x": 2})
+        DBOS.set_event("a", 3)
+
+    @DBOS.workflow()
+    def reader(target: str) -> dict[str, Any]:
+        seen = DBOS.get_all_events(target)
+        reads.append(seen)
+        return seen
+
+    with SetWorkflowID("pub"):
+        publisher()
+    expected = {"a": 3, "b": {"x": 2}}
+    assert DBOS.get_all_events("pub") == expected
+    assert asyncio.run(DBOS.get_all_events_async("pub")) == expected
+    with DBOSClient(db_url) as client:
+        assert client.get_all_events("pub") == expected
+        assert client.get_all_events("nobody") == {}
+    with SetWorkflowID("reader"):
+        assert reader("pub") == expected
+    with SetWorkflowID("reader"):
+        assert reader("pub") == expected  # replayed from its step
+    assert len(reads) == 1
+    assert [s["function_name"] for s in DBOS.list_workflow_steps("reader")] == ["DBOS.get_all_events"]
+
+
+def test_get_result_accepts_a_polling_interval(dbos: type[DBOS]) -> None:
+    @DBOS.workflow()
+    def answer() -> int:
+        return 42
+
+    handle = DBOS.start_workflow(answer)
+    assert handle.get_result(polling_interval_sec=0.5) == 42
+    assert DBOS.get_result(handle.workflow_id, polling_interval_sec=0.5) == 42
+    assert asyncio.run(DBOS.get_result_async(handle.workflow_id)) == 42

@@ -71,29 +71,33 @@ class AdminFacade(FacadeBase):
 
     # -- steering -----------------------------------------------------------------------------
     @classmethod
-    def cancel_workflow(cls, workflow_id: str) -> None:
-        """Cancel the workflow and its unfinished descendants: a running one stops at its next step,
-        a queued one never starts. Raises WorkflowNotFoundError for an unknown id."""
+    def cancel_workflow(cls, workflow_id: str, *, cancel_children: bool = True) -> None:
+        """Cancel the workflow and (by default) its unfinished descendants: a running one stops at
+        its next step, a queued one never starts. Raises WorkflowNotFoundError for an unknown id."""
         rt = cls._rt()
-        admin.cancel(rt.store, workflow_id, rt)
+        admin.cancel(rt.store, workflow_id, rt, cancel_children=cancel_children)
 
     @classmethod
-    async def cancel_workflow_async(cls, workflow_id: str) -> None:
+    async def cancel_workflow_async(cls, workflow_id: str, *, cancel_children: bool = True) -> None:
         rt = cls._rt()
-        await rt.aio(admin.cancel, rt.store, workflow_id, rt)
+        await rt.aio(admin.cancel, rt.store, workflow_id, rt, cancel_children=cancel_children)
 
     @classmethod
-    def resume_workflow(cls, workflow_id: str) -> WorkflowHandle[Any]:
-        """Continue a CANCELLED or MAX_RECOVERY_ATTEMPTS_EXCEEDED workflow from its checkpoints
-        (queued ones rejoin their queue). Other statuses are left as they are."""
+    def resume_workflow(cls, workflow_id: str, *, queue_name: str | None = None) -> WorkflowHandle[Any]:
+        """Continue a workflow from its checkpoints: a CANCELLED or MAX_RECOVERY_ATTEMPTS_EXCEEDED
+        one (queued ones rejoin their queue), a stuck PENDING one, or one still waiting in its queue
+        (it runs now). ``queue_name``: enqueue it on that queue instead. Finished ones are left as
+        they are."""
         rt = cls._rt()
-        admin.resume(rt.store, workflow_id, rt)
+        admin.resume(rt.store, workflow_id, rt, queue_name=queue_name)
         return WorkflowHandle(rt, workflow_id)
 
     @classmethod
-    async def resume_workflow_async(cls, workflow_id: str) -> WorkflowHandleAsync[Any]:
+    async def resume_workflow_async(
+        cls, workflow_id: str, *, queue_name: str | None = None
+    ) -> WorkflowHandleAsync[Any]:
         rt = cls._rt()
-        await rt.aio(admin.resume, rt.store, workflow_id, rt)
+        await rt.aio(admin.resume, rt.store, workflow_id, rt, queue_name=queue_name)
         return WorkflowHandleAsync(rt, workflow_id)
 
     @classmethod

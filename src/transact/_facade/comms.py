@@ -72,6 +72,15 @@ class CommsFacade(FacadeBase):
     async def get_event_async(cls, workflow_id: str, key: str, timeout_seconds: float = 60) -> Any:
         return await comms.get_event_async(cls._rt(), workflow_id, key, timeout_seconds)
 
+    @classmethod
+    def get_all_events(cls, workflow_id: str) -> dict[str, Any]:
+        """Every event workflow ``workflow_id`` has set, key -> latest value (recorded in a workflow)."""
+        return comms.get_all_events(cls._rt(), workflow_id)
+
+    @classmethod
+    async def get_all_events_async(cls, workflow_id: str) -> dict[str, Any]:
+        return await comms.get_all_events_async(cls._rt(), workflow_id)
+
     # -- streams ------------------------------------------------------------------------------
     @classmethod
     def write_stream(cls, key: str, value: Any) -> None:

@@ -39,9 +39,15 @@ if TYPE_CHECKING:
 
 STATUSES = tuple(s.value for s in Status)
 QUEUED_STATUSES = QUEUED
-# Resumable: stopped by an operator or dead-lettered after too many crashes. PENDING and
-# ENQUEUED work is already on its way; SUCCESS and ERROR are final (fork to run again).
-RESUMABLE = (Status.CANCELLED, Status.MAX_RECOVERY_ATTEMPTS_EXCEEDED)
+# Resumable: stopped by an operator, dead-lettered after too many crashes, stuck (PENDING), or
+# still waiting in a queue. SUCCESS and ERROR are final (fork to run again).
+RESUMABLE = (
+    Status.CANCELLED,
+    Status.MAX_RECOVERY_ATTEMPTS_EXCEEDED,
+    Status.PENDING,
+    Status.ENQUEUED,
+    Status.DELAYED,
+)
 LOCAL_STOP_TIMEOUT_S = 5.0
 ENQUEUE_KEYS = (
     "workflow_name",
@@ -193,21 +199,32 @@ def list_steps(store: Store, workflow_id: str) -> list[dict[str, Any]]:
 
 
 # -- steering -----------------------------------------------------------------------------------
-def cancel(store: Store, workflow_id: str, rt: Runtime | None = None) -> None:
-    """Cancel a workflow and its unfinished descendants. Running ones stop at their next step
-    (the checkpoint write is fenced on PENDING); queued ones never start. Finished: no change."""
-    changed = rt.cancel_tree(workflow_id) if rt is not None else store.workflow_cancel(workflow_id, now_ms())
+def cancel(store: Store, workflow_id: str, rt: Runtime | None = None, *, cancel_children: bool = True) -> None:
+    """Cancel a workflow and (by default) its unfinished descendants. Running ones stop at their
+    next step (the checkpoint write is fenced on PENDING); queued ones never start. Finished: no change."""
+    checks.flag(cancel_children, "cancel_children")
+    if rt is not None:
+        changed = rt.cancel_tree(workflow_id, with_children=cancel_children)
+    else:
+        changed = store.workflow_cancel(workflow_id, now_ms(), with_children=cancel_children)
     if not changed:
         get_row(store, workflow_id)
 
 
-def resume(store: Store, workflow_id: str, rt: Runtime | None = None) -> bool:
-    """Restart a CANCELLED or MAX_RECOVERY_ATTEMPTS_EXCEEDED workflow (and its cancelled
-    descendants) from its checkpoints. Queued ones go back to their queue. Returns False (and
-    changes nothing) for any other status."""
+def resume(store: Store, workflow_id: str, rt: Runtime | None = None, *, queue_name: str | None = None) -> bool:
+    """Restart a workflow from its checkpoints: a CANCELLED or MAX_RECOVERY_ATTEMPTS_EXCEEDED one
+    (with its cancelled descendants; queued ones go back to their queue), a PENDING one whose run
+    is stuck or gone (taken over at once), or one still waiting in its queue (it runs now, out of
+    the queue). With ``queue_name`` it is enqueued on that queue instead. Returns False (and changes
+    nothing) for a finished workflow, or one already running in this process."""
+    checks.text(queue_name, "queue_name", optional=True)
     if rt is not None:
+        if workflow_id in rt.runs and get_row(store, workflow_id).status == Status.PENDING:
+            return False  # running here: nothing to unstick
         _wait_local_stop(rt, workflow_id)
-    rows = store.workflow_resume(workflow_id=workflow_id, from_statuses=RESUMABLE, executor_id=None, now=now_ms())
+    rows = store.workflow_resume(
+        workflow_id=workflow_id, from_statuses=RESUMABLE, executor_id=None, now=now_ms(), queue_name=queue_name
+    )
     if not rows:
         get_row(store, workflow_id)
         return False

@@ -9,6 +9,7 @@ poll is only a safety net). Writes that must happen once commit together with th
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import math
 import time
 from collections.abc import AsyncIterator, Iterator
@@ -36,6 +37,7 @@ RECV_DEADLINE = "DBOS.recv.deadline"
 SET_EVENT = "DBOS.set_event"
 GET_EVENT = "DBOS.get_event"
 GET_EVENT_DEADLINE = "DBOS.get_event.deadline"
+GET_ALL_EVENTS = "DBOS.get_all_events"
 WRITE_STREAM = "DBOS.write_stream"
 CLOSE_STREAM = "DBOS.close_stream"
 
@@ -427,6 +429,26 @@ def get_event(rt: Runtime, workflow_id: str, key: str, timeout_seconds: float) -
                     plan.ctx.check_cancelled()
                 data = rt.store.event_get(plan.workflow_id, plan.key)
     return _event_result(plan, data)
+
+
+def get_all_events(rt: Runtime, workflow_id: str) -> dict[str, Any]:
+    """Every event workflow ``workflow_id`` has set, key -> value. In a workflow the answer is a
+    step: a replay returns what the first run saw."""
+    workflow_id = checked_text(workflow_id, "DBOS.get_all_events", "workflow_id")
+    ctx = _workflow_or_none()
+    slot = _slot(ctx, GET_ALL_EVENTS) if ctx is not None else None
+    if slot is not None and slot.recorded is not None:
+        return dict(_value(slot.recorded))
+    values = {key: serialization.loads(data) for key, data in rt.store.events_get_all(workflow_id).items()}
+    if ctx is None or slot is None:
+        return values
+    ctx.check_cancelled()
+    return dict(_op_record(ctx, slot, GET_ALL_EVENTS, serialization.dumps(values, what=GET_ALL_EVENTS)))
+
+
+async def get_all_events_async(rt: Runtime, workflow_id: str) -> dict[str, Any]:
+    context = contextvars.copy_context()  # the workflow position is taken in the caller's context
+    return await rt.aio(context.run, get_all_events, rt, workflow_id)
 
 
 async def get_event_async(rt: Runtime, workflow_id: str, key: str, timeout_seconds: float) -> Any:

@@ -34,6 +34,16 @@ _RESUME_SET = (
     "deadline_at = CASE WHEN queue_name IS NULL AND timeout_ms IS NOT NULL THEN timeout_ms + ? ELSE NULL END, "
     "recovery_attempts = 0, updated_at = ?"
 )
+_DEQUEUE_SET = (
+    "status = 'PENDING', queue_name = NULL, queue_partition_key = NULL, deduplication_id = NULL, "
+    "executor_id = ?, started_at = ?, available_at = NULL, "
+    "deadline_at = CASE WHEN timeout_ms IS NOT NULL THEN timeout_ms + ? ELSE NULL END, "
+    "recovery_attempts = 0, updated_at = ?"
+)
+_REQUEUE_SET = (
+    "status = 'ENQUEUED', queue_name = ?, executor_id = NULL, started_at = NULL, available_at = NULL, "
+    "deadline_at = NULL, recovery_attempts = 0, updated_at = ?"
+)
 _TREE = (
     "WITH RECURSIVE tree(workflow_id) AS ("
     " SELECT workflow_id FROM workflow_status WHERE parent_workflow_id = ?"
@@ -130,7 +140,13 @@ class AdminSql(DriverBase):
 
     # -- steering -----------------------------------------------------------------------------
     def workflow_resume(
-        self, *, workflow_id: str, from_statuses: Sequence[str], executor_id: str | None, now: int
+        self,
+        *,
+        workflow_id: str,
+        from_statuses: Sequence[str],
+        executor_id: str | None,
+        now: int,
+        queue_name: str | None = None,
     ) -> list[WorkflowRow]:
         """Restart a workflow in one of ``from_statuses`` from its checkpoints, with its CANCELLED
         descendants (a cancel stops the whole tree, so a resume restarts it). Returns the updated
@@ -139,11 +155,22 @@ class AdminSql(DriverBase):
         set_params = (executor_id, now, now, now)
 
         def unit(tx: Tx) -> list[WorkflowRow]:
-            top = tx.one(
-                f"UPDATE workflow_status SET {_RESUME_SET} WHERE workflow_id = ? AND status IN ({marks}) "
-                f"RETURNING {WORKFLOW_COLUMNS}",
-                (*set_params, workflow_id, *from_statuses),
-            )
+            where = f"WHERE workflow_id = ? AND status IN ({marks}) RETURNING {WORKFLOW_COLUMNS}"
+            if queue_name is not None:  # onto the given queue, whatever it waited in before
+                top = tx.one(
+                    f"UPDATE workflow_status SET {_REQUEUE_SET} {where}", (queue_name, now, workflow_id, *from_statuses)
+                )
+            else:
+                waiting = tx.one(
+                    "SELECT 1 FROM workflow_status WHERE workflow_id = ? AND status IN ('ENQUEUED', 'DELAYED')",
+                    (workflow_id,),
+                )
+                # Still waiting in its queue: run it now, out of the queue. Otherwise (cancelled,
+                # dead-lettered, stuck) it restarts where it ran, queued ones in their queue.
+                set_clause = _DEQUEUE_SET if waiting is not None else _RESUME_SET
+                top = tx.one(
+                    f"UPDATE workflow_status SET {set_clause} {where}", (*set_params, workflow_id, *from_statuses)
+                )
             if top is None:
                 return []
             children = tx.all(

@@ -37,6 +37,7 @@ _SET_EVENT = (
     "ON CONFLICT (workflow_id, key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at"
 )
 _GET_EVENT = "SELECT value FROM workflow_events WHERE workflow_id = ? AND key = ?"
+_ALL_EVENTS = "SELECT key, value FROM workflow_events WHERE workflow_id = ? ORDER BY key"
 
 _STREAM_LAST = "SELECT seq, closed FROM streams WHERE workflow_id = ? AND key = ? ORDER BY seq DESC LIMIT 1"
 _STREAM_APPEND = "INSERT INTO streams (workflow_id, key, seq, value, closed) VALUES (?, ?, ?, ?, ?)"
@@ -163,6 +164,10 @@ class CommsSql(FencedSql):
         """The event's serialized value, or None when it is not set. Round trips: 1."""
         row = self.read(lambda tx: tx.one(_GET_EVENT, (workflow_id, key)))
         return bytes(row[0]) if row is not None else None
+
+    def events_get_all(self, workflow_id: str) -> dict[str, bytes]:
+        rows = self.read(lambda tx: tx.all(_ALL_EVENTS, (workflow_id,)))
+        return {str(r[0]): bytes(r[1]) for r in rows}
 
     # -- streams ------------------------------------------------------------------------------
     def stream_append(self, *, workflow_id: str, key: str, value: bytes | None, closed: bool) -> None:

@@ -77,9 +77,10 @@ class WorkflowStore(Protocol):
         """Set the status unconditionally (no fence) and hint ``done``. Round trips: 1."""
         ...
 
-    def workflow_cancel(self, workflow_id: str, now: int) -> list[str]:
-        """Cancel a workflow and every unfinished descendant in one statement; hints ``done`` and
-        ``cancel`` for each. Returns the ids that changed (finished ones are left alone)."""
+    def workflow_cancel(self, workflow_id: str, now: int, *, with_children: bool = True) -> list[str]:
+        """Cancel a workflow and (``with_children``) every unfinished descendant in one statement;
+        hints ``done`` and ``cancel`` for each. Returns the ids that changed (finished ones are
+        left alone)."""
         ...
 
     def workflows_cancelled(self, workflow_ids: Sequence[str]) -> list[str]:
@@ -269,6 +270,10 @@ class CommsStore(Protocol):
         """The event's value, or None when it is not set. Round trips: 1."""
         ...
 
+    def events_get_all(self, workflow_id: str) -> dict[str, bytes]:
+        """Every event the workflow set, key -> value (empty when none). Round trips: 1."""
+        ...
+
     def stream_append(self, *, workflow_id: str, key: str, value: bytes | None, closed: bool) -> None:
         """Append the next item without a checkpoint (inside a step); hints ``stream``. Raises
         StreamClosed after a close (closing twice is harmless)."""
@@ -343,11 +348,19 @@ class AdminStore(Protocol):
         ...
 
     def workflow_resume(
-        self, *, workflow_id: str, from_statuses: Sequence[str], executor_id: str | None, now: int
+        self,
+        *,
+        workflow_id: str,
+        from_statuses: Sequence[str],
+        executor_id: str | None,
+        now: int,
+        queue_name: str | None = None,
     ) -> list[WorkflowRow]:
         """Restart a workflow in one of ``from_statuses`` from its checkpoints, with its CANCELLED
         descendants, in one transaction: queued ones go back to their queue, others become PENDING
-        for ``executor_id`` (None: any live process adopts them); the recovery count restarts.
+        for ``executor_id`` (None: any live process adopts them); the recovery count restarts. A
+        workflow still waiting in its queue (ENQUEUED, DELAYED) leaves the queue and becomes PENDING
+        at once; with ``queue_name`` the workflow is ENQUEUED on that queue instead.
         Returns the updated rows, the workflow first; empty when its status did not match."""
         ...
 

@@ -40,6 +40,11 @@ _CANCEL_TREE = (
     " RETURNING workflow_id"
 )
 
+_CANCEL_ONE = (
+    "UPDATE workflow_status SET status = 'CANCELLED', updated_at = ?"
+    f" WHERE workflow_id = ? AND status NOT IN ({_TERMINAL_SQL}) RETURNING workflow_id"
+)
+
 # Bound once: the start and finish paths read these per call.
 _DONE, _QUEUE = Hint.DONE, Hint.QUEUE
 _ENQUEUED, _DELAYED = Status.ENQUEUED, Status.DELAYED
@@ -148,9 +153,11 @@ class WorkflowSql(FencedSql):
         )
         self.hint(_DONE, workflow_id)
 
-    def workflow_cancel(self, workflow_id: str, now: int) -> list[str]:
-        """Cancel a workflow and every unfinished descendant. Returns the ids that changed."""
-        rows = self.write(lambda tx: tx.all(_CANCEL_TREE, (workflow_id, now)), single=True)
+    def workflow_cancel(self, workflow_id: str, now: int, *, with_children: bool = True) -> list[str]:
+        if with_children:
+            rows = self.write(lambda tx: tx.all(_CANCEL_TREE, (workflow_id, now)), single=True)
+        else:
+            rows = self.write(lambda tx: tx.all(_CANCEL_ONE, (now, workflow_id)), single=True)
         ids = [str(r[0]) for r in rows]
         for ident in ids:
             self.hint(Hint.DONE, ident)
