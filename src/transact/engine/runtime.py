@@ -215,9 +215,9 @@ class Runtime:
             log.debug("cancel check failed", exc_info=True)
 
     # -- cancellation -------------------------------------------------------------------------
-    def cancel_tree(self, workflow_id: str) -> list[str]:
+    def cancel_tree(self, workflow_id: str, *, with_children: bool = True) -> list[str]:
         """Cancel the workflow and its unfinished descendants; runs here stop at their next step."""
-        ids = self.store.workflow_cancel(workflow_id, now_ms())
+        ids = self.store.workflow_cancel(workflow_id, now_ms(), with_children=with_children)
         self.runs.mark_cancelled([workflow_id, *ids])
         return ids
 
