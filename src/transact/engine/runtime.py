@@ -26,6 +26,7 @@ from transact.engine.registry import REGISTRY, Registry
 from transact.engine.runs import NotLocal, Runs
 from transact.engine.waiters import Waiters
 from transact.errors import (
+    ConfigError,
     DatabaseUnavailableError,
     WorkflowNotFoundError,
 )
@@ -50,6 +51,8 @@ class Service(Protocol):
 
 class ScheduleHost(Protocol):
     """The running scheduler, as the schedule admin functions see it."""
+
+    poll_s: float  # how often it re-reads the schedules without a hint (config: scheduler_polling_interval_sec)
 
     def refresh(self) -> None: ...
 
@@ -129,18 +132,24 @@ class Runtime:
 
     # -- lifecycle ----------------------------------------------------------------------------
     def launch(self, services: list[Service]) -> None:
-        """Migrate, listen, then start ``services`` in the given order (stopped in reverse)."""
+        """Migrate (or, with ``run_migrations`` off, check the schema), listen, then start
+        ``services`` in the given order (stopped in reverse)."""
         # At start-up, wait a while for the database (it may still be booting), then fail clearly.
         steady_timeout = self.store.retry_timeout_s
         self.store.retry_timeout_s = steady_timeout if steady_timeout is not None else 30.0
         try:
-            self.store.migrate()
+            if self.settings.run_migrations:
+                self.store.migrate()
+            else:
+                self._check_schema()
         except Unavailable as exc:
             raise DatabaseUnavailableError(
                 f"cannot reach the system database {redact(self.settings.system_database_url)}: {exc}"
             ) from exc
         finally:
             self.store.retry_timeout_s = steady_timeout
+        if self.scheduler is not None and self.settings.scheduler_poll_seconds is not None:
+            self.scheduler.poll_s = self.settings.scheduler_poll_seconds
         self.store.start_listening()
         self.runs.start()
         self.launched = True
@@ -150,6 +159,24 @@ class Runtime:
         except BaseException:
             self.destroy()  # never leave a half-launched runtime with some services running
             raise
+
+    def _check_schema(self) -> None:
+        """``run_migrations`` is off: the tables must already be there, at this version's schema."""
+        installed = self.store.schema_version()
+        needed = max((version for version, _ in self.store.migration_scripts()), default=0)
+        if installed >= needed:
+            return
+        where = redact(self.settings.system_database_url)
+        fix = (
+            f"run `transact migrate --db {where}` (as a role that may create tables) or launch once "
+            "with run_migrations=True"
+        )
+        if installed == 0:
+            raise ConfigError(f"run_migrations is False and the system database {where} has no Transact tables: {fix}")
+        raise ConfigError(
+            f"run_migrations is False and the system database {where} is at schema version {installed}, "
+            f"this transact needs version {needed}: {fix}"
+        )
 
     def start_service(self, service: Service) -> None:
         """Start one service; ``destroy()`` stops it with the others."""
