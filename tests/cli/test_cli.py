@@ -137,14 +137,14 @@ def test_cancel_resume_and_fork(dbos: type[DBOS], db_url: str) -> None:
     resumed = ok_json("workflow", "resume", "cli-run", "--db", db_url)
     assert resumed["resumed"] is True and resumed["status"] in ("PENDING", "SUCCESS")
     assert DBOS.retrieve_workflow("cli-run").get_result(timeout=30) == 6  # this live process adopted it
-    assert runs == [1, 2, 2, 3]
+    assert runs == [1, 2, 3]  # step 2 finished during the cancel: kept and replayed
     again = run("workflow", "resume", "cli-run", "--db", db_url)
     assert again.returncode == 0 and "is SUCCESS: nothing to resume" in again.stdout
 
     forked = ok_json("workflow", "fork", "cli-run", "--step", "3", "--id", "cli-fork", "--db", db_url)
     assert forked == {"workflow_id": "cli-fork", "forked_from": "cli-run", "start_step": 3}
     assert DBOS.retrieve_workflow("cli-fork").get_result(timeout=30) == 6
-    assert runs == [1, 2, 2, 3, 3]  # steps 1 and 2 reused
+    assert runs == [1, 2, 3, 3]  # steps 1 and 2 reused
 
     deleted = run("workflow", "delete", "cli-fork", "--db", db_url, stdin="n\n")
     assert deleted.returncode != 0 and DBOS.get_workflow_status("cli-fork") is not None
