@@ -1,18 +1,303 @@
 """Public exception hierarchy. Every message names what is wrong and how to fix it.
 
-The ``DBOS*`` aliases let code ported from the DBOS programming model catch the same names.
+Code written for the DBOS programming model catches the same names: each ``DBOS*`` class (and
+``MaxRecoveryAttemptsExceededError``) means what DBOS documents it to mean, and where Transact has
+its own name for the same situation, the Transact class derives from the DBOS one, so both
+``except`` clauses catch it. ``DBOSException`` is ``TransactError``, the base of every error
+Transact raises on purpose; each carries the documented ``dbos_error_code`` (``DBOSErrorCode``
+values) and an HTTP ``status_code`` where one applies. ``DBOSBaseException`` is the root of the
+errors DBOS keeps out of reach of ``except Exception``.
+
+Errors are pickled into the system database, so every class with its own constructor defines
+``__reduce__``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from enum import Enum
 
 
+class DBOSErrorCode(Enum):
+    """The ``dbos_error_code`` values DBOS documents (an error carries the int ``.value``)."""
+
+    ConflictingIDError = 1
+    RecoveryError = 2
+    InitializationError = 3
+    WorkflowFunctionNotFound = 4
+    NonExistentWorkflowError = 5
+    MaxRecoveryAttemptsExceeded = 6
+    MaxStepRetriesExceeded = 7
+    NotAuthorized = 8
+    ConflictingWorkflowError = 9
+    WorkflowCancelled = 10
+    UnexpectedStep = 11
+    QueueDeduplicated = 12
+    AwaitedWorkflowCancelled = 13
+    AwaitedWorkflowMaxRecoveryAttemptsExceeded = 14
+    ConflictingRegistrationError = 25
+
+
+def _message_of(exc: BaseException) -> str:
+    return str(exc.args[0]) if exc.args else ""
+
+
+def _set_message(exc: BaseException, value: str) -> None:
+    exc.args = (value, *exc.args[1:])
+
+
+# -- the two roots ------------------------------------------------------------------------------
 class TransactError(Exception):
-    """Base class of every error Transact raises on purpose."""
+    """Base class of every error Transact raises on purpose (``DBOSException`` is this class).
+
+    ``message`` is the text; ``dbos_error_code`` the DBOS error code (None for errors DBOS has no
+    code for); ``status_code`` the HTTP status that fits, where one does."""
+
+    dbos_error_code: int | None = None
+    status_code: int | None = None
+
+    def __init__(self, message: object = "", dbos_error_code: int | None = None) -> None:
+        super().__init__(message)
+        if dbos_error_code is not None:
+            self.dbos_error_code = dbos_error_code
+
+    @property
+    def message(self) -> str:
+        return _message_of(self)
+
+    @message.setter
+    def message(self, value: str) -> None:
+        _set_message(self, value)
 
 
-class ConfigError(TransactError, ValueError, TypeError):
+DBOSException = TransactError
+
+
+class DBOSBaseException(BaseException):
+    """Base class of the errors that must escape user code's ``except Exception:`` (they stop a
+    workflow's run); only an ``except`` that names them, or ``BaseException``, catches them."""
+
+    dbos_error_code: int | None = None
+    status_code: int | None = None
+
+    def __init__(self, message: object = "", dbos_error_code: int | None = None) -> None:
+        super().__init__(message)
+        if dbos_error_code is not None:
+            self.dbos_error_code = dbos_error_code
+
+    @property
+    def message(self) -> str:
+        return _message_of(self)
+
+    @message.setter
+    def message(self, value: str) -> None:
+        _set_message(self, value)
+
+
+# -- DBOS's documented errors -------------------------------------------------------------------
+class DBOSWorkflowConflictIDError(DBOSBaseException):
+    """Another execution of the same workflow id was detected (it checkpointed this step, or the
+    workflow's outcome, first): this execution must stop and let the recorded outcome stand.
+
+    Transact settles such runs itself (the later execution adopts the recorded outcome), so it
+    does not raise this error today; the name exists for code written for DBOS."""
+
+    dbos_error_code = DBOSErrorCode.ConflictingIDError.value
+
+    def __init__(self, workflow_id: str) -> None:
+        super().__init__(
+            f"workflow id {workflow_id!r} is being executed elsewhere; this execution stops and "
+            "the outcome recorded by the other one stands"
+        )
+        self.workflow_id = workflow_id
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (type(self), (self.workflow_id,))
+
+
+class DBOSRecoveryError(TransactError):
+    """A pending workflow could not be recovered."""
+
+    dbos_error_code = DBOSErrorCode.RecoveryError.value
+
+    def __init__(self, workflow_id: str, message: str | None = None) -> None:
+        super().__init__(f"could not recover workflow {workflow_id!r}" + (f": {message}" if message else ""))
+        self.workflow_id = workflow_id
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (type(self), (self.workflow_id,), {"args": self.args})
+
+
+class DBOSInitializationError(TransactError):
+    """DBOS could not be set up: its configuration is invalid (``ConfigError`` derives from this)."""
+
+    dbos_error_code = DBOSErrorCode.InitializationError.value
+
+
+class DBOSWorkflowFunctionNotFoundError(TransactError):
+    """A workflow's function is not registered in this process, so it cannot be started or run
+    (``WorkflowNotRegisteredError`` derives from this)."""
+
+    dbos_error_code = DBOSErrorCode.WorkflowFunctionNotFound.value
+
+    def __init__(self, workflow_id: str, message: str | None = None) -> None:
+        super().__init__(message or f"the function of workflow {workflow_id!r} is not registered in this process")
+        self.workflow_id: str | None = workflow_id
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (type(self), (self.workflow_id, self.message))
+
+
+class DBOSNonExistentWorkflowError(TransactError):
+    """An operation names a workflow id that does not exist (``WorkflowNotFoundError`` derives
+    from this)."""
+
+    dbos_error_code = DBOSErrorCode.NonExistentWorkflowError.value
+
+    def __init__(self, workflow_id: str) -> None:
+        super().__init__(f"no workflow with id {workflow_id!r} exists in the system database")
+        self.workflow_id = workflow_id
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (type(self), (self.workflow_id,), {"args": self.args})
+
+
+class DBOSMaxStepRetriesExceeded(TransactError):
+    """A step with retries failed on every allowed attempt; ``errors`` holds each attempt's
+    exception (``StepRetriesExceededError`` derives from this)."""
+
+    dbos_error_code = DBOSErrorCode.MaxStepRetriesExceeded.value
+
+    def __init__(self, step_name: str, max_retries: int, errors: Sequence[BaseException]) -> None:
+        super().__init__(f"step {step_name!r} failed on all {max_retries} attempts")
+        self.step_name = step_name
+        self.max_retries = max_retries
+        self.errors = list(errors)
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (type(self), (self.step_name, self.max_retries, self.errors))
+
+
+class DBOSNotAuthorizedError(TransactError):
+    """The caller lacks a role the operation requires (HTTP 403). Transact has no role checks,
+    so it does not raise this error; the name exists for code written for DBOS."""
+
+    dbos_error_code = DBOSErrorCode.NotAuthorized.value
+    status_code = 403
+
+
+class DBOSConflictingWorkflowError(TransactError):
+    """A workflow id already belongs to a different workflow function, so it cannot be reused for
+    this one (``WorkflowConflictError`` derives from this)."""
+
+    dbos_error_code = DBOSErrorCode.ConflictingWorkflowError.value
+
+    def __init__(self, workflow_id: str | None, message: str | None = None) -> None:
+        super().__init__(message or f"workflow id {workflow_id!r} is already used by a different workflow")
+        self.workflow_id = workflow_id
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (type(self), (self.workflow_id, self.message))
+
+
+class DBOSWorkflowCancelledError(DBOSBaseException):
+    """Raised inside a cancelled (or timed-out) workflow at its next step, to stop its run; a
+    BaseException, so the workflow's own ``except Exception:`` does not swallow it.
+
+    Transact's ``WorkflowCancelledError`` derives from this (``except DBOSWorkflowCancelledError``
+    catches what Transact raises), but is still an ``Exception`` until the engine raises a
+    separate error for awaiting a cancelled workflow; see ``WorkflowCancelledError``."""
+
+    dbos_error_code = DBOSErrorCode.WorkflowCancelled.value
+
+
+class DBOSUnexpectedStepError(TransactError):
+    """Replayed workflow code called a different step than the one recorded at that position
+    (the code is not deterministic, or changed under a running workflow); ``DeterminismError``
+    derives from this."""
+
+    dbos_error_code = DBOSErrorCode.UnexpectedStep.value
+
+    def __init__(self, workflow_id: str, step_id: int, expected_name: str, recorded_name: str) -> None:
+        super().__init__(
+            f"workflow {workflow_id!r} is not deterministic: at step {step_id} it recorded "
+            f"{recorded_name!r} but the code now calls {expected_name!r}"
+        )
+        self.workflow_id = workflow_id
+        self.step_id = step_id
+        self.expected_name = expected_name
+        self.recorded_name = recorded_name
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (type(self), (self.workflow_id, self.step_id, self.expected_name, self.recorded_name))
+
+
+class DBOSQueueDeduplicatedError(TransactError):
+    """An enqueue was refused: the queue already holds an active workflow with the same
+    deduplication id (``QueueDeduplicatedError`` derives from this)."""
+
+    dbos_error_code = DBOSErrorCode.QueueDeduplicated.value
+
+    def __init__(self, workflow_id: str, queue_name: str, deduplication_id: str) -> None:
+        super().__init__(
+            f"cannot enqueue workflow {workflow_id!r}: queue {queue_name!r} already has an active "
+            f"workflow with deduplication id {deduplication_id!r}"
+        )
+        self.workflow_id = workflow_id
+        self.queue_name = queue_name
+        self.deduplication_id = deduplication_id
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (type(self), (self.workflow_id, self.queue_name, self.deduplication_id))
+
+
+class DBOSAwaitedWorkflowCancelledError(TransactError):
+    """Waiting for a workflow's result found it cancelled (``handle.get_result()``,
+    ``DBOS.get_result()``); an ordinary Exception. ``WorkflowCancelledError`` derives from this."""
+
+    dbos_error_code = DBOSErrorCode.AwaitedWorkflowCancelled.value
+
+    def __init__(self, workflow_id: str) -> None:
+        super().__init__(f"awaited workflow {workflow_id!r} was cancelled")
+        self.workflow_id = workflow_id
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (type(self), (self.workflow_id,))
+
+
+class DBOSAwaitedWorkflowMaxRecoveryAttemptsExceeded(TransactError):
+    """Waiting for a workflow's result found it in MAX_RECOVERY_ATTEMPTS_EXCEEDED (the dead-letter
+    state); ``MaxRecoveryAttemptsExceededError`` derives from this."""
+
+    dbos_error_code = DBOSErrorCode.AwaitedWorkflowMaxRecoveryAttemptsExceeded.value
+
+    def __init__(self, workflow_id: str) -> None:
+        super().__init__(
+            f"awaited workflow {workflow_id!r} exceeded its maximum recovery attempts; "
+            "fix the crash, then DBOS.resume_workflow() it"
+        )
+        self.workflow_id = workflow_id
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (type(self), (self.workflow_id,))
+
+
+class DBOSConflictingRegistrationError(TransactError):
+    """A function, class or queue name is registered twice with different definitions. Transact
+    raises ``ConfigError`` for that today; the name exists for code written for DBOS."""
+
+    dbos_error_code = DBOSErrorCode.ConflictingRegistrationError.value
+
+    def __init__(self, name: str) -> None:
+        super().__init__(f"{name!r} is already registered with a different definition; give one of them another name")
+        self.name = name
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (type(self), (self.name,))
+
+
+# -- Transact's own names -----------------------------------------------------------------------
+class ConfigError(DBOSInitializationError, ValueError, TypeError):
     """Invalid configuration or argument; the message names it and says what it must be."""
 
 
@@ -24,10 +309,8 @@ class NotLaunchedError(TransactError):
     """An operation needs ``DBOS.launch()`` first."""
 
 
-class WorkflowNotFoundError(TransactError, KeyError):
-    def __init__(self, workflow_id: str) -> None:
-        super().__init__(f"no workflow with id {workflow_id!r} exists in the system database")
-        self.workflow_id = workflow_id
+class WorkflowNotFoundError(DBOSNonExistentWorkflowError, KeyError):
+    """No workflow with that id exists (a KeyError too)."""
 
     def __str__(self) -> str:
         return str(self.args[0])
@@ -36,8 +319,15 @@ class WorkflowNotFoundError(TransactError, KeyError):
         return (type(self), (self.workflow_id,))
 
 
-class WorkflowNotRegisteredError(TransactError):
+class WorkflowNotRegisteredError(DBOSWorkflowFunctionNotFoundError):
     """A workflow name is not registered in this process."""
+
+    def __init__(self, message: str, workflow_id: str | None = None) -> None:
+        TransactError.__init__(self, message)
+        self.workflow_id = workflow_id
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (type(self), (self.message, self.workflow_id))
 
 
 class ScheduleNotFoundError(TransactError, KeyError):
@@ -54,91 +344,100 @@ class ScheduleNotFoundError(TransactError, KeyError):
         return (type(self), (self.schedule_name,))
 
 
-class DeterminismError(TransactError):
+class DeterminismError(DBOSUnexpectedStepError):
     """Replayed code called a different step than the one recorded at that position."""
 
     def __init__(self, workflow_id: str, function_id: int, recorded: str, called: str) -> None:
-        super().__init__(
+        TransactError.__init__(
+            self,
             f"workflow {workflow_id!r} is not deterministic: at step {function_id} it recorded "
             f"{recorded!r} but the code now calls {called!r}. Restore the previous code to finish it, "
-            f"or fork it with DBOS.fork_workflow({workflow_id!r}, start_step={function_id})."
+            f"or fork it with DBOS.fork_workflow({workflow_id!r}, start_step={function_id}).",
         )
         self.workflow_id = workflow_id
-        self.function_id = function_id
-        self.recorded = recorded
-        self.called = called
+        self.function_id = self.step_id = function_id
+        self.recorded = self.recorded_name = recorded
+        self.called = self.expected_name = called
 
     def __reduce__(self) -> tuple[object, ...]:
         return (type(self), (self.workflow_id, self.function_id, self.recorded, self.called))
 
 
-class StepRetriesExceededError(TransactError):
+class StepRetriesExceededError(DBOSMaxStepRetriesExceeded):
     """A step failed on every allowed attempt; ``errors`` holds each attempt's exception."""
 
     def __init__(self, step_name: str, errors: Sequence[BaseException]) -> None:
         detail = "; ".join(f"attempt {i + 1}: {type(e).__name__}: {e}" for i, e in enumerate(errors))
-        super().__init__(f"step {step_name!r} failed after {len(errors)} attempts ({detail})")
+        TransactError.__init__(self, f"step {step_name!r} failed after {len(errors)} attempts ({detail})")
         self.step_name = step_name
         self.errors = list(errors)
+        self.max_retries = len(self.errors)
 
     def __reduce__(self) -> tuple[object, ...]:
         return (type(self), (self.step_name, self.errors))
 
 
-class WorkflowCancelledError(TransactError):
+class WorkflowCancelledError(DBOSAwaitedWorkflowCancelledError, DBOSWorkflowCancelledError):
+    """The workflow was cancelled (or passed its deadline).
+
+    The engine raises this one class both inside the cancelled workflow, at its next step, and to
+    whoever waits for its result, so it is both DBOS errors: ``DBOSWorkflowCancelledError`` (the
+    in-workflow one) and ``DBOSAwaitedWorkflowCancelledError`` (the awaited one). It stays an
+    ``Exception``, as what ``get_result()`` raises must be; the in-workflow one becomes a
+    BaseException only once the engine raises a separate error there."""
+
+    dbos_error_code = DBOSErrorCode.WorkflowCancelled.value
+
     def __init__(self, workflow_id: str, detail: str = "was cancelled") -> None:
-        super().__init__(f"workflow {workflow_id!r} {detail}")
+        TransactError.__init__(self, f"workflow {workflow_id!r} {detail}")
         self.workflow_id = workflow_id
+        self.detail = detail
 
     def __reduce__(self) -> tuple[object, ...]:
-        return (type(self), (self.workflow_id,))
+        return (type(self), (self.workflow_id, self.detail))
 
 
-class MaxRecoveryAttemptsExceededError(TransactError):
+class MaxRecoveryAttemptsExceededError(DBOSAwaitedWorkflowMaxRecoveryAttemptsExceeded):
+    """The workflow was recovered more often than its ``max_recovery_attempts`` without finishing
+    and is now MAX_RECOVERY_ATTEMPTS_EXCEEDED; also what waiting for its result raises."""
+
+    dbos_error_code = DBOSErrorCode.MaxRecoveryAttemptsExceeded.value
+
     def __init__(self, workflow_id: str, attempts: int) -> None:
-        super().__init__(
+        TransactError.__init__(
+            self,
             f"workflow {workflow_id!r} was recovered {attempts} times without finishing and is now "
-            "MAX_RECOVERY_ATTEMPTS_EXCEEDED; fix the crash, then DBOS.resume_workflow() it"
+            "MAX_RECOVERY_ATTEMPTS_EXCEEDED; fix the crash, then DBOS.resume_workflow() it",
         )
         self.workflow_id = workflow_id
+        self.attempts = self.max_retries = attempts
 
     def __reduce__(self) -> tuple[object, ...]:
-        return (type(self), (self.workflow_id, 0))
+        return (type(self), (self.workflow_id, self.attempts))
 
 
 class SerializationError(TransactError, TypeError):
     """A value could not be serialized; raised at the call site, nothing is written."""
 
 
-class QueueDeduplicatedError(TransactError):
-    def __init__(self, workflow_id: str, queue_name: str, deduplication_id: str) -> None:
-        super().__init__(
-            f"cannot enqueue workflow {workflow_id!r}: queue {queue_name!r} already has an active "
-            f"workflow with deduplication id {deduplication_id!r}"
-        )
-        self.workflow_id = workflow_id
-        self.queue_name = queue_name
-        self.deduplication_id = deduplication_id
-
-    def __reduce__(self) -> tuple[object, ...]:
-        return (type(self), (self.workflow_id, self.queue_name, self.deduplication_id))
+class QueueDeduplicatedError(DBOSQueueDeduplicatedError):
+    """An enqueue was refused: the queue already has an active workflow with this deduplication id."""
 
 
 class NotInWorkflowError(TransactError):
     """A call that only makes sense inside a workflow was made outside one."""
 
 
-class WorkflowConflictError(TransactError):
-    """A workflow id is already used by a different workflow function."""
+class WorkflowConflictError(DBOSConflictingWorkflowError):
+    """A workflow id is already used by a different workflow function (or, for a fork, taken)."""
+
+    def __init__(self, message: str, workflow_id: str | None = None) -> None:
+        TransactError.__init__(self, message)
+        self.workflow_id = workflow_id
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (type(self), (self.message, self.workflow_id))
 
 
-# Names used by code written for the DBOS programming model.
-DBOSException = TransactError
-DBOSMaxStepRetriesExceeded = StepRetriesExceededError
-DBOSWorkflowCancelledError = WorkflowCancelledError
-DBOSAwaitedWorkflowCancelledError = WorkflowCancelledError
-DBOSNonExistentWorkflowError = WorkflowNotFoundError
-DBOSUnexpectedStepError = DeterminismError
-DBOSQueueDeduplicatedError = QueueDeduplicatedError
-DBOSWorkflowConflictIDError = WorkflowConflictError
+# Kept for code that used this earlier Transact alias (DBOS's own name is the class above).
 DBOSMaxRecoveryAttemptsExceeded = MaxRecoveryAttemptsExceededError
