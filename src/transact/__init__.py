@@ -4,6 +4,7 @@
 """
 
 from transact._client import DBOSClient
+from transact._config import DBOSConfig
 from transact._dbos import DBOS
 from transact._handles import WorkflowHandle, WorkflowHandleAsync
 from transact._options import SetEnqueueOptions, SetWorkflowID, SetWorkflowTimeout
@@ -45,8 +46,6 @@ from transact.errors import (
     WorkflowNotRegisteredError,
 )
 from transact.models import KafkaMessage, StepInfo, StepOptions, StepStatus, WorkflowStatus, WorkflowStatusString
-
-DBOSConfig = dict
 
 __version__ = "0.1.0"
 

@@ -7,10 +7,10 @@ import hashlib
 import inspect
 import logging
 import threading
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Mapping
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar, cast, overload
 
-from transact._config import load_settings
+from transact._config import DBOSConfig, load_settings
 from transact._facade._base import FacadeBase
 from transact._facade.admin import AdminFacade
 from transact._facade.comms import CommsFacade
@@ -72,7 +72,7 @@ class DBOS(StepFacade, CommsFacade, AdminFacade, ScheduleFacade, TxnFacade, Kafk
 
     logger = logging.getLogger("transact")
 
-    def __init__(self, *, config: dict[str, Any] | None = None) -> None:
+    def __init__(self, *, config: DBOSConfig | Mapping[str, Any] | None = None) -> None:
         settings = load_settings(config)
         with _lock:
             previous = FacadeBase._current
