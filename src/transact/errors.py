@@ -38,60 +38,41 @@ class DBOSErrorCode(Enum):
     ConflictingRegistrationError = 25
 
 
-def _message_of(exc: BaseException) -> str:
-    return str(exc.args[0]) if exc.args else ""
+class _Coded:
+    """What both roots carry: the DBOS error code, an HTTP status where one fits, and ``message``."""
 
+    dbos_error_code: int | None = None
+    status_code: int | None = None
+    args: tuple[object, ...]
 
-def _set_message(exc: BaseException, value: str) -> None:
-    exc.args = (value, *exc.args[1:])
+    def __init__(self, message: object = "", dbos_error_code: int | None = None) -> None:
+        super().__init__(message)  # type: ignore[call-arg]  # Exception / BaseException, next in the MRO
+        if dbos_error_code is not None:
+            self.dbos_error_code = dbos_error_code
+
+    @property
+    def message(self) -> str:
+        return str(self.args[0]) if self.args else ""
+
+    @message.setter
+    def message(self, value: str) -> None:
+        self.args = (value, *self.args[1:])
 
 
 # -- the two roots ------------------------------------------------------------------------------
-class TransactError(Exception):
+class TransactError(_Coded, Exception):
     """Base class of every error Transact raises on purpose (``DBOSException`` is this class).
 
     ``message`` is the text; ``dbos_error_code`` the DBOS error code (None for errors DBOS has no
     code for); ``status_code`` the HTTP status that fits, where one does."""
 
-    dbos_error_code: int | None = None
-    status_code: int | None = None
-
-    def __init__(self, message: object = "", dbos_error_code: int | None = None) -> None:
-        super().__init__(message)
-        if dbos_error_code is not None:
-            self.dbos_error_code = dbos_error_code
-
-    @property
-    def message(self) -> str:
-        return _message_of(self)
-
-    @message.setter
-    def message(self, value: str) -> None:
-        _set_message(self, value)
-
 
 DBOSException = TransactError
 
 
-class DBOSBaseException(BaseException):
+class DBOSBaseException(_Coded, BaseException):
     """Base class of the errors that must escape user code's ``except Exception:`` (they stop a
     workflow's run); only an ``except`` that names them, or ``BaseException``, catches them."""
-
-    dbos_error_code: int | None = None
-    status_code: int | None = None
-
-    def __init__(self, message: object = "", dbos_error_code: int | None = None) -> None:
-        super().__init__(message)
-        if dbos_error_code is not None:
-            self.dbos_error_code = dbos_error_code
-
-    @property
-    def message(self) -> str:
-        return _message_of(self)
-
-    @message.setter
-    def message(self, value: str) -> None:
-        _set_message(self, value)
 
 
 # -- DBOS's documented errors -------------------------------------------------------------------
