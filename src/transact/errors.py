@@ -420,5 +420,17 @@ class WorkflowConflictError(DBOSConflictingWorkflowError):
         return (type(self), (self.message, self.workflow_id))
 
 
+class StepTimeoutError(TransactError, TimeoutError):
+    """One attempt of a step ran past its ``timeout_seconds`` (it is retried like any failure)."""
+
+    def __init__(self, step_name: str, timeout_s: float) -> None:
+        super().__init__(f"step {step_name!r} did not finish within {timeout_s} s (timeout_seconds)")
+        self.step_name = step_name
+        self.timeout_s = timeout_s
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (type(self), (self.step_name, self.timeout_s))
+
+
 # Kept for code that used this earlier Transact alias (DBOS's own name is the class above).
 DBOSMaxRecoveryAttemptsExceeded = MaxRecoveryAttemptsExceededError

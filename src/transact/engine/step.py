@@ -12,7 +12,7 @@ import contextvars
 import inspect
 import threading
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from transact._lib import checks
@@ -22,7 +22,7 @@ from transact.engine import serialization
 from transact.engine.clock import now_ms
 from transact.engine.context import WorkflowContext, current_step, current_workflow
 from transact.engine.replay import recorded_outcome
-from transact.errors import StepRetriesExceededError, TransactError, WorkflowCancelledError
+from transact.errors import StepRetriesExceededError, StepTimeoutError, WorkflowCancelledError
 from transact.storage import WorkflowNotPending
 from transact.storage.rows import StepRow
 
@@ -32,18 +32,6 @@ ShouldRetry = Callable[[BaseException], "bool | Awaitable[bool]"]
 current_attempt: contextvars.ContextVar[tuple[int, int] | None] = contextvars.ContextVar(
     "transact_step_attempt", default=None
 )
-
-
-class StepTimeoutError(TransactError, TimeoutError):
-    """One attempt of a step ran past its ``timeout_seconds`` (it is retried like any failure)."""
-
-    def __init__(self, step_name: str, timeout_s: float) -> None:
-        super().__init__(f"step {step_name!r} did not finish within {timeout_s} s (timeout_seconds)")
-        self.step_name = step_name
-        self.timeout_s = timeout_s
-
-    def __reduce__(self) -> tuple[object, ...]:
-        return (type(self), (self.step_name, self.timeout_s))
 
 
 @dataclass(frozen=True)
@@ -57,8 +45,11 @@ class StepPolicy:
     backoff_rate: float = 2.0
     should_retry: ShouldRetry | None = None
     timeout_seconds: float | None = None
+    # One attempt, no time limit: the per-step hot path (no retry loop, no thread). Computed once.
+    plain: bool = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "plain", not self.retries_allowed and self.timeout_seconds is None)
         checks.flag(self.retries_allowed, "@DBOS.step retries_allowed")
         checks.count(self.max_attempts, "@DBOS.step max_attempts", minimum=1)
         checks.seconds(self.interval_seconds, "@DBOS.step interval_seconds")
@@ -76,11 +67,6 @@ class StepPolicy:
     @property
     def attempts(self) -> int:
         return self.max_attempts if self.retries_allowed else 1
-
-    @property
-    def plain(self) -> bool:
-        """One attempt, no time limit: the per-step hot path (no retry loop, no thread)."""
-        return not self.retries_allowed and self.timeout_seconds is None
 
     def pacing(self) -> Backoff:
         """The waits between attempts: ``interval_seconds * backoff_rate**n``, no jitter, uncapped."""
