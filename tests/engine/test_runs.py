@@ -9,6 +9,7 @@ import pytest
 
 from transact.engine.clock import now_ms
 from transact.engine.runs import NotLocal, Runs
+from transact.errors import WorkflowConflictError
 
 
 @dataclass
@@ -20,10 +21,11 @@ class _Ctx:
 
 def test_one_claim_owns_the_run_and_others_share_its_future() -> None:
     runs = Runs(on_deadline=lambda wid: None)
-    fut, owner, holder = runs.claim("w", "wf")
-    again, second_owner, second_holder = runs.claim("w", "other")
+    fut, owner = runs.claim("w", "wf")
+    again, second_owner = runs.claim("w", "wf")
     assert owner and not second_owner and again is fut
-    assert holder == second_holder == "wf"  # the caller learns which workflow holds the id
+    with pytest.raises(WorkflowConflictError, match="already belongs to workflow 'wf'"):
+        runs.claim("w", "other")  # the id is held by another workflow
     assert "w" in runs and runs.ids() == ["w"] and runs.future("w") is fut
     runs.settle("w", fut, 42)
     assert "w" not in runs and runs.future("w") is None
@@ -32,11 +34,11 @@ def test_one_claim_owns_the_run_and_others_share_its_future() -> None:
 
 def test_settle_publishes_errors_and_a_stale_settle_keeps_the_new_claim() -> None:
     runs = Runs(on_deadline=lambda wid: None)
-    first, _, _ = runs.claim("w", "wf")
+    first, _ = runs.claim("w", "wf")
     runs.settle("w", first, error=NotLocal())
     with pytest.raises(NotLocal):
         first.result(timeout=0)
-    second, owner, _ = runs.claim("w", "wf")  # a resume claims the id again at once
+    second, owner = runs.claim("w", "wf")  # a resume claims the id again at once
     assert owner and second is not first
     runs.settle("w", first, error=RuntimeError("late"))  # the old run ends late: the new slot stays
     assert runs.future("w") is second and not second.done()
@@ -44,7 +46,7 @@ def test_settle_publishes_errors_and_a_stale_settle_keeps_the_new_claim() -> Non
 
 def test_mark_cancelled_reaches_registered_runs_only() -> None:
     runs = Runs(on_deadline=lambda wid: None)
-    fut, _, _ = runs.claim("a", "wf")
+    fut, _ = runs.claim("a", "wf")
     ctx = _Ctx("a")
     runs.register(ctx)
     runs.mark_cancelled(("a", "unknown"))
@@ -65,7 +67,7 @@ def test_deadline_fires_for_a_run_still_here_and_not_for_one_that_ended() -> Non
     runs = Runs(on_deadline=on_deadline)
     runs.start()
     try:
-        ended, _, _ = runs.claim("ended", "wf")
+        ended, _ = runs.claim("ended", "wf")
         runs.register(_Ctx("ended", deadline_at=now_ms() + 20))
         runs.settle("ended", ended, None)
         runs.claim("late", "wf")

@@ -17,8 +17,19 @@ from collections.abc import Callable
 from typing import Any, Protocol
 
 from transact.engine.clock import now_ms
+from transact.errors import WorkflowConflictError
 
 log = logging.getLogger("transact")
+
+
+def check_same_workflow(workflow_id: str, holder: str, name: str) -> None:
+    """An id already taken may be started again only for the same workflow (it then returns the
+    first start's run); for another workflow it is a conflict."""
+    if holder != name:
+        raise WorkflowConflictError(
+            f"workflow id {workflow_id!r} already belongs to workflow {holder!r}; "
+            f"it cannot be reused for {name!r}. Choose another id."
+        )
 
 
 class NotLocal(Exception):
@@ -46,8 +57,8 @@ class Runs:
 
     def __init__(self, on_deadline: Callable[[str], None]) -> None:
         self._lock = threading.Lock()
-        self._futures: dict[str, concurrent.futures.Future[Any]] = {}
-        self._names: dict[str, str] = {}
+        # workflow id -> (the run's future, the name of the workflow that holds the id)
+        self._runs: dict[str, tuple[concurrent.futures.Future[Any], str]] = {}
         self._contexts: dict[str, Cancellable] = {}
         self._on_deadline = on_deadline
         self._heap: list[tuple[int, str]] = []
@@ -56,17 +67,17 @@ class Runs:
         self._stopped = False
 
     # -- claim -> register -> settle -----------------------------------------------------------
-    def claim(self, workflow_id: str, name: str) -> tuple[concurrent.futures.Future[Any], bool, str]:
-        """The id's future; True when the caller owns the run and must settle it; and the name of
-        the workflow that holds the id (the caller's own when it owns the run)."""
+    def claim(self, workflow_id: str, name: str) -> tuple[concurrent.futures.Future[Any], bool]:
+        """The id's future, and True when the caller owns the run and must settle it. An id held
+        here by another workflow is a conflict (WorkflowConflictError)."""
         with self._lock:
-            fut = self._futures.get(workflow_id)
-            if fut is not None:
-                return fut, False, self._names[workflow_id]
-            fut = concurrent.futures.Future()
-            self._futures[workflow_id] = fut
-            self._names[workflow_id] = name
-            return fut, True, name
+            held = self._runs.get(workflow_id)
+            if held is None:
+                fut: concurrent.futures.Future[Any] = concurrent.futures.Future()
+                self._runs[workflow_id] = (fut, name)
+                return fut, True
+        check_same_workflow(workflow_id, held[1], name)
+        return held[0], False
 
     def register(self, ctx: Cancellable) -> None:
         """Make a claimed run reachable by cancellation, and arm its deadline."""
@@ -86,9 +97,9 @@ class Runs:
     ) -> None:
         """End a run: free the id (only if the slot is still this run's), then publish its outcome."""
         with self._lock:
-            if self._futures.get(workflow_id) is fut:
-                del self._futures[workflow_id]
-                del self._names[workflow_id]
+            held = self._runs.get(workflow_id)
+            if held is not None and held[0] is fut:
+                del self._runs[workflow_id]
                 self._contexts.pop(workflow_id, None)
         if fut.done():
             return
@@ -100,15 +111,16 @@ class Runs:
     # -- reading -----------------------------------------------------------------------------
     def future(self, workflow_id: str) -> concurrent.futures.Future[Any] | None:
         with self._lock:
-            return self._futures.get(workflow_id)
+            held = self._runs.get(workflow_id)
+        return held[0] if held is not None else None
 
     def ids(self) -> list[str]:
         with self._lock:
-            return list(self._futures)
+            return list(self._runs)
 
     def __contains__(self, workflow_id: object) -> bool:
         with self._lock:
-            return workflow_id in self._futures
+            return workflow_id in self._runs
 
     def running_contexts(self) -> list[Cancellable]:
         with self._lock:

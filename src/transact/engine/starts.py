@@ -20,7 +20,8 @@ from transact.engine.context import WorkflowContext, current_step, current_workf
 from transact.engine.ids import new_workflow_id
 from transact.engine.registry import ConfiguredInstance, WorkflowInfo
 from transact.engine.replay import recorded_outcome
-from transact.errors import NotLaunchedError, QueueDeduplicatedError, WorkflowCancelledError, WorkflowConflictError
+from transact.engine.runs import check_same_workflow
+from transact.errors import NotLaunchedError, QueueDeduplicatedError, WorkflowCancelledError
 from transact.storage import Conflict, Store, WorkflowNotPending
 from transact.storage.rows import WorkflowRow
 
@@ -211,13 +212,3 @@ def insert(
     if not inserted:
         check_same_workflow(row.workflow_id, stored.name, row.name)
     return stored, inserted
-
-
-def check_same_workflow(workflow_id: str, holder: str, name: str) -> None:
-    """An id already taken may be started again only for the same workflow (it then returns the
-    first start's run); for another workflow it is a conflict."""
-    if holder != name:
-        raise WorkflowConflictError(
-            f"workflow id {workflow_id!r} already belongs to workflow {holder!r}; "
-            f"it cannot be reused for {name!r}. Choose another id."
-        )

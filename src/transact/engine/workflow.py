@@ -20,7 +20,7 @@ from transact.engine.context import ShutdownInterrupt, WorkflowContext, current_
 from transact.engine.registry import WorkflowInfo
 from transact.engine.runs import NotLocal
 from transact.engine.runtime import Runtime
-from transact.engine.starts import QueueSpec, check_same_workflow, insert_plan, plan
+from transact.engine.starts import QueueSpec, insert_plan, plan
 from transact.errors import DeterminismError, MaxRecoveryAttemptsExceededError, NotLaunchedError, WorkflowCancelledError
 from transact.storage import OwnershipLost, WorkflowNotPending
 from transact.storage.rows import StepRow, WorkflowRow
@@ -145,9 +145,8 @@ def invoke(rt: Runtime, info: WorkflowInfo, args: tuple[Any, ...], kwargs: dict[
     if p.recorded_child is not None:
         return rt.await_result(p.recorded_child)
     wid = p.row.workflow_id
-    fut, owner, holder = rt.runs.claim(wid, info.name)
+    fut, owner = rt.runs.claim(wid, info.name)
     if not owner:
-        check_same_workflow(wid, holder, info.name)
         return rt.await_result(wid)
     try:
         stored, inserted = insert_plan(rt, p)
@@ -174,9 +173,8 @@ async def invoke_async(rt: Runtime, info: WorkflowInfo, args: tuple[Any, ...], k
     if p.recorded_child is not None:
         return await rt.await_result_async(p.recorded_child)
     wid = p.row.workflow_id
-    fut, owner, holder = rt.runs.claim(wid, info.name)
+    fut, owner = rt.runs.claim(wid, info.name)
     if not owner:
-        check_same_workflow(wid, holder, info.name)
         return await rt.await_result_async(wid)
     try:
         stored, inserted = await rt.aio(insert_plan, rt, p)
@@ -216,9 +214,8 @@ def start(
     if queue is not None:
         insert_plan(rt, p)
         return p.row.workflow_id
-    fut, owner, holder = rt.runs.claim(p.row.workflow_id, info.name)
+    fut, owner = rt.runs.claim(p.row.workflow_id, info.name)
     if not owner:
-        check_same_workflow(p.row.workflow_id, holder, info.name)
         return p.row.workflow_id
     try:
         stored, inserted = insert_plan(rt, p)
@@ -245,9 +242,8 @@ async def start_async(
     if queue is not None:
         await rt.aio(insert_plan, rt, p)
         return p.row.workflow_id
-    fut, owner, holder = rt.runs.claim(p.row.workflow_id, info.name)
+    fut, owner = rt.runs.claim(p.row.workflow_id, info.name)
     if not owner:
-        check_same_workflow(p.row.workflow_id, holder, info.name)
         return p.row.workflow_id
     try:
         stored, inserted = await rt.aio(insert_plan, rt, p)
@@ -352,7 +348,7 @@ def resume(
         rt.store.workflow_set_status(row.workflow_id, Status.MAX_RECOVERY_ATTEMPTS_EXCEEDED, now_ms())
         log.error("%s", MaxRecoveryAttemptsExceededError(row.workflow_id, row.recovery_attempts))
         return False
-    fut, owner, _ = rt.runs.claim(row.workflow_id, row.name)
+    fut, owner = rt.runs.claim(row.workflow_id, row.name)
     if not owner:
         return True  # already running here
     try:
