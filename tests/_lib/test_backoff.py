@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import random
 import threading
 import time
@@ -136,56 +135,6 @@ def test_wait_returns_false_promptly_when_cancelled_from_thread() -> None:
     elapsed = time.monotonic() - t0
     assert result is False
     assert elapsed < GENEROUS_S
-
-
-def test_wait_async_returns_true_after_small_delay() -> None:
-    b = Backoff(initial=0.01, cap=0.01, jitter=0, cancel=threading.Event())
-    t0 = time.monotonic()
-    assert asyncio.run(b.wait_async()) is True
-    assert time.monotonic() - t0 < GENEROUS_S
-    assert b.attempts == 1
-
-
-def test_wait_async_reports_cancellation_set_before() -> None:
-    cancel = threading.Event()
-    cancel.set()
-    b = Backoff(initial=0.01, cap=0.01, jitter=0, cancel=cancel)
-    t0 = time.monotonic()
-    assert asyncio.run(b.wait_async()) is False
-    assert time.monotonic() - t0 < GENEROUS_S
-
-
-def test_wait_async_reports_cancellation_set_during_pause() -> None:
-    cancel = threading.Event()
-    b = Backoff(initial=0.2, cap=0.2, jitter=0, cancel=cancel)
-
-    async def main() -> bool:
-        asyncio.get_running_loop().call_later(0.02, cancel.set)
-        return await b.wait_async()
-
-    t0 = time.monotonic()
-    assert asyncio.run(main()) is False
-    assert time.monotonic() - t0 < GENEROUS_S
-
-
-def test_wait_async_respects_budget() -> None:
-    b = Backoff(initial=30.0, cap=30.0, jitter=0, budget_s=0.05)
-
-    async def main() -> list[bool]:
-        results: list[bool] = []
-        deadline = time.monotonic() + GENEROUS_S
-        while time.monotonic() < deadline:
-            ok = await b.wait_async()
-            results.append(ok)
-            if not ok:
-                break
-        return results
-
-    t0 = time.monotonic()
-    results = asyncio.run(main())
-    assert results and results[-1] is False, results
-    assert b.expired()
-    assert time.monotonic() - t0 < GENEROUS_S
 
 
 @pytest.mark.parametrize(

@@ -6,7 +6,6 @@ retries and re-read polls, so every loop backs off alike and stops promptly when
 
 from __future__ import annotations
 
-import asyncio
 import random
 import threading
 import time
@@ -74,17 +73,6 @@ class Backoff:
             return not self.cancel.wait(delay)
         time.sleep(delay)
         return True
-
-    async def wait_async(self) -> bool:
-        """``wait`` for async code: no thread is held (the cancel event is checked after the pause)."""
-        if self.expired():
-            return False
-        delay = self.next_delay()
-        left = self.remaining()
-        if left is not None:
-            delay = min(delay, left)
-        await asyncio.sleep(delay)
-        return not (self.cancel is not None and self.cancel.is_set())
 
     def should_log(self) -> bool:
         """True on the attempts worth a log line (1st, 10th, then every 50th): outages stay visible
