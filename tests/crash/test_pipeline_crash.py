@@ -16,7 +16,8 @@ APP = Path(__file__).parent / "apps" / "pipeline_app.py"
 
 def effects(workdir: Path) -> list[str]:
     path = workdir / "effects.txt"
-    return [line for line in path.read_text().splitlines() if line] if path.exists() else []
+    lines = path.read_text().splitlines() if path.exists() else []
+    return [line.rsplit(" pid=", 1)[0] for line in lines if line]
 
 
 def crash_then_finish(

@@ -12,6 +12,8 @@ import signal
 import sys
 import time
 
+import effects  # type: ignore[import-not-found]  # beside this script
+
 from transact import DBOS, SetWorkflowID
 
 DB_URL, MODE, WORKDIR = sys.argv[1], sys.argv[2], sys.argv[3]
@@ -20,15 +22,11 @@ CODE = os.environ.get("APP_CODE", "A")
 
 
 def effect(text: str) -> None:
-    with open(os.path.join(WORKDIR, "effects.txt"), "a") as f:
-        f.write(f"{text} pid={os.getpid()}\n")
-        f.flush()
-        os.fsync(f.fileno())
+    effects.record(WORKDIR, text)
 
 
 def hold(name: str) -> None:
-    while os.path.exists(os.path.join(WORKDIR, f"hold-{name}")):
-        time.sleep(0.02)
+    effects.hold(WORKDIR, name)
 
 
 @DBOS.step()

@@ -7,9 +7,9 @@ step appends to <workdir>/effects.txt (fsync'd); a step holds while <workdir>/ho
 
 from __future__ import annotations
 
-import os
 import sys
-import time
+
+import effects  # type: ignore[import-not-found]  # beside this script
 
 from transact import DBOS, DBOSConfiguredInstance, Queue, SetWorkflowID, WorkflowHandle
 
@@ -18,15 +18,11 @@ queue = Queue("indexing_queue")
 
 
 def effect(text: str) -> None:
-    with open(os.path.join(WORKDIR, "effects.txt"), "a") as f:
-        f.write(f"{text}\n")
-        f.flush()
-        os.fsync(f.fileno())
+    effects.record(WORKDIR, text)
 
 
 def hold(name: str) -> None:
-    while os.path.exists(os.path.join(WORKDIR, f"hold-{name}")):
-        time.sleep(0.02)
+    effects.hold(WORKDIR, name)
 
 
 @DBOS.step()

@@ -15,6 +15,7 @@ import signal
 import sys
 from typing import Any
 
+import effects  # type: ignore[import-not-found]  # beside this script
 from sqlalchemy import text
 
 from transact import DBOS, SetWorkflowID
@@ -26,10 +27,7 @@ FIRST_PROCESS = bool(os.environ.get("TXN_KILL_AFTER_COMMIT"))
 
 
 def effect(line: str) -> None:
-    with open(os.path.join(WORKDIR, "effects.txt"), "a") as f:
-        f.write(f"{line} pid={os.getpid()}\n")
-        f.flush()
-        os.fsync(f.fileno())
+    effects.record(WORKDIR, line)
 
 
 if FIRST_PROCESS:

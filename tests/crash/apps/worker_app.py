@@ -11,6 +11,8 @@ import os
 import sys
 import time
 
+import effects  # type: ignore[import-not-found]  # beside this script
+
 from transact import DBOS, SetWorkflowID
 
 DB_URL, WORKDIR, ROLE = sys.argv[1], sys.argv[2], sys.argv[3]
@@ -20,10 +22,7 @@ LOCAL_CHECK = os.environ.get("APP_LOCAL_CHECK", "1") == "1"
 
 
 def effect(text: str) -> None:
-    with open(os.path.join(WORKDIR, "effects.txt"), "a") as f:
-        f.write(f"{text} pid={os.getpid()}\n")
-        f.flush()
-        os.fsync(f.fileno())
+    effects.record(WORKDIR, text)
 
 
 @DBOS.step()
