@@ -238,10 +238,14 @@ class DBOS(StepFacade, CommsFacade, AdminFacade, ScheduleFacade, TxnFacade, Kafk
 
 
 def _code_version() -> str:
-    """Default app version: a hash of the registered workflows' source (informative unless pinned)."""
+    """Default app version: a hash of the registered workflows' source (informative unless pinned).
+    Steps that may run on their own are registered as workflows too; they do not count here."""
     digest = hashlib.sha256()
     for name in sorted(REGISTRY.workflows):
-        func = REGISTRY.workflows[name].func
+        info = REGISTRY.workflows[name]
+        if info.step:
+            continue
+        func = info.func
         try:
             digest.update(inspect.getsource(func).encode())
         except (OSError, TypeError):

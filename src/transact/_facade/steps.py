@@ -149,11 +149,6 @@ def _step_wrapper(name: str, fn: Callable[..., Any], policy: steps.StepPolicy) -
             return await steps.run_step_async(name, fn, policy, args, kwargs)
 
         wrapper: Any = async_wrapper
-
-        async def async_body(*args: Any, **kwargs: Any) -> Any:
-            return await async_wrapper(*args, **kwargs)
-
-        body: Callable[..., Any] = async_body
     else:
 
         @functools.wraps(fn)
@@ -161,17 +156,11 @@ def _step_wrapper(name: str, fn: Callable[..., Any], policy: steps.StepPolicy) -
             return steps.run_step(name, fn, policy, args, kwargs)
 
         wrapper = sync_wrapper
-
-        def sync_body(*args: Any, **kwargs: Any) -> Any:
-            return sync_wrapper(*args, **kwargs)
-
-        body = sync_body
-    body.__qualname__ = name
-    body.__module__ = getattr(fn, "__module__", "")
-    # Started or enqueued directly, a step runs as a workflow of one step under its own name.
+    # Started or enqueued directly, a step runs as a workflow of one step under its own name: the
+    # workflow's body is the step itself (called in the workflow, it records position 1).
     info = WorkflowInfo(
         name=name,
-        func=body,
+        func=wrapper,
         is_async=inspect.iscoroutinefunction(fn),
         max_recovery_attempts=DEFAULT_MAX_RECOVERY_ATTEMPTS,
         step=True,
