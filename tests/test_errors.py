@@ -82,7 +82,7 @@ TRANSACT_TO_DBOS: dict[type[BaseException], tuple[type[BaseException], ...]] = {
     WorkflowConflictError: (DBOSConflictingWorkflowError,),
     DeterminismError: (DBOSUnexpectedStepError,),
     QueueDeduplicatedError: (DBOSQueueDeduplicatedError,),
-    WorkflowCancelledError: (DBOSAwaitedWorkflowCancelledError, DBOSWorkflowCancelledError),
+    WorkflowCancelledError: (DBOSAwaitedWorkflowCancelledError,),
     MaxRecoveryAttemptsExceededError: (DBOSAwaitedWorkflowMaxRecoveryAttemptsExceeded,),
 }
 
@@ -457,12 +457,6 @@ def test_cancel_during_a_swallowed_step_still_ends_cancelled(dbos: type[DBOS], f
     assert len(steps) == 1 and "after_step" not in steps[0]  # only the blocked step's kept outcome
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="WorkflowCancelledError is still an Exception (the engine raises the same class to "
-    "get_result callers), so a body's `except Exception` swallows the cancellation and the code "
-    "after it runs until the next step; DBOS raises a BaseException there",
-)
 @pytest.mark.parametrize("flavour", ["sync", "async"])
 def test_cancellation_escapes_except_exception(dbos: type[DBOS], flavour: str) -> None:
     blocker, ran = Blocker(), list[str]()
@@ -501,12 +495,6 @@ def test_a_workflow_may_catch_its_cancelled_child_as_the_awaited_error(dbos: typ
     assert handle.get_status().status == "SUCCESS"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the engine treats the awaited child's WorkflowCancelledError as the parent's own "
-    "cancellation (workflow.execute `except WorkflowCancelledError` -> _stopped): the parent is "
-    "handed back to recovery until MAX_RECOVERY_ATTEMPTS_EXCEEDED instead of failing",
-)
 def test_an_uncaught_cancelled_child_fails_its_parent(dbos: type[DBOS]) -> None:
     blocker, runs = Blocker(), list[int]()
 
@@ -527,7 +515,6 @@ def test_an_uncaught_cancelled_child_fails_its_parent(dbos: type[DBOS]) -> None:
     assert (handle.get_status().status, len(runs)) == ("ERROR", 1)  # as in DBOS: the parent fails, once
 
 
-@pytest.mark.xfail(strict=True, reason="registering a name twice raises ConfigError (engine/registry.py)")
 def test_registering_a_name_twice_is_conflicting_registration(dbos: type[DBOS]) -> None:
     @DBOS.workflow(name="errors.twice")
     def one() -> None:

@@ -182,14 +182,25 @@ class DBOSConflictingWorkflowError(TransactError):
 
 
 class DBOSWorkflowCancelledError(DBOSBaseException):
-    """Raised inside a cancelled (or timed-out) workflow at its next step, to stop its run; a
-    BaseException, so the workflow's own ``except Exception:`` does not swallow it.
-
-    Transact's ``WorkflowCancelledError`` derives from this (``except DBOSWorkflowCancelledError``
-    catches what Transact raises), but is still an ``Exception`` until the engine raises a
-    separate error for awaiting a cancelled workflow; see ``WorkflowCancelledError``."""
+    """Raised inside a cancelled (or timed-out) workflow at its next step or wait, to stop its run;
+    a BaseException, so the workflow's own ``except Exception:`` does not swallow it. Whoever waits
+    for the cancelled workflow's result gets ``WorkflowCancelledError`` instead (an Exception)."""
 
     dbos_error_code = DBOSErrorCode.WorkflowCancelled.value
+
+    workflow_id: str | None = None
+    detail: str = "was cancelled"
+
+    @classmethod
+    def of(cls, workflow_id: str, detail: str = "was cancelled") -> DBOSWorkflowCancelledError:
+        """The error the engine raises in workflow ``workflow_id`` (the constructor takes DBOS's
+        single message argument)."""
+        err = cls(f"workflow {workflow_id!r} {detail}")
+        err.workflow_id, err.detail = workflow_id, detail
+        return err
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (type(self), (self.message,), dict(vars(self)))
 
 
 class DBOSUnexpectedStepError(TransactError):
@@ -263,23 +274,24 @@ class DBOSAwaitedWorkflowMaxRecoveryAttemptsExceeded(TransactError):
         return (type(self), (self.workflow_id,))
 
 
-class DBOSConflictingRegistrationError(TransactError):
-    """A function, class or queue name is registered twice with different definitions. Transact
-    raises ``ConfigError`` for that today; the name exists for code written for DBOS."""
+class ConfigError(DBOSInitializationError, ValueError, TypeError):
+    """Invalid configuration or argument; the message names it and says what it must be."""
+
+
+class DBOSConflictingRegistrationError(ConfigError):
+    """A workflow, step or class name is registered twice with different definitions (a
+    ``ConfigError`` too: it is caught at import, where the second definition is made)."""
 
     dbos_error_code = DBOSErrorCode.ConflictingRegistrationError.value
 
-    def __init__(self, name: str) -> None:
-        super().__init__(f"{name!r} is already registered with a different definition; give one of them another name")
+    def __init__(self, name: str, message: str | None = None) -> None:
+        super().__init__(
+            message or f"{name!r} is already registered with a different definition; give one of them another name"
+        )
         self.name = name
 
     def __reduce__(self) -> tuple[object, ...]:
-        return (type(self), (self.name,))
-
-
-# -- Transact's own names -----------------------------------------------------------------------
-class ConfigError(DBOSInitializationError, ValueError, TypeError):
-    """Invalid configuration or argument; the message names it and says what it must be."""
+        return (type(self), (self.name, self.message))
 
 
 class DatabaseUnavailableError(TransactError):
@@ -358,16 +370,11 @@ class StepRetriesExceededError(DBOSMaxStepRetriesExceeded):
         return (type(self), (self.step_name, self.errors))
 
 
-class WorkflowCancelledError(DBOSAwaitedWorkflowCancelledError, DBOSWorkflowCancelledError):
-    """The workflow was cancelled (or passed its deadline).
-
-    The engine raises this one class both inside the cancelled workflow, at its next step, and to
-    whoever waits for its result, so it is both DBOS errors: ``DBOSWorkflowCancelledError`` (the
-    in-workflow one) and ``DBOSAwaitedWorkflowCancelledError`` (the awaited one). It stays an
-    ``Exception``, as what ``get_result()`` raises must be; the in-workflow one becomes a
-    BaseException only once the engine raises a separate error there."""
-
-    dbos_error_code = DBOSErrorCode.WorkflowCancelled.value
+class WorkflowCancelledError(DBOSAwaitedWorkflowCancelledError):
+    """The awaited workflow was cancelled (or passed its deadline): what ``get_result()`` and a
+    direct call of a cancelled workflow raise. An ordinary Exception, so a caller (a parent workflow
+    too) may catch it; inside the cancelled workflow itself the engine raises
+    ``DBOSWorkflowCancelledError``, which ``except Exception:`` does not catch."""
 
     def __init__(self, workflow_id: str, detail: str = "was cancelled") -> None:
         TransactError.__init__(self, f"workflow {workflow_id!r} {detail}")

@@ -25,7 +25,7 @@ from transact.engine.context import WorkflowContext, current_step, current_workf
 from transact.engine.replay import recorded_outcome
 from transact.engine.runtime import Runtime
 from transact.engine.waiters import Key
-from transact.errors import NotInWorkflowError, TransactError, WorkflowCancelledError, WorkflowNotFoundError
+from transact.errors import DBOSWorkflowCancelledError, NotInWorkflowError, TransactError, WorkflowNotFoundError
 from transact.storage import NotFound, OwnershipLost, WorkflowNotPending
 from transact.storage.comms import StreamClosed, StreamItem
 from transact.storage.rows import TERMINAL_STATUSES, StepRow
@@ -219,7 +219,7 @@ def _op_still_ours(ctx: WorkflowContext) -> None:
     status = "DELETED" if row is None else row.status
     if status != Status.PENDING:
         ctx.cancelled.set()
-        raise WorkflowCancelledError(ctx.workflow_id, f"is {status}")
+        raise DBOSWorkflowCancelledError.of(ctx.workflow_id, f"is {status}")
     if row is not None and row.executor_id != ctx.runtime.executor_id:
         raise OwnershipLost(f"workflow {ctx.workflow_id!r} is owned by executor {row.executor_id!r} now")
 

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 from transact._lib.states import Hint
 from transact.engine.clock import now_ms
 from transact.engine.waiters import Waiter
-from transact.errors import TransactError, WorkflowCancelledError
+from transact.errors import DBOSWorkflowCancelledError, TransactError
 from transact.storage.rows import MAX_FUNCTION_ID, StepRow
 
 if TYPE_CHECKING:
@@ -64,7 +64,7 @@ class WorkflowContext:
         if self.runtime.stopping.is_set():
             raise ShutdownInterrupt(self.workflow_id)
         if self.cancelled.is_set() or self.past_deadline():
-            raise WorkflowCancelledError(self.workflow_id)
+            raise DBOSWorkflowCancelledError.of(self.workflow_id)
 
 
 current_workflow: contextvars.ContextVar[WorkflowContext | None] = contextvars.ContextVar(

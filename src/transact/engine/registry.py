@@ -11,7 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from transact.errors import ConfigError, WorkflowNotRegisteredError
+from transact.errors import ConfigError, DBOSConflictingRegistrationError, WorkflowNotRegisteredError
 
 
 @dataclass
@@ -65,7 +65,8 @@ class Registry:
         with self.lock:
             existing = self.workflows.get(info.name)
             if existing is not None and not existing.step and _origin(existing.func) != _origin(info.func):
-                raise ConfigError(
+                raise DBOSConflictingRegistrationError(
+                    info.name,
                     f"workflow name {info.name!r} is already registered by {_origin(existing.func)}; "
                     f"give one of them a distinct name with @DBOS.workflow(name=...)"
                 )

@@ -21,7 +21,7 @@ from transact.engine.ids import new_workflow_id
 from transact.engine.registry import ConfiguredInstance, WorkflowInfo
 from transact.engine.replay import recorded_outcome
 from transact.engine.runs import check_same_workflow
-from transact.errors import NotLaunchedError, QueueDeduplicatedError, WorkflowCancelledError
+from transact.errors import DBOSWorkflowCancelledError, NotLaunchedError, QueueDeduplicatedError
 from transact.storage import Conflict, Store, WorkflowNotPending
 from transact.storage.rows import WorkflowRow
 
@@ -208,7 +208,7 @@ def insert(
             raise QueueDeduplicatedError(row.workflow_id, row.queue_name or "", row.deduplication_id) from exc
         raise
     except WorkflowNotPending as exc:
-        raise WorkflowCancelledError(exc.workflow_id) from None
+        raise DBOSWorkflowCancelledError.of(exc.workflow_id, f"is {exc.status}; its child was not started") from None
     if not inserted:
         check_same_workflow(row.workflow_id, stored.name, row.name)
     return stored, inserted

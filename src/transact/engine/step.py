@@ -22,7 +22,7 @@ from transact.engine import serialization
 from transact.engine.clock import now_ms
 from transact.engine.context import WorkflowContext, current_step, current_workflow
 from transact.engine.replay import recorded_outcome
-from transact.errors import StepRetriesExceededError, StepTimeoutError, WorkflowCancelledError
+from transact.errors import DBOSWorkflowCancelledError, StepRetriesExceededError, StepTimeoutError
 from transact.storage import WorkflowNotPending
 from transact.storage.rows import StepRow
 
@@ -117,10 +117,10 @@ def _outcome(stored: StepRow, mine: StepRow, value: Any, error: BaseException | 
     return value
 
 
-def not_pending(ctx: WorkflowContext, exc: WorkflowNotPending, what: str) -> WorkflowCancelledError:
+def not_pending(ctx: WorkflowContext, exc: WorkflowNotPending, what: str) -> DBOSWorkflowCancelledError:
     """A refused checkpoint means the workflow was cancelled (or ended) elsewhere: stop this run."""
     ctx.cancelled.set()
-    return WorkflowCancelledError(ctx.workflow_id, f"is {exc.status}; {what} was not recorded")
+    return DBOSWorkflowCancelledError.of(ctx.workflow_id, f"is {exc.status}; {what} was not recorded")
 
 
 def record(ctx: WorkflowContext, row: StepRow) -> StepRow:
@@ -218,7 +218,7 @@ def _attempt_sync(
             if opts.should_retry is not None and not _retry_wanted(opts.should_retry, exc):
                 return None, exc  # not retryable: the step fails with the original error
             if attempt + 1 < attempts and not pacing.wait() and ctx is not None:
-                raise WorkflowCancelledError(ctx.workflow_id) from exc
+                raise DBOSWorkflowCancelledError.of(ctx.workflow_id) from exc
         finally:
             if token is not None:
                 current_attempt.reset(token)
@@ -291,7 +291,7 @@ async def _attempt_async(
                     if not ctx.cancelled.is_set():
                         await waiter.wait_async(delay)
                 if ctx.cancelled.is_set():
-                    raise WorkflowCancelledError(ctx.workflow_id) from exc
+                    raise DBOSWorkflowCancelledError.of(ctx.workflow_id) from exc
         finally:
             if token is not None:
                 current_attempt.reset(token)

@@ -21,11 +21,11 @@ from transact.engine.clock import now_ms
 from transact.engine.context import WorkflowContext, current_step
 from transact.engine.runtime import Runtime
 from transact.errors import (
+    DBOSWorkflowCancelledError,
     ConfigError,
     DatabaseUnavailableError,
     DeterminismError,
     NotInWorkflowError,
-    WorkflowCancelledError,
 )
 from transact.storage import Unavailable
 from transact.storage.rows import StepRow
@@ -293,6 +293,6 @@ class _Backoff:
         if pacing.attempts + 1 in (10, 100) or (pacing.attempts + 1) % 500 == 0:
             log.warning("transaction %r retried %d times (last: %s)", self.name, pacing.attempts + 1, exc)
         if not pacing.wait() and ctx is not None:
-            raise WorkflowCancelledError(ctx.workflow_id) from exc
+            raise DBOSWorkflowCancelledError.of(ctx.workflow_id) from exc
         if ctx is not None:
             ctx.check_cancelled()

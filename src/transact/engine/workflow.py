@@ -21,7 +21,13 @@ from transact.engine.registry import WorkflowInfo
 from transact.engine.runs import NotLocal
 from transact.engine.runtime import Runtime
 from transact.engine.starts import QueueSpec, insert_plan, plan
-from transact.errors import DeterminismError, MaxRecoveryAttemptsExceededError, NotLaunchedError, WorkflowCancelledError
+from transact.errors import (
+    DBOSWorkflowCancelledError,
+    DeterminismError,
+    MaxRecoveryAttemptsExceededError,
+    NotLaunchedError,
+    WorkflowCancelledError,
+)
 from transact.storage import OwnershipLost, WorkflowNotPending
 from transact.storage.rows import StepRow, WorkflowRow
 
@@ -101,10 +107,10 @@ def execute(rt: Runtime, ctx: WorkflowContext, info: WorkflowInfo, args: Any, kw
         except OwnershipLost as exc:
             log.warning("workflow %s was adopted by another executor (%s)", ctx.workflow_id, exc)
             raise NotLocal() from exc
-        except WorkflowCancelledError:
+        except DBOSWorkflowCancelledError as exc:
             if _stopped(rt, ctx):
                 raise NotLocal() from None
-            raise
+            raise WorkflowCancelledError(ctx.workflow_id, exc.detail) from None  # what its waiters see
         except Exception as exc:
             return _finish_row(rt, ctx, None, exc)
         return _finish_row(rt, ctx, value, None)
@@ -125,10 +131,10 @@ async def execute_async(rt: Runtime, ctx: WorkflowContext, info: WorkflowInfo, a
         except OwnershipLost as exc:
             log.warning("workflow %s was adopted by another executor (%s)", ctx.workflow_id, exc)
             raise NotLocal() from exc
-        except WorkflowCancelledError:
+        except DBOSWorkflowCancelledError as exc:
             if await rt.aio(_stopped, rt, ctx):
                 raise NotLocal() from None
-            raise
+            raise WorkflowCancelledError(ctx.workflow_id, exc.detail) from None
         except Exception as exc:
             return await rt.aio(_finish_row, rt, ctx, None, exc)
         return await rt.aio(_finish_row, rt, ctx, value, None)
