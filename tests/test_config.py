@@ -63,7 +63,6 @@ ASKING = {
     "otlp_log_level": "INFO",
     "conductor_key": "key-123",
     "conductor_url": "wss://conductor.example",
-    "enable_patching": True,
     "use_listen_notify": False,
     "notification_listener_polling_interval_sec": 0.5,
     "sys_db_name": "orders_sys",

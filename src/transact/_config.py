@@ -114,7 +114,6 @@ _NO_EFFECT: dict[str, tuple[Callable[[Any], bool], str]] = {
     "otlp_log_level": (_given, "transact exports no OpenTelemetry logs"),
     "conductor_key": (_given, "transact does not connect to DBOS Conductor"),
     "conductor_url": (_given, "transact does not connect to DBOS Conductor"),
-    "enable_patching": (_given, "transact has no DBOS.patch(); deploy breaking changes with versions"),
     "use_listen_notify": (
         lambda v: v is False,
         "transact always listens for Postgres notifications (and polls as a safety net)",
@@ -144,6 +143,7 @@ _APPLIED = {
     "run_migrations",
     "scheduler_polling_interval_sec",
     "application_version",
+    "enable_patching",  # DBOS.patch works either way; True fixes the default app version
     "executor_id",
     "max_executor_threads",
     "log_level",
@@ -388,6 +388,10 @@ def load_settings(config: Mapping[str, Any] | None) -> Settings:
     if not isinstance(version, str | None):
         raise ConfigError(f"config key {version_key!r} must be a string, got {version!r}")
     version = version or os.environ.get(ENV_APP_VERSION) or os.environ.get(ENV_DBOS_APP_VERSION)
+    if not version and _flag(config, "enable_patching", False):
+        # As in DBOS: patched code and the code before it share one version, so pinned recovery
+        # still finds old runs. DBOS.patch itself works whether or not this is set.
+        version = "PATCHING_ENABLED"
 
     lease = _number(config, "lease_seconds", 30.0)
     heartbeat = _number(config, "heartbeat_seconds", min(10.0, lease / 3))

@@ -17,6 +17,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from enum import Enum
 
+PATCH_MARKER_PREFIX = "DBOS.patch-"  # how a patch marker step is named: this + the patch name
+
 
 class DBOSErrorCode(Enum):
     """The ``dbos_error_code`` values DBOS documents (an error carries the int ``.value``)."""
@@ -160,8 +162,10 @@ class DBOSMaxStepRetriesExceeded(TransactError):
 
 
 class DBOSNotAuthorizedError(TransactError):
-    """The caller lacks a role the operation requires (HTTP 403). Transact has no role checks,
-    so it does not raise this error; the name exists for code written for DBOS."""
+    """The caller lacks a role the operation requires (HTTP 403): a function guarded by
+    ``@DBOS.required_roles`` (or its class's ``@DBOS.default_required_roles``) was called, started
+    or enqueued without an authenticated role it lists. Raised at the call, before anything is
+    written."""
 
     dbos_error_code = DBOSErrorCode.NotAuthorized.value
     status_code = 403
@@ -341,12 +345,20 @@ class DeterminismError(DBOSUnexpectedStepError):
     """Replayed code called a different step than the one recorded at that position."""
 
     def __init__(self, workflow_id: str, function_id: int, recorded: str, called: str) -> None:
-        TransactError.__init__(
-            self,
-            f"workflow {workflow_id!r} is not deterministic: at step {function_id} it recorded "
-            f"{recorded!r} but the code now calls {called!r}. Restore the previous code to finish it, "
-            f"or fork it with DBOS.fork_workflow({workflow_id!r}, start_step={function_id}).",
-        )
+        if recorded.startswith(PATCH_MARKER_PREFIX):
+            patch = recorded[len(PATCH_MARKER_PREFIX) :]
+            message = (
+                f"workflow {workflow_id!r} took patch {patch!r} at step {function_id}, but the code no longer "
+                f"calls DBOS.patch({patch!r}) there (it calls {called!r}). Put back DBOS.deprecate_patch({patch!r}) "
+                "there, and delete it only once every workflow that took the patch has finished."
+            )
+        else:
+            message = (
+                f"workflow {workflow_id!r} is not deterministic: at step {function_id} it recorded "
+                f"{recorded!r} but the code now calls {called!r}. Restore the previous code to finish it, "
+                f"or fork it with DBOS.fork_workflow({workflow_id!r}, start_step={function_id})."
+            )
+        TransactError.__init__(self, message)
         self.workflow_id = workflow_id
         self.function_id = self.step_id = function_id
         self.recorded = self.recorded_name = recorded

@@ -1,5 +1,5 @@
-"""DBOS facade: steps (``@DBOS.step``, ``DBOS.run_step``), their status, and classes whose methods
-are workflows (``@DBOS.dbos_class``).
+"""DBOS facade: steps (``@DBOS.step``, ``DBOS.run_step``), their status, patches (``DBOS.patch``)
+and classes whose methods are workflows (``@DBOS.dbos_class``).
 
 Delegates to ``engine/step.py``. Must not import transact._dbos.
 """
@@ -12,6 +12,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any, ParamSpec, TypeVar, cast, overload
 
 from transact._facade._base import FacadeBase
+from transact.engine import patching
 from transact.engine import step as steps
 from transact.engine.context import current_step
 from transact.engine.registry import REGISTRY, WorkflowInfo
@@ -106,6 +107,28 @@ class StepFacade(FacadeBase):
             func = in_thread
         value: T = await steps.run_step_async(name, cast(Callable[..., Awaitable[Any]], func), policy, args, kwargs)
         return value
+
+    @classmethod
+    def patch(cls, name: str) -> bool:
+        """Branch around runs recorded under older code: True where the workflow reaches this point
+        under the new code (the branch is recorded), False where its history holds an older step
+        here. Call it in the workflow's body; see ``deprecate_patch`` for retiring it."""
+        return patching.patch(name)
+
+    @classmethod
+    async def patch_async(cls, name: str) -> bool:
+        return await patching.patch_async(name)
+
+    @classmethod
+    def deprecate_patch(cls, name: str) -> bool:
+        """The retiring stage of ``patch(name)``, once no run needs the old path: always True; it
+        keeps runs that took the patch in step and records nothing itself, so it can be deleted
+        once those runs have finished."""
+        return patching.patch(name, deprecated=True)
+
+    @classmethod
+    async def deprecate_patch_async(cls, name: str) -> bool:
+        return await patching.patch_async(name, deprecated=True)
 
     @classmethod
     def dbos_class(cls, class_name: str | None = None) -> Callable[[type[T]], type[T]]:

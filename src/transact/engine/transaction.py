@@ -21,9 +21,9 @@ from transact.engine.clock import now_ms
 from transact.engine.context import WorkflowContext, current_step
 from transact.engine.runtime import Runtime
 from transact.errors import (
-    DBOSWorkflowCancelledError,
     ConfigError,
     DatabaseUnavailableError,
+    DBOSWorkflowCancelledError,
     DeterminismError,
     NotInWorkflowError,
 )
