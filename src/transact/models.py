@@ -69,6 +69,7 @@ class StepOptions(TypedDict, total=False):
     backoff_rate: float
     should_retry: Callable[[BaseException], bool | Awaitable[bool]]
     timeout_seconds: float
+    preemptible: bool
 
 
 class StepInfo(TypedDict):

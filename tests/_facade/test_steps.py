@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from transact import DBOS, DBOSConfiguredInstance, Queue, SetWorkflowID, StepRetriesExceededError
-from transact.errors import ConfigError
+from transact.errors import ConfigError, WorkflowCancelledError
 from transact.models import StepStatus
 
 
@@ -243,3 +243,75 @@ def test_class_workflows_run_on_their_instance_or_class(dbos: type[DBOS]) -> Non
     # Resumed and forked runs find the instance again by its recorded name.
     forked = DBOS.fork_workflow(enqueued.workflow_id, 1)
     assert forked.get_result(timeout=10) == "https://a.example/z"
+
+
+@pytest.mark.parametrize("canceller", ["dbos", "client"])
+def test_cancelling_the_workflow_preempts_its_preemptible_step(dbos: type[DBOS], db_url: str, canceller: str) -> None:
+    """The step's coroutine is cancelled at once (from this process or, through the database,
+    another); nothing is recorded for it, so a resume runs it again."""
+    started, interrupted = threading.Event(), threading.Event()
+    mode = {"hang": True}
+
+    @DBOS.step(preemptible=True)
+    async def long_call() -> str:
+        started.set()
+        try:
+            while mode["hang"]:
+                await asyncio.sleep(0.01)
+        except asyncio.CancelledError:
+            interrupted.set()
+            raise
+        return "answered"
+
+    @DBOS.workflow()
+    async def wf() -> str:
+        return await long_call()
+
+    wid = f"preempted-{canceller}"
+    with SetWorkflowID(wid):
+        handle = DBOS.start_workflow(wf)
+    assert started.wait(20)
+    if canceller == "dbos":
+        DBOS.cancel_workflow(wid)
+    else:
+        from transact import DBOSClient
+
+        with DBOSClient(db_url) as client:
+            client.cancel_workflow(wid)
+    assert interrupted.wait(20), "the step was not interrupted"
+    with pytest.raises(WorkflowCancelledError):
+        handle.get_result(timeout=20)
+    assert DBOS.list_workflow_steps(wid) == []  # nothing recorded for the interrupted step
+    mode["hang"] = False
+    assert DBOS.resume_workflow(wid).get_result(timeout=20) == "answered"
+
+
+def test_a_preemptible_step_outside_cancellation_runs_normally(dbos: type[DBOS]) -> None:
+    @DBOS.step(preemptible=True, retries_allowed=True, max_attempts=2, interval_seconds=0)
+    async def fine(n: int) -> int:
+        await asyncio.sleep(0)
+        return n + 1
+
+    @DBOS.workflow()
+    async def wf() -> int:
+        return await fine(1) + await DBOS.run_step_async({"preemptible": True}, fine, 10)
+
+    async def main() -> int:
+        with SetWorkflowID("preemptible-ok"):
+            return await wf()
+
+    assert asyncio.run(main()) == 2 + 11
+    assert len(DBOS.list_workflow_steps("preemptible-ok")) == 2
+
+
+def test_a_sync_step_cannot_be_preemptible(dbos: type[DBOS]) -> None:
+    with pytest.raises(ConfigError, match="cannot be preemptible"):
+
+        @DBOS.step(preemptible=True)
+        def blocking() -> None:
+            pass
+
+    with pytest.raises(ConfigError, match="cannot be preemptible"):
+        DBOS.run_step({"preemptible": True}, lambda: None)
+    with pytest.raises(ConfigError, match="cannot be preemptible"):
+        asyncio.run(DBOS.run_step_async({"preemptible": True}, lambda: None))

@@ -44,6 +44,7 @@ class StepFacade(FacadeBase):
         backoff_rate: float = 2.0,
         should_retry: ShouldRetry | None = None,
         timeout_seconds: float | None = None,
+        preemptible: bool = False,
     ) -> Callable[[Callable[P, R]], Callable[P, R]]: ...
 
     @classmethod  # type: ignore[misc]
@@ -59,21 +60,25 @@ class StepFacade(FacadeBase):
         backoff_rate: float = 2.0,
         should_retry: ShouldRetry | None = None,
         timeout_seconds: float | None = None,
+        preemptible: bool = False,
     ) -> Any:
         """A checkpointed step: inside a workflow it runs once and its outcome is replayed after a
         restart; outside one it is plain code. ``retries_allowed`` retries failures up to
         ``max_attempts`` times, waiting ``interval_seconds * backoff_rate**n`` between attempts;
         ``should_retry(exc)`` returning False stops retrying and fails with that exception.
         ``timeout_seconds`` limits each attempt (sync steps: the late attempt is abandoned in its
-        thread and its result discarded; async steps: it is cancelled). A step may also be started
-        or enqueued directly, as a workflow of one step."""
+        thread and its result discarded; async steps: it is cancelled). ``preemptible`` (async steps
+        only): cancelling the workflow cancels the running step at once, and nothing is recorded for
+        it. A step may also be started or enqueued directly, as a workflow of one step."""
         policy = steps.StepPolicy(
-            retries_allowed, interval_seconds, max_attempts, backoff_rate, should_retry, timeout_seconds
+            retries_allowed, interval_seconds, max_attempts, backoff_rate, should_retry, timeout_seconds, preemptible
         )
 
         def decorate(fn: Callable[P, R]) -> Callable[P, R]:
             if not callable(fn):
                 raise ConfigError(f"@DBOS.step must decorate a function, got {fn!r}")
+            if preemptible and not inspect.iscoroutinefunction(fn):
+                raise _sync_preemptible(name or fn.__qualname__)
             return cast(Callable[P, R], _step_wrapper(name or fn.__qualname__, fn, policy))
 
         return decorate(func) if func is not None else decorate
@@ -85,6 +90,8 @@ class StepFacade(FacadeBase):
         name, policy = _policy(options, func)
         if inspect.iscoroutinefunction(func):
             raise ConfigError(f"{name!r} is async: call it with `await DBOS.run_step_async(...)`")
+        if policy.preemptible:
+            raise _sync_preemptible(name)
         value: T = steps.run_step(name, func, policy, args, kwargs)
         return value
 
@@ -99,6 +106,8 @@ class StepFacade(FacadeBase):
         """``run_step`` for async code; a sync ``func`` runs in a worker thread."""
         name, policy = _policy(options, func)
         if not inspect.iscoroutinefunction(func):
+            if policy.preemptible:
+                raise _sync_preemptible(name)
             sync = func
 
             async def in_thread(*a: Any, **k: Any) -> Any:
@@ -151,6 +160,13 @@ def step_status() -> StepStatus | None:
         return None
     attempt = steps.current_attempt.get()
     return StepStatus(step_id, attempt[0] if attempt else None, attempt[1] if attempt else None)
+
+
+def _sync_preemptible(name: str) -> ConfigError:
+    return ConfigError(
+        f"step {name!r} is not async, so it cannot be preemptible: Python cannot interrupt a running "
+        "thread. Make the step `async def`, or drop preemptible=True"
+    )
 
 
 def _policy(options: StepOptions | None, func: Callable[..., Any]) -> tuple[str, steps.StepPolicy]:

@@ -28,6 +28,8 @@ from transact.storage.rows import StepRow
 
 ShouldRetry = Callable[[BaseException], "bool | Awaitable[bool]"]
 
+PREEMPT_RECHECK_S = 0.5  # a preemptible step re-reads its cancellation flag at least this often
+
 # (0-based attempt, attempts allowed) while a retrying step runs; unset on the one-attempt path.
 current_attempt: contextvars.ContextVar[tuple[int, int] | None] = contextvars.ContextVar(
     "transact_step_attempt", default=None
@@ -45,12 +47,16 @@ class StepPolicy:
     backoff_rate: float = 2.0
     should_retry: ShouldRetry | None = None
     timeout_seconds: float | None = None
+    preemptible: bool = False  # async only: a cancellation of the workflow interrupts the attempt
     # One attempt, no time limit: the per-step hot path (no retry loop, no thread). Computed once.
     plain: bool = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "plain", not self.retries_allowed and self.timeout_seconds is None)
+        object.__setattr__(
+            self, "plain", not self.retries_allowed and self.timeout_seconds is None and not self.preemptible
+        )
         checks.flag(self.retries_allowed, "@DBOS.step retries_allowed")
+        checks.flag(self.preemptible, "@DBOS.step preemptible")
         checks.count(self.max_attempts, "@DBOS.step max_attempts", minimum=1)
         checks.seconds(self.interval_seconds, "@DBOS.step interval_seconds")
         if self.should_retry is not None and not callable(self.should_retry):
@@ -270,10 +276,13 @@ async def _attempt_async(
     for attempt in range(attempts):
         token = current_attempt.set((attempt, attempts)) if opts.retries_allowed else None
         try:
+            attempt_run = fn(*args, **kwargs)
+            if opts.preemptible and ctx is not None:
+                attempt_run = _preemptible(name, attempt_run, ctx)
             if opts.timeout_seconds is None:
-                return await fn(*args, **kwargs), None
+                return await attempt_run, None
             try:
-                return await asyncio.wait_for(fn(*args, **kwargs), opts.timeout_seconds), None
+                return await asyncio.wait_for(attempt_run, opts.timeout_seconds), None
             except asyncio.TimeoutError:
                 raise StepTimeoutError(name, opts.timeout_seconds) from None  # the attempt was cancelled
         except Exception as exc:
@@ -296,6 +305,28 @@ async def _attempt_async(
             if token is not None:
                 current_attempt.reset(token)
     return None, _final_error(name, opts, errors)
+
+
+async def _preemptible(name: str, attempt: Awaitable[Any], ctx: WorkflowContext) -> Any:
+    """Await one attempt as a task, cancelling it as soon as the workflow is cancelled (here or, by
+    its wake-ups, in another process); the interrupted attempt records nothing."""
+    task = asyncio.ensure_future(attempt)
+    try:
+        with ctx.cancel_watch(asynchronous=True) as waiter:
+            while not task.done():
+                if ctx.cancelled.is_set():
+                    task.cancel()
+                    await asyncio.wait({task})
+                    raise DBOSWorkflowCancelledError.of(
+                        ctx.workflow_id, f"was cancelled during its preemptible step {name!r} (not recorded)"
+                    )
+                woken = asyncio.ensure_future(waiter.wait_async(PREEMPT_RECHECK_S))
+                await asyncio.wait({task, woken}, return_when=asyncio.FIRST_COMPLETED)
+                woken.cancel()
+        return task.result()
+    finally:
+        if not task.done():  # the caller itself was cancelled (a step timeout, or the user's own)
+            task.cancel()
 
 
 def _final_error(name: str, opts: StepPolicy, errors: list[BaseException]) -> BaseException:
