@@ -17,9 +17,10 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from transact._config import ENV_SYSTEM_DB
+from transact._facade.waits import handle_ids, pick
 from transact._lib.states import Hint
 from transact._lib.urls import redact
-from transact.engine import admin, comms, serialization, starts
+from transact.engine import admin, comms, serialization, starts, waits
 from transact.engine.clock import now_ms
 from transact.engine.status import outcome, to_status
 from transact.engine.waiters import Waiters
@@ -185,6 +186,33 @@ class DBOSClient:
     async def get_event_async(self, workflow_id: str, key: str, timeout_seconds: float = 60) -> Any:
         return await asyncio.to_thread(self.get_event, workflow_id, key, timeout_seconds)
 
+    def wait_first(
+        self, handles: list[WorkflowHandleClient[Any]], *, polling_interval_sec: float = 1.0
+    ) -> WorkflowHandleClient[Any]:
+        """Wait until any of ``handles`` has finished and return that handle (the first to finish, if
+        several have). Nothing is recorded: a client is not a workflow."""
+        api = "DBOSClient.wait_first"
+        ids = waits.checked_ids(handle_ids(handles, api, _CLIENT_HANDLES, "WorkflowHandleClient"), api)
+        poll = waits.checked_poll(polling_interval_sec, api)
+        self._listen()
+        return pick(handles, ids, self._call(waits.first_finished, self._store, self._waiters, ids, poll))
+
+    async def wait_first_async(
+        self, handles: list[WorkflowHandleClientAsync[Any]], *, polling_interval_sec: float = 1.0
+    ) -> WorkflowHandleClientAsync[Any]:
+        """``wait_first`` for async code: waits on the event loop, reads on a worker thread."""
+        api = "DBOSClient.wait_first_async"
+        ids = waits.checked_ids(handle_ids(handles, api, _CLIENT_HANDLES, "WorkflowHandleClientAsync"), api)
+        poll = waits.checked_poll(polling_interval_sec, api)
+        await asyncio.to_thread(self._listen)
+        try:
+            won = await waits.first_finished_async(self._store, self._waiters, ids, poll, asyncio.to_thread)
+        except Unavailable as exc:
+            raise DatabaseUnavailableError(
+                f"cannot reach the system database {redact(self.system_database_url)}: {exc}"
+            ) from None
+        return pick(handles, ids, won)
+
     # -- finding ------------------------------------------------------------------------------
     def retrieve_workflow(self, workflow_id: str, existing_workflow: bool = True) -> WorkflowHandleClient[Any]:
         if existing_workflow:
@@ -337,3 +365,6 @@ class WorkflowHandleClientAsync(Generic[R]):
 
     def __repr__(self) -> str:
         return f"WorkflowHandleClientAsync({self.workflow_id!r})"
+
+
+_CLIENT_HANDLES = (WorkflowHandleClient, WorkflowHandleClientAsync)

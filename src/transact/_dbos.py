@@ -18,6 +18,7 @@ from transact._facade.kafka import KafkaFacade
 from transact._facade.schedule import ScheduleFacade
 from transact._facade.steps import StepFacade, step_status
 from transact._facade.txn import TxnFacade
+from transact._facade.waits import WaitFacade
 from transact._handles import WorkflowHandle, WorkflowHandleAsync
 from transact.engine import services
 from transact.engine import workflow as wf
@@ -67,7 +68,9 @@ class _DBOSMeta(type):
         return current_session()
 
 
-class DBOS(StepFacade, CommsFacade, AdminFacade, ScheduleFacade, TxnFacade, KafkaFacade, metaclass=_DBOSMeta):
+class DBOS(
+    StepFacade, CommsFacade, AdminFacade, ScheduleFacade, TxnFacade, KafkaFacade, WaitFacade, metaclass=_DBOSMeta
+):
     """The process-wide Transact instance. Construct once with a config, then ``launch()``."""
 
     logger = logging.getLogger("transact")
