@@ -219,6 +219,14 @@ def test_each_no_effect_key_warns_once_naming_it(key: str, caplog: pytest.LogCap
     assert len(found) == 1 and "no effect" in found[0]
 
 
+def test_log_level_quiets_the_config_notes_too(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG)  # the root lets everything through: only transact's level filters
+    load_settings({"name": "a", "log_level": "ERROR", "run_admin_server": True})
+    assert warnings_about(caplog, "run_admin_server") == []
+    load_settings({"name": "a", "log_level": "WARNING", "admin_port": 3101})
+    assert len(warnings_about(caplog, "admin_port")) == 1
+
+
 def test_values_that_ask_for_nothing_do_not_warn(caplog: pytest.LogCaptureFixture) -> None:
     quiet = {
         "run_admin_server": False,
@@ -331,6 +339,21 @@ def test_run_migrations_false_on_a_migrated_database_launches(config: dict[str, 
 
     with launched({**config, "run_migrations": False}):
         assert ping() == "pong"
+
+
+def test_run_migrations_false_leaves_the_application_database_alone(config: dict[str, Any], empty_url: str) -> None:
+    store = open_store(config["system_database_url"])
+    store.migrate()
+    store.close()
+    off = {**config, "application_database_url": empty_url, "run_migrations": False}
+    DBOS(config=off)
+    with pytest.raises(ConfigError, match=r"run_migrations is False and the application database .* no table"):
+        DBOS.launch()
+    DBOS.destroy(destroy_registry=True)
+    with launched({**off, "run_migrations": True}):
+        pass  # creates the outcome table
+    with launched(off):
+        pass  # now it only checks that the table is there
 
 
 def test_system_database_engine_gives_its_url(

@@ -429,5 +429,7 @@ def load_settings(config: Mapping[str, Any] | None) -> Settings:
             else None
         ),
     )
+    if settings.log_level:  # before the notes below, so a quieter level applies to them too
+        logging.getLogger("transact").setLevel(settings.log_level)
     _warn_once(notes)  # only for a config that was accepted
     return settings

@@ -88,12 +88,19 @@ def _open(rt: Runtime, url: str) -> AppDatabase:
 
     app = AppDatabase(url, pool_size=rt.settings.pool_size)
     try:
-        app.migrate(retry_timeout_s=rt.settings.retry_timeout_s)
+        found = app.migrate(retry_timeout_s=rt.settings.retry_timeout_s, create=rt.settings.run_migrations)
     except Unavailable as exc:
         app.close()
         raise DatabaseUnavailableError(
             f"cannot prepare the application database {redact(app.url)} (config key 'application_database_url'): {exc}"
         ) from exc
+    if not found:
+        app.close()
+        raise ConfigError(
+            f"run_migrations is False and the application database {redact(app.url)} has no table "
+            f"{app.table.fullname!r} for transaction outcomes: create it once with run_migrations=True "
+            "once (launch with it, then turn it off)"
+        )
     return app
 
 

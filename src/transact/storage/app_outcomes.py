@@ -33,6 +33,7 @@ from sqlalchemy import (
     text,
 )
 from sqlalchemy import exc as sa_exc
+from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.schema import CreateSchema
@@ -222,14 +223,20 @@ class AppDatabase:
             return self.outcome_get(conn, workflow_id=workflow_id, function_id=function_id)
 
     # -- schema ---------------------------------------------------------------------------------
-    def migrate(self, *, retry_timeout_s: float | None = None) -> None:
-        """Create the outcome table if missing; safe when several processes launch at once.
+    def migrate(self, *, retry_timeout_s: float | None = None, create: bool = True) -> bool:
+        """Create the outcome table if missing; safe when several processes launch at once. With
+        ``create`` off (``run_migrations=False``) only look: returns whether the table exists.
 
         Outages are retried with back-off (forever when ``retry_timeout_s`` is None, like the system
         database); other errors (bad password, missing database) raise ``Unavailable`` at once."""
+        found = True
 
         def attempt() -> None:
+            nonlocal found
             with self.engine.connect() as conn, conn.begin():
+                if not create:
+                    found = sa_inspect(conn).has_table(self.table.name, schema=self.table.schema)
+                    return
                 self._kind.prelude(conn)
                 self.table.create(conn, checkfirst=True)
 
@@ -237,7 +244,7 @@ class AppDatabase:
         while True:
             try:
                 attempt()
-                return
+                return found
             except Exception as exc:
                 if classify(exc) is None or _refused(exc) or not backoff.wait():
                     raise Unavailable(f"{type(exc).__name__}: {_first_line(exc)}") from exc
