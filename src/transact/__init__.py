@@ -6,6 +6,7 @@
 from transact._client import DBOSClient
 from transact._config import DBOSConfig
 from transact._dbos import DBOS
+from transact._facade.auth import DBOSContextEnsure, DBOSContextSetAuth
 from transact._handles import WorkflowHandle, WorkflowHandleAsync
 from transact._options import SetEnqueueOptions, SetWorkflowID, SetWorkflowTimeout
 from transact._queue import Queue
@@ -61,6 +62,8 @@ __all__ = [
     "DBOSConfiguredInstance",
     "DBOSConflictingRegistrationError",
     "DBOSConflictingWorkflowError",
+    "DBOSContextEnsure",
+    "DBOSContextSetAuth",
     "DBOSErrorCode",
     "DBOSException",
     "DBOSInitializationError",

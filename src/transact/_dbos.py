@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar, cast, overload
 from transact._config import DBOSConfig, load_settings
 from transact._facade._base import FacadeBase
 from transact._facade.admin import AdminFacade
+from transact._facade.auth import AuthFacade, check_start
 from transact._facade.comms import CommsFacade
 from transact._facade.kafka import KafkaFacade
 from transact._facade.schedule import ScheduleFacade
@@ -20,7 +21,7 @@ from transact._facade.steps import StepFacade, step_status
 from transact._facade.txn import TxnFacade
 from transact._facade.waits import WaitFacade
 from transact._handles import WorkflowHandle, WorkflowHandleAsync
-from transact.engine import services
+from transact.engine import auth, services
 from transact.engine import workflow as wf
 from transact.engine.context import current_step, current_workflow
 from transact.engine.recovery import stranded_workflows
@@ -32,6 +33,8 @@ from transact.errors import ConfigError, WorkflowNotFoundError, WorkflowNotRegis
 from transact.models import StepStatus, WorkflowStatus
 
 if TYPE_CHECKING:
+    from fastapi import FastAPI
+    from flask import Flask
     from sqlalchemy.orm import Session
 
 P = ParamSpec("P")
@@ -63,19 +66,51 @@ class _DBOSMeta(type):
         return dict(FacadeBase._instance()._config)
 
     @property
+    def authenticated_user(cls) -> str | None:
+        """The user the running code is authenticated as (``DBOSContextSetAuth``; inside a workflow,
+        the user who started it); None without authentication."""
+        current = auth.current()
+        return current.user if current is not None else None
+
+    @property
+    def authenticated_roles(cls) -> list[str] | None:
+        current = auth.current()
+        return list(current.roles) if current is not None and current.roles is not None else None
+
+    @property
+    def assumed_role(cls) -> str | None:
+        """The role the running protected function (``@DBOS.required_roles``) was granted."""
+        current = auth.current()
+        return current.assumed_role if current is not None else None
+
+    @property
     def sql_session(cls) -> Session:
         """The running @DBOS.transaction's SQLAlchemy session; a clear error outside one."""
         return current_session()
 
 
 class DBOS(
-    StepFacade, CommsFacade, AdminFacade, ScheduleFacade, TxnFacade, KafkaFacade, WaitFacade, metaclass=_DBOSMeta
+    StepFacade,
+    CommsFacade,
+    AdminFacade,
+    ScheduleFacade,
+    TxnFacade,
+    KafkaFacade,
+    WaitFacade,
+    AuthFacade,
+    metaclass=_DBOSMeta,
 ):
     """The process-wide Transact instance. Construct once with a config, then ``launch()``."""
 
     logger = logging.getLogger("transact")
 
-    def __init__(self, *, config: DBOSConfig | Mapping[str, Any] | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        config: DBOSConfig | Mapping[str, Any] | None = None,
+        fastapi: FastAPI | None = None,
+        flask: Flask | None = None,
+    ) -> None:
         settings = load_settings(config)
         with _lock:
             previous = FacadeBase._current
@@ -87,6 +122,13 @@ class DBOS(
             self._settings = settings
             self._runtime = Runtime(settings, REGISTRY)
             FacadeBase._set_current(self)
+        if fastapi is not None or flask is not None:
+            from transact.integrations import web  # only when an app is given: the optional `web` extra
+
+            if fastapi is not None:
+                web.setup_fastapi(fastapi, launch=type(self).launch)
+            if flask is not None:
+                web.setup_flask(flask)
 
     # -- lifecycle ----------------------------------------------------------------------------
     @classmethod
@@ -268,6 +310,7 @@ def resolve(func: Callable[..., Any], args: tuple[Any, ...]) -> tuple[WorkflowIn
             f"{getattr(func, '__qualname__', func)!r} is not a workflow or a step; decorate it with "
             "@DBOS.workflow() (or @DBOS.step() to run it as a workflow of one step)"
         )
+    check_start(func)
     if info.step and REGISTRY.workflows.get(info.name) is not info:
         raise ConfigError(
             f"step {info.name!r} cannot be started on its own: a workflow has the same name. "

@@ -36,6 +36,9 @@ class WorkflowStatus:
     started_at: int | None = None
     deadline_at: int | None = None
     forked_from: str | None = None
+    authenticated_user: str | None = None  # who started it (DBOSContextSetAuth); children inherit it
+    assumed_role: str | None = None  # the role its start assumed (@DBOS.required_roles)
+    authenticated_roles: list[str] | None = None
 
     @property
     def workflow_name(self) -> str:

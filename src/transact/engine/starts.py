@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from transact._lib.states import Status
 from transact._options import current_timeout, take_workflow_id
-from transact.engine import serialization
+from transact.engine import auth, serialization
 from transact.engine.clock import now_ms
 from transact.engine.context import WorkflowContext, current_step, current_workflow
 from transact.engine.ids import new_workflow_id
@@ -74,6 +74,7 @@ def new_row(
     if queue is not None:
         status = Status.DELAYED if queue.delay_seconds else Status.ENQUEUED
         app_version = queue.app_version or app_version
+    user, assumed_role, roles = auth.row_fields(name)  # who starts it (a child: its parent's user)
     return WorkflowRow(
         workflow_id=workflow_id,
         status=status,
@@ -96,6 +97,9 @@ def new_row(
         started_at=now if queue is None else None,
         timeout_ms=timeout_ms,
         deadline_at=deadline_at if queue is None else None,
+        authenticated_user=user,
+        assumed_role=assumed_role,
+        authenticated_roles=roles,
     )
 
 

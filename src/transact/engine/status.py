@@ -6,6 +6,7 @@ from typing import Any
 
 from transact._lib.states import Status
 from transact.engine import serialization
+from transact.engine.auth import decode_roles
 from transact.errors import MaxRecoveryAttemptsExceededError, TransactError, WorkflowCancelledError
 from transact.models import WorkflowStatus
 from transact.storage.rows import WorkflowRow
@@ -58,4 +59,7 @@ def to_status(row: WorkflowRow, *, load_input: bool = True, load_output: bool = 
         started_at=row.started_at,
         deadline_at=row.deadline_at,
         forked_from=row.forked_from,
+        authenticated_user=row.authenticated_user,
+        assumed_role=row.assumed_role,
+        authenticated_roles=list(roles) if (roles := decode_roles(row.authenticated_roles)) is not None else None,
     )

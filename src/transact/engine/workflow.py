@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from transact._lib.states import Hint, Status
-from transact.engine import serialization, status
+from transact.engine import auth, serialization, status
 from transact.engine.clock import now_ms
 from transact.engine.context import ShutdownInterrupt, WorkflowContext, current_workflow
 from transact.engine.registry import WorkflowInfo
@@ -35,7 +35,7 @@ log = logging.getLogger("transact")
 
 
 def new_context(rt: Runtime, row: WorkflowRow, recorded: dict[int, Any] | None = None) -> WorkflowContext:
-    return WorkflowContext(
+    ctx = WorkflowContext(
         workflow_id=row.workflow_id,
         name=row.name,
         runtime=rt,
@@ -43,6 +43,8 @@ def new_context(rt: Runtime, row: WorkflowRow, recorded: dict[int, Any] | None =
         deadline_at=row.deadline_at,
         resumed=row.recovery_attempts > 0 or bool(recorded),
     )
+    auth.attach(ctx, row)  # auth hook: the run sees the user, roles and assumed role its row recorded
+    return ctx
 
 
 # -- running a body -----------------------------------------------------------------------------

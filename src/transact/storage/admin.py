@@ -12,7 +12,7 @@ from typing import Any
 
 from transact._lib.states import Hint, Status
 from transact.storage._base import DriverBase, Tx
-from transact.storage.rows import MAX_FUNCTION_ID, WORKFLOW_COLUMNS, ListQuery, WorkflowRow
+from transact.storage.rows import MAX_FUNCTION_ID, WORKFLOW_COLUMN_COUNT, WORKFLOW_COLUMNS, ListQuery, WorkflowRow
 from transact.storage.workflows import to_workflow, workflow_values
 
 __all__ = ["AdminSql", "ListQuery"]
@@ -22,7 +22,7 @@ _LIGHT_COLUMNS = {  # blobs replaced by NULL when the caller does not want them 
     "output": "NULL AS output",
     "error": "NULL AS error",
 }
-_INSERT_WORKFLOW = f"INSERT INTO workflow_status ({WORKFLOW_COLUMNS}) VALUES ({', '.join('?' * 23)})"
+_INSERT_WORKFLOW = f"INSERT INTO workflow_status ({WORKFLOW_COLUMNS}) VALUES ({', '.join('?' * WORKFLOW_COLUMN_COUNT)})"
 
 # A resumed workflow restarts from its checkpoints: queued ones go back to their queue (so its
 # limits apply), others become PENDING for the given executor (NULL: any live process adopts it).

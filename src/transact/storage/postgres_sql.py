@@ -8,7 +8,7 @@ Steps are keyed by (workflow_id, function_id) and have no foreign key to their w
 from __future__ import annotations
 
 from transact.storage.dialect import DialectSql, SetForm, StepStatements
-from transact.storage.rows import STEP_COLUMNS, WORKFLOW_COLUMNS
+from transact.storage.rows import STEP_COLUMNS, WORKFLOW_COLUMN_COUNT, WORKFLOW_COLUMNS
 
 # The set form of workflows._INSERT_WORKFLOW, in its own group-commit lane: concurrent starts share
 # one statement and one commit, and a lone start never waits behind a batch of checkpoints.
@@ -36,6 +36,9 @@ _WORKFLOW_TYPES = (
     "bigint",
     "bigint",
     "bigint",
+    "",
+    "",
+    "",
 )
 INSERT_WORKFLOWS = SetForm(
     sql=(
@@ -46,7 +49,7 @@ INSERT_WORKFLOWS = SetForm(
         )
         + " FROM jsonb_array_elements(?::jsonb) AS e ON CONFLICT (workflow_id) DO NOTHING RETURNING workflow_id AS k0"
     ),
-    columns=tuple(range(23)),
+    columns=tuple(range(WORKFLOW_COLUMN_COUNT)),
     key=(0,),
     blobs=(9, 10, 11),
     lane="starts",

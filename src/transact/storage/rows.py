@@ -40,6 +40,9 @@ class WorkflowRow:
     started_at: int | None = None
     timeout_ms: int | None = None
     deadline_at: int | None = None
+    authenticated_user: str | None = None
+    assumed_role: str | None = None
+    authenticated_roles: str | None = None  # a JSON array of role names
 
     @property
     def is_terminal(self) -> bool:
@@ -50,8 +53,9 @@ WORKFLOW_COLUMNS = (
     "workflow_id, status, name, class_name, config_name, queue_name, queue_partition_key, "
     "deduplication_id, priority, inputs, output, error, executor_id, app_version, recovery_attempts, "
     "parent_workflow_id, forked_from, created_at, updated_at, available_at, started_at, timeout_ms, "
-    "deadline_at"
+    "deadline_at, authenticated_user, assumed_role, authenticated_roles"
 )
+WORKFLOW_COLUMN_COUNT = WORKFLOW_COLUMNS.count(",") + 1
 
 
 # Not frozen: one is built per step on the hot path, and a frozen dataclass's __init__ (a guarded

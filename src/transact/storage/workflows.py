@@ -15,10 +15,10 @@ from transact._lib.states import Hint, Status
 from transact.storage import postgres_sql, sqlite_sql
 from transact.storage._base import Tx
 from transact.storage.fence import FencedSql, fenced_step_params
-from transact.storage.rows import TERMINAL_STATUSES, WORKFLOW_COLUMNS, StepRow, WorkflowRow
+from transact.storage.rows import TERMINAL_STATUSES, WORKFLOW_COLUMN_COUNT, WORKFLOW_COLUMNS, StepRow, WorkflowRow
 
 _INSERT_WORKFLOW = (
-    f"INSERT INTO workflow_status ({WORKFLOW_COLUMNS}) VALUES ({', '.join('?' * 23)}) "
+    f"INSERT INTO workflow_status ({WORKFLOW_COLUMNS}) VALUES ({', '.join('?' * WORKFLOW_COLUMN_COUNT)}) "
     "ON CONFLICT (workflow_id) DO NOTHING"
 )
 _SELECT_WORKFLOW = f"SELECT {WORKFLOW_COLUMNS} FROM workflow_status WHERE workflow_id = ?"
