@@ -116,8 +116,6 @@ class DBOS(
             previous = FacadeBase._current
             if previous is not None and previous._runtime.launched:
                 raise ConfigError("a DBOS instance is already launched in this process; call DBOS.destroy() first")
-            if settings.log_level:
-                logging.getLogger("transact").setLevel(settings.log_level)
             self._config = dict(config or {})
             self._settings = settings
             self._runtime = Runtime(settings, REGISTRY)

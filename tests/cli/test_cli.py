@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import migrate_up_to, wait_until
+from tests.conftest import migrate_up_to, scratch_pg_database, wait_until
 from transact import DBOS, DBOSClient, SetWorkflowID, WorkflowCancelledError, __version__
 from transact.engine.clock import now_ms
 from transact.storage import open_store
@@ -237,12 +237,14 @@ def test_an_older_schema_is_named_not_misread(db_url: str, tmp_path: Path) -> No
     """The CLI reads with this version's queries: on an older schema it says to migrate, in one
     line, instead of failing on a missing column; after `transact migrate` it reads."""
     if db_url.startswith("sqlite"):
-        db_url = f"sqlite:///{tmp_path / 'v9.sqlite'}"
-        migrate_up_to(db_url, 9)
-    else:  # Postgres's newest migration is a no-op: forget it was applied
-        store = open_store(migrated(db_url))
-        store.write(lambda tx: tx.run("DELETE FROM schema_version WHERE version = 10"))
-        store.close()
-    fails(run("workflow", "list", "--db", db_url), "schema is at version 9", "transact migrate")
-    assert ok_json("migrate", "--db", db_url)["schema_version"] >= 10
-    assert ok_json("workflow", "list", "--db", db_url) == []
+        _check_older_schema(f"sqlite:///{tmp_path / 'v9.sqlite'}")
+    else:
+        for url in scratch_pg_database("transact_cli_v9"):
+            _check_older_schema(url)
+
+
+def _check_older_schema(url: str) -> None:
+    migrate_up_to(url, 9)
+    fails(run("workflow", "list", "--db", url), "schema is at version 9", "transact migrate")
+    assert ok_json("migrate", "--db", url)["schema_version"] >= 10
+    assert ok_json("workflow", "list", "--db", url) == []
