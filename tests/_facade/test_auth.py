@@ -190,6 +190,25 @@ def test_children_inherit_the_parents_auth(dbos: type[DBOS]) -> None:
     ]
 
 
+def test_a_fork_runs_as_the_original_user_not_the_forker(dbos: type[DBOS]) -> None:
+    @DBOS.required_roles(["manager"])
+    @DBOS.workflow()
+    def guarded() -> tuple[Any, ...]:
+        return who()
+
+    with DBOSContextSetAuth("mia", ["manager"]), SetWorkflowID("orig"):
+        assert guarded() == ("mia", ["manager"], "manager")
+    with DBOSContextSetAuth("ops", ["support"]), SetWorkflowID("forked"):
+        handle = DBOS.fork_workflow("orig", start_step=1)
+    assert handle.get_result() == ("mia", ["manager"], "manager")
+    status = handle.get_status()
+    assert (status.authenticated_user, status.assumed_role, status.authenticated_roles) == (
+        "mia",
+        "manager",
+        ["manager"],
+    )
+
+
 def test_auth_is_restored_when_a_workflow_is_recovered(dbos: type[DBOS], config: dict[str, Any]) -> None:
     ran = threading.Event()
     seen: list[tuple[Any, ...]] = []

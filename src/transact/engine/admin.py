@@ -260,6 +260,13 @@ def fork(
         timeout_ms=source.timeout_ms,
         deadline_at=now + source.timeout_ms if source.timeout_ms is not None else None,
     )
+    # A fork replays the original's history, so it runs as the original's user, not the forker.
+    row = replace(
+        row,
+        authenticated_user=source.authenticated_user,
+        assumed_role=source.assumed_role,
+        authenticated_roles=source.authenticated_roles,
+    )
     here = rt is not None and rt.launched and wf.can_run(rt, row)
     if here and rt is not None:
         row = replace(row, executor_id=rt.executor_id)  # owned from the start: no adoption needed
