@@ -16,6 +16,7 @@ from collections.abc import Callable
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
+from transact._client_schedules import ClientSchedules
 from transact._config import ENV_SYSTEM_DB
 from transact._facade.waits import handle_ids, pick
 from transact._lib.states import Hint
@@ -35,7 +36,7 @@ R = TypeVar("R")
 T = TypeVar("T")
 
 
-class DBOSClient:
+class DBOSClient(ClientSchedules):
     """``DBOSClient(system_database_url)``: enqueue, message, inspect and steer workflows of an
     application that shares this system database. URL default: ``TRANSACT_SYSTEM_DATABASE_URL``.
 

@@ -22,11 +22,13 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from croniter import CroniterBadCronError, CroniterBadDateError, CroniterNotAlphaError, croniter
 
 from transact._lib.states import Hint
+from transact.engine import serialization
 from transact.engine import workflow as wf
 from transact.engine.clock import now_ms
 from transact.engine.loop import LoopService
 from transact.engine.registry import Registry, WorkflowInfo
 from transact.engine.runtime import Runtime
+from transact.engine.starts import QueueSpec
 from transact.errors import ConfigError, WorkflowNotRegisteredError
 from transact.storage import Unavailable
 from transact.storage.rows import ScheduleRow
@@ -104,8 +106,9 @@ def tick_workflow_id(schedule_name: str, tick: datetime) -> str:
     return f"sched-{schedule_name}-{tick.astimezone(timezone.utc).strftime('%Y-%m-%dT%H:%M:%SZ')}"
 
 
-def check_signature(info: WorkflowInfo) -> None:
-    """A scheduled workflow is called with (scheduled_time, actual_time)."""
+def check_signature(info: WorkflowInfo, *, second: str = "actual_time: datetime") -> None:
+    """A scheduled workflow is called with (scheduled_time, ``second``): the actual time for
+    ``@DBOS.scheduled``, the schedule's context for schedules created at run time."""
     try:
         signature = inspect.signature(info.func)
     except (TypeError, ValueError):
@@ -116,8 +119,16 @@ def check_signature(info: WorkflowInfo) -> None:
     except TypeError as exc:
         raise ConfigError(
             f"scheduled workflow {info.name!r} must accept two arguments (scheduled_time: datetime, "
-            f"actual_time: datetime), but its signature is {info.name}{signature} ({exc})"
+            f"{second}), but its signature is {info.name}{signature} ({exc})"
         ) from None
+
+
+def run_args(dynamic: bool, context: bytes | None, tick: datetime) -> tuple[datetime, Any]:
+    """A tick's workflow arguments: (scheduled time, context) for a schedule created at run time,
+    (scheduled time, actual time) for one declared with ``@DBOS.scheduled``."""
+    if dynamic:
+        return tick, serialization.loads(context)
+    return tick, datetime.fromtimestamp(now_ms() / 1000, tick.tzinfo)
 
 
 def workflow_of(fn_or_name: object, registry: Registry) -> WorkflowInfo:
@@ -185,6 +196,9 @@ class _Definition:
     workflow_name: str
     cron: Cron
     backfill: bool
+    dynamic: bool = False
+    context: bytes | None = None  # pickled; passed to runs of schedules created at run time
+    queue_name: str | None = None  # runs are enqueued here instead of started
 
 
 class _Entry:
@@ -300,11 +314,12 @@ class Scheduler(LoopService):
 
     def _fire(self, entry: _Entry, tick: datetime) -> None:
         definition = entry.definition
-        actual = datetime.fromtimestamp(now_ms() / 1000, definition.cron.zone)
         wid = tick_workflow_id(entry.name, tick)
+        queue = QueueSpec(definition.queue_name) if definition.queue_name else None
         try:
+            args = run_args(definition.dynamic, definition.context, tick)
             # Idempotent insert: when another process already started this tick, nothing runs here.
-            wf.start(self.rt, definition.info, (tick, actual), {}, workflow_id=wid)
+            wf.start(self.rt, definition.info, args, {}, workflow_id=wid, queue=queue)
         except Unavailable:
             raise
         except Exception:
@@ -361,7 +376,10 @@ class Scheduler(LoopService):
             except ConfigError as exc:
                 self._warn_once(row.schedule_name, f"is invalid and will not fire: {exc}")
                 continue
-            desired[row.schedule_name] = (_Definition(info, info.name, cron, row.backfill), row)
+            desired[row.schedule_name] = (
+                _Definition(info, info.name, cron, row.backfill, True, row.context, row.queue_name),
+                row,
+            )
         with self._lock:
             for name in list(self._entries):
                 wanted = desired.get(name)

@@ -306,6 +306,13 @@ class ScheduleStore(Protocol):
         state and ``last_tick_at`` are kept. Returns the stored row. Round trips: 1."""
         ...
 
+    def schedule_apply(self, rows: Sequence[ScheduleRow]) -> list[str]:
+        """Create the schedules not stored yet and redefine those whose definition differs (state
+        and ``last_tick_at`` kept), all in one transaction; hints ``schedule`` for each name written
+        and returns those names. A name held by a schedule declared in code raises Conflict and
+        nothing is written. Round trips: 2 + 1 per name already stored (+ 1 per redefinition)."""
+        ...
+
     def schedule_get(self, schedule_name: str) -> ScheduleRow | None:
         """The row, or None. Round trips: 1."""
         ...

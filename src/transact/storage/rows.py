@@ -108,10 +108,13 @@ class ScheduleRow:
     last_tick_at: int | None
     created_at: int
     updated_at: int
+    context: bytes | None = None  # pickled; schedules created at run time pass it to every run
+    queue_name: str | None = None  # runs are enqueued on this queue instead of started
 
 
 SCHEDULE_COLUMNS = (
-    "schedule_name, workflow_name, cron, timezone, state, backfill, dynamic, last_tick_at, created_at, updated_at"
+    "schedule_name, workflow_name, cron, timezone, state, backfill, dynamic, last_tick_at, created_at, updated_at, "
+    "context, queue_name"
 )
 
 

@@ -15,14 +15,23 @@ from transact.storage.errors import Conflict
 from transact.storage.rows import SCHEDULE_COLUMNS, ScheduleRow
 
 _SELECT = f"SELECT {SCHEDULE_COLUMNS} FROM schedules"
-_INSERT = f"INSERT INTO schedules ({SCHEDULE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+_INSERT = f"INSERT INTO schedules ({SCHEDULE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 
 # Declared schedules: the code is the truth for the definition; the operator's pause and the
 # fired-ticks progress survive redeploys, so state and last_tick_at are kept.
 _UPSERT_DECLARED = (
     f"{_INSERT} ON CONFLICT (schedule_name) DO UPDATE SET workflow_name = excluded.workflow_name, "
     "cron = excluded.cron, timezone = excluded.timezone, backfill = excluded.backfill, dynamic = excluded.dynamic, "
+    "context = excluded.context, queue_name = excluded.queue_name, "
     f"updated_at = excluded.updated_at RETURNING {SCHEDULE_COLUMNS}"
+)
+
+# Applied schedules: a name already taken keeps its row (state and progress included) unless its
+# definition differs, which is then replaced in place.
+_INSERT_NEW = f"{_INSERT} ON CONFLICT (schedule_name) DO NOTHING"
+_REDEFINE = (
+    "UPDATE schedules SET workflow_name = ?, cron = ?, timezone = ?, backfill = ?, context = ?, queue_name = ?, "
+    "updated_at = ? WHERE schedule_name = ?"
 )
 
 # Only ever moves forward: several processes fire the same ticks and race on this write.
@@ -40,7 +49,7 @@ _PAUSE = f"UPDATE schedules SET state = ?, updated_at = ? WHERE schedule_name = 
 
 
 def to_schedule(row: Sequence[object]) -> ScheduleRow:
-    name, workflow, cron, tz, state, backfill, dynamic, last, created, updated = row
+    name, workflow, cron, tz, state, backfill, dynamic, last, created, updated, context, queue = row
     return ScheduleRow(
         schedule_name=str(name),
         workflow_name=str(workflow),
@@ -52,6 +61,8 @@ def to_schedule(row: Sequence[object]) -> ScheduleRow:
         last_tick_at=None if last is None else int(last),  # type: ignore[call-overload]
         created_at=int(created),  # type: ignore[call-overload]
         updated_at=int(updated),  # type: ignore[call-overload]
+        context=None if context is None else bytes(context),  # type: ignore[call-overload]
+        queue_name=None if queue is None else str(queue),
     )
 
 
@@ -67,7 +78,13 @@ def _params(row: ScheduleRow) -> tuple[object, ...]:
         row.last_tick_at,
         row.created_at,
         row.updated_at,
+        row.context,
+        row.queue_name,
     )
+
+
+def _definition(row: ScheduleRow) -> tuple[object, ...]:
+    return (row.workflow_name, row.cron, row.timezone, row.backfill, row.context, row.queue_name)
 
 
 class ScheduleSql(DriverBase):
@@ -85,6 +102,34 @@ class ScheduleSql(DriverBase):
         stored = self.write(lambda tx: tx.one(_UPSERT_DECLARED, _params(row)), single=True)
         assert stored is not None
         return to_schedule(stored)
+
+    def schedule_apply(self, rows: Sequence[ScheduleRow]) -> list[str]:
+        """Create or redefine schedules in one transaction; returns the names written (new or
+        changed). A name already held by a schedule declared in code raises Conflict and writes
+        nothing. Concurrent calls with the same rows end with the same rows. Round trips: 2 + 1 per
+        name taken (+ 1 per redefinition)."""
+
+        def unit(tx: Tx) -> list[str]:
+            written: list[str] = []
+            for row in sorted(rows, key=lambda r: r.schedule_name):  # one lock order for every caller
+                if tx.run(_INSERT_NEW, _params(row)) == 1:
+                    written.append(row.schedule_name)
+                    continue
+                found = tx.one(f"{_SELECT} WHERE schedule_name = ?", (row.schedule_name,))
+                if found is None:
+                    continue  # deleted since the insert was refused: nothing to redefine
+                stored = to_schedule(found)
+                if not stored.dynamic:
+                    raise Conflict(f"schedule {row.schedule_name!r} is declared in code with @DBOS.scheduled")
+                if _definition(stored) != _definition(row):
+                    tx.run(_REDEFINE, (*_definition(row), row.updated_at, row.schedule_name))
+                    written.append(row.schedule_name)
+            return written
+
+        written = self.write(unit) if rows else []
+        for name in written:
+            self.hint(Hint.SCHEDULE, name)
+        return written
 
     def schedule_get(self, schedule_name: str) -> ScheduleRow | None:
         row = self.read(lambda tx: tx.one(f"{_SELECT} WHERE schedule_name = ?", (schedule_name,)))
