@@ -7,6 +7,7 @@ from transact._client import DBOSClient
 from transact._config import DBOSConfig
 from transact._dbos import DBOS
 from transact._facade.auth import DBOSContextEnsure, DBOSContextSetAuth
+from transact._facade.debounce import Debouncer, DebouncerClient
 from transact._handles import WorkflowHandle, WorkflowHandleAsync
 from transact._options import SetEnqueueOptions, SetWorkflowID, SetWorkflowTimeout
 from transact._queue import Queue
@@ -78,6 +79,8 @@ __all__ = [
     "DBOSWorkflowConflictIDError",
     "DBOSWorkflowFunctionNotFoundError",
     "DatabaseUnavailableError",
+    "Debouncer",
+    "DebouncerClient",
     "DeterminismError",
     "KafkaMessage",
     "MaxRecoveryAttemptsExceededError",

@@ -403,6 +403,19 @@ class AdminStore(Protocol):
         ...
 
 
+class DebounceStore(Protocol):
+    """Debounce windows: DELAYED rows pushed back by each call (debounce.py)."""
+
+    def workflow_debounce(self, row: WorkflowRow, *, max_wait_ms: int | None, now: int) -> tuple[str, bool]:
+        """Push the open window of (``row.queue_name``, marker ``row.deduplication_id``): its inputs
+        become ``row.inputs``, its due time ``row.available_at`` (at most ``max_wait_ms`` after it
+        opened). With no open window, insert ``row`` (DELAYED) as the new one; concurrent callers in
+        any process open one window between them. Returns (window workflow id, opened); a taken
+        ``row.workflow_id`` is returned unchanged. Hints ``queue`` (``delayed``) when it opens.
+        Round trips: 1 to push; opening is one transaction."""
+        ...
+
+
 class DriverStore(Protocol):
     """The driver and its lifecycle: schema, connections, hints, counters (_base.py and drivers)."""
 
@@ -479,6 +492,7 @@ class SystemStore(
     CommsStore,
     ScheduleStore,
     AdminStore,
+    DebounceStore,
     DriverStore,
     Protocol,
 ):
@@ -493,5 +507,6 @@ CONCERNS: tuple[type, ...] = (
     CommsStore,
     ScheduleStore,
     AdminStore,
+    DebounceStore,
     DriverStore,
 )

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from transact.storage.admin import AdminSql
 from transact.storage.comms import CommsSql
+from transact.storage.debounce import DebounceSql
 from transact.storage.executors import ExecutorSql
 from transact.storage.queues import QueueSql
 from transact.storage.schedules import ScheduleSql
@@ -17,5 +18,5 @@ from transact.storage.steps import StepSql
 from transact.storage.workflows import WorkflowSql
 
 
-class SqlStore(WorkflowSql, StepSql, ExecutorSql, QueueSql, CommsSql, ScheduleSql, AdminSql):
+class SqlStore(WorkflowSql, StepSql, ExecutorSql, QueueSql, CommsSql, ScheduleSql, AdminSql, DebounceSql):
     """Everything the engine may ask of the system database (``protocol.SystemStore``), in SQL."""
