@@ -87,7 +87,7 @@ class ScheduleFacade(FacadeBase):
         sch.apply(rt.store, sch.definitions(rt.registry, schedules), rt)
 
     @classmethod
-    async def apply_schedulesasync(cls, schedules: list[dict[str, Any]]) -> None:
+    async def apply_schedules_async(cls, schedules: list[dict[str, Any]]) -> None:
         rt = cls._rt()
         await rt.aio(sch.apply, rt.store, sch.definitions(rt.registry, schedules), rt)
 
@@ -136,7 +136,7 @@ class ScheduleFacade(FacadeBase):
         )
 
     @classmethod
-    async def list_schedulesasync(
+    async def list_schedules_async(
         cls,
         *,
         status: str | None = None,
