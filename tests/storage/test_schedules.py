@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from tests.storage.builders import Hints, schedule, trips
-from transact.storage import Store
+from transact.storage import Conflict, Store
 
 
 def test_create_refuses_a_taken_name(store: Store) -> None:
@@ -73,3 +73,29 @@ def test_advance_only_moves_forward(store: Store) -> None:
     store.schedule_advance("s1", 20)
     got = store.schedule_get("s1")
     assert n == 1 and got is not None and got.last_tick_at == 50
+
+
+def test_apply_creates_redefines_and_leaves_equal_rows_alone(store: Store) -> None:
+    hints = Hints(store)
+    store.schedule_declare(replace(schedule("declared"), dynamic=False))
+    hints.take()
+    wanted = [replace(schedule("b"), context=b"ctx", queue_name="q"), schedule("a")]
+    assert store.schedule_apply(wanted) == ["a", "b"]
+    assert sorted(hints.take()) == [("schedule", "a", ""), ("schedule", "b", "")]
+    got = store.schedule_get("b")
+    assert got is not None and got.context == b"ctx" and got.queue_name == "q"
+    store.schedule_set_state("a", "PAUSED", 5)
+    store.schedule_advance("a", 40)
+    hints.take()
+    assert store.schedule_apply(wanted) == [] and hints.take() == []  # the same rows: nothing written
+    assert store.schedule_apply([replace(schedule("a", now=9), cron="0 * * * *", context=b"new")]) == ["a"]
+    a = store.schedule_get("a")
+    assert a is not None and a.cron == "0 * * * *" and a.context == b"new" and a.updated_at == 9
+    assert a.state == "PAUSED" and a.last_tick_at == 40  # state and progress are kept
+    try:
+        store.schedule_apply([schedule("c"), schedule("declared")])
+    except Conflict:
+        pass
+    else:
+        raise AssertionError("applying over a declared schedule must fail")
+    assert store.schedule_get("c") is None  # nothing of a refused apply is written
