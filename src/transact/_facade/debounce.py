@@ -19,6 +19,7 @@ from transact._client import DBOSClient, WorkflowHandleClient, WorkflowHandleCli
 from transact._dbos import resolve
 from transact._facade._base import FacadeBase
 from transact._handles import WorkflowHandle, WorkflowHandleAsync
+from transact._options import current_enqueue_options
 from transact._queue import Queue
 from transact.engine import debounce as engine
 from transact.engine.registry import REGISTRY
@@ -102,7 +103,22 @@ class Debouncer(Generic[P, R]):
         if self._queue is None:
             declare_internal_queue()  # after destroy(destroy_registry=True) too
             return QueueSpec(engine.INTERNAL_QUEUE)
-        return self._queue._spec()
+        queue, opts = self._queue, current_enqueue_options()
+        key = opts.queue_partition_key if opts is not None else None
+        if queue.partition_queue and key is None:
+            raise ConfigError(
+                f"queue {queue.name!r} is partitioned: debounce inside `with SetEnqueueOptions(queue_partition_key=...)`"
+            )
+        if opts is None:
+            return QueueSpec(queue.name)
+        return QueueSpec(
+            queue_name=queue.name,
+            deduplication_id=opts.deduplication_id,
+            priority=opts.priority or 0,
+            partition_key=key,
+            delay_seconds=opts.delay_seconds,
+            app_version=opts.app_version,
+        )
 
     def debounce(
         self, debounce_key: str, debounce_period_sec: float, *args: P.args, **kwargs: P.kwargs
