@@ -3,7 +3,10 @@
 Exactly once per tick across processes: each tick's workflow id is derived from the schedule
 name and the tick instant, and the workflow insert is idempotent, so every process may try every
 tick and only one insert wins. Missed ticks (process down) are skipped unless the schedule opts
-into backfill, which resumes from ``schedules.last_tick_at``. Must not import the facade.
+into backfill, which resumes from ``schedules.last_tick_at``. A run of a schedule declared with
+``@DBOS.scheduled`` gets ``(scheduled_time, actual_time)``; one of a schedule created at run time
+gets ``(scheduled_time, context)`` and is enqueued on the schedule's queue when it names one.
+Must not import the facade.
 """
 
 from __future__ import annotations

@@ -101,9 +101,19 @@ def definition(
     pickled = serialization.dumps(context, what=f"the context of schedule {schedule_name!r}")
     now = now_ms()
     return ScheduleRow(
-        schedule_name, workflow_name, cron.expr, cron.tz, ACTIVE, automatic_backfill, True, now, now, now, pickled,
-        queue_name,
-    )  # fmt: skip
+        schedule_name=schedule_name,
+        workflow_name=workflow_name,
+        cron=cron.expr,
+        timezone=cron.tz,
+        state=ACTIVE,
+        backfill=automatic_backfill,
+        dynamic=True,
+        last_tick_at=now,
+        created_at=now,
+        updated_at=now,
+        context=pickled,
+        queue_name=queue_name,
+    )
 
 
 _ITEM_KEYS = (
