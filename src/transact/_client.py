@@ -9,7 +9,6 @@ started on first use) with a backing-off re-read as the safety net.
 from __future__ import annotations
 
 import asyncio
-import os
 import socket
 import threading
 from collections.abc import Callable
@@ -17,7 +16,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from transact._client_schedules import ClientSchedules
-from transact._config import ENV_SYSTEM_DB
+from transact._facade import client_args
 from transact._facade.waits import handle_ids, pick
 from transact._lib.states import Hint
 from transact._lib.urls import redact
@@ -26,7 +25,7 @@ from transact.engine.clock import now_ms
 from transact.engine.status import outcome, to_status
 from transact.engine.waiters import Waiters
 from transact.errors import ConfigError, DatabaseUnavailableError, WorkflowNotFoundError
-from transact.models import WorkflowStatus
+from transact.models import StepInfo, WorkflowStatus
 from transact.storage import NotFound, Store, Unavailable, open_store
 
 if TYPE_CHECKING:
@@ -41,26 +40,47 @@ class DBOSClient(ClientSchedules):
     application that shares this system database. URL default: ``TRANSACT_SYSTEM_DATABASE_URL``.
 
     ``migrate``: create or upgrade the schema if needed (so enqueues work before any app launched).
-    ``retry_timeout_s``: how long database outages are retried before DatabaseUnavailableError."""
+    ``retry_timeout_s``: how long database outages are retried before DatabaseUnavailableError.
+
+    DBOS's other arguments are accepted: ``application_database_url`` (or ``database_url``) is
+    unused (a client runs no transactions), ``system_database_engine`` lends only its URL,
+    ``system_database_pool_size`` sizes the pool; ``dbos_system_schema``, ``use_listen_notify``,
+    ``system_database_polling_concurrency``, ``application_name``, ``lazy``,
+    ``retry_connection_errors`` and ``observability_query_timeout_sec`` change nothing. A
+    ``serializer`` other than the default is refused (values are pickled)."""
 
     def __init__(
         self,
         system_database_url: str | None = None,
         *,
+        application_database_url: str | None = None,
+        database_url: str | None = None,
+        system_database_engine: Any = None,
+        dbos_system_schema: str | None = None,
+        serializer: Any = None,
+        system_database_pool_size: int | None = None,
+        system_database_polling_concurrency: int | None = None,
+        use_listen_notify: bool = True,
+        application_name: str | None = None,
+        lazy: bool = False,
+        retry_connection_errors: bool = True,
+        observability_query_timeout_sec: float | None = None,
         migrate: bool = True,
         retry_timeout_s: float = 10.0,
         connect_timeout_s: float = 5.0,
     ) -> None:
-        url = system_database_url or os.environ.get(ENV_SYSTEM_DB)
-        if not url:
-            raise ConfigError(
-                f"DBOSClient needs system_database_url (or the {ENV_SYSTEM_DB} environment variable), "
-                "e.g. 'postgresql://user:password@host:5432/db' or 'sqlite:///app.sqlite'"
-            )
+        client_args.check_serializer(serializer)
+        client_args.check_schema(dbos_system_schema)
+        url = client_args.system_url(
+            system_database_url, application_database_url or database_url, system_database_engine
+        )
         self.system_database_url = url
         try:
             self._store: Store = open_store(
-                url, retry_timeout_s=retry_timeout_s, pool_size=4, connect_timeout_s=connect_timeout_s
+                url,
+                retry_timeout_s=retry_timeout_s,
+                pool_size=client_args.pool_size(system_database_pool_size),
+                connect_timeout_s=connect_timeout_s,
             )
         except ValueError as exc:
             raise ConfigError(str(exc)) from None
@@ -244,11 +264,20 @@ class DBOSClient(ClientSchedules):
     async def list_queued_workflows_async(self, **filters: Unpack[admin.QueuedFilters]) -> list[WorkflowStatus]:
         return await asyncio.to_thread(lambda: self.list_queued_workflows(**filters))
 
-    def list_workflow_steps(self, workflow_id: str) -> list[dict[str, Any]]:
-        return self._call(admin.list_steps, self._store, workflow_id)
+    def list_workflow_steps(
+        self, workflow_id: str, *, load_output: bool = True, limit: int | None = None, offset: int | None = None
+    ) -> list[StepInfo]:
+        """The workflow's recorded steps in execution order (as ``DBOS.list_workflow_steps``)."""
+        return self._call(
+            admin.list_steps, self._store, workflow_id, load_output=load_output, limit=limit, offset=offset
+        )
 
-    async def list_workflow_steps_async(self, workflow_id: str) -> list[dict[str, Any]]:
-        return await asyncio.to_thread(self.list_workflow_steps, workflow_id)
+    async def list_workflow_steps_async(
+        self, workflow_id: str, *, load_output: bool = True, limit: int | None = None, offset: int | None = None
+    ) -> list[StepInfo]:
+        return await asyncio.to_thread(
+            lambda: self.list_workflow_steps(workflow_id, load_output=load_output, limit=limit, offset=offset)
+        )
 
     def list_stranded_workflows(self, *, lease_seconds: float = 30.0, limit: int = 1000) -> list[WorkflowStatus]:
         """PENDING workflows whose owner is gone and that no live process can run."""
@@ -288,8 +317,12 @@ class DBOSClient(ClientSchedules):
         *,
         application_version: str | None = None,
         new_workflow_id: str | None = None,
+        queue_name: str | None = None,
+        queue_partition_key: str | None = None,
+        timeout_seconds: float | None = None,
     ) -> WorkflowHandleClient[Any]:
-        """Run the workflow again under a new id, reusing the outcomes of steps before ``start_step``."""
+        """Run the workflow again under a new id, reusing the outcomes of steps before ``start_step``
+        (``queue_name``: the fork waits in that queue; ``timeout_seconds``: default the original's)."""
         new_id = self._call(
             admin.fork,
             self._store,
@@ -297,6 +330,9 @@ class DBOSClient(ClientSchedules):
             start_step,
             app_version=application_version,
             new_workflow_id=new_workflow_id,
+            queue_name=queue_name,
+            queue_partition_key=queue_partition_key,
+            timeout_seconds=timeout_seconds,
         )
         return WorkflowHandleClient(self, new_id)
 
@@ -307,10 +343,19 @@ class DBOSClient(ClientSchedules):
         *,
         application_version: str | None = None,
         new_workflow_id: str | None = None,
+        queue_name: str | None = None,
+        queue_partition_key: str | None = None,
+        timeout_seconds: float | None = None,
     ) -> WorkflowHandleClientAsync[Any]:
         handle = await asyncio.to_thread(
             lambda: self.fork_workflow(
-                workflow_id, start_step, application_version=application_version, new_workflow_id=new_workflow_id
+                workflow_id,
+                start_step,
+                application_version=application_version,
+                new_workflow_id=new_workflow_id,
+                queue_name=queue_name,
+                queue_partition_key=queue_partition_key,
+                timeout_seconds=timeout_seconds,
             )
         )
         return WorkflowHandleClientAsync(self, handle.workflow_id)
@@ -320,6 +365,29 @@ class DBOSClient(ClientSchedules):
 
     async def delete_workflow_async(self, workflow_id: str, *, delete_children: bool = False) -> None:
         await asyncio.to_thread(lambda: self.delete_workflow(workflow_id, delete_children=delete_children))
+
+    # -- many at once -------------------------------------------------------------------------
+    def cancel_workflows(self, workflow_ids: list[str]) -> None:
+        """Cancel each listed workflow with its unfinished descendants (unknown ids: nothing changes)."""
+        self._call(admin.cancel_many, self._store, workflow_ids)
+
+    async def cancel_workflows_async(self, workflow_ids: list[str]) -> None:
+        await asyncio.to_thread(self.cancel_workflows, workflow_ids)
+
+    def resume_workflows(self, workflow_ids: list[str]) -> list[WorkflowHandleClient[Any]]:
+        """Resume each listed workflow (as ``resume_workflow``); one handle per id, in order."""
+        return [WorkflowHandleClient(self, i) for i in self._call(admin.resume_many, self._store, workflow_ids)]
+
+    async def resume_workflows_async(self, workflow_ids: list[str]) -> list[WorkflowHandleClientAsync[Any]]:
+        handles = await asyncio.to_thread(self.resume_workflows, workflow_ids)
+        return [WorkflowHandleClientAsync(self, h.workflow_id) for h in handles]
+
+    def delete_workflows(self, workflow_ids: list[str], *, delete_children: bool = False) -> None:
+        """Delete each listed workflow and everything recorded for it (descendants too when asked)."""
+        self._call(admin.delete_many, self._store, workflow_ids, delete_children=delete_children)
+
+    async def delete_workflows_async(self, workflow_ids: list[str], *, delete_children: bool = False) -> None:
+        await asyncio.to_thread(lambda: self.delete_workflows(workflow_ids, delete_children=delete_children))
 
 
 class WorkflowHandleClient(Generic[R]):

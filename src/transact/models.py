@@ -6,7 +6,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, TypedDict
 
-from transact._lib.states import Status
+from transact._lib.states import TERMINAL, Status
 
 WorkflowStatusString = Status  # the public name of the workflow status enum
 
@@ -39,10 +39,26 @@ class WorkflowStatus:
     authenticated_user: str | None = None  # who started it (DBOSContextSetAuth); children inherit it
     assumed_role: str | None = None  # the role its start assumed (@DBOS.required_roles)
     authenticated_roles: list[str] | None = None
+    workflow_timeout_ms: int | None = None  # its timeout; the deadline is set when it starts running
 
     @property
     def workflow_name(self) -> str:
         return self.name
+
+    @property
+    def workflow_deadline_epoch_ms(self) -> int | None:
+        """When a workflow with a timeout is cancelled if still running (epoch ms)."""
+        return self.deadline_at
+
+    @property
+    def dequeued_at(self) -> int | None:
+        """When a queue worker took it from its queue (epoch ms); None if not queued or still waiting."""
+        return self.started_at if self.queue_name is not None else None
+
+    @property
+    def completed_at(self) -> int | None:
+        """When it reached a final status (epoch ms); None while it may still run."""
+        return self.updated_at if self.status in TERMINAL else None
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ from transact._handles import WorkflowHandle, WorkflowHandleAsync
 from transact._options import take_workflow_id
 from transact.engine import admin
 from transact.engine.status import to_status
-from transact.models import WorkflowStatus
+from transact.models import StepInfo, WorkflowStatus
 
 if TYPE_CHECKING:
     from typing_extensions import Unpack
@@ -27,11 +27,13 @@ class AdminFacade(FacadeBase):
     def list_workflows(cls, **filters: Unpack[admin.ListFilters]) -> list[WorkflowStatus]:
         """Workflows matching every given filter, oldest first (``sort_desc=True``: newest first).
 
-        Filters: ``workflow_ids``, ``status`` and ``name`` (one value or a list), ``start_time`` and
-        ``end_time`` (ISO-8601 strings, naive ones UTC, bounding ``created_at`` inclusively),
-        ``queue_name``, ``workflow_id_prefix``, ``app_version``, ``executor_id``,
-        ``parent_workflow_id``, ``forked_from``; paging with ``limit`` and ``offset``;
-        ``load_input``/``load_output=False`` skip decoding inputs and outputs."""
+        Filters taking one value or a list: ``status``, ``name``, ``queue_name``,
+        ``workflow_id_prefix``, ``app_version``, ``executor_id``, ``user``, ``parent_workflow_id``,
+        ``forked_from``; ``workflow_ids`` (a list). Times (ISO-8601 strings or datetimes, naive ones
+        UTC, inclusive): ``start_time``/``end_time`` bound ``created_at``, ``updated_after``/
+        ``updated_before`` bound ``updated_at``, ``completed_after``/``completed_before`` the finish.
+        Flags: ``has_parent``, ``was_forked_from``, ``queues_only``. Paging with ``limit`` and
+        ``offset``; ``load_input``/``load_output=False`` skip decoding inputs and outputs."""
         return admin.list_workflows(cls._rt().store, admin.list_query(**filters))
 
     @classmethod
@@ -53,15 +55,22 @@ class AdminFacade(FacadeBase):
         return await rt.aio(admin.list_workflows, rt.store, query)
 
     @classmethod
-    def list_workflow_steps(cls, workflow_id: str) -> list[dict[str, Any]]:
+    def list_workflow_steps(
+        cls, workflow_id: str, *, load_output: bool = True, limit: int | None = None, offset: int | None = None
+    ) -> list[StepInfo]:
         """The workflow's recorded steps in execution order: ``function_id``, ``function_name``,
-        ``output``, ``error``, ``child_workflow_id``, ``started_at_epoch_ms``, ``completed_at_epoch_ms``."""
-        return admin.list_steps(cls._rt().store, workflow_id)
+        ``output``, ``error``, ``child_workflow_id``, ``started_at_epoch_ms``, ``completed_at_epoch_ms``.
+        ``offset``/``limit`` page through them; ``load_output=False`` leaves outputs and errors None."""
+        return admin.list_steps(cls._rt().store, workflow_id, load_output=load_output, limit=limit, offset=offset)
 
     @classmethod
-    async def list_workflow_steps_async(cls, workflow_id: str) -> list[dict[str, Any]]:
+    async def list_workflow_steps_async(
+        cls, workflow_id: str, *, load_output: bool = True, limit: int | None = None, offset: int | None = None
+    ) -> list[StepInfo]:
         rt = cls._rt()
-        return await rt.aio(admin.list_steps, rt.store, workflow_id)
+        return await rt.aio(
+            admin.list_steps, rt.store, workflow_id, load_output=load_output, limit=limit, offset=offset
+        )
 
     @classmethod
     async def get_workflow_status_async(cls, workflow_id: str) -> WorkflowStatus | None:
@@ -102,10 +111,18 @@ class AdminFacade(FacadeBase):
 
     @classmethod
     def fork_workflow(
-        cls, workflow_id: str, start_step: int, *, application_version: str | None = None
+        cls,
+        workflow_id: str,
+        start_step: int,
+        *,
+        application_version: str | None = None,
+        queue_name: str | None = None,
+        queue_partition_key: str | None = None,
+        timeout_seconds: float | None = None,
     ) -> WorkflowHandle[Any]:
         """Run the workflow again under a new id (``SetWorkflowID`` picks it), reusing the recorded
-        outcomes of steps before ``start_step`` and re-running the rest."""
+        outcomes of steps before ``start_step`` and re-running the rest. ``queue_name``: the fork
+        waits in that queue; ``timeout_seconds``: its timeout (default: the original's)."""
         rt = cls._rt()
         new_id = admin.fork(
             rt.store,
@@ -114,12 +131,22 @@ class AdminFacade(FacadeBase):
             rt=rt,
             app_version=application_version,
             new_workflow_id=take_workflow_id(),
+            queue_name=queue_name,
+            queue_partition_key=queue_partition_key,
+            timeout_seconds=timeout_seconds,
         )
         return WorkflowHandle(rt, new_id)
 
     @classmethod
     async def fork_workflow_async(
-        cls, workflow_id: str, start_step: int, *, application_version: str | None = None
+        cls,
+        workflow_id: str,
+        start_step: int,
+        *,
+        application_version: str | None = None,
+        queue_name: str | None = None,
+        queue_partition_key: str | None = None,
+        timeout_seconds: float | None = None,
     ) -> WorkflowHandleAsync[Any]:
         rt = cls._rt()
         new_id = await rt.aio(
@@ -130,6 +157,9 @@ class AdminFacade(FacadeBase):
             rt=rt,
             app_version=application_version,
             new_workflow_id=take_workflow_id(),
+            queue_name=queue_name,
+            queue_partition_key=queue_partition_key,
+            timeout_seconds=timeout_seconds,
         )
         return WorkflowHandleAsync(rt, new_id)
 
@@ -142,3 +172,38 @@ class AdminFacade(FacadeBase):
     async def delete_workflow_async(cls, workflow_id: str, *, delete_children: bool = False) -> None:
         rt = cls._rt()
         await rt.aio(admin.delete, rt.store, workflow_id, delete_children=delete_children)
+
+    # -- many at once -------------------------------------------------------------------------
+    @classmethod
+    def cancel_workflows(cls, workflow_ids: list[str]) -> None:
+        """Cancel each listed workflow with its unfinished descendants. Unknown ids raise
+        WorkflowNotFoundError before any workflow is cancelled."""
+        rt = cls._rt()
+        admin.cancel_many(rt.store, workflow_ids, rt)
+
+    @classmethod
+    async def cancel_workflows_async(cls, workflow_ids: list[str]) -> None:
+        rt = cls._rt()
+        await rt.aio(admin.cancel_many, rt.store, workflow_ids, rt)
+
+    @classmethod
+    def resume_workflows(cls, workflow_ids: list[str]) -> list[WorkflowHandle[Any]]:
+        """Resume each listed workflow (as ``resume_workflow``); one handle per id, in order."""
+        rt = cls._rt()
+        return [WorkflowHandle(rt, i) for i in admin.resume_many(rt.store, workflow_ids, rt)]
+
+    @classmethod
+    async def resume_workflows_async(cls, workflow_ids: list[str]) -> list[WorkflowHandleAsync[Any]]:
+        rt = cls._rt()
+        ids = await rt.aio(admin.resume_many, rt.store, workflow_ids, rt)
+        return [WorkflowHandleAsync(rt, i) for i in ids]
+
+    @classmethod
+    def delete_workflows(cls, workflow_ids: list[str], *, delete_children: bool = False) -> None:
+        """Delete each listed workflow and everything recorded for it (descendants too when asked)."""
+        admin.delete_many(cls._rt().store, workflow_ids, delete_children=delete_children)
+
+    @classmethod
+    async def delete_workflows_async(cls, workflow_ids: list[str], *, delete_children: bool = False) -> None:
+        rt = cls._rt()
+        await rt.aio(admin.delete_many, rt.store, workflow_ids, delete_children=delete_children)

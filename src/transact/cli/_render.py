@@ -9,6 +9,7 @@ import dataclasses
 import json
 import os
 import sys
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timezone
 from typing import Any
 
@@ -117,7 +118,7 @@ def workflow_table(w: WorkflowStatus) -> Table:
     return table
 
 
-def steps_table(workflow_id: str, steps: list[dict[str, Any]]) -> Table:
+def steps_table(workflow_id: str, steps: Sequence[Mapping[str, Any]]) -> Table:
     table = Table(title=f"Steps of {workflow_id}", title_justify="left")
     table.add_column("#", justify="right")
     table.add_column("Name")

@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any, TypedDict
 
 from transact._lib import checks
@@ -29,7 +29,7 @@ from transact.errors import (
     WorkflowConflictError,
     WorkflowNotFoundError,
 )
-from transact.models import WorkflowStatus
+from transact.models import StepInfo, WorkflowStatus
 from transact.storage import Conflict, Store
 from transact.storage.admin import ListQuery
 from transact.storage.rows import WorkflowRow
@@ -49,6 +49,7 @@ RESUMABLE = (
     Status.DELAYED,
 )
 LOCAL_STOP_TIMEOUT_S = 5.0
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 ENQUEUE_KEYS = (
     "workflow_name",
     "queue_name",
@@ -83,7 +84,7 @@ def epoch_ms(value: Any, *, what: str) -> int | None:
         raise ConfigError(f"{what} must be an ISO-8601 string or a datetime, got {value!r}")
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=timezone.utc)
-    return int(moment.timestamp() * 1000)
+    return (moment - _EPOCH) // timedelta(milliseconds=1)  # exact: no float rounding
 
 
 def _opt_str(value: Any, *, what: str) -> str | None:
@@ -93,13 +94,15 @@ def _opt_str(value: Any, *, what: str) -> str | None:
 
 
 class QueuedFilters(TypedDict, total=False):
-    """Keyword filters of ``list_queued_workflows`` (DBOS and DBOSClient)."""
+    """Keyword filters of ``list_queued_workflows`` (DBOS and DBOSClient). Where a filter takes a
+    list, any of its values matches; each given filter must match."""
 
-    queue_name: str | None
+    queue_name: str | Sequence[str] | None
     status: str | Sequence[str] | None
     name: str | Sequence[str] | None
     start_time: str | datetime | None  # ISO-8601; naive times are UTC; bounds created_at, inclusive
     end_time: str | datetime | None
+    executor_id: str | Sequence[str] | None
     limit: int | None
     offset: int | None
     sort_desc: bool  # default False: oldest first
@@ -107,19 +110,32 @@ class QueuedFilters(TypedDict, total=False):
 
 
 class ListFilters(QueuedFilters, total=False):
-    """Keyword filters of ``list_workflows`` (DBOS and DBOSClient); each given one must match."""
+    """Keyword filters of ``list_workflows`` (DBOS and DBOSClient)."""
 
     workflow_ids: Sequence[str] | None
-    workflow_id_prefix: str | None
+    workflow_id_prefix: str | Sequence[str] | None
     load_output: bool  # default True
-    app_version: str | None
-    executor_id: str | None
-    parent_workflow_id: str | None
-    forked_from: str | None
+    app_version: str | Sequence[str] | None
+    parent_workflow_id: str | Sequence[str] | None
+    forked_from: str | Sequence[str] | None
+    user: str | Sequence[str] | None  # the authenticated user who started it
+    has_parent: bool | None  # True: child workflows only; False: top-level ones only
+    was_forked_from: bool | None  # True: forks only; False: no forks
+    queues_only: bool  # True: only workflows started on a queue
+    updated_after: str | datetime | None  # bounds updated_at, inclusive
+    updated_before: str | datetime | None
+    completed_after: str | datetime | None  # finished (a final status) in this range, inclusive
+    completed_before: str | datetime | None
 
 
 _LIST_KEYS = frozenset(ListFilters.__annotations__) | frozenset(QueuedFilters.__annotations__)
 _QUEUED_KEYS = frozenset(QueuedFilters.__annotations__)
+
+
+def _opt_flag(value: Any, *, what: str) -> bool | None:
+    if value is not None and not isinstance(value, bool):
+        raise checks.fail(what, "True, False or None", value)
+    return value
 
 
 def list_query(*, queued_only: bool = False, **filters: Unpack[ListFilters]) -> ListQuery:
@@ -142,18 +158,25 @@ def list_query(*, queued_only: bool = False, **filters: Unpack[ListFilters]) -> 
         names=checks.strings(f.get("name"), "name"),
         created_from=epoch_ms(f.get("start_time"), what="start_time"),
         created_to=epoch_ms(f.get("end_time"), what="end_time"),
-        queue_name=_opt_str(f.get("queue_name"), what="queue_name"),
-        queued_only=queued_only,
-        id_prefix=_opt_str(f.get("workflow_id_prefix"), what="workflow_id_prefix"),
-        app_version=_opt_str(f.get("app_version"), what="app_version"),
-        executor_id=_opt_str(f.get("executor_id"), what="executor_id"),
-        parent_workflow_id=_opt_str(f.get("parent_workflow_id"), what="parent_workflow_id"),
-        forked_from=_opt_str(f.get("forked_from"), what="forked_from"),
+        updated_from=epoch_ms(f.get("updated_after"), what="updated_after"),
+        updated_to=epoch_ms(f.get("updated_before"), what="updated_before"),
+        completed_from=epoch_ms(f.get("completed_after"), what="completed_after"),
+        completed_to=epoch_ms(f.get("completed_before"), what="completed_before"),
+        queued_only=queued_only or checks.flag(f.get("queues_only", False), "queues_only"),
+        has_parent=_opt_flag(f.get("has_parent"), what="has_parent"),
+        was_forked=_opt_flag(f.get("was_forked_from"), what="was_forked_from"),
         limit=checks.optional_count(f.get("limit"), "limit"),
         offset=checks.optional_count(f.get("offset"), "offset"),
-        newest_first=bool(f.get("sort_desc", False)),
-        load_input=bool(f.get("load_input", True)),
-        load_output=bool(f.get("load_output", True)) and not queued_only,
+        newest_first=checks.flag(f.get("sort_desc", False), "sort_desc"),
+        load_input=checks.flag(f.get("load_input", True), "load_input"),
+        load_output=checks.flag(f.get("load_output", True), "load_output") and not queued_only,
+        queue_name=checks.strings(f.get("queue_name"), "queue_name"),
+        id_prefix=checks.strings(f.get("workflow_id_prefix"), "workflow_id_prefix"),
+        app_version=checks.strings(f.get("app_version"), "app_version"),
+        executor_id=checks.strings(f.get("executor_id"), "executor_id"),
+        parent_workflow_id=checks.strings(f.get("parent_workflow_id"), "parent_workflow_id"),
+        forked_from=checks.strings(f.get("forked_from"), "forked_from"),
+        user=checks.strings(f.get("user"), "user"),
     )
 
 
@@ -179,22 +202,35 @@ def _decode(data: bytes | None, error: bool = False) -> Any:
         return f"<undecodable: {type(exc).__name__}: {exc}>"
 
 
-def list_steps(store: Store, workflow_id: str) -> list[dict[str, Any]]:
-    """Recorded steps in execution order; raises WorkflowNotFoundError for an unknown id."""
+def list_steps(
+    store: Store,
+    workflow_id: str,
+    *,
+    load_output: bool = True,
+    limit: int | None = None,
+    offset: int | None = None,
+) -> list[StepInfo]:
+    """Recorded steps in execution order (``offset`` skips the first ones, ``limit`` caps how many);
+    ``load_output=False`` leaves outputs and errors undecoded (None). Raises WorkflowNotFoundError
+    for an unknown id."""
+    checks.flag(load_output, "load_output")
+    first = checks.optional_count(offset, "offset") or 0
+    most = checks.optional_count(limit, "limit")
     steps = store.steps_list(workflow_id)
     if not steps:
         get_row(store, workflow_id)
+    chosen = steps[first:] if most is None else steps[first : first + most]
     return [
-        {
-            "function_id": s.function_id,
-            "function_name": s.function_name,
-            "output": _decode(s.output),
-            "error": _decode(s.error, error=True),
-            "child_workflow_id": s.child_workflow_id,
-            "started_at_epoch_ms": s.started_at,
-            "completed_at_epoch_ms": s.completed_at,
-        }
-        for s in steps
+        StepInfo(
+            function_id=s.function_id,
+            function_name=s.function_name,
+            output=_decode(s.output) if load_output else None,
+            error=_decode(s.error, error=True) if load_output else None,
+            child_workflow_id=s.child_workflow_id,
+            started_at_epoch_ms=s.started_at,
+            completed_at_epoch_ms=s.completed_at,
+        )
+        for s in chosen
     ]
 
 
@@ -240,14 +276,29 @@ def fork(
     rt: Runtime | None = None,
     app_version: str | None = None,
     new_workflow_id: str | None = None,
+    queue_name: str | None = None,
+    queue_partition_key: str | None = None,
+    timeout_seconds: float | None = None,
 ) -> str:
     """Start a new workflow with the same inputs that reuses the outcomes of steps before
-    ``start_step`` (1 re-runs everything) and runs the rest. Returns the new workflow id."""
+    ``start_step`` (1 re-runs everything) and runs the rest. Returns the new workflow id.
+    ``queue_name``: the fork waits in that queue instead of starting at once. ``timeout_seconds``:
+    its timeout (default: the original's)."""
     checks.count(start_step, "start_step (1 re-runs every step)", minimum=1)
     _opt_str(app_version, what="application_version")
+    checks.text(queue_name, "queue_name", optional=True)
+    if queue_partition_key is not None and queue_name is None:
+        raise ConfigError("fork_workflow: queue_partition_key needs queue_name (the queue the fork waits in)")
+    check_enqueue_options("fork_workflow", queue_partition_key=queue_partition_key)
+    timeout_ms = None
+    if timeout_seconds is not None:
+        timeout_ms = int(checks.seconds(timeout_seconds, "timeout_seconds", positive=True) * 1000)
     source = get_row(store, workflow_id)
+    if timeout_ms is None:
+        timeout_ms = source.timeout_ms
     now = now_ms()
     new_id = new_workflow_id or random_workflow_id()
+    queue = QueueSpec(queue_name=queue_name, partition_key=queue_partition_key) if queue_name else None
     row = new_row(
         workflow_id=new_id,
         name=source.name,
@@ -255,10 +306,11 @@ def fork(
         config_name=source.config_name,
         inputs=source.inputs,
         now=now,
+        queue=queue,
         app_version=app_version or (rt.app_version if rt is not None else None) or source.app_version,
         forked_from=workflow_id,
-        timeout_ms=source.timeout_ms,
-        deadline_at=now + source.timeout_ms if source.timeout_ms is not None else None,
+        timeout_ms=timeout_ms,
+        deadline_at=now + timeout_ms if timeout_ms is not None else None,
     )
     # A fork replays the original's history, so it runs as the original's user, not the forker.
     row = replace(
@@ -267,7 +319,7 @@ def fork(
         assumed_role=source.assumed_role,
         authenticated_roles=source.authenticated_roles,
     )
-    here = rt is not None and rt.launched and wf.can_run(rt, row)
+    here = queue is None and rt is not None and rt.launched and wf.can_run(rt, row)
     if here and rt is not None:
         row = replace(row, executor_id=rt.executor_id)  # owned from the start: no adoption needed
     try:
@@ -278,7 +330,7 @@ def fork(
         ) from None
     if here and rt is not None:
         wf.resume(rt, row, max_attempts_checked=True)
-    else:
+    elif queue is None:
         store.admin_wake_adopters()
     return new_id
 
@@ -290,6 +342,60 @@ def delete(store: Store, workflow_id: str, *, delete_children: bool = False) -> 
     if not deleted:
         raise WorkflowNotFoundError(workflow_id)
     return deleted
+
+
+# -- bulk ---------------------------------------------------------------------------------------
+def checked_ids(workflow_ids: Any, api: str) -> list[str]:
+    """A list of workflow ids, each one known; checked (one read) before anything is changed."""
+    if isinstance(workflow_ids, str):
+        raise ConfigError(
+            f"{api}: workflow_ids must be a list of workflow ids, got the string {workflow_ids!r}; "
+            f"pass [{workflow_ids!r}]"
+        )
+    ids = checks.strings(workflow_ids, "workflow_ids")
+    if ids is None:
+        raise checks.fail("workflow_ids", "a list of workflow ids", workflow_ids)
+    return list(dict.fromkeys(ids))
+
+
+def _known(store: Store, ids: list[str]) -> None:
+    found = {
+        r.workflow_id for r in store.workflows_list(ListQuery(workflow_ids=ids, load_input=False, load_output=False))
+    }
+    for ident in ids:
+        if ident not in found:
+            raise WorkflowNotFoundError(ident)
+
+
+def cancel_many(store: Store, workflow_ids: Any, rt: Runtime | None = None) -> None:
+    """Cancel every listed workflow (with its unfinished descendants); unknown ids are refused
+    before any is cancelled."""
+    ids = checked_ids(workflow_ids, "cancel_workflows")
+    _known(store, ids)
+    for ident in ids:
+        cancel(store, ident, rt)
+
+
+def resume_many(store: Store, workflow_ids: Any, rt: Runtime | None = None) -> list[str]:
+    """Resume every listed workflow (see ``resume``); unknown ids are refused before any is
+    resumed. Returns the ids, in the order given."""
+    ids = checked_ids(workflow_ids, "resume_workflows")
+    _known(store, ids)
+    for ident in ids:
+        resume(store, ident, rt)
+    return ids
+
+
+def delete_many(store: Store, workflow_ids: Any, *, delete_children: bool = False) -> None:
+    """Delete every listed workflow (and its descendants when ``delete_children``); unknown ids are
+    refused before any is deleted. A descendant deleted with an earlier id is no error."""
+    ids = checked_ids(workflow_ids, "delete_workflows")
+    checks.flag(delete_children, "delete_children")
+    _known(store, ids)
+    gone: set[str] = set()
+    for ident in ids:
+        if ident not in gone:
+            gone.update(store.workflow_delete(ident, with_children=delete_children))
 
 
 def _wait_local_stop(rt: Runtime, workflow_id: str) -> None:

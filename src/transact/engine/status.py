@@ -58,6 +58,7 @@ def to_status(row: WorkflowRow, *, load_input: bool = True, load_output: bool = 
         queue_partition_key=row.queue_partition_key,
         started_at=row.started_at,
         deadline_at=row.deadline_at,
+        workflow_timeout_ms=row.timeout_ms,
         forked_from=row.forked_from,
         authenticated_user=row.authenticated_user,
         assumed_role=row.assumed_role,

@@ -2,7 +2,8 @@
 
 List queries are built so the planner can walk an index in ``created_at`` order and stop after
 ``limit`` rows: (created_at), (status, created_at) and (name, created_at) exist from migration
-0001; workflow-id prefixes are a range on the primary key. Must not import the engine or the facade.
+0001, (queue_name | app_version | executor_id | authenticated_user | forked_from, created_at) and
+the finish-time index from 0014; workflow-id prefixes are a range on the primary key. Must not import the engine or the facade.
 """
 
 from __future__ import annotations
@@ -51,6 +52,13 @@ _TREE = (
 )
 
 
+_FINISHED = "status IN ('SUCCESS', 'ERROR', 'CANCELLED', 'MAX_RECOVERY_ATTEMPTS_EXCEEDED')"
+
+
+def _values(value: str | Sequence[str]) -> Sequence[str]:
+    return [value] if isinstance(value, str) else value
+
+
 def _in(column: str, values: Sequence[str], where: list[str], params: list[Any]) -> None:
     # One value as "=" so the (column, created_at) index also yields the sort order.
     if len(values) == 1:
@@ -68,6 +76,21 @@ def _columns(q: ListQuery) -> str:
     if not q.load_output:
         hidden |= {"output", "error"}
     return ", ".join(_LIGHT_COLUMNS[c] if c in hidden else c for c in cols)
+
+
+def _list_filters(q: ListQuery) -> tuple[object, ...]:
+    return (
+        q.workflow_ids,
+        q.statuses,
+        q.names,
+        q.queue_name,
+        q.id_prefix,
+        q.app_version,
+        q.executor_id,
+        q.parent_workflow_id,
+        q.forked_from,
+        q.user,
+    )
 
 
 class AdminSql(DriverBase):
@@ -96,12 +119,28 @@ class AdminSql(DriverBase):
             ("executor_id", q.executor_id),
             ("parent_workflow_id", q.parent_workflow_id),
             ("forked_from", q.forked_from),
+            ("authenticated_user", q.user),
         ):
             if value is not None:
-                where.append(f"{column} = ?")
-                params.append(value)
-        if q.id_prefix:
-            self._prefix(q.id_prefix, where, params)
+                _in(column, _values(value), where, params)
+        for column, flag in (("parent_workflow_id", q.has_parent), ("forked_from", q.was_forked)):
+            if flag is not None:
+                where.append(f"{column} IS {'NOT NULL' if flag else 'NULL'}")
+        for op, moment in (
+            (">=", q.updated_from),
+            ("<=", q.updated_to),
+            (">=", q.completed_from),
+            ("<=", q.completed_to),
+        ):
+            if moment is not None:
+                where.append(f"updated_at {op} ?")
+                params.append(moment)
+        if q.completed_from is not None or q.completed_to is not None:
+            # Nothing updates a row while it is in a final status: its updated_at is when it
+            # finished. The same predicate as the partial index ws_completed_idx (migration 0014).
+            where.append(_FINISHED)
+        if q.id_prefix is not None:
+            self._prefixes(_values(q.id_prefix), where, params)
         sql = f"SELECT {_columns(q)} FROM workflow_status"
         if where:
             sql += " WHERE " + " AND ".join(where)
@@ -118,17 +157,23 @@ class AdminSql(DriverBase):
             params.append(q.offset)
         return sql, params
 
-    def _prefix(self, prefix: str, where: list[str], params: list[Any]) -> None:
+    def _prefixes(self, prefixes: Sequence[str], where: list[str], params: list[Any]) -> None:
         # Ids compare bytewise on both databases (SQLite BINARY; Postgres COLLATE "C", migration
         # 0008): [prefix, prefix with its last char bumped) is exactly the ids starting with
-        # prefix, and a range on the primary key.
-        where.append("workflow_id >= ? AND workflow_id < ?")
-        params.extend([prefix, prefix[:-1] + chr(ord(prefix[-1]) + 1)])
+        # prefix, and a range on the primary key. The empty prefix matches every id.
+        ranges = []
+        for prefix in prefixes:
+            if not prefix:
+                return
+            ranges.append("(workflow_id >= ? AND workflow_id < ?)")
+            params.extend([prefix, prefix[:-1] + chr(ord(prefix[-1]) + 1)])
+        if ranges:
+            where.append(ranges[0] if len(ranges) == 1 else "(" + " OR ".join(ranges) + ")")
 
     def workflows_list(self, q: ListQuery) -> list[WorkflowRow]:
         """Workflows matching ``q`` in creation order. Round trips: 1."""
-        if q.workflow_ids is not None and not q.workflow_ids:
-            return []
+        if any(v is not None and not isinstance(v, str) and not v for v in _list_filters(q)):
+            return []  # an empty list matches nothing
         sql, params = self.list_sql(q)
         return [to_workflow(r) for r in self.read(lambda tx: tx.all(sql, params))]
 

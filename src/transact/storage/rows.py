@@ -142,13 +142,21 @@ class ListQuery:
     names: Sequence[str] | None = None
     created_from: int | None = None
     created_to: int | None = None
-    queue_name: str | None = None
+    # Each of these takes one value or a list (any of them matches).
+    queue_name: str | Sequence[str] | None = None
     queued_only: bool = False
-    id_prefix: str | None = None
-    app_version: str | None = None
-    executor_id: str | None = None
-    parent_workflow_id: str | None = None
-    forked_from: str | None = None
+    id_prefix: str | Sequence[str] | None = None
+    app_version: str | Sequence[str] | None = None
+    executor_id: str | Sequence[str] | None = None
+    parent_workflow_id: str | Sequence[str] | None = None
+    forked_from: str | Sequence[str] | None = None
+    user: str | Sequence[str] | None = None  # authenticated_user
+    has_parent: bool | None = None  # True: child workflows only; False: top-level only
+    was_forked: bool | None = None  # True: forks only; False: no forks
+    updated_from: int | None = None
+    updated_to: int | None = None
+    completed_from: int | None = None  # finished (a final status) with updated_at in range
+    completed_to: int | None = None
     limit: int | None = None
     offset: int | None = None
     newest_first: bool = False

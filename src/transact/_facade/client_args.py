@@ -1,0 +1,87 @@
+"""DBOSClient's constructor arguments as DBOS documents them, checked and mapped onto Transact.
+
+A client only reads and writes the system database: the application database (DBOS code passes
+it routinely) is accepted and unused, and tuning arguments Transact has no use for are accepted
+and ignored. Arguments that would change what is stored (a serializer other than pickle) are
+refused with the reason.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from typing import Any
+
+from transact._config import ENV_SYSTEM_DB
+from transact._lib import checks
+from transact.errors import ConfigError
+
+log = logging.getLogger("transact")
+
+_DEFAULT_SCHEMAS = (None, "dbos", "transact")
+
+
+def system_url(system_database_url: Any, application_database_url: Any, engine: Any) -> str:
+    """The system database URL: the argument, else the environment variable, else the engine's URL."""
+    for key, value in (
+        ("system_database_url", system_database_url),
+        ("application_database_url", application_database_url),
+    ):
+        if value is not None and not isinstance(value, str):
+            raise checks.fail(f"DBOSClient {key}", "a database URL string", value)
+    url = system_database_url or os.environ.get(ENV_SYSTEM_DB)
+    if not url and engine is not None:
+        url = _engine_url(engine)
+    if url:
+        return str(url)
+    if application_database_url:
+        raise ConfigError(
+            "DBOSClient needs system_database_url: Transact keeps workflows in the system database, not "
+            "in the application database given as application_database_url; pass the application's "
+            f"system_database_url too (or set {ENV_SYSTEM_DB})"
+        )
+    raise ConfigError(
+        f"DBOSClient needs system_database_url (or the {ENV_SYSTEM_DB} environment variable), "
+        "e.g. 'postgresql://user:password@host:5432/db' or 'sqlite:///app.sqlite'"
+    )
+
+
+def _engine_url(engine: Any) -> str:
+    url = getattr(engine, "url", None)
+    if url is None:
+        raise ConfigError(f"DBOSClient system_database_engine must be a SQLAlchemy Engine, got {engine!r}")
+    render = getattr(url, "render_as_string", None)
+    return str(render(hide_password=False) if callable(render) else url)
+
+
+def check_serializer(serializer: Any) -> None:
+    """Only the default is supported: Transact pickles every stored value itself."""
+    if serializer is None:
+        return
+    try:
+        name = serializer.name() if callable(getattr(serializer, "name", None)) else None
+    except Exception:
+        name = None
+    if name == "py_pickle":  # DBOS's default serializer passed explicitly: pickle all the same
+        return
+    raise ConfigError(
+        f"DBOSClient serializer ({type(serializer).__name__}) is not supported: Transact stores workflow "
+        "inputs, outputs, messages and events with pickle, and the application reading them expects "
+        "pickle; leave serializer out"
+    )
+
+
+def pool_size(value: Any) -> int:
+    """The connection pool size (default 4: a client runs a few calls at a time)."""
+    return 4 if value is None else checks.count(value, "DBOSClient system_database_pool_size", minimum=1)
+
+
+def check_schema(schema: Any) -> None:
+    if schema not in _DEFAULT_SCHEMAS:
+        if not isinstance(schema, str):
+            raise checks.fail("DBOSClient dbos_system_schema", "a schema name", schema)
+        log.warning(
+            "DBOSClient dbos_system_schema=%r has no effect: Transact keeps its tables in the Postgres schema "
+            "'transact' of the system database",
+            schema,
+        )
