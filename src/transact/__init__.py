@@ -10,7 +10,7 @@ from transact._facade.auth import DBOSContextEnsure, DBOSContextSetAuth
 from transact._facade.debounce import Debouncer, DebouncerClient
 from transact._handles import WorkflowHandle, WorkflowHandleAsync
 from transact._options import SetEnqueueOptions, SetWorkflowID, SetWorkflowTimeout
-from transact._queue import Queue
+from transact._queue import Queue, QueueRateLimit
 from transact.engine.registry import ConfiguredInstance as DBOSConfiguredInstance
 from transact.errors import (
     ConfigError,
@@ -88,6 +88,7 @@ __all__ = [
     "NotLaunchedError",
     "Queue",
     "QueueDeduplicatedError",
+    "QueueRateLimit",
     "ScheduleNotFoundError",
     "SerializationError",
     "SetEnqueueOptions",

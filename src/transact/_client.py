@@ -15,6 +15,7 @@ from collections.abc import Callable
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
+from transact._client_queues import ClientQueues
 from transact._client_schedules import ClientSchedules
 from transact._facade import client_args
 from transact._facade.waits import handle_ids, pick
@@ -35,7 +36,7 @@ R = TypeVar("R")
 T = TypeVar("T")
 
 
-class DBOSClient(ClientSchedules):
+class DBOSClient(ClientSchedules, ClientQueues):
     """``DBOSClient(system_database_url)``: enqueue, message, inspect and steer workflows of an
     application that shares this system database. URL default: ``TRANSACT_SYSTEM_DATABASE_URL``.
 

@@ -16,6 +16,7 @@ from transact._facade.admin import AdminFacade
 from transact._facade.auth import AuthFacade, check_start
 from transact._facade.comms import CommsFacade
 from transact._facade.kafka import KafkaFacade
+from transact._facade.queues import QueueFacade
 from transact._facade.schedule import ScheduleFacade
 from transact._facade.steps import StepFacade, step_status
 from transact._facade.txn import TxnFacade
@@ -98,6 +99,7 @@ class DBOS(
     KafkaFacade,
     WaitFacade,
     AuthFacade,
+    QueueFacade,
     metaclass=_DBOSMeta,
 ):
     """The process-wide Transact instance. Construct once with a config, then ``launch()``."""

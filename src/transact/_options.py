@@ -10,6 +10,11 @@ from transact._lib import checks
 from transact.errors import ConfigError
 
 MAX_PRIORITY = 2**31 - 1  # the priority column is a 32-bit INTEGER
+# What an enqueue does when its deduplication id is active in the queue, or its workflow id
+# (SetWorkflowID) is taken: the default raises (DBOSQueueDeduplicatedError) / returns the
+# existing workflow's handle, as DBOS does.
+DUPLICATION_POLICIES = ("reject", "return_existing")
+ID_REUSE_POLICIES = ("return_existing", "reject")
 
 
 def check_enqueue_options(
@@ -41,6 +46,8 @@ class EnqueueOptions:
     queue_partition_key: str | None = None
     delay_seconds: float | None = None
     app_version: str | None = None
+    duplication_policy: str = "reject"
+    workflow_id_reuse_policy: str = "return_existing"
 
 
 _enqueue_options: contextvars.ContextVar[EnqueueOptions | None] = contextvars.ContextVar(
@@ -114,10 +121,30 @@ class SetEnqueueOptions:
         queue_partition_key: str | None = None,
         delay_seconds: float | None = None,
         app_version: str | None = None,
+        duplication_policy: str = "reject",
+        workflow_id_reuse_policy: str = "return_existing",
     ) -> None:
+        """``duplication_policy``: on an active ``deduplication_id``, ``"reject"`` raises
+        DBOSQueueDeduplicatedError, ``"return_existing"`` returns the handle of the workflow holding
+        it. ``workflow_id_reuse_policy``: on a workflow id (SetWorkflowID) already taken,
+        ``"return_existing"`` returns that workflow's handle, ``"reject"`` raises WorkflowConflictError."""
         # Ids are checked where they are used (Queue.enqueue), with the queue's own rules.
         check_enqueue_options("SetEnqueueOptions", priority=priority, delay_seconds=delay_seconds)
-        self.options = EnqueueOptions(deduplication_id, priority, queue_partition_key, delay_seconds, app_version)
+        for value, allowed, what in (
+            (duplication_policy, DUPLICATION_POLICIES, "duplication_policy"),
+            (workflow_id_reuse_policy, ID_REUSE_POLICIES, "workflow_id_reuse_policy"),
+        ):
+            if value not in allowed:
+                raise checks.fail(f"SetEnqueueOptions {what}", f"one of {', '.join(map(repr, allowed))}", value)
+        self.options = EnqueueOptions(
+            deduplication_id,
+            priority,
+            queue_partition_key,
+            delay_seconds,
+            app_version,
+            duplication_policy,
+            workflow_id_reuse_policy,
+        )
         self._token: contextvars.Token[EnqueueOptions | None] | None = None
 
     def __enter__(self) -> SetEnqueueOptions:

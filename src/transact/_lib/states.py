@@ -45,4 +45,5 @@ class Hint(_Text):
     EXECUTOR = "executor"  # ident: executor whose work may need adopting
     CANCEL = "cancel"  # ident: workflow cancelled (this process)
     SCHEDULE = "schedule"  # ident: schedule name
+    QUEUE_CONFIG = "qconf"  # ident: queue whose registered limits changed
     ALL = "*"  # another process committed something: everyone re-reads

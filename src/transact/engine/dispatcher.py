@@ -1,7 +1,10 @@
 """Queue dispatcher: claims ready queued workflows and runs them under each queue's limits.
 
-One thread per process serves every declared queue. It sleeps until something says a queue may
-have work or room: a local enqueue, a Postgres NOTIFY from another process, a local completion,
+One thread per process serves every queue declared in it (only those named by
+``DBOS.listen_queues`` when set). Limits come from the queue registry (engine/queues.py), cached
+here: a change anywhere re-reads them before the next claim (local change, Postgres NOTIFY
+``qconf``, SQLite commits by others), and the fallback poll re-reads them too, so a claim costs no
+extra round trip. It sleeps until something says a queue may have work or room: a local enqueue, a Postgres NOTIFY from another process, a local completion,
 the end of a workflow holding a global slot, the due time of delayed work or of a rate-limit
 window. A slow fallback poll (``queue_poll_seconds``) is a safety net only. Hints are never truth:
 every wake re-reads the table. Must not import the facade.
@@ -13,12 +16,15 @@ import logging
 import threading
 import time
 from dataclasses import dataclass, field
+from typing import Any
 
 from transact._lib.states import Hint, Status
+from transact.engine import queues as registry
 from transact.engine import serialization
 from transact.engine import workflow as wf
 from transact.engine.clock import now_ms
 from transact.engine.loop import LoopService
+from transact.engine.queues import QueueConfig
 from transact.engine.runtime import Runtime
 from transact.storage import Unavailable
 from transact.storage.queues import QueueClaim
@@ -31,18 +37,7 @@ STAR_THROTTLE_S = 0.1  # "*" hints (SQLite commits by other connections): probe 
 ERROR_BACKOFF_S = 1.0
 
 
-@dataclass(frozen=True)
-class QueueConfig:
-    """A declared queue's validated settings (the facade's ``Queue`` builds it)."""
-
-    name: str
-    concurrency: int | None = None
-    worker_concurrency: int | None = None
-    rate_limit: int | None = None
-    rate_period_s: float | None = None
-    priority_enabled: bool = False
-    partitioned: bool = False
-    poll_seconds: float | None = None
+__all__ = ["Dispatcher", "QueueConfig"]
 
 
 @dataclass(eq=False)
@@ -72,18 +67,42 @@ class Dispatcher(LoopService):
         self._star = False
         self._last_star = 0.0
         self.max_inflight = rt.settings.max_workflow_threads
+        self._limits: dict[str, QueueConfig] = {}  # the registry's limits, cached
+        self._limits_stale = True
+        self._limits_due = 0.0  # monotonic: the fallback re-read of the limits
 
     # -- service ------------------------------------------------------------------------------
     def _prepare(self) -> None:
-        # Recovery ran first and resumed this executor's own queued workflows: count them.
+        # Queues declared in code (Queue(...)) before launch join the registry now. Recovery ran
+        # first and registered this executor, so its version counts as the latest when it is.
+        for queue in list(self.rt.registry.queues.values()):
+            registry.register(
+                self.rt.store,
+                queue.config,
+                on_conflict=registry.DEFAULT_ON_CONFLICT,
+                app_version=self.rt.app_version,
+            )
+        self._reload_limits()
+        # Recovery resumed this executor's own queued workflows: count them.
         running = set(self.rt.runs.ids())
         for row in self.rt.store.workflows_pending([self.rt.executor_id]):
             if row.queue_name is not None and row.workflow_id in running:
                 self._inflight[row.workflow_id] = (row.queue_name, row.queue_partition_key)
 
     # -- hints (any thread; cheap, never touches the database) --------------------------------
+    def limits(self, name: str) -> QueueConfig | None:
+        """The registered limits of queue ``name`` as last read (no round trip), or None."""
+        return self._limits.get(name)
+
+    def _reload_limits(self) -> None:
+        self._limits_stale, self._limits_due = False, time.monotonic() + self.rt.queue_poll_seconds
+        self._limits = {c.name: c for c in registry.list_all(self.rt.store)}
+
     def on_hint(self, kind: str, ident: str, key: str) -> None:
-        if kind == Hint.QUEUE:
+        if kind == Hint.QUEUE_CONFIG:
+            self._limits_stale = True
+            self._wake.set()
+        elif kind == Hint.QUEUE:
             with self._lock:
                 st = self._states.get(ident)
                 if st is None:
@@ -131,11 +150,17 @@ class Dispatcher(LoopService):
         star = self._star and mono - self._last_star >= STAR_THROTTLE_S
         if star:
             self._star, self._last_star = False, mono
-        wake = mono + self.rt.queue_poll_seconds
-        for queue in list(self.rt.registry.queues.values()):
+        if self._limits_stale or mono >= self._limits_due or (star and not self.rt.store.pushes_wakeups):
+            try:
+                self._reload_limits()
+            except Unavailable as exc:
+                log.warning("queue limits: system database unavailable (%s); retrying", exc)
+                self._limits_due = mono + ERROR_BACKOFF_S
+        wake = min(mono + self.rt.queue_poll_seconds, self._limits_due)
+        for queue in self._served():
             if self._stop.is_set() or self.rt.stopping.is_set():
                 break  # shutting down: take no new work
-            st = self._state(queue.config)
+            st = self._state(self._limits.get(queue.name) or queue.config)
             try:
                 self._serve(st, star)
             except Unavailable as exc:
@@ -149,6 +174,12 @@ class Dispatcher(LoopService):
             wake = min(wake, self._last_star + STAR_THROTTLE_S)
         return max(0.0, wake - time.monotonic())
 
+    def _served(self) -> list[Any]:
+        """The queues declared in this process that it dispatches (``listen_queues``)."""
+        only = registry.listened(self.rt)
+        queues = list(self.rt.registry.queues.values())
+        return queues if only is None else [q for q in queues if q.name in only]
+
     def _state(self, config: QueueConfig) -> _QueueState:
         with self._lock:
             st = self._states.get(config.name)
@@ -157,8 +188,8 @@ class Dispatcher(LoopService):
                 for wid, (queue, part) in self._inflight.items():  # resumed by recovery before we started
                     if queue == config.name:
                         st.running.setdefault(part, set()).add(wid)
-            elif st.config != config:  # redeclared (e.g. after destroy_registry)
-                st.config, st.dirty, st.probe = config, True, True
+            elif st.config != config:  # limits changed (registry) or redeclared (after destroy_registry)
+                st.config, st.dirty, st.probe, st.full, st.retry_at = config, True, True, False, None
             return st
 
     def _poll_seconds(self, config: QueueConfig) -> float:

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from transact._lib.states import Status
-from transact._options import current_timeout, take_workflow_id
+from transact._options import current_enqueue_options, current_timeout, take_workflow_id
 from transact.engine import auth, serialization
 from transact.engine.clock import now_ms
 from transact.engine.context import WorkflowContext, current_step, current_workflow
@@ -21,7 +21,7 @@ from transact.engine.ids import new_workflow_id
 from transact.engine.registry import ConfiguredInstance, WorkflowInfo
 from transact.engine.replay import recorded_outcome
 from transact.engine.runs import check_same_workflow
-from transact.errors import DBOSWorkflowCancelledError, NotLaunchedError, QueueDeduplicatedError
+from transact.errors import DBOSWorkflowCancelledError, NotLaunchedError, QueueDeduplicatedError, WorkflowConflictError
 from transact.storage import Conflict, Store, WorkflowNotPending
 from transact.storage.rows import WorkflowRow
 
@@ -215,4 +215,11 @@ def insert(
         raise DBOSWorkflowCancelledError.of(exc.workflow_id, f"is {exc.status}; its child was not started") from None
     if not inserted:
         check_same_workflow(row.workflow_id, stored.name, row.name)
+        opts = current_enqueue_options() if row.queue_name is not None else None
+        if opts is not None and opts.workflow_id_reuse_policy == "reject":
+            raise WorkflowConflictError(
+                f"cannot enqueue workflow {row.workflow_id!r}: that id is already taken (status {stored.status}) "
+                "and SetEnqueueOptions(workflow_id_reuse_policy='reject') refuses to return it; use a new id",
+                row.workflow_id,
+            )
     return stored, inserted

@@ -23,7 +23,7 @@ Must not import the engine or the facade.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from transact.storage.rows import (
     ExecutorRow,
@@ -34,6 +34,9 @@ from transact.storage.rows import (
     StreamItem,
     WorkflowRow,
 )
+
+if TYPE_CHECKING:
+    from transact.storage.queues import QueueRow
 
 HintHandler = Callable[[str, str, str], None]
 
@@ -218,6 +221,38 @@ class QueueStore(Protocol):
     def queue_release(self, *, workflow_id: str, executor_id: str, now: int) -> bool:
         """Give a claimed, unstarted workflow back to its queue (ENQUEUED, unowned) if this
         executor still holds it; hints ``queue`` (key ``requeued``). Round trips: 1."""
+        ...
+
+    def queue_register(self, row: QueueRow, *, on_conflict: str) -> tuple[QueueRow, bool]:
+        """Create a registered queue, or resolve the clash with the stored one (``on_conflict``:
+        ``always_update``, ``never_update``, ``update_if_latest_version``). Returns (stored,
+        written); hints ``qconf`` when written. Round trips: 1 transaction."""
+        ...
+
+    def queue_get(self, *, queue_name: str) -> QueueRow | None:
+        """The registered queue, or None. Round trips: 1."""
+        ...
+
+    def queue_list(self) -> list[QueueRow]:
+        """Every registered queue, by name. Round trips: 1."""
+        ...
+
+    def queue_update(self, *, queue_name: str, changes: dict[str, object], now: int) -> QueueRow | None:
+        """Set some limits of a registered queue (None: no such queue); hints ``qconf``. Round trips: 1."""
+        ...
+
+    def queue_delete(self, *, queue_name: str) -> tuple[bool, int]:
+        """Delete a registered queue unless workflows are still active in it: (deleted, active).
+        Round trips: 1 transaction."""
+        ...
+
+    def queue_dedup_owner(self, *, queue_name: str, deduplication_id: str) -> str | None:
+        """The active workflow holding ``deduplication_id`` in the queue, if any. Round trips: 1."""
+        ...
+
+    def queue_set_delay(self, *, workflow_id: str, available_at: int, now: int) -> str | None:
+        """Move a DELAYED workflow's due time: None when done, else its status ("" if missing).
+        Round trips: 1 (2 when not DELAYED)."""
         ...
 
 

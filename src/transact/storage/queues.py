@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+from dataclasses import dataclass
 
 from transact._lib.states import Hint
 from transact.storage import postgres_sql, sqlite_sql
@@ -22,7 +23,7 @@ from transact.storage._base import DriverBase, Tx
 from transact.storage.rows import WORKFLOW_COLUMNS, QueueClaim
 from transact.storage.workflows import to_workflow
 
-__all__ = ["QueueClaim", "QueueSql", "claim_sql", "lock_key"]
+__all__ = ["QueueClaim", "QueueRow", "QueueSql", "claim_sql", "lock_key"]
 
 _PARTITIONS_MAX = 1000
 _ROW_LOCK = {sql.name: sql.claim_row_lock for sql in (sqlite_sql.SQL, postgres_sql.SQL)}
@@ -102,6 +103,90 @@ _RELEASE = (
     "UPDATE workflow_status SET status = 'ENQUEUED', executor_id = NULL, started_at = NULL, updated_at = ?"
     " WHERE workflow_id = ? AND status = 'PENDING' AND executor_id = ? RETURNING queue_name"
 )
+
+
+@dataclass(frozen=True)
+class QueueRow:
+    """A registered queue's limits (table ``queues``). None: no limit."""
+
+    queue_name: str
+    concurrency: int | None = None
+    worker_concurrency: int | None = None
+    rate_limit: int | None = None
+    rate_period_ms: int | None = None
+    priority_enabled: bool = False
+    partitioned: bool = False
+    poll_ms: int | None = None
+    app_version: str | None = None
+    created_at: int = 0
+    updated_at: int = 0
+
+
+# The columns a live setter may change (the registry's limits), in table order.
+QUEUE_LIMITS = (
+    "concurrency",
+    "worker_concurrency",
+    "rate_limit",
+    "rate_period_ms",
+    "priority_enabled",
+    "partitioned",
+    "poll_ms",
+)
+_QUEUE_COLUMNS = f"queue_name, {', '.join(QUEUE_LIMITS)}, app_version, created_at, updated_at"
+_QUEUE_SELECT = f"SELECT {_QUEUE_COLUMNS} FROM queues"
+_QUEUE_INSERT = f"INSERT INTO queues ({_QUEUE_COLUMNS}) VALUES ({', '.join('?' * 11)})"
+_QUEUE_OVERWRITE = " ON CONFLICT (queue_name) DO UPDATE SET " + ", ".join(
+    f"{c} = excluded.{c}" for c in (*QUEUE_LIMITS, "app_version", "updated_at")
+)
+_LATEST_VERSION = "SELECT app_version FROM executors ORDER BY started_at DESC LIMIT 1"
+_QUEUE_ACTIVE = (
+    "SELECT COUNT(*) FROM workflow_status WHERE queue_name = ? AND status IN ('ENQUEUED', 'PENDING', 'DELAYED')"
+)
+_DEDUP_OWNER = (
+    "SELECT workflow_id FROM workflow_status WHERE queue_name = ? AND deduplication_id = ?"
+    " AND status IN ('ENQUEUED', 'PENDING', 'DELAYED')"
+)
+_SET_DELAY = (
+    "UPDATE workflow_status SET available_at = ?, updated_at = ?"
+    " WHERE workflow_id = ? AND status = 'DELAYED' RETURNING queue_name"
+)
+_STATUS_OF = "SELECT status FROM workflow_status WHERE workflow_id = ?"
+ON_CONFLICT = ("update_if_latest_version", "always_update", "never_update")
+
+
+def _queue_row(r: tuple[object, ...]) -> QueueRow:
+    def opt(v: object) -> int | None:
+        return None if v is None else int(str(v))
+
+    return QueueRow(
+        queue_name=str(r[0]),
+        concurrency=opt(r[1]),
+        worker_concurrency=opt(r[2]),
+        rate_limit=opt(r[3]),
+        rate_period_ms=opt(r[4]),
+        priority_enabled=bool(r[5]),
+        partitioned=bool(r[6]),
+        poll_ms=opt(r[7]),
+        app_version=None if r[8] is None else str(r[8]),
+        created_at=int(str(r[9])),
+        updated_at=int(str(r[10])),
+    )
+
+
+def _queue_values(row: QueueRow) -> tuple[object, ...]:
+    return (
+        row.queue_name,
+        row.concurrency,
+        row.worker_concurrency,
+        row.rate_limit,
+        row.rate_period_ms,
+        int(row.priority_enabled),
+        int(row.partitioned),
+        row.poll_ms,
+        row.app_version,
+        row.created_at,
+        row.updated_at,
+    )
 
 
 class QueueSql(DriverBase):
@@ -203,3 +288,91 @@ class QueueSql(DriverBase):
             return False
         self.hint(Hint.QUEUE, str(row[0]), "requeued")
         return True
+
+    # -- the queue registry -------------------------------------------------------------------
+    def queue_register(self, row: QueueRow, *, on_conflict: str) -> tuple[QueueRow, bool]:
+        """Create queue ``row.queue_name`` with ``row``'s limits, or resolve the clash with the
+        stored queue: ``always_update`` overwrites it, ``never_update`` keeps it, and
+        ``update_if_latest_version`` overwrites it only when ``row.app_version`` is the version of
+        the most recently started executor (an older deploy still running cannot revert a newer
+        one's limits). Returns (stored row, written). Hints ``qconf`` when written.
+
+        Round trips: 1 transaction (2 statements; 3 for ``update_if_latest_version``)."""
+        if on_conflict not in ON_CONFLICT:
+            raise ValueError(f"on_conflict must be one of {ON_CONFLICT}, got {on_conflict!r}")
+
+        def unit(tx: Tx) -> tuple[QueueRow, bool]:
+            overwrite = on_conflict == "always_update"
+            if on_conflict == "update_if_latest_version":
+                latest = tx.one(_LATEST_VERSION, ())
+                overwrite = latest is None or latest[0] is None or latest[0] == row.app_version
+            tail = _QUEUE_OVERWRITE if overwrite else " ON CONFLICT (queue_name) DO NOTHING"
+            written = tx.run(_QUEUE_INSERT + tail, _queue_values(row)) == 1
+            stored = tx.one(f"{_QUEUE_SELECT} WHERE queue_name = ?", (row.queue_name,))
+            assert stored is not None
+            return _queue_row(tuple(stored)), written
+
+        stored, written = self.write(unit)
+        if written:
+            self.hint(Hint.QUEUE_CONFIG, row.queue_name)
+        return stored, written
+
+    def queue_get(self, *, queue_name: str) -> QueueRow | None:
+        """The registered queue, or None. Round trips: 1."""
+        row = self.read(lambda tx: tx.one(f"{_QUEUE_SELECT} WHERE queue_name = ?", (queue_name,)))
+        return None if row is None else _queue_row(tuple(row))
+
+    def queue_list(self) -> list[QueueRow]:
+        """Every registered queue, by name. Round trips: 1."""
+        rows = self.read(lambda tx: tx.all(f"{_QUEUE_SELECT} ORDER BY queue_name", ()))
+        return [_queue_row(tuple(r)) for r in rows]
+
+    def queue_update(self, *, queue_name: str, changes: dict[str, object], now: int) -> QueueRow | None:
+        """Set some limits (columns of ``QUEUE_LIMITS``) of a registered queue; the others stay.
+        Returns the stored row, or None when no such queue. Hints ``qconf``. Round trips: 1."""
+        bad = set(changes) - set(QUEUE_LIMITS)
+        if bad:
+            raise ValueError(f"not queue limits: {sorted(bad)}")
+        cols = list(changes)
+        values = [int(v) if isinstance(v, bool) else v for v in changes.values()]
+        sets = ", ".join(f"{c} = ?" for c in (*cols, "updated_at"))
+        sql = f"UPDATE queues SET {sets} WHERE queue_name = ? RETURNING {_QUEUE_COLUMNS}"
+        row = self.write(lambda tx: tx.one(sql, (*values, now, queue_name)), single=True)
+        if row is None:
+            return None
+        self.hint(Hint.QUEUE_CONFIG, queue_name)
+        return _queue_row(tuple(row))
+
+    def queue_delete(self, *, queue_name: str) -> tuple[bool, int]:
+        """Delete a registered queue unless workflows still wait or run in it:
+        (deleted, active workflows). Nothing is deleted while any is active. Round trips: 1
+        transaction (2 statements)."""
+
+        def unit(tx: Tx) -> tuple[bool, int]:
+            active = tx.one(_QUEUE_ACTIVE, (queue_name,))
+            n = int(active[0]) if active is not None else 0
+            if n:
+                return False, n
+            return tx.run("DELETE FROM queues WHERE queue_name = ?", (queue_name,)) == 1, 0
+
+        deleted, active = self.write(unit)
+        if deleted:
+            self.hint(Hint.QUEUE_CONFIG, queue_name)
+        return deleted, active
+
+    def queue_dedup_owner(self, *, queue_name: str, deduplication_id: str) -> str | None:
+        """The id of the active workflow holding ``deduplication_id`` in the queue, if any."""
+        row = self.read(lambda tx: tx.one(_DEDUP_OWNER, (queue_name, deduplication_id)))
+        return None if row is None else str(row[0])
+
+    def queue_set_delay(self, *, workflow_id: str, available_at: int, now: int) -> str | None:
+        """Move a DELAYED workflow's due time to ``available_at``. Returns None when done, else
+        the workflow's status ("" when it does not exist). Hints ``queue`` (``delayed``).
+
+        Round trips: 1 (2 when the workflow is not DELAYED)."""
+        row = self.write(lambda tx: tx.one(_SET_DELAY, (available_at, now, workflow_id)), single=True)
+        if row is not None:
+            self.hint(Hint.QUEUE, str(row[0]), "delayed")
+            return None
+        status = self.read(lambda tx: tx.one(_STATUS_OF, (workflow_id,)))
+        return "" if status is None else str(status[0])

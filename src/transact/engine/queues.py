@@ -1,0 +1,238 @@
+"""The queue registry: validated limits, their stored form, and the operations on them.
+
+A queue's limits live in the system database (table ``queues``), so every process and client
+agrees on them and a change applies everywhere without a restart. ``Queue(...)`` declarations and
+``DBOS.register_queue`` both land here; the dispatcher caches the stored limits. Must not import
+the facade.
+"""
+
+from __future__ import annotations
+
+import weakref
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from transact._lib import checks
+from transact.engine.clock import now_ms
+from transact.errors import ConfigError, WorkflowNotFoundError
+from transact.storage.queues import ON_CONFLICT, QueueRow
+
+if TYPE_CHECKING:
+    from transact.engine.runtime import Runtime
+    from transact.storage import Store
+
+DEFAULT_ON_CONFLICT = "update_if_latest_version"
+
+
+@dataclass(frozen=True)
+class QueueConfig:
+    """A queue's validated settings."""
+
+    name: str
+    concurrency: int | None = None
+    worker_concurrency: int | None = None
+    rate_limit: int | None = None
+    rate_period_s: float | None = None
+    priority_enabled: bool = False
+    partitioned: bool = False
+    poll_seconds: float | None = None
+
+
+def validate(
+    name: object,
+    concurrency: object = None,
+    limiter: object = None,
+    worker_concurrency: object = None,
+    priority_enabled: object = False,
+    partition_queue: object = False,
+    polling_interval_sec: object = None,
+) -> QueueConfig:
+    """Check a queue's settings as ``Queue(...)`` / ``register_queue`` take them."""
+    # '|' separates the fields of wake-up notifications ("queue|<name>|").
+    if not isinstance(name, str) or not name or "|" in name:
+        raise checks.fail("a queue name", "a non-empty string without '|'", name)
+    where = f"Queue({name!r})"
+    conc = checks.optional_count(concurrency, f"{where} concurrency", minimum=1)
+    worker = checks.optional_count(worker_concurrency, f"{where} worker_concurrency", minimum=1)
+    check_worker(where, conc, worker)
+    limit, period = check_limiter(where, limiter)
+    poll = polling_interval_sec
+    return QueueConfig(
+        name=name,
+        concurrency=conc,
+        worker_concurrency=worker,
+        rate_limit=limit,
+        rate_period_s=period,
+        priority_enabled=checks.flag(priority_enabled, f"{where} priority_enabled"),
+        partitioned=checks.flag(partition_queue, f"{where} partition_queue"),
+        poll_seconds=None if poll is None else checks.seconds(poll, f"{where} polling_interval_sec", positive=True),
+    )
+
+
+def check_worker(where: str, conc: int | None, worker: int | None) -> None:
+    if conc is not None and worker is not None and worker > conc:
+        raise ConfigError(
+            f"{where} worker_concurrency ({worker}) cannot exceed concurrency ({conc}): no process "
+            "may run more than the global limit; lower worker_concurrency or raise concurrency"
+        )
+
+
+def check_limiter(where: str, limiter: object) -> tuple[int | None, float | None]:
+    """``{'limit': n, 'period': seconds}`` -> (limit, period); None -> (None, None)."""
+    if limiter is None:
+        return None, None
+    if not isinstance(limiter, dict) or set(limiter) != {"limit", "period"}:
+        shape = "a dict like {'limit': 10, 'period': 1.0} (at most 'limit' starts per 'period' seconds)"
+        raise checks.fail(f"{where} limiter", shape, limiter)
+    limit = checks.count(limiter["limit"], f"{where} limiter 'limit'", minimum=1)
+    period = checks.seconds(limiter["period"], f"{where} limiter 'period'", positive=True)
+    return limit, period
+
+
+def check_on_conflict(on_conflict: object, *, client: bool = False) -> str:
+    if on_conflict not in ON_CONFLICT:
+        raise checks.fail("register_queue on_conflict", f"one of {', '.join(map(repr, ON_CONFLICT))}", on_conflict)
+    if client and on_conflict == "update_if_latest_version":
+        raise ConfigError(
+            "DBOSClient.register_queue cannot use on_conflict='update_if_latest_version': a client runs no "
+            "application version; pass 'always_update' or 'never_update'"
+        )
+    return str(on_conflict)
+
+
+def describe(config: QueueConfig) -> str:
+    parts = [repr(config.name)]
+    if config.concurrency is not None:
+        parts.append(f"concurrency={config.concurrency}")
+    if config.worker_concurrency is not None:
+        parts.append(f"worker_concurrency={config.worker_concurrency}")
+    if config.rate_limit is not None:
+        parts.append(f"limiter={{'limit': {config.rate_limit}, 'period': {config.rate_period_s}}}")
+    if config.priority_enabled:
+        parts.append("priority_enabled=True")
+    if config.partitioned:
+        parts.append("partition_queue=True")
+    if config.poll_seconds is not None:
+        parts.append(f"polling_interval_sec={config.poll_seconds}")
+    return ", ".join(parts)
+
+
+# -- stored form ------------------------------------------------------------------------------
+def _ms(seconds: float | None) -> int | None:
+    return None if seconds is None else round(seconds * 1000)
+
+
+def to_row(config: QueueConfig, *, app_version: str | None, now: int) -> QueueRow:
+    return QueueRow(
+        queue_name=config.name,
+        concurrency=config.concurrency,
+        worker_concurrency=config.worker_concurrency,
+        rate_limit=config.rate_limit,
+        rate_period_ms=_ms(config.rate_period_s),
+        priority_enabled=config.priority_enabled,
+        partitioned=config.partitioned,
+        poll_ms=_ms(config.poll_seconds),
+        app_version=app_version,
+        created_at=now,
+        updated_at=now,
+    )
+
+
+def from_row(row: QueueRow) -> QueueConfig:
+    return QueueConfig(
+        name=row.queue_name,
+        concurrency=row.concurrency,
+        worker_concurrency=row.worker_concurrency,
+        rate_limit=row.rate_limit,
+        rate_period_s=None if row.rate_period_ms is None else row.rate_period_ms / 1000,
+        priority_enabled=row.priority_enabled,
+        partitioned=row.partitioned,
+        poll_seconds=None if row.poll_ms is None else row.poll_ms / 1000,
+    )
+
+
+# -- operations -------------------------------------------------------------------------------
+def register(store: Store, config: QueueConfig, *, on_conflict: str, app_version: str | None) -> QueueConfig:
+    """Store ``config`` under ``on_conflict``'s rule; returns the limits now in force."""
+    stored, _ = store.queue_register(to_row(config, app_version=app_version, now=now_ms()), on_conflict=on_conflict)
+    return from_row(stored)
+
+
+def get(store: Store, name: str) -> QueueConfig | None:
+    row = store.queue_get(queue_name=name)
+    return None if row is None else from_row(row)
+
+
+def list_all(store: Store) -> list[QueueConfig]:
+    return [from_row(r) for r in store.queue_list()]
+
+
+def update(store: Store, name: str, **changes: Any) -> QueueConfig:
+    """Change some limits of a registered queue (keys of ``QueueConfig``), checked against the
+    limits it keeps; a clear error when it is not registered."""
+    current = get(store, name)
+    if current is None:
+        raise ConfigError(
+            f"queue {name!r} is not registered: register it with DBOS.register_queue({name!r}, ...) first"
+        )
+    merged = QueueConfig(**{**current.__dict__, **changes})
+    check_worker(f"Queue({name!r})", merged.concurrency, merged.worker_concurrency)
+    columns: dict[str, object] = {}
+    for key in changes:
+        if key == "rate_limit":
+            columns["rate_limit"] = merged.rate_limit
+        elif key == "rate_period_s":
+            columns["rate_period_ms"] = _ms(merged.rate_period_s)
+        elif key == "partitioned":
+            columns["partitioned"] = merged.partitioned
+        elif key == "poll_seconds":
+            columns["poll_ms"] = _ms(merged.poll_seconds)
+        else:
+            columns[key] = getattr(merged, key)
+    row = store.queue_update(queue_name=name, changes=columns, now=now_ms())
+    if row is None:
+        raise ConfigError(f"queue {name!r} was deleted while being changed; register it again")
+    return from_row(row)
+
+
+def delete(store: Store, name: str) -> bool:
+    """Forget a registered queue. Refused (ConfigError) while workflows still wait or run in it:
+    they would never be dequeued. False when no such queue was registered."""
+    deleted, active = store.queue_delete(queue_name=name)
+    if active:
+        raise ConfigError(
+            f"queue {name!r} still holds {active} enqueued, delayed or running workflow(s); let them finish "
+            "or cancel them (DBOS.cancel_workflow) before deleting the queue"
+        )
+    return deleted
+
+
+def set_delay(store: Store, workflow_id: str, seconds: object) -> None:
+    """Make a DELAYED workflow due ``seconds`` from now (0: now)."""
+    delay = checks.seconds(seconds, "set_workflow_delay seconds")
+    checks.text(workflow_id, "set_workflow_delay workflow_id")
+    now = now_ms()
+    status = store.queue_set_delay(workflow_id=workflow_id, available_at=now + round(delay * 1000), now=now)
+    if status is None:
+        return
+    if status == "":
+        raise WorkflowNotFoundError(workflow_id)
+    raise ConfigError(
+        f"workflow {workflow_id!r} is {status}, not DELAYED: only a workflow enqueued with "
+        "SetEnqueueOptions(delay_seconds=...) and not yet due can have its delay changed"
+    )
+
+
+# -- which queues a process dispatches ----------------------------------------------------------
+_listen: weakref.WeakKeyDictionary[Runtime, frozenset[str]] = weakref.WeakKeyDictionary()
+
+
+def set_listen(rt: Runtime, names: Iterable[str]) -> None:
+    """Dispatch only these queues in ``rt``'s process (set before launch)."""
+    _listen[rt] = frozenset(names)
+
+
+def listened(rt: Runtime) -> frozenset[str] | None:
+    """The queues ``rt`` dispatches, or None for every queue it declares."""
+    return _listen.get(rt)
