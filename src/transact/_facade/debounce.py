@@ -105,7 +105,7 @@ class Debouncer(Generic[P, R]):
             return QueueSpec(engine.INTERNAL_QUEUE)
         queue, opts = self._queue, current_enqueue_options()
         key = opts.queue_partition_key if opts is not None else None
-        if queue.partition_queue and key is None:
+        if queue._limits(FacadeBase._rt()).partitioned and key is None:  # as cached: no round trip
             raise ConfigError(
                 f"queue {queue.name!r} is partitioned: debounce inside `with SetEnqueueOptions(queue_partition_key=...)`"
             )

@@ -68,7 +68,7 @@ class Registry:
                 raise DBOSConflictingRegistrationError(
                     info.name,
                     f"workflow name {info.name!r} is already registered by {_origin(existing.func)}; "
-                    f"give one of them a distinct name with @DBOS.workflow(name=...)"
+                    f"give one of them a distinct name with @DBOS.workflow(name=...)",
                 )
             self.workflows[info.name] = info
 
