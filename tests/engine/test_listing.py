@@ -143,8 +143,10 @@ def test_new_filters_use_indexes(store: Store) -> None:
     )
     store.write(lambda tx: tx.run("ANALYZE workflow_status", ()))  # type: ignore[attr-defined]
     cases = {
-        "ws_app_version_created_idx": {"app_version": "v3"},
-        "ws_executor_created_idx": {"executor_id": "e3"},
+        # Version and executor have no index of their own (nearly every row has one): the newest-first
+        # walk of ws_created_idx serves them, without a sort.
+        "ws_created_idx": {"app_version": "v3"},
+        "ws_created_idx ": {"executor_id": "e3"},
         "ws_user_created_idx": {"user": "u3"},
         "ws_queue_created_idx": {"queue_name": "q3"},
         "ws_parent_created_idx": {"parent_workflow_id": "p"},
@@ -152,16 +154,14 @@ def test_new_filters_use_indexes(store: Store) -> None:
     }
     for index, filters in cases.items():
         plan = store.workflows_explain(admin.list_query(limit=50, sort_desc=True, **filters))  # type: ignore[arg-type]
-        _assert_ordered_walk(store, plan, index)
+        _assert_ordered_walk(store, plan, index.strip())
         assert len(DBOS.list_workflows(limit=50, sort_desc=True, load_input=False, **filters)) == 50  # type: ignore[arg-type]
     # Queued listings: by queue, or (as here, where nothing is queued) by the tiny set of queued statuses.
     queued = store.workflows_explain(admin.list_query(queued_only=True, queue_name="q3", limit=50))
     assert "ws_queue_created_idx" in queued or "ws_status_created_idx" in queued, queued
     assert "Seq Scan" not in queued and "SCAN workflow_status" not in queued, queued
-    # Finish times: a narrow window reads the finish-time index (then sorts the few rows it finds).
-    window = admin.list_query(completed_after=iso(-40_000 + 100), completed_before=iso(-40_000 + 150), limit=50)
-    plan = store.workflows_explain(window)
-    assert "ws_completed_idx" in plan, plan
+    # Finish times have no index of their own (one more index write per finish, on every workflow):
+    # a finish-time window is filtered, not sought; its answer is still exact.
     assert len(DBOS.list_workflows(completed_after=iso(-40_000 + 100), completed_before=iso(-40_000 + 150))) == 51
 
 

@@ -137,7 +137,7 @@ class AdminSql(DriverBase):
                 params.append(moment)
         if q.completed_from is not None or q.completed_to is not None:
             # Nothing updates a row while it is in a final status: its updated_at is when it
-            # finished. The same predicate as the partial index ws_completed_idx (migration 0014).
+            # finished (no index: see migration 0014).
             where.append(_FINISHED)
         if q.id_prefix is not None:
             self._prefixes(_values(q.id_prefix), where, params)
