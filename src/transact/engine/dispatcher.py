@@ -35,6 +35,10 @@ log = logging.getLogger("transact")
 CLAIM_BATCH = 100  # rows per claim: large enough for throughput, small enough to share work
 STAR_THROTTLE_S = 0.1  # "*" hints (SQLite commits by other connections): probe at most this often
 ERROR_BACKOFF_S = 1.0
+# The safety-net re-read of the queue registry's limits. Changes arrive by push (Postgres NOTIFY
+# qconf; on SQLite, any other connection's commit), so this poll only covers a lost wake-up; tying it
+# to the queue poll would add a query a second to every idle SQLite process.
+LIMITS_RECHECK_S = 10.0
 
 
 __all__ = ["Dispatcher", "QueueConfig"]
@@ -95,7 +99,7 @@ class Dispatcher(LoopService):
         return self._limits.get(name)
 
     def _reload_limits(self) -> None:
-        self._limits_stale, self._limits_due = False, time.monotonic() + self.rt.queue_poll_seconds
+        self._limits_stale, self._limits_due = False, time.monotonic() + LIMITS_RECHECK_S
         self._limits = {c.name: c for c in registry.list_all(self.rt.store)}
 
     def on_hint(self, kind: str, ident: str, key: str) -> None:
