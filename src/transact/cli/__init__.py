@@ -10,6 +10,7 @@ import logging
 import sys
 
 from transact.cli.app import CliError, app
+from transact.cli.replay import replay_command as replay_command  # registers `transact replay`
 from transact.errors import TransactError
 
 __all__ = ["app", "main"]
