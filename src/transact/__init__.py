@@ -11,6 +11,7 @@ from transact._facade.debounce import Debouncer, DebouncerClient
 from transact._handles import WorkflowHandle, WorkflowHandleAsync
 from transact._options import SetEnqueueOptions, SetWorkflowID, SetWorkflowTimeout
 from transact._queue import Queue, QueueRateLimit
+from transact.datasource import AsyncSQLAlchemyDatasource, SQLAlchemyDatasource
 from transact.engine.registry import ConfiguredInstance as DBOSConfiguredInstance
 from transact.errors import (
     ConfigError,
@@ -54,6 +55,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "DBOS",
+    "AsyncSQLAlchemyDatasource",
     "ConfigError",
     "DBOSAwaitedWorkflowCancelledError",
     "DBOSAwaitedWorkflowMaxRecoveryAttemptsExceeded",
@@ -89,6 +91,7 @@ __all__ = [
     "Queue",
     "QueueDeduplicatedError",
     "QueueRateLimit",
+    "SQLAlchemyDatasource",
     "ScheduleNotFoundError",
     "SerializationError",
     "SetEnqueueOptions",

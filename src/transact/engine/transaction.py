@@ -15,7 +15,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from transact._lib.backoff import Backoff
-from transact.engine import serialization
+from transact.engine import serialization, tracing
 from transact.engine import step as step_mod
 from transact.engine.clock import now_ms
 from transact.engine.context import WorkflowContext, current_step
@@ -41,7 +41,8 @@ log = logging.getLogger("transact")
 ISOLATION_LEVELS = ("SERIALIZABLE", "REPEATABLE READ", "READ COMMITTED")
 _open_lock = threading.Lock()
 
-_session: contextvars.ContextVar[Session | None] = contextvars.ContextVar("transact_sql_session", default=None)
+SessionVar = contextvars.ContextVar["Session | None"]
+_session: SessionVar = contextvars.ContextVar("transact_sql_session", default=None)
 
 
 def validate_isolation_level(level: object) -> str:
@@ -128,23 +129,61 @@ def open_app_database(rt: Runtime) -> _AppDatabaseService | None:
 def run_transaction(
     rt: Runtime, name: str, fn: Callable[..., Any], isolation_level: str, args: Any, kwargs: Any
 ) -> Any:
-    outer = _session.get()
-    if outer is not None:
+    if _session.get() is not None:
         return fn(*args, **kwargs)  # a transaction called from a transaction joins it
-    app = app_database(rt, name)
+    if tracing.on:
+        app = app_database(rt, name)
+        return tracing.operation("transaction", name, run_in, app, _session, name, fn, isolation_level, args, kwargs)
+    return run_in(app_database(rt, name), _session, name, fn, isolation_level, args, kwargs)
+
+
+def run_in(
+    app: AppDatabase,
+    session_var: SessionVar,
+    name: str,
+    fn: Callable[..., Any],
+    isolation_level: str,
+    args: Any,
+    kwargs: Any,
+) -> Any:
+    """Run ``fn`` as one transaction of ``app`` with its session in ``session_var``: inside a
+    workflow a step taking effect exactly once, outside one a plain transaction. A call made while
+    ``session_var`` holds a session joins that transaction."""
+    if session_var.get() is not None:
+        return fn(*args, **kwargs)
     begun = step_mod.begin(name)  # the next position, its recorded outcome, the cancel check
     if begun is None:
-        return _plain(app, name, fn, isolation_level, args, kwargs)
+        return _plain(app, session_var, name, fn, isolation_level, args, kwargs)
     ctx, function_id, recorded = begun
     if recorded is not None:
         return step_mod.result(recorded)
     started = now_ms()
     token = current_step.set(function_id)
     try:
-        outcome, raised = _durable(app, ctx, function_id, name, fn, isolation_level, args, kwargs)
+        outcome, raised = _durable(app, session_var, ctx, function_id, name, fn, isolation_level, args, kwargs)
     finally:
         current_step.reset(token)
-    row = StepRow(
+    return finish(ctx, function_id, name, outcome, raised, started)
+
+
+def finish(
+    ctx: WorkflowContext, function_id: int, name: str, outcome: AppOutcome, raised: BaseException | None, started: int
+) -> Any:
+    """Checkpoint the committed outcome in the system database; return or raise it."""
+    row = step_row(ctx, function_id, name, outcome, started)
+    return settle(step_mod.record(ctx, row), row, raised)
+
+
+def settle(stored: StepRow, row: StepRow, raised: BaseException | None) -> Any:
+    """A duplicate runner may have recorded first: its row counts. Our own error is raised as the
+    original exception, with its traceback."""
+    if stored is row and raised is not None:
+        raise raised
+    return step_mod.result(stored)
+
+
+def step_row(ctx: WorkflowContext, function_id: int, name: str, outcome: AppOutcome, started: int) -> StepRow:
+    return StepRow(
         workflow_id=ctx.workflow_id,
         function_id=function_id,
         function_name=name,
@@ -153,40 +192,38 @@ def run_transaction(
         started_at=started,
         completed_at=now_ms(),
     )
-    stored = step_mod.record(ctx, row)  # a duplicate runner may have recorded first: use its row
-    if stored is row and raised is not None:
-        raise raised  # the original exception, with its traceback
-    return step_mod.result(stored)
 
 
-def _call(conn: Connection, fn: Callable[..., Any], args: Any, kwargs: Any) -> Any:
+def _call(conn: Connection, session_var: SessionVar, fn: Callable[..., Any], args: Any, kwargs: Any) -> Any:
     from sqlalchemy.orm import Session
 
     # Bound to our connection inside our transaction, the session only joins it: a session.commit()
     # in user code flushes but cannot commit early, so the outcome row always commits with the writes.
     session = Session(bind=conn, expire_on_commit=False)
-    token = _session.set(session)
+    token = session_var.set(session)
     try:
         value = fn(*args, **kwargs)
         session.flush()
         return value
     finally:
-        _session.reset(token)
+        session_var.reset(token)
         session.close()
 
 
-def _plain(app: AppDatabase, name: str, fn: Callable[..., Any], level: str, args: Any, kwargs: Any) -> Any:
+def _plain(
+    app: AppDatabase, session_var: SessionVar, name: str, fn: Callable[..., Any], level: str, args: Any, kwargs: Any
+) -> Any:
     """Outside a workflow: one transaction, run again after a conflict (it was rolled back) or after
     an outage before COMMIT was sent. An outage during COMMIT is raised: without an outcome row, a
     commit that may have happened must not be repeated."""
     from transact.storage.app_outcomes import classify
 
-    backoff = _Backoff(name)
+    backoff = Pause(name)
     while True:
         committing = False
         try:
             with app.transaction(level) as conn:
-                value = _call(conn, fn, args, kwargs)
+                value = _call(conn, session_var, fn, args, kwargs)
                 committing = True
             return value
         except Exception as exc:
@@ -196,12 +233,13 @@ def _plain(app: AppDatabase, name: str, fn: Callable[..., Any], level: str, args
             backoff.pause(None, exc)
 
 
-class _AlreadyRecorded(Exception):
+class AlreadyRecorded(Exception):
     """Raised inside the transaction to roll back a run whose outcome is already recorded."""
 
 
 def _durable(
     app: AppDatabase,
+    session_var: SessionVar,
     ctx: WorkflowContext,
     function_id: int,
     name: str,
@@ -220,15 +258,15 @@ def _durable(
     # the read (the bookkeeping stays one row write); the primary key still catches any duplicate
     # at insert, e.g. when the crash came before the workflow's first checkpoint.
     check_first = ctx.resumed and function_id == max(ctx.recorded, default=0) + 1
-    backoff = _Backoff(name)
+    backoff = Pause(name)
     while True:
         try:
             with app.transaction(level) as conn:
                 if check_first:
                     found = app.outcome_get(conn, workflow_id=wid, function_id=function_id)
                     if found is not None:
-                        return _checked(found, ctx, function_id, name), None
-                value = _call(conn, fn, args, kwargs)
+                        return checked(found, ctx, function_id, name), None
+                value = _call(conn, session_var, fn, args, kwargs)
                 output = serialization.dumps(value, what=f"the output of transaction {name!r}")
                 if not app.outcome_insert(
                     conn,
@@ -239,9 +277,9 @@ def _durable(
                     error=None,
                     now=now_ms(),
                 ):
-                    raise _AlreadyRecorded
+                    raise AlreadyRecorded
             return AppOutcome(name, output, None), None
-        except _AlreadyRecorded:
+        except AlreadyRecorded:
             check_first = True  # read it in the next attempt's transaction
             continue
         except DeterminismError:
@@ -264,7 +302,7 @@ def _record_error(
     from transact.storage.app_outcomes import AppOutcome, classify
 
     data = serialization.dumps_error(error)
-    backoff = _Backoff(name)
+    backoff = Pause(name)
     while True:
         try:
             found = app.outcome_record(
@@ -277,16 +315,16 @@ def _record_error(
             continue
         if found is None:
             return AppOutcome(name, None, data), error
-        return _checked(found, ctx, function_id, name), None
+        return checked(found, ctx, function_id, name), None
 
 
-def _checked(found: AppOutcome, ctx: WorkflowContext, function_id: int, name: str) -> AppOutcome:
+def checked(found: AppOutcome, ctx: WorkflowContext, function_id: int, name: str) -> AppOutcome:
     if found.function_name != name:
         raise DeterminismError(ctx.workflow_id, function_id, found.function_name, name)
     return found
 
 
-class _Backoff:
+class Pause:
     """The pause between runs of a rolled-back transaction: jittered, capped, and inside a workflow
     cut short by its cancellation."""
 
@@ -294,11 +332,16 @@ class _Backoff:
         self.name = name
         self.pacing = Backoff(initial=0.005, cap=0.5)
 
+    def note(self, exc: BaseException) -> None:
+        """Log the 10th, 100th and every 500th retry."""
+        attempt = self.pacing.attempts + 1
+        if attempt in (10, 100) or attempt % 500 == 0:
+            log.warning("transaction %r retried %d times (last: %s)", self.name, attempt, exc)
+
     def pause(self, ctx: WorkflowContext | None, exc: BaseException) -> None:
         pacing = self.pacing
         pacing.cancel = ctx.cancelled if ctx is not None else None
-        if pacing.attempts + 1 in (10, 100) or (pacing.attempts + 1) % 500 == 0:
-            log.warning("transaction %r retried %d times (last: %s)", self.name, pacing.attempts + 1, exc)
+        self.note(exc)
         if not pacing.wait() and ctx is not None:
             raise DBOSWorkflowCancelledError.of(ctx.workflow_id) from exc
         if ctx is not None:

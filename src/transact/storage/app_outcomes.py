@@ -43,7 +43,7 @@ from transact._lib.urls import POSTGRES_PREFIXES, Kind, redact
 from transact.storage.errors import Unavailable
 from transact.storage.postgres import _MIGRATION_LOCK
 
-__all__ = ["AppDatabase", "AppOutcome", "classify", "redact", "sqlalchemy_url"]
+__all__ = ["AppDatabase", "AppOutcome", "OutcomeTable", "classify", "dialect_of", "redact", "sqlalchemy_url"]
 
 log = logging.getLogger("transact.storage")
 
@@ -88,48 +88,111 @@ def _outcomes_table(name: str, schema: str | None) -> Table:
     )
 
 
-def _sqlite_engine(url: str, pool_size: int) -> Engine:
-    engine = create_engine(url, pool_size=pool_size, max_overflow=0, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_S})
-    event.listen(engine, "connect", _sqlite_connect)
-    event.listen(engine, "begin", _sqlite_begin)
+def _sqlite_engine(url: str, pool_size: int, extra: dict[str, Any]) -> Engine:
+    options: dict[str, Any] = {
+        "pool_size": pool_size,
+        "max_overflow": 0,
+        "connect_args": {"timeout": SQLITE_BUSY_TIMEOUT_S},
+    }
+    engine = create_engine(url, **{**options, **extra})
+    sqlite_events(engine)
     return engine
 
 
-def _postgres_engine(url: str, pool_size: int) -> Engine:
+def sqlite_events(engine: Engine) -> None:
+    """WAL and ``BEGIN IMMEDIATE`` on every connection of a SQLite engine (sync, or an async engine's
+    ``sync_engine``)."""
+    event.listen(engine, "connect", _sqlite_connect)
+    event.listen(engine, "begin", _sqlite_begin)
+
+
+def _postgres_engine(url: str, pool_size: int, extra: dict[str, Any]) -> Engine:
     # No pool_pre_ping: it would cost a round trip per transaction. A connection dropped by a
     # server restart fails as an "outage", which the engine retries where that is safe.
-    return create_engine(url, pool_size=pool_size, max_overflow=0, connect_args={"connect_timeout": 10})
+    options: dict[str, Any] = {"pool_size": pool_size, "max_overflow": 0, "connect_args": {"connect_timeout": 10}}
+    return create_engine(url, **{**options, **extra})
 
 
-def _no_prelude(conn: Connection) -> None:
+def _no_prelude(conn: Connection, schema: str | None) -> None:
     """SQLite: BEGIN IMMEDIATE (see _sqlite_begin) already serializes concurrent launches."""
 
 
-def _postgres_prelude(conn: Connection) -> None:
+def _postgres_prelude(conn: Connection, schema: str | None) -> None:
     # The system database's migration lock: when the application database *is* the system
     # database, both migrations create schema "transact" and must not race.
     conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _MIGRATION_LOCK})
-    conn.execute(CreateSchema(PG_SCHEMA, if_not_exists=True))
+    if schema is not None:
+        conn.execute(CreateSchema(schema, if_not_exists=True))
 
 
 @dataclass(frozen=True)
 class _Kind:
     """What the outcome table does differently per kind of application database."""
 
-    table: Table
     insert: Callable[[Table], Any]  # the dialect's INSERT, which knows ON CONFLICT DO NOTHING
-    engine: Callable[[str, int], Engine]
+    engine: Callable[[str, int, dict[str, Any]], Engine]
     # Isolation level per transaction (Postgres: psycopg puts it in its BEGIN). False: the
     # database is always serializable (SQLite) and ignores the level.
     levels: bool
-    prelude: Callable[[Connection], None]  # runs first in the migration transaction
+    prelude: Callable[[Connection, str | None], None]  # runs first in the migration transaction
 
 
 _KINDS: dict[Kind, _Kind] = {
-    # SQLite has no schemas: a prefix keeps the table apart.
-    "sqlite": _Kind(_outcomes_table(SQLITE_TABLE, None), sqlite_insert, _sqlite_engine, False, _no_prelude),
-    "postgres": _Kind(_outcomes_table(PG_TABLE, PG_SCHEMA), pg_insert, _postgres_engine, True, _postgres_prelude),
+    "sqlite": _Kind(sqlite_insert, _sqlite_engine, False, _no_prelude),
+    "postgres": _Kind(pg_insert, _postgres_engine, True, _postgres_prelude),
 }
+
+
+def dialect_of(backend_name: str) -> Kind | None:
+    """``sqlite`` or ``postgres`` for a SQLAlchemy backend name; None for any other database."""
+    if backend_name == "sqlite":
+        return "sqlite"
+    if backend_name == "postgresql":
+        return "postgres"
+    return None
+
+
+class OutcomeTable:
+    """The outcome table of one application database and its two statements (shared by the sync and
+    the asyncio database). ``table_name``/``schema`` default to the ``@DBOS.transaction`` table;
+    SQLite has no schemas, so there the schema becomes a name prefix."""
+
+    def __init__(self, dialect: Kind, *, table_name: str | None = None, schema: str | None = None) -> None:
+        if dialect == "sqlite":
+            self.table = _outcomes_table(f"transact_{table_name}" if table_name else SQLITE_TABLE, None)
+        else:
+            self.table = _outcomes_table(table_name or PG_TABLE, schema or PG_SCHEMA)
+        self.kind = _KINDS[dialect]
+        c = self.table.c
+        key = (c.workflow_id == bindparam("wid")) & (c.function_id == bindparam("fid"))
+        self.select = select(c.function_name, c.output, c.error).where(key)
+        # RETURNING says whether the row went in (rowcount is not reliable for INSERT through SQLAlchemy).
+        self.insert = (
+            self.kind.insert(self.table)
+            .on_conflict_do_nothing(index_elements=["workflow_id", "function_id"])
+            .returning(c.function_id)
+        )
+
+    def create(self, conn: Connection, create: bool) -> bool:
+        """Create the table (``create``) or only look for it; returns whether it exists."""
+        if not create:
+            return sa_inspect(conn).has_table(self.table.name, schema=self.table.schema)
+        self.kind.prelude(conn, self.table.schema)
+        self.table.create(conn, checkfirst=True)
+        return True
+
+
+def outcome_row(
+    workflow_id: str, function_id: int, function_name: str, output: bytes | None, error: bytes | None, now: int
+) -> dict[str, Any]:
+    return {
+        "workflow_id": workflow_id,
+        "function_id": function_id,
+        "function_name": function_name,
+        "output": output,
+        "error": error,
+        "created_at": now,
+    }
 
 
 class AppDatabase:
@@ -138,24 +201,37 @@ class AppDatabase:
     SQLite runs every transaction as ``BEGIN IMMEDIATE`` (the write lock is taken up front, so two
     writers queue on the busy timeout instead of failing to upgrade a read lock); SQLite is always
     serializable, so the isolation level is ignored there. Postgres gets the level per transaction
-    (psycopg puts it in its BEGIN: no extra round trip)."""
+    (psycopg puts it in its BEGIN: no extra round trip).
 
-    def __init__(self, url: str, *, pool_size: int = 10) -> None:
-        self.url = sqlalchemy_url(url)
-        self.dialect: Kind = "sqlite" if self.url.startswith("sqlite") else "postgres"
-        self._kind = kind = _KINDS[self.dialect]
-        self.engine: Engine = kind.engine(self.url, pool_size)
-        self.table = kind.table
+    ``engine``: the caller's own engine (used as is, never disposed here); ``engine_kwargs`` are
+    passed to ``create_engine`` over the defaults; ``table_name``/``schema`` place the outcome table."""
+
+    def __init__(
+        self,
+        url: str | None = None,
+        *,
+        pool_size: int = 10,
+        engine: Engine | None = None,
+        engine_kwargs: dict[str, Any] | None = None,
+        table_name: str | None = None,
+        schema: str | None = None,
+    ) -> None:
+        self._owns_engine = engine is None
+        if engine is not None:
+            self.url = engine.url.render_as_string(hide_password=True)
+            self.dialect: Kind = dialect_of(engine.url.get_backend_name()) or "postgres"
+        else:
+            if url is None:
+                raise ValueError("AppDatabase needs a url or an engine")
+            self.url = sqlalchemy_url(url)
+            self.dialect = "sqlite" if self.url.startswith("sqlite") else "postgres"
+        self.outcomes = outcomes = OutcomeTable(self.dialect, table_name=table_name, schema=schema)
+        self._kind = kind = outcomes.kind
+        self.engine: Engine = engine if engine is not None else kind.engine(self.url, pool_size, engine_kwargs or {})
+        self.table = outcomes.table
         self._by_level: dict[str, Engine] = {}
-        c = self.table.c
-        key = (c.workflow_id == bindparam("wid")) & (c.function_id == bindparam("fid"))
-        self._select = select(c.function_name, c.output, c.error).where(key)
-        # RETURNING says whether the row went in (rowcount is not reliable for INSERT through SQLAlchemy).
-        self._insert = (
-            kind.insert(self.table)
-            .on_conflict_do_nothing(index_elements=["workflow_id", "function_id"])
-            .returning(c.function_id)
-        )
+        self._select = outcomes.select
+        self._insert = outcomes.insert
 
     # -- transactions ---------------------------------------------------------------------------
     @contextlib.contextmanager
@@ -191,17 +267,7 @@ class AppDatabase:
     ) -> bool:
         """Record an outcome in the caller's transaction. False: one is already recorded (the caller
         must roll back and use it). Round trips: 1 — the whole bookkeeping cost of a transaction."""
-        result = conn.execute(
-            self._insert,
-            {
-                "workflow_id": workflow_id,
-                "function_id": function_id,
-                "function_name": function_name,
-                "output": output,
-                "error": error,
-                "created_at": now,
-            },
-        )
+        result = conn.execute(self._insert, outcome_row(workflow_id, function_id, function_name, output, error, now))
         return result.first() is not None
 
     def outcome_record(
@@ -234,11 +300,7 @@ class AppDatabase:
         def attempt() -> None:
             nonlocal found
             with self.engine.connect() as conn, conn.begin():
-                if not create:
-                    found = sa_inspect(conn).has_table(self.table.name, schema=self.table.schema)
-                    return
-                self._kind.prelude(conn)
-                self.table.create(conn, checkfirst=True)
+                found = self.outcomes.create(conn, create)
 
         backoff = Backoff(initial=0.05, cap=2.0, budget_s=retry_timeout_s)
         while True:
@@ -261,9 +323,11 @@ class AppDatabase:
             conn.execute(self.table.delete())
 
     def close(self) -> None:
-        """Close pooled connections. The engine stays usable: a straggling workflow that finishes
-        during shutdown opens a fresh connection rather than failing."""
-        self.engine.dispose()
+        """Close pooled connections (of an engine made here; a caller's engine is the caller's). The
+        engine stays usable: a straggling workflow that finishes during shutdown opens a fresh
+        connection rather than failing."""
+        if self._owns_engine:
+            self.engine.dispose()
 
 
 def _sqlite_connect(dbapi_conn: Any, _record: Any) -> None:
