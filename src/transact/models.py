@@ -66,7 +66,9 @@ class KafkaMessage:
     """One Kafka record, the single argument of a ``@DBOS.kafka_consumer`` workflow.
 
     ``key``/``value`` are the raw bytes (None when absent); ``timestamp`` is epoch milliseconds,
-    or None when the record carries none.
+    or None when the record carries none; ``leader_epoch`` is the partition leader's epoch at the
+    offset, None when the broker does not report it; ``latency`` is a producer-side measure, so
+    None for consumed messages.
     """
 
     topic: str
@@ -76,6 +78,8 @@ class KafkaMessage:
     value: bytes | None = None
     headers: list[tuple[str, bytes | None]] = field(default_factory=list)
     timestamp: int | None = None
+    latency: float | None = None
+    leader_epoch: int | None = None
 
 
 class StepOptions(TypedDict, total=False):

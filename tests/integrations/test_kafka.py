@@ -3,6 +3,7 @@ message a workflow receives, deduplication of redelivered messages, in-order pro
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import signal
@@ -19,7 +20,7 @@ import pytest
 from tests.conftest import spawn, wait_until
 from tests.integrations.conftest import SHORT_SESSIONS, Broker
 from tests.integrations.kafka_support import kafka_rows
-from transact import DBOS, ConfigError, KafkaMessage
+from transact import DBOS, ConfigError, KafkaMessage, Queue
 from transact.engine.registry import REGISTRY
 from transact.integrations.kafka import kafka_workflow_id
 
@@ -266,3 +267,230 @@ def test_busy_process_pauses_and_resumes_its_partitions(
     wait_until(lambda: {s for s, _, _ in kafka_rows(config["system_database_url"]).values()} == {"SUCCESS"})
     assert len(rows) == 12
     assert not [r for r in caplog.records if "revoked" in r.getMessage()], "the consumer stayed in its group"
+
+
+# -- ordering, batch_size, queue_name, message fields ---------------------------------------------
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"ordering": "global"}, "ordering must be 'partition', 'topic' or None, got 'global'"),
+        ({"in_order": True, "ordering": "topic"}, "both in_order=True and ordering='topic'"),
+        ({"batch_size": 0}, "batch_size must be a whole number of messages per fetch from 1 to 100000, got 0"),
+        ({"batch_size": "10"}, "batch_size must be a whole number.*got '10'"),
+        ({"batch_size": True}, "batch_size must be a whole number.*got True"),
+        ({"queue_name": ""}, "queue_name must be the name of a queue"),
+        ({"queue_name": 3}, "queue_name must be the name of a queue.*got 3"),
+    ],
+)
+def test_invalid_consumer_options_fail_at_the_decorator(registry: None, options: dict[str, Any], message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        DBOS.kafka_consumer(GOOD, ["t"], **options)
+    assert REGISTRY.kafka_consumers == []
+
+
+class Tracker:
+    """Starts and ends of the consumer's workflows, and how many ran at once at most."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.events: list[tuple[str, int, int]] = []
+        self.active = 0
+        self.most_active = 0
+
+    def begin(self, msg: KafkaMessage) -> None:
+        with self.lock:
+            self.events.append(("start", msg.partition, msg.offset))
+            self.active += 1
+            self.most_active = max(self.most_active, self.active)
+
+    def end(self, msg: KafkaMessage) -> None:
+        with self.lock:
+            self.active -= 1
+            self.events.append(("end", msg.partition, msg.offset))
+
+    def ends(self, partition: int | None = None) -> int:
+        return sum(kind == "end" and partition in (None, p) for kind, p, _ in self.events)
+
+    def offsets(self, partition: int) -> list[tuple[str, int]]:
+        return [(kind, offset) for kind, p, offset in self.events if p == partition]
+
+
+def fetched(caplog: pytest.LogCaptureFixture) -> list[int]:
+    """Sizes of the consumer's fetches, from its debug log."""
+    return [
+        int(r.getMessage().rsplit(" ", 2)[1])
+        for r in caplog.records
+        if r.name == "transact.kafka" and r.getMessage().endswith(" messages") and " fetched " in r.getMessage()
+    ]
+
+
+def test_topic_ordering_runs_one_workflow_of_the_topic_at_a_time(
+    dbos: type[DBOS], kafka: Broker, db_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG, logger="transact.kafka")
+    topic = kafka.create_topic(partitions=2)
+    config = kafka.consumer_config()
+    group = str(config["group.id"])
+    tracker = Tracker()
+    release = threading.Event()
+
+    @DBOS.kafka_consumer(config, [topic], ordering="topic")
+    @DBOS.workflow()
+    def serial(msg: KafkaMessage) -> None:
+        tracker.begin(msg)
+        if len(tracker.events) == 1:
+            release.wait(30)  # the first workflow holds up the whole topic
+        time.sleep(0.01)  # widen the window in which an overlap would show
+        tracker.end(msg)
+
+    for partition in (0, 1):
+        kafka.produce(topic, [(None, f"{partition}-{i}".encode()) for i in range(6)], partition=partition)
+    try:
+        # Every message of both partitions is fetched while the first workflow waits: none other
+        # started, none other is recorded, and nothing is committed.
+        wait_until(lambda: sum(fetched(caplog)) == 12 and tracker.events, timeout=30, what="12 fetched, 1 started")
+        assert [kind for kind, _, _ in tracker.events] == ["start"]
+        assert len(kafka_rows(db_url)) == 1
+        assert kafka.committed(topic, group, 2) == 0
+    finally:
+        release.set()
+    wait_until(lambda: tracker.ends() == 12, timeout=30, interval=0.05, what="12 workflows")
+    assert tracker.most_active == 1, "the workflows of one topic never overlap, across its partitions"
+    for partition in (0, 1):
+        assert tracker.offsets(partition) == [(kind, offset) for offset in range(6) for kind in ("start", "end")]
+    wait_until(lambda: kafka.committed(topic, group, 2) == 12, timeout=10, interval=0.1, what="12 commits")
+
+
+def test_partition_ordering_runs_partitions_side_by_side(dbos: type[DBOS], kafka: Broker) -> None:
+    topic = kafka.create_topic(partitions=2)
+    config = kafka.consumer_config()
+    tracker = Tracker()
+    release = threading.Event()
+
+    @DBOS.kafka_consumer(config, [topic], ordering="partition")
+    @DBOS.workflow()
+    def per_partition(msg: KafkaMessage) -> None:
+        tracker.begin(msg)
+        if (msg.partition, msg.offset) == (0, 0):
+            release.wait(30)  # holds up partition 0 only
+        tracker.end(msg)
+
+    for partition in (0, 1):
+        kafka.produce(topic, [(None, f"{partition}-{i}".encode()) for i in range(5)], partition=partition)
+    try:
+        wait_until(lambda: tracker.ends(1) == 5, timeout=30, what="partition 1 while partition 0 waits")
+        assert tracker.offsets(0) == [("start", 0)]
+    finally:
+        release.set()
+    wait_until(lambda: tracker.ends() == 10, timeout=30, interval=0.05, what="10 workflows")
+    assert tracker.most_active == 2
+    for partition in (0, 1):
+        assert tracker.offsets(partition) == [(kind, offset) for offset in range(5) for kind in ("start", "end")]
+    wait_until(lambda: kafka.committed(topic, str(config["group.id"]), 2) == 10, timeout=10, what="10 commits")
+
+
+def test_batch_size_is_the_number_of_messages_per_fetch(
+    registry: None, config: dict[str, Any], kafka: Broker, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG, logger="transact.kafka")
+    topic = kafka.create_topic(partitions=1)
+    consumer_config = kafka.consumer_config()
+    group = str(consumer_config["group.id"])
+    seen: list[int] = []
+
+    @DBOS.kafka_consumer(consumer_config, [topic], batch_size=3)
+    @DBOS.workflow()
+    def handle(msg: KafkaMessage) -> None:
+        seen.append(msg.offset)
+
+    kafka.produce(topic, [(None, f"v{i}".encode()) for i in range(10)])  # all there before the first fetch
+    DBOS(config=config)
+    DBOS.launch()
+    wait_until(lambda: kafka.committed(topic, group, 1) == 10, timeout=30, interval=0.1, what="10 commits")
+    sizes = fetched(caplog)
+    assert sum(sizes) == 10 and max(sizes) == 3, sizes
+    wait_until(lambda: len(seen) == 10, timeout=10, what="10 workflows")
+    assert sorted(seen) == list(range(10)), "one workflow per message, also in batches"
+
+
+def test_queue_name_enqueues_each_message_on_the_queue(registry: None, config: dict[str, Any], kafka: Broker) -> None:
+    topic = kafka.create_topic(partitions=2)
+    consumer_config = kafka.consumer_config()
+    group = str(consumer_config["group.id"])
+    queue = Queue(f"kafka-{uuid.uuid4().hex[:6]}", concurrency=1)
+    tracker = Tracker()
+
+    @DBOS.kafka_consumer(consumer_config, [topic], queue_name=queue.name)
+    @DBOS.workflow()
+    def queued(msg: KafkaMessage) -> str:
+        tracker.begin(msg)
+        time.sleep(0.01)
+        tracker.end(msg)
+        return (msg.value or b"").decode()
+
+    sent = kafka.produce(topic, [(None, f"v{i}".encode()) for i in range(8)])
+    DBOS(config=config)
+    DBOS.launch()
+    wait_until(lambda: kafka.committed(topic, group, 2) == 8, timeout=30, interval=0.1, what="8 commits")
+    for i, d in enumerate(sent):
+        handle = DBOS.retrieve_workflow(kafka_workflow_id(group, topic, d.partition, d.offset))
+        assert handle.get_result(timeout=20) == f"v{i}"
+        assert handle.get_status().queue_name == queue.name
+    assert tracker.most_active == 1, "the queue's concurrency limit applies to the messages' workflows"
+
+
+def test_an_unknown_queue_holds_the_consumer_back_with_a_clear_error(
+    dbos: type[DBOS], kafka: Broker, caplog: pytest.LogCaptureFixture
+) -> None:
+    topic = kafka.create_topic(partitions=1)
+    config = kafka.consumer_config()
+    kafka.produce(topic, [(None, b"waits")])
+
+    @DBOS.kafka_consumer(config, [topic], queue_name="no-such-queue")
+    @DBOS.workflow()
+    def handle(msg: KafkaMessage) -> None:
+        pass
+
+    wait_until(
+        lambda: any(
+            "waits for queue 'no-such-queue': declare it with Queue(" in r.getMessage() for r in caplog.records
+        ),
+        timeout=10,
+        what="the error naming the queue",
+    )
+    assert kafka.committed(topic, str(config["group.id"]), 1) == 0
+
+
+def test_message_carries_every_field_dbos_documents(dbos: type[DBOS], kafka: Broker) -> None:
+    assert {f.name for f in dataclasses.fields(KafkaMessage)} >= {
+        "topic",
+        "partition",
+        "offset",
+        "key",
+        "value",
+        "headers",
+        "timestamp",
+        "latency",
+        "leader_epoch",
+    }
+    topic = kafka.create_topic(partitions=1)
+    config = kafka.consumer_config()
+    received: list[KafkaMessage] = []
+
+    @DBOS.kafka_consumer(config, [topic])
+    @DBOS.workflow()
+    def handle(msg: KafkaMessage) -> None:
+        received.append(msg)
+
+    before = int(time.time() * 1000) - 60_000
+    (d,) = kafka.produce(topic, [(b"k", b"v")], headers=[("h", b"x")])
+    wait_until(lambda: received, timeout=30, what="the message")
+    msg = received[0]
+    assert (msg.topic, msg.partition, msg.offset, msg.key, msg.value) == (topic, 0, d.offset, b"k", b"v")
+    assert msg.headers == [("h", b"x")]
+    assert msg.timestamp is not None and msg.timestamp >= before
+    assert msg.latency is None, "latency is measured by producers only"
+    assert msg.leader_epoch is None or msg.leader_epoch >= 0
+    # The workflow's recorded input is the same message, every field included.
+    status = DBOS.retrieve_workflow(kafka_workflow_id(str(config["group.id"]), topic, 0, d.offset)).get_status()
+    assert status.input == ((msg,), {})

@@ -5,13 +5,18 @@ is inserted, idempotently, *before* the offset is committed (auto-commit is off)
 the two redelivers the message; its start then finds the existing row and starts nothing. So a
 message is never lost and never starts two workflows, also across rebalances and processes.
 
+Options: ``ordering`` runs the workflows of one partition (``"partition"``, also spelled
+``in_order=True``) or of one topic (``"topic"``) one after another, committing offsets only up to
+finished workflows; ``batch_size`` is how many messages one fetch takes (their offsets are committed
+together; each message still gets its own workflow); ``queue_name`` enqueues each workflow on that
+queue instead of starting it at once.
+
 Must not import transact._dbos: the facade imports this module lazily, keeping confluent-kafka an
 optional extra (``pip install 'transact[kafka]'``).
 """
 
 from __future__ import annotations
 
-import collections
 import inspect
 import logging
 import re
@@ -19,14 +24,16 @@ import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from types import ModuleType
-from typing import Any
+from typing import Any, Literal
 
 from transact._lib.backoff import Backoff
-from transact._lib.states import Hint
+from transact.engine import queues
 from transact.engine import workflow as wf
 from transact.engine.registry import REGISTRY, WorkflowInfo
 from transact.engine.runtime import Runtime
+from transact.engine.starts import QueueSpec
 from transact.errors import ConfigError, WorkflowConflictError
+from transact.integrations._kafka_chains import TP, Chains
 from transact.models import KafkaMessage
 
 __all__ = ["KafkaMessage", "KafkaService", "kafka_workflow_id", "service_for"]
@@ -34,11 +41,12 @@ __all__ = ["KafkaMessage", "KafkaService", "kafka_workflow_id", "service_for"]
 log = logging.getLogger("transact.kafka")
 
 EXTRA = "pip install 'transact[kafka]'"
-BATCH = 200  # messages per consume() call; their offsets are committed together
+BATCH = 200  # default batch_size: messages per consume() call; their offsets are committed together
 POLL_SECONDS = 0.5  # consume() timeout: also the latency of noticing a stop request
 _TOPIC = re.compile(r"^[A-Za-z0-9._-]{1,249}$")
 
-TP = tuple[str, int]  # (topic, partition)
+Ordering = Literal["partition", "topic"]
+ORDERINGS = ("partition", "topic")
 
 
 def require() -> ModuleType:
@@ -61,12 +69,19 @@ def kafka_workflow_id(group_id: str, topic: str, partition: int, offset: int) ->
     return f"kafka:{group_id}:{topic}:{partition}:{offset}"
 
 
+@dataclass(frozen=True)
+class ConsumerOptions:
+    ordering: Ordering | None = None  # None: every message's workflow starts at once
+    batch_size: int = BATCH
+    queue_name: str | None = None
+
+
 @dataclass(frozen=True, eq=False)
 class ConsumerSpec:
     info: WorkflowInfo
     config: dict[str, Any]  # passed to confluent_kafka.Consumer as is
     topics: tuple[str, ...]
-    in_order: bool
+    options: ConsumerOptions
 
     @property
     def group_id(self) -> str:
@@ -74,8 +89,10 @@ class ConsumerSpec:
 
 
 # -- declaration --------------------------------------------------------------------------------
-def validate(config: Any, topics: Any, in_order: Any) -> tuple[dict[str, Any], tuple[str, ...]]:
-    """Check a consumer declaration; return the consumer config to use and the topic tuple."""
+def validate(
+    config: Any, topics: Any, in_order: Any, ordering: Any = None, batch_size: Any = None, queue_name: Any = None
+) -> tuple[dict[str, Any], tuple[str, ...], ConsumerOptions]:
+    """Check a consumer declaration; return the consumer config to use, the topic tuple and the options."""
     where = "@DBOS.kafka_consumer"
     if not isinstance(config, Mapping):
         raise ConfigError(f"{where} config must be a dict of Kafka consumer settings, got {type(config).__name__}")
@@ -99,8 +116,7 @@ def validate(config: Any, topics: Any, in_order: Any) -> tuple[dict[str, Any], t
                 f"{where} topic {topic!r} is not a valid Kafka topic name (letters, digits, '.', '_', '-'; "
                 "or a '^regex' subscription)"
             )
-    if not isinstance(in_order, bool):
-        raise ConfigError(f"{where} in_order must be True or False, got {in_order!r}")
+    options = _options(in_order, ordering, batch_size, queue_name)
     consumer_config: dict[str, Any] = {
         # A new group starts at the beginning of each partition, so nothing produced before the
         # first launch is skipped; an explicit setting wins.
@@ -110,7 +126,29 @@ def validate(config: Any, topics: Any, in_order: Any) -> tuple[dict[str, Any], t
         "enable.auto.commit": False,
     }
     _check_with_client(consumer_config)
-    return consumer_config, tuple(topics)
+    return consumer_config, tuple(topics), options
+
+
+def _options(in_order: Any, ordering: Any, batch_size: Any, queue_name: Any) -> ConsumerOptions:
+    where = "@DBOS.kafka_consumer"
+    if not isinstance(in_order, bool):
+        raise ConfigError(f"{where} in_order must be True or False, got {in_order!r}")
+    if ordering is not None and ordering not in ORDERINGS:
+        raise ConfigError(f"{where} ordering must be 'partition', 'topic' or None, got {ordering!r}")
+    if in_order and ordering is not None:
+        raise ConfigError(
+            f"{where} got both in_order=True and ordering={ordering!r}; in_order=True is the older spelling "
+            "of ordering='partition': pass only one of them"
+        )
+    if batch_size is None:
+        batch_size = BATCH
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or not 1 <= batch_size <= 100_000:
+        raise ConfigError(
+            f"{where} batch_size must be a whole number of messages per fetch from 1 to 100000, got {batch_size!r}"
+        )
+    if queue_name is not None and (not isinstance(queue_name, str) or not queue_name.strip()):
+        raise ConfigError(f"{where} queue_name must be the name of a queue (a non-empty string), got {queue_name!r}")
+    return ConsumerOptions("partition" if in_order else ordering, batch_size, queue_name)
 
 
 def _check_with_client(consumer_config: dict[str, Any]) -> None:
@@ -124,7 +162,11 @@ def _check_with_client(consumer_config: dict[str, Any]) -> None:
 
 
 def register(
-    func: Callable[..., Any], config: dict[str, Any], topics: tuple[str, ...], in_order: bool, rt: Runtime | None
+    func: Callable[..., Any],
+    config: dict[str, Any],
+    topics: tuple[str, ...],
+    options: ConsumerOptions,
+    rt: Runtime | None,
 ) -> None:
     """Record a consumer declaration; with a launched ``rt``, start consuming at once."""
     info: WorkflowInfo | None = getattr(func, "__transact_workflow__", None)
@@ -139,7 +181,7 @@ def register(
         raise ConfigError(
             f"Kafka consumer workflow {info.name!r} must take exactly one argument, the KafkaMessage"
         ) from None
-    spec = ConsumerSpec(info, config, topics, in_order)
+    spec = ConsumerSpec(info, config, topics, options)
     with REGISTRY.lock:
         specs: list[ConsumerSpec] = REGISTRY.kafka_consumers
         for i, other in enumerate(specs):
@@ -228,7 +270,10 @@ class _ConsumerLoop:
         self.name = spec.info.name
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name=f"transact-kafka-{self.name}", daemon=True)
-        self._chains: dict[TP, _Chain] = {}  # in_order: one per assigned partition
+        self._queue: QueueSpec | None = None
+        self._ordered = (
+            Chains(self, spec.options.ordering, 2 * spec.options.batch_size) if spec.options.ordering else None
+        )
 
     def start(self) -> None:
         self._thread.start()
@@ -249,10 +294,44 @@ class _ConsumerLoop:
         # destroy() sets rt.stopping before it stops the services: start no new work from then on.
         return self._stop.is_set() or self.rt.stopping.is_set()
 
+    def _resolve_queue(self) -> bool:
+        """With ``queue_name``: find the queue (declared queues are registered by launch()); log why not."""
+        name = self.spec.options.queue_name
+        if name is None or self._queue is not None:
+            return True
+        try:
+            config = queues.get(self.rt.store, name)
+        except Exception:
+            log.exception("Kafka consumer for workflow %r cannot read queue %r; retrying", self.name, name)
+            return False
+        if config is None:
+            log.error(
+                "Kafka consumer for workflow %r waits for queue %r: declare it with Queue(%r) or "
+                "DBOS.register_queue(%r, ...)",
+                self.name,
+                name,
+                name,
+                name,
+            )
+            return False
+        if config.partitioned:
+            log.error(
+                "Kafka consumer for workflow %r cannot enqueue on partitioned queue %r: a message has no "
+                "queue partition key; use a queue declared without partition_queue=True",
+                self.name,
+                name,
+            )
+            return False
+        self._queue = QueueSpec(name)
+        return True
+
     def _run(self) -> None:
         ck = require()
         pacing = self.backoff()
         while not self.stopping():
+            if not self._resolve_queue():
+                pacing.wait()
+                continue
             try:
                 consumer = ck.Consumer(self.spec.config)
             except Exception:
@@ -267,12 +346,15 @@ class _ConsumerLoop:
                 pacing.wait()
             finally:
                 try:
-                    self._drop_chains(ck, consumer, list(self._chains))
+                    if self._ordered is not None:
+                        self._commit(ck, consumer, self._ordered.drop(self._ordered.partitions()))
                     consumer.close()  # leaves the group, so its partitions move on at once
                 except Exception as exc:
                     log.warning("closing the Kafka consumer for workflow %r: %s", self.name, exc)
 
     def _serve(self, ck: ModuleType, consumer: Any) -> None:
+        ordered = self._ordered
+
         def on_assign(consumer: Any, partitions: list[Any]) -> None:
             log.info(
                 "Kafka consumer for workflow %r (group %r) assigned: %s",
@@ -282,26 +364,30 @@ class _ConsumerLoop:
             )
 
         def on_revoke(consumer: Any, partitions: list[Any]) -> None:
-            # Batches are committed before the next consume(), inside which this runs; in-order
-            # chains of the lost partitions stop and commit what they finished.
-            self._drop_chains(ck, consumer, [(p.topic, p.partition) for p in partitions])
+            # Batches are committed before the next consume(), inside which this runs; ordered
+            # chains forget the lost partitions and commit what they finished of them.
+            if ordered is not None:
+                self._commit(ck, consumer, ordered.drop([(p.topic, p.partition) for p in partitions]))
             log.info("Kafka consumer for workflow %r (group %r) revoked its partitions", self.name, self.spec.group_id)
 
         consumer.subscribe(list(self.spec.topics), on_assign=on_assign, on_revoke=on_revoke)
         paused = False
         while not self.stopping():
-            if not self.spec.in_order:
+            if ordered is None and self._queue is None:
                 # Back-pressure: while every workflow thread of this process is busy, pause the
-                # partitions but keep polling, so the group does not expel this consumer.
+                # partitions but keep polling, so the group does not expel this consumer. Enqueued
+                # workflows wait in their queue instead, which paces them.
                 full = len(self.rt.runs.ids()) >= self.rt.settings.max_workflow_threads
                 if full != paused:
                     (consumer.pause if full else consumer.resume)(consumer.assignment())
                     paused = full
-            batch = consumer.consume(num_messages=BATCH, timeout=POLL_SECONDS)
+            batch = consumer.consume(num_messages=self.spec.options.batch_size, timeout=POLL_SECONDS)
             messages = self._usable(ck, batch)
-            if self.spec.in_order:
-                self._feed_chains(consumer, messages)
-                self._commit(ck, consumer, self._finished_offsets())
+            if messages:
+                log.debug("Kafka consumer for workflow %r fetched %d messages", self.name, len(messages))
+            if ordered is not None:
+                ordered.feed(consumer, messages)
+                self._commit(ck, consumer, ordered.finished_offsets())
             elif messages:
                 self._start_batch(ck, consumer, messages)
 
@@ -330,18 +416,16 @@ class _ConsumerLoop:
             # messages again and their starts are deduplicated by workflow id.
             log.warning("Kafka consumer for workflow %r could not commit offsets: %s", self.name, exc)
             return False
-        for tp, off in offsets.items():
-            chain = self._chains.get(tp)
-            if chain is not None:
-                chain.committed = off
+        if self._ordered is not None:
+            self._ordered.committed(offsets)
         return True
 
     def start_workflow(self, m: Any) -> str:
-        """Record (and start) the message's workflow; returns its id. Idempotent."""
+        """Record (and start, or enqueue) the message's workflow; returns its id. Idempotent."""
         msg = to_message(m)
         wid = kafka_workflow_id(self.spec.group_id, msg.topic, msg.partition, msg.offset)
         try:
-            wf.start(self.rt, self.spec.info, (msg,), {}, workflow_id=wid)
+            wf.start(self.rt, self.spec.info, (msg,), {}, queue=self._queue, workflow_id=wid)
         except WorkflowConflictError as exc:
             # The id belongs to another workflow (a renamed consumer): this message was handled.
             log.error("Kafka message %s[%d]@%d not started again: %s", msg.topic, msg.partition, msg.offset, exc)
@@ -378,120 +462,6 @@ class _ConsumerLoop:
                     log.warning("cannot rewind %s[%d] to offset %d: %s", t, p, off, exc)
             self._stop.wait(1.0)  # give the database a moment before the rewound messages come again
 
-    # -- in_order mode: one chain per partition ---------------------------------------------------
-    def _feed_chains(self, consumer: Any, messages: list[Any]) -> None:
-        by_tp: dict[TP, list[Any]] = {}
-        for m in messages:
-            by_tp.setdefault((m.topic(), m.partition()), []).append(m)
-        for tp, items in by_tp.items():
-            chain = self._chains.get(tp)
-            if chain is None:
-                chain = self._chains[tp] = _Chain(self, tp)
-            chain.push(items)
-        for tp, chain in self._chains.items():
-            # A partition whose workflows are slow stops being fetched; the others go on.
-            backlog = chain.backlog()
-            if not chain.paused and backlog >= CHAIN_BACKLOG:
-                consumer.pause([_tp(tp)])
-                chain.paused = True
-            elif chain.paused and backlog < CHAIN_BACKLOG // 2:
-                consumer.resume([_tp(tp)])
-                chain.paused = False
-
-    def _finished_offsets(self) -> dict[TP, int]:
-        offsets = {}
-        for tp, chain in self._chains.items():
-            finished = chain.finished
-            if finished is not None and finished + 1 != chain.committed:
-                offsets[tp] = finished + 1
-        return offsets
-
-    def _drop_chains(self, ck: ModuleType, consumer: Any, tps: list[TP]) -> None:
-        """Stop the chains of partitions this consumer gives up, committing what they finished."""
-        chains = [self._chains.pop(tp) for tp in tps if tp in self._chains]
-        for chain in chains:
-            chain.cancel()
-        done = {c.tp: c.finished + 1 for c in chains if c.finished is not None and c.finished + 1 != c.committed}
-        self._commit(ck, consumer, done)
-
-
-CHAIN_BACKLOG = 2 * BATCH  # in_order: messages queued per partition before its fetching pauses
-
-
-def _tp(tp: TP) -> Any:
-    return require().TopicPartition(tp[0], tp[1])
-
-
-class _Chain:
-    """in_order: the messages of one partition, each workflow started once the previous finished.
-
-    Offsets are committed only up to finished workflows: after a crash the unfinished one is
-    redelivered, found, and waited for before its successor starts. A worker thread runs while
-    the chain has messages."""
-
-    def __init__(self, loop: _ConsumerLoop, tp: TP) -> None:
-        self.loop = loop
-        self.tp = tp
-        self.finished: int | None = None  # offset of the last finished workflow
-        self.committed: int | None = None  # next offset, as last committed (consumer thread only)
-        self.paused = False  # consumer thread only
-        self._queue: collections.deque[Any] = collections.deque()
-        self._lock = threading.Lock()
-        self._worker: threading.Thread | None = None
-        self._cancelled = False
-
-    def backlog(self) -> int:
-        return len(self._queue)
-
-    def push(self, messages: list[Any]) -> None:
-        with self._lock:
-            self._queue.extend(messages)
-            if self._worker is None and not self._cancelled:
-                self._worker = threading.Thread(
-                    target=self._work, name=f"transact-kafka-{self.tp[0]}[{self.tp[1]}]", daemon=True
-                )
-                self._worker.start()
-
-    def cancel(self) -> None:
-        with self._lock:
-            self._cancelled = True
-            self._queue.clear()
-
-    def _halted(self) -> bool:
-        return self._cancelled or self.loop.stopping()
-
-    def _work(self) -> None:
-        pacing = self.loop.backoff()
-        while True:
-            with self._lock:
-                if self._halted() or not self._queue:
-                    self._worker = None
-                    return
-                m = self._queue[0]
-            try:
-                wid = self.loop.start_workflow(m)
-            except Exception:
-                log.exception("cannot record the workflow of Kafka message %s[%d]@%d", *self.tp, m.offset())
-                pacing.wait()  # then try the same message again
-                continue
-            pacing.reset()
-            if not self._wait_finished(wid):
-                continue  # halted: the loop above exits
-            with self._lock:
-                if self._queue and self._queue[0] is m:
-                    self._queue.popleft()
-                self.finished = m.offset()
-
-    def _wait_finished(self, workflow_id: str) -> bool:
-        """Wait until the workflow is terminal (or gone); False if halted first."""
-        rt = self.loop.rt
-
-        def finished() -> bool | None:
-            row = rt.store.workflow_get(workflow_id)
-            return True if row is None or row.is_terminal else None
-
-        return rt.waiters.until(Hint.DONE, workflow_id, "", finished, None, halted=self._halted) is not None
-
 
 def to_message(m: Any) -> KafkaMessage:
     """A confluent_kafka.Message as the plain, picklable record a workflow receives."""
@@ -504,4 +474,6 @@ def to_message(m: Any) -> KafkaMessage:
         value=m.value(),
         headers=list(m.headers() or []),
         timestamp=ts if ts_type != 0 else None,  # 0: TIMESTAMP_NOT_AVAILABLE
+        latency=m.latency(),
+        leader_epoch=m.leader_epoch(),
     )
