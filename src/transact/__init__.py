@@ -9,7 +9,7 @@ from transact._dbos import DBOS
 from transact._facade.auth import DBOSContextEnsure, DBOSContextSetAuth
 from transact._facade.debounce import Debouncer, DebouncerClient
 from transact._handles import WorkflowHandle, WorkflowHandleAsync
-from transact._options import SetEnqueueOptions, SetWorkflowID, SetWorkflowTimeout
+from transact._options import SetEnqueueOptions, SetWorkflowAttributes, SetWorkflowID, SetWorkflowTimeout
 from transact._queue import Queue, QueueRateLimit
 from transact.datasource import AsyncSQLAlchemyDatasource, SQLAlchemyDatasource
 from transact.engine.registry import ConfiguredInstance as DBOSConfiguredInstance
@@ -95,6 +95,7 @@ __all__ = [
     "ScheduleNotFoundError",
     "SerializationError",
     "SetEnqueueOptions",
+    "SetWorkflowAttributes",
     "SetWorkflowID",
     "SetWorkflowTimeout",
     "StepInfo",

@@ -298,6 +298,18 @@ class DBOSClient(ClientSchedules, ClientQueues):
     async def cancel_workflow_async(self, workflow_id: str, *, cancel_children: bool = True) -> None:
         await asyncio.to_thread(lambda: self.cancel_workflow(workflow_id, cancel_children=cancel_children))
 
+    def update_workflow_attributes(
+        self, workflow_id: str, attributes: dict[str, Any] | None, *, merge: bool = True
+    ) -> None:
+        """Add ``attributes`` to the workflow's own (``merge=False``: replace them; None clears).
+        Raises WorkflowNotFoundError for an unknown id."""
+        self._call(admin.update_attributes, self._store, workflow_id, attributes, merge=merge)
+
+    async def update_workflow_attributes_async(
+        self, workflow_id: str, attributes: dict[str, Any] | None, *, merge: bool = True
+    ) -> None:
+        await asyncio.to_thread(lambda: self.update_workflow_attributes(workflow_id, attributes, merge=merge))
+
     def resume_workflow(self, workflow_id: str, *, queue_name: str | None = None) -> WorkflowHandleClient[Any]:
         """Continue a CANCELLED, MAX_RECOVERY_ATTEMPTS_EXCEEDED, stuck PENDING or still-queued
         workflow: a live application process that registers it picks it up (``queue_name``:

@@ -1,8 +1,11 @@
-"""Context-manager setters for the next workflow start: id, timeout, enqueue options."""
+"""Context-manager setters for the next workflow start: id, timeout, attributes, enqueue options."""
 
 from __future__ import annotations
 
 import contextvars
+import json
+import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 from types import TracebackType
 
@@ -35,8 +38,66 @@ def check_enqueue_options(
         checks.seconds(delay_seconds, f"{where} 'delay_seconds'")
 
 
+def _check_json(value: object, path: str, where: str) -> None:
+    if value is None or isinstance(value, bool | int):
+        return
+    if isinstance(value, str):
+        if "\x00" in value:  # Postgres jsonb cannot hold it: refused on both databases alike
+            raise ConfigError(f"{where}: the value at {path} contains a NUL character, which JSON storage refuses")
+        return
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise ConfigError(f"{where}: the value at {path} is {value!r}; JSON has no NaN or infinity")
+        return
+    if isinstance(value, list | tuple):
+        for i, item in enumerate(value):
+            _check_json(item, f"{path}[{i}]", where)
+        return
+    if isinstance(value, Mapping):
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise ConfigError(f"{where}: the object at {path} has key {key!r}; JSON object keys are strings")
+            _check_json(item, f"{path}[{key!r}]", where)
+        return
+    raise ConfigError(
+        f"{where}: the value at {path} is a {type(value).__name__} ({value!r}); attribute values must be JSON: "
+        "str, int, float, bool, None, or lists and dicts of those"
+    )
+
+
+def attribute_json(value: object) -> str:
+    """One attribute value as canonical JSON text (checked already): compact, keys sorted, text
+    unescaped, so equal values are equal text (SQLite compares nested values as text)."""
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"), sort_keys=True)
+
+
+def check_attributes(attributes: object, where: str, *, optional: bool = False) -> dict[str, object] | None:
+    """Workflow attributes checked at the call: a dict of string keys to JSON values (an error
+    names the offending key). Returns a plain dict copy; None when ``optional`` and not given."""
+    if attributes is None and optional:
+        return None
+    if not isinstance(attributes, Mapping):
+        raise ConfigError(f"{where} needs a dict of attributes (string keys, JSON values), got {attributes!r}")
+    for key, value in attributes.items():
+        if not isinstance(key, str) or not key:
+            raise ConfigError(f"{where}: attribute key {key!r} is not a non-empty string")
+        _check_json(value, f"key {key!r}", where)
+    return dict(attributes)
+
+
+def attributes_text(attributes: Mapping[str, object] | None) -> str | None:
+    """Checked attributes as the JSON object text a row stores (None for none), canonical as
+    ``attribute_json``."""
+    if not attributes:
+        return None
+    return json.dumps(dict(attributes), ensure_ascii=False, separators=(",", ":"), sort_keys=True)
+
+
 _next_workflow_id: contextvars.ContextVar[str | None] = contextvars.ContextVar("next_workflow_id", default=None)
 _workflow_timeout: contextvars.ContextVar[float | None] = contextvars.ContextVar("workflow_timeout", default=None)
+_next_attributes: contextvars.ContextVar[dict[str, object] | None] = contextvars.ContextVar(
+    "next_workflow_attributes", default=None
+)
 
 
 @dataclass(frozen=True)
@@ -48,6 +109,7 @@ class EnqueueOptions:
     app_version: str | None = None
     duplication_policy: str = "reject"
     workflow_id_reuse_policy: str = "return_existing"
+    attributes: dict[str, object] | None = None
 
 
 _enqueue_options: contextvars.ContextVar[EnqueueOptions | None] = contextvars.ContextVar(
@@ -61,6 +123,18 @@ def take_workflow_id() -> str | None:
     if wid is not None:
         _next_workflow_id.set(None)
     return wid
+
+
+def take_workflow_attributes(queued: bool) -> str | None:
+    """The attributes of the next start, as stored JSON text: ``SetWorkflowAttributes`` (the next
+    start only) with, for an enqueue, ``SetEnqueueOptions(attributes=...)`` over them."""
+    attributes = _next_attributes.get()
+    if attributes is not None:
+        _next_attributes.set(None)
+    opts = _enqueue_options.get() if queued else None
+    if opts is not None and opts.attributes:
+        attributes = {**(attributes or {}), **opts.attributes}
+    return attributes_text(attributes)
 
 
 def current_timeout() -> float | None:
@@ -87,6 +161,25 @@ class SetWorkflowID:
     def __exit__(self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None) -> None:
         assert self._token is not None
         _next_workflow_id.reset(self._token)
+
+
+class SetWorkflowAttributes:
+    """``with SetWorkflowAttributes({"customer": "acme"}):`` the next workflow started or enqueued
+    in the block carries these attributes (``WorkflowStatus.attributes``; ``list_workflows(
+    attributes=...)`` finds it by them). Values must be JSON: str, int, float, bool, None, lists
+    and dicts of those."""
+
+    def __init__(self, attributes: Mapping[str, object]) -> None:
+        self.attributes = check_attributes(attributes, "SetWorkflowAttributes")
+        self._token: contextvars.Token[dict[str, object] | None] | None = None
+
+    def __enter__(self) -> SetWorkflowAttributes:
+        self._token = _next_attributes.set(self.attributes)
+        return self
+
+    def __exit__(self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None) -> None:
+        assert self._token is not None
+        _next_attributes.reset(self._token)
 
 
 class SetWorkflowTimeout:
@@ -123,11 +216,13 @@ class SetEnqueueOptions:
         app_version: str | None = None,
         duplication_policy: str = "reject",
         workflow_id_reuse_policy: str = "return_existing",
+        attributes: Mapping[str, object] | None = None,
     ) -> None:
         """``duplication_policy``: on an active ``deduplication_id``, ``"reject"`` raises
         DBOSQueueDeduplicatedError, ``"return_existing"`` returns the handle of the workflow holding
         it. ``workflow_id_reuse_policy``: on a workflow id (SetWorkflowID) already taken,
-        ``"return_existing"`` returns that workflow's handle, ``"reject"`` raises WorkflowConflictError."""
+        ``"return_existing"`` returns that workflow's handle, ``"reject"`` raises WorkflowConflictError.
+        ``attributes``: JSON attributes each enqueued workflow carries (as ``SetWorkflowAttributes``)."""
         # Ids are checked where they are used (Queue.enqueue), with the queue's own rules.
         check_enqueue_options("SetEnqueueOptions", priority=priority, delay_seconds=delay_seconds)
         for value, allowed, what in (
@@ -144,6 +239,7 @@ class SetEnqueueOptions:
             app_version,
             duplication_policy,
             workflow_id_reuse_policy,
+            check_attributes(attributes, "SetEnqueueOptions attributes", optional=True),
         )
         self._token: contextvars.Token[EnqueueOptions | None] | None = None
 

@@ -40,6 +40,7 @@ class WorkflowStatus:
     assumed_role: str | None = None  # the role its start assumed (@DBOS.required_roles)
     authenticated_roles: list[str] | None = None
     workflow_timeout_ms: int | None = None  # its timeout; the deadline is set when it starts running
+    attributes: dict[str, Any] | None = None  # SetWorkflowAttributes / update_workflow_attributes
 
     @property
     def workflow_name(self) -> str:

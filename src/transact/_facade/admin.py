@@ -80,6 +80,22 @@ class AdminFacade(FacadeBase):
 
     # -- steering -----------------------------------------------------------------------------
     @classmethod
+    def update_workflow_attributes(
+        cls, workflow_id: str, attributes: dict[str, Any] | None, *, merge: bool = True
+    ) -> None:
+        """Add ``attributes`` (JSON values) to the workflow's own, a given key replacing its value;
+        ``merge=False`` replaces them all (None clears them). Inside a workflow the update is a
+        recorded step: a replay does not apply it again. Raises WorkflowNotFoundError for an
+        unknown id."""
+        admin.update_attributes_recorded(cls._rt().store, workflow_id, attributes, merge=merge)
+
+    @classmethod
+    async def update_workflow_attributes_async(
+        cls, workflow_id: str, attributes: dict[str, Any] | None, *, merge: bool = True
+    ) -> None:
+        await admin.update_attributes_recorded_async(cls._rt(), workflow_id, attributes, merge=merge)
+
+    @classmethod
     def cancel_workflow(cls, workflow_id: str, *, cancel_children: bool = True) -> None:
         """Cancel the workflow and (by default) its unfinished descendants: a running one stops at
         its next step, a queued one never starts. Raises WorkflowNotFoundError for an unknown id."""

@@ -7,6 +7,7 @@ The database comes from ``--db``, else ``TRANSACT_SYSTEM_DATABASE_URL``, else th
 
 from __future__ import annotations
 
+import json as json_lib
 import os
 import sys
 from pathlib import Path
@@ -132,13 +133,24 @@ def workflow_list(
     limit: Annotated[int, typer.Option("--limit", "-l", help="At most this many rows.")] = 50,
     offset: Annotated[int, typer.Option("--offset", help="Skip this many rows first.")] = 0,
     oldest_first: Annotated[bool, typer.Option("--oldest-first", help="Oldest first (default: newest).")] = False,
+    attribute: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--attribute",
+            "-a",
+            help="Only workflows with this attribute, KEY=VALUE; VALUE is read as JSON when it parses "
+            "(3, true, null, [1,2]), else as text (repeatable: all must match).",
+        ),
+    ] = None,
     db: Db = None,
     config: ConfigPath = None,
     json: Json = False,
 ) -> None:
     """List workflows, newest first."""
+    attributes = _attribute_filter(attribute or [])
     with connect(db, config) as client:
         rows = client.list_workflows(
+            attributes=attributes,
             status=status or None,
             name=name or None,
             queue_name=queue,
@@ -155,6 +167,20 @@ def workflow_list(
         out.print_json([out.status_dict(r) for r in rows])
     else:
         out.console().print(out.workflows_table(rows, f"{len(rows)} workflow(s)"))
+
+
+def _attribute_filter(pairs: list[str]) -> dict[str, Any] | None:
+    """``--attribute KEY=VALUE`` options as a dict (VALUE as JSON when it parses, else as text)."""
+    attributes: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, text = pair.partition("=")
+        if not sep or not key:
+            fail(f"--attribute {pair!r}: write it as KEY=VALUE, e.g. --attribute customer=acme")
+        try:
+            attributes[key] = json_lib.loads(text)
+        except ValueError:
+            attributes[key] = text
+    return attributes or None
 
 
 @workflow_app.command("stranded")

@@ -15,8 +15,8 @@ from typing import TYPE_CHECKING, Any, TypedDict
 
 from transact._lib import checks
 from transact._lib.states import QUEUED, Status
-from transact._options import check_enqueue_options
-from transact.engine import serialization
+from transact._options import attribute_json, attributes_text, check_attributes, check_enqueue_options
+from transact.engine import serialization, step
 from transact.engine import workflow as wf
 from transact.engine.clock import now_ms
 from transact.engine.ids import new_workflow_id as random_workflow_id
@@ -60,7 +60,10 @@ ENQUEUE_KEYS = (
     "app_version",
     "queue_partition_key",
     "workflow_timeout",
+    "attributes",
 )
+UPDATE_ATTRIBUTES = "DBOS.updateWorkflowAttributes"  # the step name the update is recorded under
+_ONCE = step.StepPolicy()  # one attempt: a refusal (unknown workflow) is recorded as it is
 
 
 # -- argument checks ----------------------------------------------------------------------------
@@ -107,6 +110,7 @@ class QueuedFilters(TypedDict, total=False):
     offset: int | None
     sort_desc: bool  # default False: oldest first
     load_input: bool  # default True
+    attributes: Mapping[str, Any] | None  # each key must hold exactly that value
 
 
 class ListFilters(QueuedFilters, total=False):
@@ -177,7 +181,47 @@ def list_query(*, queued_only: bool = False, **filters: Unpack[ListFilters]) -> 
         parent_workflow_id=checks.strings(f.get("parent_workflow_id"), "parent_workflow_id"),
         forked_from=checks.strings(f.get("forked_from"), "forked_from"),
         user=checks.strings(f.get("user"), "user"),
+        attributes=_attribute_pairs(f.get("attributes"), api),
     )
+
+
+def _attribute_pairs(value: Any, api: str) -> list[tuple[str, str]] | None:
+    attributes = check_attributes(value, f"{api} attributes", optional=True)
+    if not attributes:
+        return None
+    return [(k, attribute_json(v)) for k, v in attributes.items()]
+
+
+def _checked_update(workflow_id: Any, attributes: Any, merge: Any) -> str | None:
+    checks.text(workflow_id, "update_workflow_attributes workflow_id")
+    checks.flag(merge, "update_workflow_attributes merge")
+    return attributes_text(check_attributes(attributes, "update_workflow_attributes", optional=not merge))
+
+
+def update_attributes(store: Store, workflow_id: Any, attributes: Any, *, merge: Any = True) -> None:
+    """Set a workflow's attributes: with ``merge`` add them to its own (a given key replaces its
+    value), else replace them all (None clears them). Raises WorkflowNotFoundError for an unknown id."""
+    text = _checked_update(workflow_id, attributes, merge)
+    if not store.workflow_set_attributes(workflow_id, text, merge=bool(merge)):
+        raise WorkflowNotFoundError(workflow_id)
+
+
+def update_attributes_recorded(store: Store, workflow_id: Any, attributes: Any, *, merge: Any = True) -> None:
+    """``update_attributes``; inside a workflow it is a step, so a replay returns (or raises) what
+    the first run recorded instead of applying it again. Arguments are checked before anything."""
+    _checked_update(workflow_id, attributes, merge)
+    step.run_step(UPDATE_ATTRIBUTES, update_attributes, _ONCE, (store, workflow_id, attributes), {"merge": merge})
+
+
+async def update_attributes_recorded_async(
+    rt: Runtime, workflow_id: Any, attributes: Any, *, merge: Any = True
+) -> None:
+    _checked_update(workflow_id, attributes, merge)
+
+    async def apply() -> None:
+        await rt.aio(update_attributes, rt.store, workflow_id, attributes, merge=merge)
+
+    await step.run_step_async(UPDATE_ATTRIBUTES, apply, _ONCE, (), {})
 
 
 # -- reads --------------------------------------------------------------------------------------
@@ -318,6 +362,7 @@ def fork(
         authenticated_user=source.authenticated_user,
         assumed_role=source.assumed_role,
         authenticated_roles=source.authenticated_roles,
+        attributes=source.attributes,
     )
     here = queue is None and rt is not None and rt.launched and wf.can_run(rt, row)
     if here and rt is not None:
@@ -447,6 +492,7 @@ def enqueue_row(options: Mapping[str, Any], args: Sequence[Any], kwargs: Mapping
         queue_partition_key=options.get("queue_partition_key"),
         delay_seconds=delay,
     )
+    attributes = check_attributes(options.get("attributes"), "enqueue option 'attributes'", optional=True)
     timeout = options.get("workflow_timeout")
     if timeout is not None and (isinstance(timeout, bool) or not isinstance(timeout, int | float) or timeout < 0):
         raise ConfigError(f"enqueue option 'workflow_timeout' must be a number of seconds >= 0, got {timeout!r}")
@@ -465,4 +511,5 @@ def enqueue_row(options: Mapping[str, Any], args: Sequence[Any], kwargs: Mapping
         now=now_ms(),
         queue=spec,
         timeout_ms=int(timeout * 1000) if timeout else None,
+        attributes=attributes_text(attributes),
     )

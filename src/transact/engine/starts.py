@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from transact._lib.states import Status
-from transact._options import current_enqueue_options, current_timeout, take_workflow_id
+from transact._options import current_enqueue_options, current_timeout, take_workflow_attributes, take_workflow_id
 from transact.engine import auth, serialization
 from transact.engine.clock import now_ms
 from transact.engine.context import WorkflowContext, current_step, current_workflow
@@ -67,6 +67,7 @@ def new_row(
     forked_from: str | None = None,
     class_name: str | None = None,
     config_name: str | None = None,
+    attributes: str | None = None,
 ) -> WorkflowRow:
     """The one shape of a new workflow row. Queued rows wait ENQUEUED (DELAYED with a delay),
     unowned and without a deadline: their timeout starts when a worker dequeues them."""
@@ -100,6 +101,7 @@ def new_row(
         authenticated_user=user,
         assumed_role=assumed_role,
         authenticated_roles=roles,
+        attributes=attributes,
     )
 
 
@@ -120,6 +122,7 @@ def plan(
     if current_step.get() is not None:
         parent = None  # a workflow started from inside a step is not a child checkpoint
     explicit = workflow_id or take_workflow_id()
+    attributes = take_workflow_attributes(queue is not None)
     function_id = None
     if parent is not None:
         function_id = parent.next_function_id()
@@ -158,6 +161,7 @@ def plan(
         parent_id=parent.workflow_id if parent is not None else None,
         class_name=class_name,
         config_name=config_name,
+        attributes=attributes,
     )
     return StartPlan(row=row, parent=parent, function_id=function_id)
 

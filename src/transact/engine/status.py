@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from transact._lib.states import Status
@@ -63,4 +64,5 @@ def to_status(row: WorkflowRow, *, load_input: bool = True, load_output: bool = 
         authenticated_user=row.authenticated_user,
         assumed_role=row.assumed_role,
         authenticated_roles=list(roles) if (roles := decode_roles(row.authenticated_roles)) is not None else None,
+        attributes=json.loads(row.attributes) if row.attributes is not None else None,
     )

@@ -3,11 +3,14 @@
 List queries are built so the planner can walk an index in ``created_at`` order and stop after
 ``limit`` rows: (created_at), (status, created_at) and (name, created_at) exist from migration
 0001, (queue_name | app_version | executor_id | authenticated_user | forked_from, created_at) and
-the finish-time index from 0014; workflow-id prefixes are a range on the primary key. Must not import the engine or the facade.
+the finish-time index from 0014; workflow-id prefixes are a range on the primary key; attribute
+pairs use the GIN index (Postgres) or the workflow_attributes table (SQLite) of 0015. Must not
+import the engine or the facade.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from typing import Any
 
@@ -53,6 +56,14 @@ _TREE = (
 
 
 _FINISHED = "status IN ('SUCCESS', 'ERROR', 'CANCELLED', 'MAX_RECOVERY_ATTEMPTS_EXCEEDED')"
+
+# SQLite: an attribute value in the canonical form workflow_attributes stores (the same expression
+# as the triggers of migrations/sqlite/0015), computed from a one-element JSON array.
+ATTRIBUTE_VALUE = (
+    "(SELECT CASE type WHEN 'text' THEN json_quote(value) WHEN 'true' THEN 'true' WHEN 'false' THEN 'false' "
+    "WHEN 'null' THEN 'null' WHEN 'object' THEN json(value) WHEN 'array' THEN json(value) ELSE value END "
+    "FROM json_each(?))"
+)
 
 
 def _values(value: str | Sequence[str]) -> Sequence[str]:
@@ -141,6 +152,8 @@ class AdminSql(DriverBase):
             where.append(_FINISHED)
         if q.id_prefix is not None:
             self._prefixes(_values(q.id_prefix), where, params)
+        if q.attributes:
+            self._attributes(q.attributes, where, params)
         sql = f"SELECT {_columns(q)} FROM workflow_status"
         if where:
             sql += " WHERE " + " AND ".join(where)
@@ -169,6 +182,24 @@ class AdminSql(DriverBase):
             params.extend([prefix, prefix[:-1] + chr(ord(prefix[-1]) + 1)])
         if ranges:
             where.append(ranges[0] if len(ranges) == 1 else "(" + " OR ".join(ranges) + ")")
+
+    def _attributes(self, pairs: Sequence[tuple[str, str]], where: list[str], params: list[Any]) -> None:
+        # Exact equality of each value. Postgres: containment finds candidates through the GIN index
+        # (migration 0015), and "->" keeps only exact matches (containment also matches a value
+        # that merely contains the wanted one). SQLite: the (key, value) index of workflow_attributes.
+        if self.sql.name == "postgres":
+            where.append("attributes @> CAST(? AS jsonb)")
+            params.append("{" + ", ".join(f"{json.dumps(k)}: {v}" for k, v in pairs) + "}")
+            for key, value in pairs:
+                where.append("attributes -> CAST(? AS text) = CAST(? AS jsonb)")
+                params.extend([key, value])
+            return
+        for key, value in pairs:
+            where.append(
+                "workflow_id IN (SELECT workflow_id FROM workflow_attributes "
+                f"WHERE key = ? AND value = {ATTRIBUTE_VALUE})"
+            )
+            params.extend([key, f"[{value}]"])
 
     def workflows_list(self, q: ListQuery) -> list[WorkflowRow]:
         """Workflows matching ``q`` in creation order. Round trips: 1."""
@@ -274,6 +305,28 @@ class AdminSql(DriverBase):
         for ident in deleted:
             self.hint(Hint.DONE, ident)
         return deleted
+
+    def workflow_set_attributes(self, workflow_id: str, attributes: str | None, *, merge: bool) -> bool:
+        """Replace a workflow's attributes (a JSON object's text; None clears them), or with
+        ``merge`` add them to the ones it has (a given key replaces its old value). Its
+        ``updated_at`` stays: a finished row's is its finish time. False: no such workflow."""
+        lock = " FOR UPDATE" if self.sql.name == "postgres" else ""  # SQLite: the write lock is held
+
+        def unit(tx: Tx) -> bool:
+            row = tx.one(f"SELECT attributes FROM workflow_status WHERE workflow_id = ?{lock}", (workflow_id,))
+            if row is None:
+                return False
+            value = attributes
+            if merge and row[0] is not None and attributes is not None:
+                merged = json.loads(row[0])
+                merged.update(json.loads(attributes))
+                value = json.dumps(merged, ensure_ascii=False, separators=(",", ":"), sort_keys=True)
+            elif merge and attributes is None:
+                return True  # nothing to add
+            tx.run("UPDATE workflow_status SET attributes = ? WHERE workflow_id = ?", (value, workflow_id))
+            return True
+
+        return self.write(unit)
 
     def admin_wake_adopters(self) -> None:
         """Ask live processes to look for unowned PENDING work now (they also scan on a timer)."""

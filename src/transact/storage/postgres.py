@@ -19,6 +19,8 @@ import psycopg
 import psycopg_pool
 from psycopg import errors as pg_errors
 from psycopg import pq
+from psycopg.adapt import AdaptersMap
+from psycopg.types.string import TextLoader
 
 from transact._lib.backoff import Backoff
 from transact._lib.states import Hint
@@ -34,6 +36,10 @@ log = logging.getLogger("transact.storage")
 SCHEMA = "transact"
 T = TypeVar("T")
 _MIGRATION_LOCK = 0x7472616E73  # "trans": serializes concurrent launches' migrations
+# jsonb columns (workflow attributes) are read as their JSON text, as SQLite returns them: rows hold
+# text, and the engine decodes it in one place for both databases.
+_ADAPTERS = AdaptersMap(psycopg.adapters)
+_ADAPTERS.register_loader("jsonb", TextLoader)
 
 
 class _PgTx:
@@ -268,6 +274,7 @@ class PostgresStore(SqlStore):
             "autocommit": True,
             "options": f"-c search_path={SCHEMA},public",
             "connect_timeout": max(1, int(connect_timeout_s)),
+            "context": _ADAPTERS,
         }
         self._pool = psycopg_pool.ConnectionPool(
             self.url,

@@ -406,6 +406,11 @@ class AdminStore(Protocol):
         Returns the updated rows, the workflow first; empty when its status did not match."""
         ...
 
+    def workflow_set_attributes(self, workflow_id: str, attributes: str | None, *, merge: bool) -> bool:
+        """Replace a workflow's attributes (JSON object text; None clears), or with ``merge`` add
+        them to its own, in one transaction; ``updated_at`` is left alone. False: no such workflow."""
+        ...
+
     def workflow_fork(self, row: WorkflowRow, *, source_id: str, start_step: int) -> int:
         """Insert ``row`` and copy the source's steps below ``start_step``, atomically. Raises
         Conflict if the new id exists. Returns the number of steps copied."""

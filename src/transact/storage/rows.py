@@ -43,6 +43,7 @@ class WorkflowRow:
     authenticated_user: str | None = None
     assumed_role: str | None = None
     authenticated_roles: str | None = None  # a JSON array of role names
+    attributes: str | None = None  # a JSON object of user-set attributes (SetWorkflowAttributes)
 
     @property
     def is_terminal(self) -> bool:
@@ -54,6 +55,7 @@ WORKFLOW_COLUMNS = (
     "deduplication_id, priority, inputs, output, error, executor_id, app_version, recovery_attempts, "
     "parent_workflow_id, forked_from, created_at, updated_at, available_at, started_at, timeout_ms, "
     "deadline_at, authenticated_user, assumed_role, authenticated_roles"
+    ", attributes"
 )
 WORKFLOW_COLUMN_COUNT = WORKFLOW_COLUMNS.count(",") + 1
 
@@ -162,3 +164,5 @@ class ListQuery:
     newest_first: bool = False
     load_input: bool = True
     load_output: bool = True
+    # (key, JSON text of the value) pairs a row's attributes must all hold, exactly.
+    attributes: Sequence[tuple[str, str]] | None = None
