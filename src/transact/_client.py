@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import socket
 import threading
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
@@ -21,7 +21,7 @@ from transact._facade import client_args
 from transact._facade.waits import handle_ids, pick
 from transact._lib.states import Hint
 from transact._lib.urls import redact
-from transact.engine import admin, comms, serialization, starts, waits
+from transact.engine import admin, comms, serialization, starts, streams, waits
 from transact.engine.clock import now_ms
 from transact.engine.status import outcome, to_status
 from transact.engine.waiters import Waiters
@@ -181,6 +181,54 @@ class DBOSClient(ClientSchedules, ClientQueues):
         self, destination_id: str, message: Any, topic: str | None = None, idempotency_key: str | None = None
     ) -> None:
         await asyncio.to_thread(self.send, destination_id, message, topic, idempotency_key)
+
+    def send_bulk(self, messages: Sequence[Any]) -> None:
+        """Deliver many messages in one transaction (as ``DBOS.send_bulk``): all, or none when a
+        destination does not exist (WorkflowNotFoundError)."""
+        out = comms.bulk_messages(messages, "DBOSClient.send_bulk")
+        if out:
+            try:
+                self._call(self._store.message_send_bulk, messages=out, now=now_ms())
+            except NotFound as exc:
+                raise WorkflowNotFoundError(str(exc)) from None
+
+    async def send_bulk_async(self, messages: Sequence[Any]) -> None:
+        await asyncio.to_thread(self.send_bulk, messages)
+
+    def read_stream(
+        self, workflow_id: str, key: str, *, offset: int = 0, timeout_seconds: float | None = None
+    ) -> Iterator[Any]:
+        """Yield the values of workflow ``workflow_id``'s stream ``key`` in order (as
+        ``DBOS.read_stream``): waits for new ones, ends when the stream is closed or the workflow
+        has ended. ``offset``: start at that value; ``timeout_seconds``: TimeoutError after that."""
+        read = streams.checked("DBOSClient.read_stream", workflow_id, key, offset, timeout_seconds)
+        self._listen()
+        return self._unavailable_mapped(streams.values(self._store, self._waiters, read))
+
+    def read_stream_async(
+        self, workflow_id: str, key: str, *, offset: int = 0, timeout_seconds: float | None = None
+    ) -> AsyncIterator[Any]:
+        """``read_stream`` as an async generator: ``async for value in client.read_stream_async(...)``."""
+        read = streams.checked("DBOSClient.read_stream", workflow_id, key, offset, timeout_seconds)
+        return self._stream_async(read)
+
+    def _unavailable_mapped(self, values: Iterator[Any]) -> Iterator[Any]:
+        try:
+            yield from values
+        except Unavailable as exc:
+            raise DatabaseUnavailableError(
+                f"cannot reach the system database {redact(self.system_database_url)}: {exc}"
+            ) from None
+
+    async def _stream_async(self, read: streams.Read) -> AsyncIterator[Any]:
+        await asyncio.to_thread(self._listen)
+        try:
+            async for value in streams.values_async(self._store, self._waiters, read, asyncio.to_thread):
+                yield value
+        except Unavailable as exc:
+            raise DatabaseUnavailableError(
+                f"cannot reach the system database {redact(self.system_database_url)}: {exc}"
+            ) from None
 
     def get_event(self, workflow_id: str, key: str, timeout_seconds: float = 60) -> Any:
         """The value of event ``key`` set by workflow ``workflow_id``; None if not set in time."""

@@ -5,11 +5,11 @@ Delegates to ``engine/comms.py``. Must not import transact._dbos.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Sequence
 from typing import Any
 
 from transact._facade._base import FacadeBase
-from transact.engine import comms
+from transact.engine import comms, streams
 
 
 class CommsFacade(FacadeBase):
@@ -41,6 +41,19 @@ class CommsFacade(FacadeBase):
         cls, destination_id: str, message: Any, topic: str | None = None, idempotency_key: str | None = None
     ) -> None:
         await comms.send_async(cls._rt(), destination_id, message, topic, idempotency_key)
+
+    @classmethod
+    def send_bulk(cls, messages: Sequence[Any]) -> None:
+        """Send many messages in one transaction. Each entry holds one ``send``'s arguments: a tuple
+        ``(destination_id, message[, topic[, idempotency_key]])`` or a mapping with those keys.
+
+        All are delivered, or none when a destination does not exist (WorkflowNotFoundError). From
+        a workflow it is one step: sent once, whatever the replays."""
+        comms.send_bulk(cls._rt(), messages)
+
+    @classmethod
+    async def send_bulk_async(cls, messages: Sequence[Any]) -> None:
+        await comms.send_bulk_async(cls._rt(), messages)
 
     @classmethod
     def recv(cls, topic: str | None = None, timeout_seconds: float = 60) -> Any:
@@ -101,12 +114,24 @@ class CommsFacade(FacadeBase):
         await comms.write_stream_async(cls._rt(), key, None, close=True)
 
     @classmethod
-    def read_stream(cls, workflow_id: str, key: str) -> Iterator[Any]:
+    def read_stream(
+        cls, workflow_id: str, key: str, *, offset: int = 0, timeout_seconds: float | None = None
+    ) -> Iterator[Any]:
         """Yield the values of workflow ``workflow_id``'s stream ``key`` in order, waiting for new
-        ones; ends when the stream is closed or the workflow has ended."""
-        return comms.read_stream(cls._rt(), workflow_id, key)
+        ones; ends when the stream is closed or the workflow has ended.
+
+        ``offset``: start at that value (0-based), e.g. to resume after the values already read.
+        ``timeout_seconds``: raise TimeoutError (naming the offset to resume from) if the stream is
+        still open that many seconds after the call; None waits as long as the stream lasts."""
+        rt = cls._rt()
+        read = streams.checked("DBOS.read_stream", workflow_id, key, offset, timeout_seconds)
+        return streams.values(rt.store, rt.waiters, read)
 
     @classmethod
-    def read_stream_async(cls, workflow_id: str, key: str) -> AsyncIterator[Any]:
+    def read_stream_async(
+        cls, workflow_id: str, key: str, *, offset: int = 0, timeout_seconds: float | None = None
+    ) -> AsyncIterator[Any]:
         """``read_stream`` as an async generator: ``async for value in DBOS.read_stream_async(...)``."""
-        return comms.read_stream_async(cls._rt(), workflow_id, key)
+        rt = cls._rt()
+        read = streams.checked("DBOS.read_stream", workflow_id, key, offset, timeout_seconds)
+        return streams.values_async(rt.store, rt.waiters, read, rt.aio)

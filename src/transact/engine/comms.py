@@ -12,7 +12,7 @@ import asyncio
 import contextvars
 import math
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -25,13 +25,20 @@ from transact.engine.context import WorkflowContext, current_step, current_workf
 from transact.engine.replay import recorded_outcome
 from transact.engine.runtime import Runtime
 from transact.engine.waiters import Key
-from transact.errors import DBOSWorkflowCancelledError, NotInWorkflowError, TransactError, WorkflowNotFoundError
+from transact.errors import (
+    ConfigError,
+    DBOSWorkflowCancelledError,
+    NotInWorkflowError,
+    TransactError,
+    WorkflowNotFoundError,
+)
 from transact.storage import NotFound, OwnershipLost, WorkflowNotPending
-from transact.storage.comms import StreamClosed, StreamItem
-from transact.storage.rows import TERMINAL_STATUSES, StepRow
+from transact.storage.comms import OutMessage, StreamClosed
+from transact.storage.rows import StepRow
 
 SLEEP = "DBOS.sleep"
 SEND = "DBOS.send"
+SEND_BULK = "DBOS.send_bulk"
 RECV = "DBOS.recv"
 RECV_DEADLINE = "DBOS.recv.deadline"
 SET_EVENT = "DBOS.set_event"
@@ -43,7 +50,6 @@ CLOSE_STREAM = "DBOS.close_stream"
 
 POLL_S = 2.0  # safety net for a lost wake-up; wake-ups themselves are pushed
 RECHECK_S = 30.0  # long sleeps re-read the wall clock now and then (it may have been adjusted)
-STREAM_BATCH = 1000
 _NONE = serialization.dumps(None, what="None")
 
 
@@ -83,10 +89,11 @@ def _require_workflow(api: str, *, in_step_ok: bool = False) -> WorkflowContext:
     return ctx
 
 
-def _unknown_destination(destination_id: str) -> WorkflowNotFoundError:
+def _unknown_destination(destination_id: str, api: str = SEND) -> WorkflowNotFoundError:
     err = WorkflowNotFoundError(destination_id)
+    nothing = "no message was sent" if api == SEND_BULK else "the message was not sent"
     err.args = (
-        f"DBOS.send: no workflow with id {destination_id!r} exists, so the message was not sent. "
+        f"{api}: no workflow with id {destination_id!r} exists, so {nothing}. "
         "Start the destination workflow first (it may call recv later; messages wait for it) "
         "or check the id.",
     )
@@ -300,6 +307,84 @@ async def send_async(
         await rt.aio(_op_send, rt, ctx, slot, dest, top, data, key)
 
 
+# -- send_bulk: many messages, one transaction (in a workflow, one step) -------------------------
+_ENTRY_KEYS = ("destination_id", "message", "topic", "idempotency_key")
+
+
+def _bulk_entry(entry: Any, index: int, api: str) -> OutMessage:
+    """One entry holds the arguments of one ``DBOS.send``: a tuple ``(destination_id, message[,
+    topic[, idempotency_key]])`` or a mapping with those keys."""
+    where = f"{api}: messages[{index}]"
+    if isinstance(entry, Mapping):
+        unknown = sorted(str(k) for k in entry if k not in _ENTRY_KEYS)
+        if unknown or "destination_id" not in entry or "message" not in entry:
+            raise ConfigError(
+                f"{where} must have keys destination_id and message (optional: topic, idempotency_key); "
+                f"got keys {sorted(str(k) for k in entry)}"
+            )
+        args = tuple(entry.get(k) for k in _ENTRY_KEYS)
+    elif isinstance(entry, (tuple, list)) and 2 <= len(entry) <= 4:
+        args = (*entry, None, None)[:4]
+    else:
+        raise ConfigError(
+            f"{where} must be a tuple (destination_id, message[, topic[, idempotency_key]]) or a mapping "
+            f"with those keys; got {type(entry).__name__}"
+        )
+    dest = checked_text(args[0], api, f"messages[{index}] destination_id")
+    topic = checked_text(args[2], api, f"messages[{index}] topic", optional=True)
+    key = None if args[3] is None else checked_text(args[3], api, f"messages[{index}] idempotency_key")
+    data = serialization.dumps(args[1], what=f"message {index} sent to workflow {dest!r}")
+    return dest, topic, data, key
+
+
+def bulk_messages(messages: Any, api: str) -> list[OutMessage]:
+    """Check and serialize the entries of a bulk send (before anything is written)."""
+    if isinstance(messages, (str, bytes)) or not isinstance(messages, Sequence):
+        raise ConfigError(
+            f"{api}: messages must be a list of (destination_id, message[, topic[, idempotency_key]]) "
+            f"entries; got {type(messages).__name__}"
+        )
+    return [_bulk_entry(entry, i, api) for i, entry in enumerate(messages)]
+
+
+def _bulk_plan(messages: Any) -> tuple[list[OutMessage], WorkflowContext | None, _Slot | None]:
+    out = bulk_messages(messages, SEND_BULK)
+    ctx = _workflow_or_none()
+    if ctx is None or not out:
+        return out, None, None
+    slot = _slot(ctx, SEND_BULK)
+    if slot.recorded is None:
+        ctx.check_cancelled()
+    return out, ctx, slot
+
+
+def _op_send_bulk(rt: Runtime, ctx: WorkflowContext | None, slot: _Slot | None, out: list[OutMessage]) -> None:
+    try:
+        if ctx is None or slot is None:
+            rt.store.message_send_bulk(messages=out, now=now_ms())
+            return
+        with _fenced(ctx, SEND_BULK):
+            rt.store.message_send_bulk_step(
+                _row(ctx, slot, SEND_BULK, _NONE), executor_id=rt.executor_id, messages=out, now=now_ms()
+            )
+    except NotFound as exc:
+        raise _unknown_destination(str(exc), SEND_BULK) from None
+
+
+def send_bulk(rt: Runtime, messages: Sequence[Any]) -> None:
+    """Deliver many messages in one transaction: all of them, or none when a destination does not
+    exist. In a workflow it is one step: sent once, whatever the replays."""
+    out, ctx, slot = _bulk_plan(messages)
+    if out and (slot is None or slot.recorded is None):
+        _op_send_bulk(rt, ctx, slot, out)
+
+
+async def send_bulk_async(rt: Runtime, messages: Sequence[Any]) -> None:
+    out, ctx, slot = _bulk_plan(messages)
+    if out and (slot is None or slot.recorded is None):
+        await rt.aio(_op_send_bulk, rt, ctx, slot, out)
+
+
 def _recv_plan(topic: Any, timeout_seconds: Any) -> tuple[WorkflowContext, str, int, _Slot, _Slot]:
     ctx = _require_workflow("DBOS.recv")
     top = checked_text(topic, "DBOS.recv", "topic", optional=True)
@@ -495,60 +580,3 @@ async def write_stream_async(rt: Runtime, key: str, value: Any, *, close: bool =
     ctx, k, data, slot = _stream_plan(name, key, value)
     if slot is None or slot.recorded is None:
         await rt.aio(_op_stream, rt, ctx, slot, name, k, data)
-
-
-def _stream_args(workflow_id: Any, key: Any) -> tuple[str, str]:
-    return checked_text(workflow_id, "DBOS.read_stream", "workflow_id"), checked_text(key, "DBOS.read_stream", "key")
-
-
-def read_stream(rt: Runtime, workflow_id: str, key: str) -> Iterator[Any]:
-    """Yield the stream's values in order; ends when it is closed or its workflow has ended.
-
-    Arguments are checked here, at the call, not at the first ``next()``."""
-    wid, k = _stream_args(workflow_id, key)
-    return _read_stream(rt, wid, k)
-
-
-def _stream_batch(wid: str, status: str | None, items: list[StreamItem], seq: int) -> tuple[list[Any], int, bool]:
-    """Pure: the values to yield from one read, the next seq, and whether the stream is over."""
-    if status is None:
-        raise WorkflowNotFoundError(wid)
-    values: list[Any] = []
-    for item_seq, data, closed in items:
-        if closed:
-            return values, seq, True
-        seq = item_seq + 1
-        values.append(serialization.loads(data))
-    return values, seq, not items and status in TERMINAL_STATUSES
-
-
-def _read_stream(rt: Runtime, wid: str, k: str) -> Iterator[Any]:
-    seq = 0
-    with rt.waiters.watch(Hint.STREAM, wid, k, also=[(Hint.DONE, wid, "")]) as waiter:
-        while True:
-            status, items = rt.store.stream_read(wid, k, seq, STREAM_BATCH)
-            values, seq, over = _stream_batch(wid, status, items, seq)
-            yield from values
-            if over:
-                return
-            if not items:
-                waiter.wait(POLL_S)
-
-
-def read_stream_async(rt: Runtime, workflow_id: str, key: str) -> AsyncIterator[Any]:
-    wid, k = _stream_args(workflow_id, key)
-    return _read_stream_async(rt, wid, k)
-
-
-async def _read_stream_async(rt: Runtime, wid: str, k: str) -> AsyncIterator[Any]:
-    seq = 0
-    with rt.waiters.watch(Hint.STREAM, wid, k, also=[(Hint.DONE, wid, "")], asynchronous=True) as waiter:
-        while True:
-            status, items = await rt.aio(rt.store.stream_read, wid, k, seq, STREAM_BATCH)
-            values, seq, over = _stream_batch(wid, status, items, seq)
-            for value in values:
-                yield value
-            if over:
-                return
-            if not items:
-                await waiter.wait_async(POLL_S)

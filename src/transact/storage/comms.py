@@ -7,7 +7,7 @@ leave one without the other. Must not import the engine.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from typing import Any, TypeVar
 
@@ -17,13 +17,22 @@ from transact.storage.errors import Conflict, NotFound, StreamClosed
 from transact.storage.fence import FencedSql, fenced_step_params
 from transact.storage.rows import StepRow, StreamItem
 
-__all__ = ["CommsSql", "StreamClosed", "StreamItem"]
+__all__ = ["CommsSql", "OutMessage", "StreamClosed", "StreamItem"]
+
+# One message of a bulk send: (destination_id, topic, serialized message, idempotency_key).
+OutMessage = tuple[str, str, bytes, str | None]
 
 _SEND = (
     "INSERT INTO notifications (destination_id, topic, message, idempotency_key, created_at) "
     "SELECT ?, ?, ?, ?, ? WHERE EXISTS (SELECT 1 FROM workflow_status WHERE workflow_id = ?) "
     "ON CONFLICT DO NOTHING RETURNING message_id"
 )
+_INSERT_MESSAGE = (
+    "INSERT INTO notifications (destination_id, topic, message, idempotency_key, created_at) "
+    "VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING"
+)
+_EXISTING = "SELECT workflow_id FROM workflow_status WHERE workflow_id IN ({})"
+_IN_CHUNK = 500  # ids per IN list: far below every driver's parameter limit
 _OLDEST_UNREAD = (
     "SELECT message_id, message, idempotency_key FROM notifications "
     "WHERE destination_id = ? AND topic = ? AND consumed_at IS NULL ORDER BY message_id LIMIT 1"
@@ -109,6 +118,33 @@ class CommsSql(FencedSql):
         if earlier is None:
             self.hint(Hint.MESSAGE, destination_id, topic)
         return earlier
+
+    def message_send_bulk(self, *, messages: Sequence[OutMessage], now: int) -> None:
+        """Deliver every message in one transaction, or none: raises NotFound (naming the first
+        unknown destination, nothing written) when a destination does not exist. A message whose
+        idempotency key was already used for its destination is skipped. Round trips: one
+        transaction (BEGIN, one existence read per 500 destinations, one batched insert, COMMIT)."""
+        self.write(lambda tx: _insert_messages(tx, messages, now))
+        self._hint_messages(messages)
+
+    def message_send_bulk_step(
+        self, step: StepRow, *, executor_id: str, messages: Sequence[OutMessage], now: int
+    ) -> StepRow | None:
+        """``message_send_bulk`` from a workflow: the messages and the step outcome commit together.
+        None when written, else the outcome recorded earlier at this position (nothing sent)."""
+
+        def unit(tx: Tx) -> None:
+            self._fence(tx, step, executor_id)
+            _insert_messages(tx, messages, now)
+
+        earlier = self._fenced_unit(unit)
+        if earlier is None:
+            self._hint_messages(messages)
+        return earlier
+
+    def _hint_messages(self, messages: Sequence[OutMessage]) -> None:
+        for dest, topic in dict.fromkeys((m[0], m[1]) for m in messages):
+            self.hint(Hint.MESSAGE, dest, topic)
 
     def message_take_step(self, step: StepRow, *, executor_id: str, topic: str, now: int) -> StepRow | None:
         """``recv``: take the oldest unread message for (``step.workflow_id``, ``topic``) and record it
@@ -202,11 +238,17 @@ class CommsSql(FencedSql):
     def stream_read(self, workflow_id: str, key: str, from_seq: int, limit: int) -> tuple[str | None, list[StreamItem]]:
         """(writer status, items with seq >= from_seq). The status is read first: every item is
         written before the writer ends, so a terminal status plus no items means the stream is over.
-        Status None: the workflow does not exist. Round trips: 2 (one read unit)."""
+        Status None: the workflow does not exist. When nothing is at or after ``from_seq`` but the
+        stream was closed before it, the close marker is returned, so a reader past the end of a
+        closed stream stops. Round trips: 2 (3 when nothing is at or after ``from_seq``; one read unit)."""
 
         def unit(tx: Tx) -> tuple[str | None, list[StreamItem]]:
             status = tx.one(_STATUS, (workflow_id,))
             rows = tx.all(_STREAM_READ, (workflow_id, key, from_seq, limit))
+            if not rows and from_seq > 0:
+                last = tx.one(_STREAM_LAST, (workflow_id, key))
+                if last is not None and bool(last[1]):
+                    rows = [(last[0], None, True)]
             items = [(int(r[0]), bytes(r[1]) if r[1] is not None else None, bool(r[2])) for r in rows]
             return (str(status[0]) if status is not None else None), items
 
@@ -222,6 +264,18 @@ def _insert_message(
     if tx.one(_STATUS, (destination_id,)) is None:
         raise NotFound(destination_id)
     return False  # the idempotency key was used before
+
+
+def _insert_messages(tx: Tx, messages: Sequence[OutMessage], now: int) -> None:
+    wanted = list(dict.fromkeys(m[0] for m in messages))
+    found: set[str] = set()
+    for i in range(0, len(wanted), _IN_CHUNK):
+        chunk = wanted[i : i + _IN_CHUNK]
+        found.update(str(r[0]) for r in tx.all(_EXISTING.format(", ".join("?" * len(chunk))), chunk))
+    missing = [d for d in wanted if d not in found]
+    if missing:
+        raise NotFound(missing[0])  # rolls the unit back: nothing is sent
+    tx.many(_INSERT_MESSAGE, [(dest, topic, data, key, now) for dest, topic, data, key in messages])
 
 
 def _append(tx: Tx, workflow_id: str, key: str, value: bytes | None, closed: bool) -> None:

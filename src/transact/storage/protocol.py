@@ -284,6 +284,20 @@ class CommsStore(Protocol):
         recorded earlier (nothing sent). NotFound (nothing written) for an unknown destination."""
         ...
 
+    def message_send_bulk(self, *, messages: Sequence[tuple[str, str, bytes, str | None]], now: int) -> None:
+        """Deliver every message (destination_id, topic, message, idempotency_key) in one
+        transaction, or none: NotFound names the first unknown destination. A message whose
+        idempotency key was used before for its destination is skipped; hints ``msg`` per
+        (destination, topic). Round trips: one transaction."""
+        ...
+
+    def message_send_bulk_step(
+        self, step: StepRow, *, executor_id: str, messages: Sequence[tuple[str, str, bytes, str | None]], now: int
+    ) -> StepRow | None:
+        """``message_send_bulk`` from a workflow, with its step. None when written, else the
+        outcome recorded earlier (nothing sent). NotFound (nothing written) for an unknown destination."""
+        ...
+
     def message_take_step(self, step: StepRow, *, executor_id: str, topic: str, now: int) -> StepRow | None:
         """Take the oldest unread message for (``step.workflow_id``, ``topic``) and record it as
         the step's output: each message is received once. Returns the recorded step (ours or an
@@ -322,7 +336,8 @@ class CommsStore(Protocol):
         ...
 
     def stream_read(self, workflow_id: str, key: str, from_seq: int, limit: int) -> tuple[str | None, list[StreamItem]]:
-        """(writer status, items with seq >= from_seq in order). The status is read first: every
+        """(writer status, items with seq >= from_seq in order; just the close marker when the
+        stream was closed before from_seq). The status is read first: every
         item is written before the writer ends, so a terminal status and no items means the stream
         is over. Status None: no such workflow. Round trips: 2 (one read unit)."""
         ...
