@@ -56,10 +56,6 @@ DOCUMENTED = [
 ASKING = {
     "run_admin_server": True,
     "admin_port": 3101,
-    "enable_otlp": True,
-    "otlp_traces_endpoints": ["http://collector:4318/v1/traces"],
-    "otlp_logs_endpoints": ["http://collector:4318/v1/logs"],
-    "otlp_attributes": {"team": "payments"},
     "otlp_log_level": "INFO",
     "conductor_key": "key-123",
     "conductor_url": "wss://conductor.example",

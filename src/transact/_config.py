@@ -107,11 +107,7 @@ def _given(value: Any) -> bool:
 _NO_EFFECT: dict[str, tuple[Callable[[Any], bool], str]] = {
     "run_admin_server": (_given, "transact runs no admin HTTP server (use the `transact` command or its web console)"),
     "admin_port": (_given, "transact runs no admin HTTP server"),
-    "enable_otlp": (_given, "transact exports no OpenTelemetry traces or logs"),
-    "otlp_traces_endpoints": (_given, "transact exports no OpenTelemetry traces"),
-    "otlp_logs_endpoints": (_given, "transact exports no OpenTelemetry logs"),
-    "otlp_attributes": (_given, "transact exports no OpenTelemetry data"),
-    "otlp_log_level": (_given, "transact exports no OpenTelemetry logs"),
+    "otlp_log_level": (_given, "OpenTelemetry log export sends the transact logger's records at its own level"),
     "conductor_key": (_given, "transact does not connect to DBOS Conductor"),
     "conductor_url": (_given, "transact does not connect to DBOS Conductor"),
     "use_listen_notify": (
@@ -161,6 +157,10 @@ _APPLIED = {
     "local_liveness_check",
     "install_signal_handlers",
     "group_commit",
+    "enable_otlp",
+    "otlp_traces_endpoints",
+    "otlp_logs_endpoints",
+    "otlp_attributes",
 }
 KNOWN_KEYS = frozenset(_APPLIED | set(_NO_EFFECT))
 
@@ -190,6 +190,38 @@ class Settings:
     group_commit: bool = True
     run_migrations: bool = True  # False: launch checks the schema is there and never creates it
     scheduler_poll_seconds: float | None = None  # None: the scheduler's own safety-net poll
+    otlp: OtlpSettings | None = None  # None: no tracing (enable_otlp unset or False)
+
+
+@dataclass(frozen=True)
+class OtlpSettings:
+    """OpenTelemetry export (``enable_otlp``); endpoints apply only when the application has set
+    no provider of its own."""
+
+    traces_endpoints: tuple[str, ...] = ()
+    logs_endpoints: tuple[str, ...] = ()
+    attributes: tuple[tuple[str, str], ...] = ()
+
+
+def _otlp(config: Mapping[str, Any]) -> OtlpSettings | None:
+    endpoints = {}
+    for key in ("otlp_traces_endpoints", "otlp_logs_endpoints"):
+        value = config.get(key)
+        if value is None:
+            value = []
+        if isinstance(value, str) or not isinstance(value, list | tuple) or not all(isinstance(v, str) for v in value):
+            raise ConfigError(
+                f"config key {key!r} must be a list of URLs like ['http://localhost:4318/v1/traces'], got {value!r}"
+            )
+        endpoints[key] = tuple(value)
+    attributes = config.get("otlp_attributes") or {}
+    if not isinstance(attributes, Mapping) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in attributes.items()
+    ):
+        raise ConfigError(f"config key 'otlp_attributes' must be a dict of strings to strings, got {attributes!r}")
+    if not _flag(config, "enable_otlp", False):
+        return None
+    return OtlpSettings(endpoints["otlp_traces_endpoints"], endpoints["otlp_logs_endpoints"], tuple(attributes.items()))
 
 
 def _number(config: Mapping[str, Any], key: str, default: float, *, minimum: float = 0.0) -> float:
@@ -428,6 +460,7 @@ def load_settings(config: Mapping[str, Any] | None) -> Settings:
             if config.get("scheduler_polling_interval_sec") is not None
             else None
         ),
+        otlp=_otlp(config),
     )
     if settings.log_level:  # before the notes below, so a quieter level applies to them too
         logging.getLogger("transact").setLevel(settings.log_level)

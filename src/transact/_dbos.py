@@ -22,7 +22,7 @@ from transact._facade.steps import StepFacade, step_status
 from transact._facade.txn import TxnFacade
 from transact._facade.waits import WaitFacade
 from transact._handles import WorkflowHandle, WorkflowHandleAsync
-from transact.engine import auth, services
+from transact.engine import auth, services, tracing
 from transact.engine import workflow as wf
 from transact.engine.context import current_step, current_workflow
 from transact.engine.recovery import stranded_workflows
@@ -34,8 +34,11 @@ from transact.errors import ConfigError, WorkflowNotFoundError, WorkflowNotRegis
 from transact.models import StepStatus, WorkflowStatus
 
 if TYPE_CHECKING:
+    from types import ModuleType
+
     from fastapi import FastAPI
     from flask import Flask
+    from opentelemetry.trace import Span, Tracer
     from sqlalchemy.orm import Session
 
 P = ParamSpec("P")
@@ -43,6 +46,12 @@ R = TypeVar("R")
 
 DEFAULT_MAX_RECOVERY_ATTEMPTS = 100
 _lock = threading.Lock()
+
+
+def _otel() -> ModuleType:
+    from transact.integrations import otel  # the optional `otel` extra: an ImportError naming it
+
+    return otel
 
 
 class _DBOSMeta(type):
@@ -83,6 +92,19 @@ class _DBOSMeta(type):
         """The role the running protected function (``@DBOS.required_roles``) was granted."""
         current = auth.current()
         return current.assumed_role if current is not None else None
+
+    @property
+    def span(cls) -> Span:
+        """The OpenTelemetry span current here: the running step's, else the workflow's (needs the
+        `otel` extra; a non-recording span when nothing is traced)."""
+        span: Span = _otel().current_span()
+        return span
+
+    @property
+    def tracer(cls) -> Tracer:
+        """The OpenTelemetry tracer transact's spans come from, for the application's own spans."""
+        tracer: Tracer = _otel().tracer()
+        return tracer
 
     @property
     def sql_session(cls) -> Session:
@@ -143,6 +165,17 @@ class DBOS(
             from transact.integrations import kafka  # only when a consumer is declared: an optional extra
 
             extra.append(kafka.service_for)
+        logging.getLogger("transact").addFilter(tracing.LOG_FILTER)  # workflow id and step on DBOS.logger records
+        otlp = rt.settings.otlp
+        if otlp is not None:
+            from transact.integrations import otel  # only when enable_otlp is set: the optional `otel` extra
+
+            otel.install(
+                rt,
+                traces_endpoints=otlp.traces_endpoints,
+                logs_endpoints=otlp.logs_endpoints,
+                attributes=dict(otlp.attributes),
+            )
         rt.launch(services.build(rt, on_sigterm=cls.destroy, extra=extra))
 
     @classmethod
@@ -154,6 +187,7 @@ class DBOS(
                 rt.shutdown_timeout_s = workflow_completion_timeout_sec
             if rt.launched:
                 rt.destroy()
+                tracing.disable()
             rt.store.close()
             FacadeBase._set_current(None)
         if destroy_registry:

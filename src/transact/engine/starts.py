@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from transact._lib.states import Status
 from transact._options import current_enqueue_options, current_timeout, take_workflow_attributes, take_workflow_id
-from transact.engine import auth, serialization
+from transact.engine import auth, serialization, tracing
 from transact.engine.clock import now_ms
 from transact.engine.context import WorkflowContext, current_step, current_workflow
 from transact.engine.ids import new_workflow_id
@@ -101,6 +101,7 @@ def new_row(
         authenticated_user=user,
         assumed_role=assumed_role,
         authenticated_roles=roles,
+        trace_context=tracing.carrier(),  # the caller's trace: the run continues it
         attributes=attributes,
     )
 

@@ -18,7 +18,7 @@ from typing import Any
 from transact._lib import checks
 from transact._lib.backoff import Backoff
 from transact._lib.states import Status
-from transact.engine import serialization
+from transact.engine import serialization, tracing
 from transact.engine.clock import now_ms
 from transact.engine.context import WorkflowContext, current_step, current_workflow
 from transact.engine.replay import recorded_outcome
@@ -157,10 +157,18 @@ def begin(name: str) -> tuple[WorkflowContext, int, StepRow | None] | None:
         recorded = recorded_outcome(ctx.recorded, workflow_id=ctx.workflow_id, function_id=function_id, name=name)
     if recorded is None:
         ctx.check_cancelled()
+    if tracing.on:
+        tracing.began(ctx, function_id, recorded is not None)
     return ctx, function_id, recorded
 
 
 def run_step(name: str, fn: Callable[..., Any], opts: StepPolicy, args: Any, kwargs: Any) -> Any:
+    if tracing.on:
+        return tracing.operation("step", name, _run_step, name, fn, opts, args, kwargs)
+    return _run_step(name, fn, opts, args, kwargs)
+
+
+def _run_step(name: str, fn: Callable[..., Any], opts: StepPolicy, args: Any, kwargs: Any) -> Any:
     begun = begin(name)
     if begun is None:
         value, error = _attempt_sync(name, fn, opts, args, kwargs, None)
@@ -187,6 +195,14 @@ def run_step(name: str, fn: Callable[..., Any], opts: StepPolicy, args: Any, kwa
 
 
 async def run_step_async(name: str, fn: Callable[..., Awaitable[Any]], opts: StepPolicy, args: Any, kwargs: Any) -> Any:
+    if tracing.on:
+        return await tracing.operation_async("step", name, _run_step_async, name, fn, opts, args, kwargs)
+    return await _run_step_async(name, fn, opts, args, kwargs)
+
+
+async def _run_step_async(
+    name: str, fn: Callable[..., Awaitable[Any]], opts: StepPolicy, args: Any, kwargs: Any
+) -> Any:
     begun = begin(name)
     if begun is None:
         value, error = await _attempt_async(name, fn, opts, args, kwargs, None)

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from transact._lib.states import Hint, Status
-from transact.engine import auth, serialization, status
+from transact.engine import auth, serialization, status, tracing
 from transact.engine.clock import now_ms
 from transact.engine.context import ShutdownInterrupt, WorkflowContext, current_workflow
 from transact.engine.registry import WorkflowInfo
@@ -44,6 +44,8 @@ def new_context(rt: Runtime, row: WorkflowRow, recorded: dict[int, Any] | None =
         resumed=row.recovery_attempts > 0 or bool(recorded),
     )
     auth.attach(ctx, row)  # auth hook: the run sees the user, roles and assumed role its row recorded
+    if tracing.on:
+        tracing.attach(ctx, row)
     return ctx
 
 
@@ -99,6 +101,12 @@ def _stopped(rt: Runtime, ctx: WorkflowContext) -> bool:
 def execute(rt: Runtime, ctx: WorkflowContext, info: WorkflowInfo, args: Any, kwargs: Any) -> Any:
     """Run the body and record its outcome. Raises NotLocal when the result will come from
     elsewhere (adopted by another executor, or handed back after a stale interruption)."""
+    if tracing.on:
+        return tracing.workflow(ctx, _execute, rt, ctx, info, args, kwargs)
+    return _execute(rt, ctx, info, args, kwargs)
+
+
+def _execute(rt: Runtime, ctx: WorkflowContext, info: WorkflowInfo, args: Any, kwargs: Any) -> Any:
     rt.runs.register(ctx)
     token = current_workflow.set(ctx)
     try:
@@ -123,6 +131,12 @@ def execute(rt: Runtime, ctx: WorkflowContext, info: WorkflowInfo, args: Any, kw
 
 
 async def execute_async(rt: Runtime, ctx: WorkflowContext, info: WorkflowInfo, args: Any, kwargs: Any) -> Any:
+    if tracing.on:
+        return await tracing.workflow_async(ctx, _execute_async, rt, ctx, info, args, kwargs)
+    return await _execute_async(rt, ctx, info, args, kwargs)
+
+
+async def _execute_async(rt: Runtime, ctx: WorkflowContext, info: WorkflowInfo, args: Any, kwargs: Any) -> Any:
     rt.runs.register(ctx)
     token = current_workflow.set(ctx)
     try:

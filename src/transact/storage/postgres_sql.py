@@ -39,6 +39,7 @@ _WORKFLOW_TYPES = (
     "",
     "",
     "",
+    "",
     "jsonb",
 )
 INSERT_WORKFLOWS = SetForm(

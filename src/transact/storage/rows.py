@@ -43,6 +43,7 @@ class WorkflowRow:
     authenticated_user: str | None = None
     assumed_role: str | None = None
     authenticated_roles: str | None = None  # a JSON array of role names
+    trace_context: str | None = None  # W3C trace context (JSON) of the span that started it
     attributes: str | None = None  # a JSON object of user-set attributes (SetWorkflowAttributes)
 
     @property
@@ -54,7 +55,7 @@ WORKFLOW_COLUMNS = (
     "workflow_id, status, name, class_name, config_name, queue_name, queue_partition_key, "
     "deduplication_id, priority, inputs, output, error, executor_id, app_version, recovery_attempts, "
     "parent_workflow_id, forked_from, created_at, updated_at, available_at, started_at, timeout_ms, "
-    "deadline_at, authenticated_user, assumed_role, authenticated_roles"
+    "deadline_at, authenticated_user, assumed_role, authenticated_roles, trace_context"
     ", attributes"
 )
 WORKFLOW_COLUMN_COUNT = WORKFLOW_COLUMNS.count(",") + 1
