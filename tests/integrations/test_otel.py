@@ -15,10 +15,13 @@ from opentelemetry import trace
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from sqlalchemy import text
 
 from tests.conftest import spawn, wait_until
 from transact import DBOS, DBOSClient, Queue, SetWorkflowID
+from transact._config import load_settings
 from transact.engine import comms, tracing
+from transact.errors import ConfigError
 
 EXPORTER = InMemorySpanExporter()
 
@@ -125,6 +128,7 @@ def test_workflow_steps_transactions_and_children_form_one_tree(traced: type[DBO
     assert (first.attributes or {})["fetched"] == 1
     event = one("DBOS.setEvent")
     assert parent_of(event) == span_id(root)
+    assert (event.attributes or {})["operationType"] == "communication"
     assert parent_of(one("user-span")) == span_id(root)
     assert {trace_id(s) for s in spans()} == {request.get_span_context().trace_id}
 
@@ -235,7 +239,7 @@ def test_with_tracing_off_nothing_is_traced_or_stored(dbos: type[DBOS]) -> None:
     with SetWorkflowID("off-1"):
         assert untraced() == 1
     assert tracing.on is False
-    assert comms.send.__module__ == "transact.engine.comms"  # no wrapper installed
+    assert not hasattr(comms.send, "__wrapped__")  # no wrapper installed
     assert spans() == []
     row = dbos._rt().store.workflow_get("off-1")  # type: ignore[attr-defined]
     assert row is not None and row.trace_context is None
@@ -271,3 +275,60 @@ def test_without_a_provider_launch_installs_one_exporting_to_the_endpoints(db_ur
         "team": "payments",
         "processors": 1,
     }
+
+
+def test_a_client_without_tracing_still_stores_the_applications_trace_context(dbos: type[DBOS], db_url: str) -> None:
+    _provider()
+    Queue("plain-q")
+
+    @DBOS.workflow(name="plain")
+    def plain() -> int:
+        return 7
+
+    with DBOSClient(db_url) as client, trace.get_tracer("test").start_as_current_span("app-span") as span:
+        handle = client.enqueue({"workflow_name": "plain", "queue_name": "plain-q", "workflow_id": "plain-1"})
+    assert handle.get_result() == 7
+    row = dbos._rt().store.workflow_get("plain-1")  # type: ignore[attr-defined]
+    assert row is not None and row.trace_context is not None
+    trace_hex = format(span.get_span_context().trace_id, "032x")
+    assert trace_hex in json.loads(row.trace_context)["traceparent"]
+    assert tracing.on is False
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [
+        ("otlp_traces_endpoints", "http://collector:4318/v1/traces"),
+        ("otlp_logs_endpoints", [4318]),
+        ("otlp_attributes", {"team": 1}),
+        ("enable_otlp", "yes"),
+    ],
+)
+def test_bad_otlp_config_is_refused_naming_the_key(key: str, value: Any) -> None:
+    with pytest.raises(ConfigError, match=key):
+        load_settings({"name": "a", "enable_otlp": True, key: value})
+
+
+def test_a_transaction_gets_its_own_span_under_the_workflow(traced_config: dict[str, Any], tmp_path: Path) -> None:
+    _provider()
+    DBOS.destroy(destroy_registry=True)
+    EXPORTER.clear()
+    DBOS(config={**traced_config, "application_database_url": f"sqlite:///{tmp_path / 'app.sqlite'}"})
+
+    @DBOS.transaction(name="tx")
+    def tx() -> int:
+        return int(DBOS.sql_session.execute(text("SELECT 41 + 1")).scalar_one())
+
+    @DBOS.workflow(name="with_tx")
+    def with_tx() -> int:
+        return tx()
+
+    DBOS.launch()
+    try:
+        assert with_tx() == 42
+    finally:
+        DBOS.destroy(destroy_registry=True)
+    run, span = one("with_tx"), one("tx")
+    assert parent_of(span) == span_id(run)
+    attrs = span.attributes or {}
+    assert (attrs["operationType"], attrs["functionID"], attrs["transact.replayed"]) == ("transaction", 1, False)

@@ -58,6 +58,8 @@ RESUMED = "transact.resumed"
 _COMMS_SPANS = {
     "send": "DBOS.send",
     "send_async": "DBOS.send",
+    "send_bulk": "DBOS.sendBulk",
+    "send_bulk_async": "DBOS.sendBulk",
     "recv": "DBOS.recv",
     "recv_async": "DBOS.recv",
     "sleep": "DBOS.sleep",
