@@ -21,7 +21,7 @@ from transact._facade import client_args
 from transact._facade.waits import handle_ids, pick
 from transact._lib.states import Hint
 from transact._lib.urls import redact
-from transact.engine import admin, comms, serialization, starts, streams, waits
+from transact.engine import admin, comms, outbox, serialization, starts, streams, waits
 from transact.engine.clock import now_ms
 from transact.engine.status import outcome, to_status
 from transact.engine.waiters import Waiters
@@ -154,6 +154,29 @@ class DBOSClient(ClientSchedules, ClientQueues):
     async def enqueue_async(self, options: dict[str, Any], *args: Any, **kwargs: Any) -> WorkflowHandleClientAsync[Any]:
         handle = await asyncio.to_thread(self.enqueue, options, *args, **kwargs)
         return WorkflowHandleClientAsync(self, handle.workflow_id)
+
+    def enqueue_in_transaction(
+        self, conn: Any, options: dict[str, Any], *args: Any, **kwargs: Any
+    ) -> WorkflowHandleClient[Any]:
+        """``enqueue`` written through ``conn``, the caller's open connection on the system database,
+        in the caller's transaction (see ``DBOS.enqueue_in_transaction`` for the connections
+        accepted): the workflow exists only if it commits. The queue must be registered. Returns
+        its handle (wait on it after the commit)."""
+        what = "DBOSClient.enqueue_in_transaction"
+        wid = self._call(outbox.enqueue_by_name, self._store, conn, options, args, kwargs, what=what)
+        return WorkflowHandleClient(self, wid)
+
+    def send_in_transaction(
+        self,
+        conn: Any,
+        destination_id: str,
+        message: Any,
+        topic: str | None = None,
+        idempotency_key: str | None = None,
+    ) -> None:
+        """``send`` written through ``conn`` in the caller's transaction: received once if it commits."""
+        what = "DBOSClient.send_in_transaction"
+        self._call(outbox.send, self._store, conn, destination_id, message, topic, idempotency_key, what=what)
 
     def send(
         self, destination_id: str, message: Any, topic: str | None = None, idempotency_key: str | None = None

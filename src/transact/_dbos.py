@@ -16,6 +16,7 @@ from transact._facade.admin import AdminFacade
 from transact._facade.auth import AuthFacade, check_start
 from transact._facade.comms import CommsFacade
 from transact._facade.kafka import KafkaFacade
+from transact._facade.outbox import OutboxFacade
 from transact._facade.queues import QueueFacade
 from transact._facade.schedule import ScheduleFacade
 from transact._facade.steps import StepFacade, step_status
@@ -122,6 +123,7 @@ class DBOS(
     WaitFacade,
     AuthFacade,
     QueueFacade,
+    OutboxFacade,
     metaclass=_DBOSMeta,
 ):
     """The process-wide Transact instance. Construct once with a config, then ``launch()``."""

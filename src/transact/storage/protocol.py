@@ -23,7 +23,7 @@ Must not import the engine or the facade.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from transact.storage.rows import (
     ExecutorRow,
@@ -471,6 +471,30 @@ class DebounceStore(Protocol):
         ...
 
 
+class OutboxStore(Protocol):
+    """Writes through the caller's open connection on the system database (sqlite3, psycopg, a
+    SQLAlchemy Connection or Session), committed or rolled back with the caller's rows; nothing
+    is hinted. A connection that cannot carry them raises ``outbox.BadConnection`` (outbox.py)."""
+
+    def outbox_workflow_insert(self, conn: Any, row: WorkflowRow, *, what: str) -> tuple[WorkflowRow, bool]:
+        """``workflow_insert`` in the caller's transaction; Conflict: the deduplication id is active."""
+        ...
+
+    def outbox_message_send(
+        self,
+        conn: Any,
+        *,
+        destination_id: str,
+        topic: str,
+        message: bytes,
+        idempotency_key: str | None,
+        now: int,
+        what: str,
+    ) -> bool:
+        """``message_send`` in the caller's transaction; NotFound: no such destination (as it sees it)."""
+        ...
+
+
 class DriverStore(Protocol):
     """The driver and its lifecycle: schema, connections, hints, counters (_base.py and drivers)."""
 
@@ -548,6 +572,7 @@ class SystemStore(
     ScheduleStore,
     AdminStore,
     DebounceStore,
+    OutboxStore,
     DriverStore,
     Protocol,
 ):
