@@ -135,12 +135,40 @@ class _Kind:
     # database is always serializable (SQLite) and ignores the level.
     levels: bool
     prelude: Callable[[Connection, str | None], None]  # runs first in the migration transaction
+    table: Callable[[str | None, str | None], Table]  # the outcome table for (table_name, schema)
+    async_options: dict[str, Any]  # create_async_engine options of this kind
+    async_setup: Callable[[Engine], None]  # on an async engine's sync_engine
+
+
+def _sqlite_table(table_name: str | None, schema: str | None) -> Table:
+    # No schemas in SQLite: a name prefix keeps the table apart.
+    return _outcomes_table(f"transact_{table_name}" if table_name else SQLITE_TABLE, None)
+
+
+def _postgres_table(table_name: str | None, schema: str | None) -> Table:
+    return _outcomes_table(table_name or PG_TABLE, schema or PG_SCHEMA)
+
+
+def _nothing(engine: Engine) -> None:
+    pass
 
 
 _KINDS: dict[Kind, _Kind] = {
-    "sqlite": _Kind(sqlite_insert, _sqlite_engine, False, _no_prelude),
-    "postgres": _Kind(pg_insert, _postgres_engine, True, _postgres_prelude),
+    "sqlite": _Kind(
+        sqlite_insert,
+        _sqlite_engine,
+        False,
+        _no_prelude,
+        _sqlite_table,
+        {"connect_args": {"timeout": SQLITE_BUSY_TIMEOUT_S}},
+        sqlite_events,
+    ),
+    "postgres": _Kind(pg_insert, _postgres_engine, True, _postgres_prelude, _postgres_table, {}, _nothing),
 }
+
+
+def kind_of(dialect: Kind) -> _Kind:
+    return _KINDS[dialect]
 
 
 def dialect_of(backend_name: str) -> Kind | None:
@@ -158,11 +186,8 @@ class OutcomeTable:
     SQLite has no schemas, so there the schema becomes a name prefix."""
 
     def __init__(self, dialect: Kind, *, table_name: str | None = None, schema: str | None = None) -> None:
-        if dialect == "sqlite":
-            self.table = _outcomes_table(f"transact_{table_name}" if table_name else SQLITE_TABLE, None)
-        else:
-            self.table = _outcomes_table(table_name or PG_TABLE, schema or PG_SCHEMA)
         self.kind = _KINDS[dialect]
+        self.table = self.kind.table(table_name, schema)
         c = self.table.c
         key = (c.workflow_id == bindparam("wid")) & (c.function_id == bindparam("fid"))
         self.select = select(c.function_name, c.output, c.error).where(key)

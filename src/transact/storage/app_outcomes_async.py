@@ -17,15 +17,14 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 from transact._lib.backoff import Backoff
 from transact._lib.urls import POSTGRES_PREFIXES, Kind
 from transact.storage.app_outcomes import (
-    SQLITE_BUSY_TIMEOUT_S,
     AppOutcome,
     OutcomeTable,
     _first_line,
     _refused,
     classify,
     dialect_of,
+    kind_of,
     outcome_row,
-    sqlite_events,
 )
 from transact.storage.errors import Unavailable
 
@@ -65,12 +64,10 @@ class AsyncAppDatabase:
                 raise ValueError("AsyncAppDatabase needs a url or an engine")
             url = async_url(url)
             dialect: Kind = "sqlite" if url.startswith("sqlite") else "postgres"
-            options: dict[str, Any] = {"pool_size": pool_size, "max_overflow": 0}
-            if dialect == "sqlite":
-                options["connect_args"] = {"timeout": SQLITE_BUSY_TIMEOUT_S}
+            kind = kind_of(dialect)
+            options: dict[str, Any] = {"pool_size": pool_size, "max_overflow": 0, **kind.async_options}
             engine = create_async_engine(url, **{**options, **(engine_kwargs or {})})
-            if dialect == "sqlite":
-                sqlite_events(engine.sync_engine)
+            kind.async_setup(engine.sync_engine)
         else:
             dialect = dialect_of(engine.url.get_backend_name()) or "postgres"
         self.engine = engine

@@ -119,7 +119,7 @@ class CommsSql(FencedSql):
             self.hint(Hint.MESSAGE, destination_id, topic)
         return earlier
 
-    def message_send_bulk(self, *, messages: Sequence[OutMessage], now: int) -> None:
+    def message_send_bulk(self, *, messages: Sequence[tuple[str, str, bytes, str | None]], now: int) -> None:
         """Deliver every message in one transaction, or none: raises NotFound (naming the first
         unknown destination, nothing written) when a destination does not exist. A message whose
         idempotency key was already used for its destination is skipped. Round trips: one
@@ -128,7 +128,7 @@ class CommsSql(FencedSql):
         self._hint_messages(messages)
 
     def message_send_bulk_step(
-        self, step: StepRow, *, executor_id: str, messages: Sequence[OutMessage], now: int
+        self, step: StepRow, *, executor_id: str, messages: Sequence[tuple[str, str, bytes, str | None]], now: int
     ) -> StepRow | None:
         """``message_send_bulk`` from a workflow: the messages and the step outcome commit together.
         None when written, else the outcome recorded earlier at this position (nothing sent)."""
@@ -142,7 +142,7 @@ class CommsSql(FencedSql):
             self._hint_messages(messages)
         return earlier
 
-    def _hint_messages(self, messages: Sequence[OutMessage]) -> None:
+    def _hint_messages(self, messages: Sequence[tuple[str, str, bytes, str | None]]) -> None:
         for dest, topic in dict.fromkeys((m[0], m[1]) for m in messages):
             self.hint(Hint.MESSAGE, dest, topic)
 
@@ -266,7 +266,7 @@ def _insert_message(
     return False  # the idempotency key was used before
 
 
-def _insert_messages(tx: Tx, messages: Sequence[OutMessage], now: int) -> None:
+def _insert_messages(tx: Tx, messages: Sequence[tuple[str, str, bytes, str | None]], now: int) -> None:
     wanted = list(dict.fromkeys(m[0] for m in messages))
     found: set[str] = set()
     for i in range(0, len(wanted), _IN_CHUNK):

@@ -20,7 +20,6 @@ Must not import the engine or the facade.
 
 from __future__ import annotations
 
-import os
 import sqlite3
 from collections.abc import Sequence
 from typing import Any
@@ -81,10 +80,12 @@ _SQL: dict[str, dict[str, str]] = {
     }
     for dialect, prefix in (("sqlite", ""), ("postgres", f"{PG_SCHEMA}."))
 }
-_PG_IDENTITY = f"SELECT current_database(), to_regclass('{PG_SCHEMA}.workflow_status') IS NOT NULL"
+PG_IDENTITY = f"SELECT current_database(), to_regclass('{PG_SCHEMA}.workflow_status') IS NOT NULL"
+# Our SQL is written with ``?`` placeholders (never a literal ? or %); psycopg wants %s.
+_PLACEHOLDERS = {"sqlite": lambda sql: sql, "postgres": lambda sql: sql.replace("?", "%s")}
 
 
-class _CallerTx:
+class CallerTx:
     """The caller's connection, speaking ``?`` SQL: run and read inside the caller's transaction."""
 
     def __init__(self, conn: Any, dialect: str, kind: str) -> None:
@@ -93,8 +94,7 @@ class _CallerTx:
         self.kind = kind  # "sqlite3", "psycopg" or "sqlalchemy"
 
     def _execute(self, sql: str, params: Sequence[Any]) -> Any:
-        if self.dialect == "postgres":
-            sql = sql.replace("?", "%s")  # our SQL never holds a literal ? or %
+        sql = _PLACEHOLDERS[self.dialect](sql)
         if self.kind == "sqlalchemy":
             return self.conn.exec_driver_sql(sql, tuple(params))
         return self.conn.execute(sql, tuple(params))
@@ -110,7 +110,7 @@ class _CallerTx:
         return [tuple(r) for r in self._execute(sql, params).fetchall()]
 
 
-def _bind(conn: Any, what: str) -> _CallerTx:
+def _bind(conn: Any, what: str) -> CallerTx:
     """Wrap the caller's connection, refusing one that is closed, in autocommit mode outside a
     transaction, or of an unsupported type."""
     if _SaSession is not None and isinstance(conn, _SaSession):
@@ -124,7 +124,7 @@ def _bind(conn: Any, what: str) -> _CallerTx:
         level = conn.get_execution_options().get("isolation_level")
         if level == "AUTOCOMMIT" and not conn.in_transaction():
             raise BadConnection(f"{what}: the connection is in AUTOCOMMIT mode; the write would commit on its own")
-        return _CallerTx(conn, "postgres" if name == "postgresql" else "sqlite", "sqlalchemy")
+        return CallerTx(conn, "postgres" if name == "postgresql" else "sqlite", "sqlalchemy")
     if isinstance(conn, sqlite3.Connection):
         try:
             in_tx = conn.in_transaction
@@ -135,7 +135,7 @@ def _bind(conn: Any, what: str) -> _CallerTx:
                 f"{what}: the sqlite3 connection is in autocommit mode outside a transaction, so the write would "
                 "commit on its own; run BEGIN first or use the default isolation_level"
             )
-        return _CallerTx(conn, "sqlite", "sqlite3")
+        return CallerTx(conn, "sqlite", "sqlite3")
     if isinstance(conn, psycopg.Connection):
         if conn.closed:
             raise BadConnection(f"{what}: the psycopg connection is closed; pass an open connection")
@@ -147,40 +147,25 @@ def _bind(conn: Any, what: str) -> _CallerTx:
                 f"{what}: the psycopg connection is in autocommit mode outside a transaction, so the write would "
                 "commit on its own; use `with conn.transaction():` or autocommit=False"
             )
-        return _CallerTx(conn, "postgres", "psycopg")
+        return CallerTx(conn, "postgres", "psycopg")
     raise BadConnection(f"{what}: the connection must be {_ACCEPTED}, got {type(conn).__name__}")
 
 
 class OutboxSql(DriverBase):
     """``OutboxStore`` in SQL: the same rows the store writes, through the caller's connection."""
 
-    _outbox_identity: str | None = None  # Postgres: current_database() of this store, read once
-
-    def _caller(self, conn: Any, what: str) -> _CallerTx:
+    def _caller(self, conn: Any, what: str) -> CallerTx:
         tx = _bind(conn, what)
         if tx.dialect != self.dialect:
             raise BadConnection(
                 f"{what}: the connection is to a {tx.dialect} database; the system database is {self.dialect}"
             )
-        if tx.dialect == "sqlite":
-            main = next((r[2] for r in tx.all("PRAGMA database_list") if r[1] == "main"), "")
-            mine = getattr(self, "path", "")
-            if not main or os.path.realpath(main) != os.path.realpath(mine):
-                raise BadConnection(
-                    f"{what}: the connection is to SQLite file {main or '(in memory)'!r}, not the system database "
-                    f"{mine!r}; open a connection on the system database file"
-                )
-            return tx
-        seen = tx.one(_PG_IDENTITY)
-        if self._outbox_identity is None:
-            found = self.read(lambda own: own.one("SELECT current_database()"))
-            self._outbox_identity = str(found[0]) if found else ""
-        if seen is None or seen[0] != self._outbox_identity or not seen[1]:
-            raise BadConnection(
-                f"{what}: the connection is to Postgres database {seen[0] if seen else '?'!r}, not the system "
-                f"database {self._outbox_identity!r} (with schema {PG_SCHEMA!r}); connect to the system database"
-            )
+        self._outbox_same_database(tx, what)
         return tx
+
+    def _outbox_same_database(self, tx: CallerTx, what: str) -> None:
+        """Raise BadConnection unless ``tx`` is on this store's database (each driver checks its way)."""
+        raise NotImplementedError
 
     def outbox_workflow_insert(self, conn: Any, row: WorkflowRow, *, what: str) -> tuple[WorkflowRow, bool]:
         tx = self._caller(conn, what)

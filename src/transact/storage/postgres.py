@@ -29,6 +29,7 @@ from transact.storage import _pgfast, postgres_sql
 from transact.storage._base import Tx
 from transact.storage.dialect import SetForm
 from transact.storage.errors import Conflict, Unavailable
+from transact.storage.outbox import PG_IDENTITY, BadConnection, CallerTx
 from transact.storage.store import SqlStore
 
 log = logging.getLogger("transact.storage")
@@ -259,6 +260,18 @@ def _plan(batch: list[_Request]) -> tuple[list[tuple[SetForm, dict[tuple[str, ..
 class PostgresStore(SqlStore):
     dialect = "postgres"
     sql = postgres_sql.SQL
+    _outbox_identity: str | None = None  # current_database() of this store, read once
+
+    def _outbox_same_database(self, tx: CallerTx, what: str) -> None:
+        seen = tx.one(PG_IDENTITY)
+        if self._outbox_identity is None:
+            found = self.read(lambda own: own.one("SELECT current_database()"))
+            self._outbox_identity = str(found[0]) if found else ""
+        if seen is None or seen[0] != self._outbox_identity or not seen[1]:
+            raise BadConnection(
+                f"{what}: the connection is to Postgres database {seen[0] if seen else '?'!r}, not the system "
+                f"database {self._outbox_identity!r} (with schema {SCHEMA!r}); connect to the system database"
+            )
 
     def __init__(
         self,

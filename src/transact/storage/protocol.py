@@ -588,5 +588,6 @@ CONCERNS: tuple[type, ...] = (
     ScheduleStore,
     AdminStore,
     DebounceStore,
+    OutboxStore,
     DriverStore,
 )

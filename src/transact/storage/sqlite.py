@@ -23,6 +23,7 @@ from transact.storage import sqlite_sql
 from transact.storage._base import Tx
 from transact.storage.dialect import SetForm
 from transact.storage.errors import Conflict, Unavailable
+from transact.storage.outbox import BadConnection, CallerTx
 from transact.storage.store import SqlStore
 
 POLL_INTERVAL_S = 0.01
@@ -63,6 +64,14 @@ class _SqliteTx:
 class SqliteStore(SqlStore):
     dialect = "sqlite"
     sql = sqlite_sql.SQL
+
+    def _outbox_same_database(self, tx: CallerTx, what: str) -> None:
+        main = next((r[2] for r in tx.all("PRAGMA database_list") if r[1] == "main"), "")
+        if not main or os.path.realpath(main) != os.path.realpath(self.path):
+            raise BadConnection(
+                f"{what}: the connection is to SQLite file {main or '(in memory)'!r}, not the system database "
+                f"{self.path!r}; open a connection on the system database file"
+            )
 
     def __init__(self, path: str, *, retry_timeout_s: float | None = None) -> None:
         super().__init__(retry_timeout_s=retry_timeout_s)
