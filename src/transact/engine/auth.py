@@ -12,7 +12,6 @@ from __future__ import annotations
 import contextvars
 import json
 from dataclasses import dataclass
-from weakref import WeakKeyDictionary
 
 from transact.engine.context import WorkflowContext, current_workflow
 from transact.engine.registry import REGISTRY, WorkflowInfo
@@ -36,7 +35,6 @@ _caller: contextvars.ContextVar[Auth | None] = contextvars.ContextVar("transact_
 _granted: contextvars.ContextVar[tuple[WorkflowContext | None, str] | None] = contextvars.ContextVar(
     "transact_granted_role", default=None
 )
-_of_workflow: WeakKeyDictionary[WorkflowContext, Auth] = WeakKeyDictionary()
 # (the workflow, its required roles) by workflow name; the workflow must still be the registered one
 _protected: dict[str, tuple[WorkflowInfo, tuple[str, ...]]] = {}
 # False until auth is first set or restored in this process: until then the start path skips every
@@ -56,13 +54,19 @@ def reset_caller(token: contextvars.Token[Auth | None]) -> None:
     _caller.reset(token)
 
 
-def attach(ctx: WorkflowContext, row: WorkflowRow) -> None:
-    """Give a workflow's run the auth recorded on its row (nothing when it recorded none)."""
+def attach(row: WorkflowRow) -> None:
+    """A run of ``row`` is built here: if the row recorded auth, the lookups here are in use."""
     global _in_use
-    if row.authenticated_user is None and row.authenticated_roles is None and row.assumed_role is None:
-        return
-    _in_use = True
-    _of_workflow[ctx] = Auth(row.authenticated_user, decode_roles(row.authenticated_roles), row.assumed_role)
+    if row.authenticated_user is not None or row.authenticated_roles is not None or row.assumed_role is not None:
+        _in_use = True
+
+
+def _of_workflow(ctx: WorkflowContext) -> Auth | None:
+    """The auth a workflow's row recorded at its start (None when it recorded none)."""
+    row = ctx.row
+    if row is None or (row.authenticated_user is None and row.authenticated_roles is None and row.assumed_role is None):
+        return None
+    return Auth(row.authenticated_user, decode_roles(row.authenticated_roles), row.assumed_role)
 
 
 def current() -> Auth | None:
@@ -71,7 +75,7 @@ def current() -> Auth | None:
     if not _in_use:
         return None
     ctx = current_workflow.get()
-    base = _of_workflow.get(ctx) if ctx is not None else _caller.get()
+    base = _of_workflow(ctx) if ctx is not None else _caller.get()
     granted = _granted.get()
     if granted is not None and granted[0] is ctx:
         return Auth(base.user, base.roles, granted[1]) if base is not None else Auth(None, None, granted[1])

@@ -15,7 +15,7 @@ from transact._lib.states import Hint
 from transact.engine.clock import now_ms
 from transact.engine.waiters import Waiter
 from transact.errors import DBOSWorkflowCancelledError, TransactError
-from transact.storage.rows import MAX_FUNCTION_ID, StepRow
+from transact.storage.rows import MAX_FUNCTION_ID, StepRow, WorkflowRow
 
 if TYPE_CHECKING:
     from transact.engine.runtime import Runtime
@@ -36,6 +36,7 @@ class WorkflowContext:
     function_id: int = 0
     cancelled: threading.Event = field(default_factory=threading.Event)
     resumed: bool = False  # recovered, adopted or dequeued-again: the previous run may have left work
+    row: WorkflowRow | None = None  # the row the run was built from (its auth, trace context, queue)
 
     def next_function_id(self) -> int:
         self.function_id += 1

@@ -14,7 +14,6 @@ import sys
 from collections.abc import Awaitable, Callable
 from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
-from weakref import WeakKeyDictionary
 
 from transact.engine.context import WorkflowContext, current_step, current_workflow
 
@@ -47,7 +46,6 @@ class Backend(Protocol):
 
 
 _backend: Backend | None = None
-_rows: WeakKeyDictionary[WorkflowContext, WorkflowRow] = WeakKeyDictionary()
 
 
 def enable(backend: Backend) -> None:
@@ -70,18 +68,13 @@ def _active() -> Backend:
 
 
 # -- hooks (each called only when ``on``) -------------------------------------------------------
-def attach(ctx: WorkflowContext, row: WorkflowRow) -> None:
-    """Remember the row a run was built from: its span's attributes and stored trace context."""
-    _rows[ctx] = row
-
-
 def workflow(ctx: WorkflowContext, run: Callable[..., T], *args: Any) -> T:
-    with _active().workflow(ctx, _rows.get(ctx)):
+    with _active().workflow(ctx, ctx.row):
         return run(*args)
 
 
 async def workflow_async(ctx: WorkflowContext, run: Callable[..., Awaitable[T]], *args: Any) -> T:
-    with _active().workflow(ctx, _rows.get(ctx)):
+    with _active().workflow(ctx, ctx.row):
         return await run(*args)
 
 

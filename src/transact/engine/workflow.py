@@ -42,10 +42,9 @@ def new_context(rt: Runtime, row: WorkflowRow, recorded: dict[int, Any] | None =
         recorded=recorded or {},
         deadline_at=row.deadline_at,
         resumed=row.recovery_attempts > 0 or bool(recorded),
+        row=row,
     )
-    auth.attach(ctx, row)  # auth hook: the run sees the user, roles and assumed role its row recorded
-    if tracing.on:
-        tracing.attach(ctx, row)
+    auth.attach(row)  # a row that recorded auth turns the auth lookups on in this process
     return ctx
 
 

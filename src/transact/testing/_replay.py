@@ -292,9 +292,15 @@ def _replay_one(rt: Runtime, row: WorkflowRow, recorded: dict[int, StepRow], tim
     except Exception as exc:
         return _failed(row, f"cannot load its inputs: {exc}")
     ctx = _ReplayContext(
-        workflow_id=row.workflow_id, name=row.name, runtime=rt, recorded=recorded, deadline_at=None, resumed=True
+        workflow_id=row.workflow_id,
+        name=row.name,
+        runtime=rt,
+        recorded=recorded,
+        deadline_at=None,
+        resumed=True,
+        row=row,
     )
-    auth.attach(ctx, row)
+    auth.attach(row)
     outcome: list[BaseException | None] = []
     thread = threading.Thread(
         target=contextvars.Context().run,
