@@ -247,7 +247,9 @@ class CommsSql(FencedSql):
             rows = tx.all(_STREAM_READ, (workflow_id, key, from_seq, limit))
             if not rows and from_seq > 0:
                 last = tx.one(_STREAM_LAST, (workflow_id, key))
-                if last is not None and bool(last[1]):
+                # Only a close before ``from_seq``: a later one was committed after the read above
+                # (read committed), so items before it may have been missed; the next read has them.
+                if last is not None and bool(last[1]) and int(last[0]) < from_seq:
                     rows = [(last[0], None, True)]
             items = [(int(r[0]), bytes(r[1]) if r[1] is not None else None, bool(r[2])) for r in rows]
             return (str(status[0]) if status is not None else None), items
