@@ -34,6 +34,7 @@ from transact.storage.rows import (
     StreamItem,
     WorkflowRow,
 )
+from transact.storage.stats_protocol import StatsStore
 
 if TYPE_CHECKING:
     from transact.storage.queues import QueueRow
@@ -573,6 +574,7 @@ class SystemStore(
     AdminStore,
     DebounceStore,
     OutboxStore,
+    StatsStore,
     DriverStore,
     Protocol,
 ):
@@ -589,5 +591,6 @@ CONCERNS: tuple[type, ...] = (
     AdminStore,
     DebounceStore,
     OutboxStore,
+    StatsStore,
     DriverStore,
 )

@@ -15,9 +15,21 @@ from transact.storage.executors import ExecutorSql
 from transact.storage.outbox import OutboxSql
 from transact.storage.queues import QueueSql
 from transact.storage.schedules import ScheduleSql
+from transact.storage.stats import StatsSql
 from transact.storage.steps import StepSql
 from transact.storage.workflows import WorkflowSql
 
 
-class SqlStore(WorkflowSql, StepSql, ExecutorSql, QueueSql, CommsSql, ScheduleSql, AdminSql, DebounceSql, OutboxSql):
+class SqlStore(
+    WorkflowSql,
+    StepSql,
+    ExecutorSql,
+    QueueSql,
+    CommsSql,
+    ScheduleSql,
+    AdminSql,
+    DebounceSql,
+    OutboxSql,
+    StatsSql,
+):
     """Everything the engine may ask of the system database (``protocol.SystemStore``), in SQL."""
