@@ -15,6 +15,7 @@ from transact._facade._base import FacadeBase
 from transact._facade.admin import AdminFacade
 from transact._facade.auth import AuthFacade, check_start
 from transact._facade.comms import CommsFacade
+from transact._facade.drain import DrainFacade
 from transact._facade.kafka import KafkaFacade
 from transact._facade.outbox import OutboxFacade
 from transact._facade.queues import QueueFacade
@@ -124,6 +125,7 @@ class DBOS(
     AuthFacade,
     QueueFacade,
     OutboxFacade,
+    DrainFacade,
     metaclass=_DBOSMeta,
 ):
     """The process-wide Transact instance. Construct once with a config, then ``launch()``."""

@@ -18,7 +18,7 @@ from typing import Any
 from transact._lib import checks
 from transact._lib.backoff import Backoff
 from transact._lib.states import Status
-from transact.engine import serialization, tracing
+from transact.engine import metrics, serialization, tracing
 from transact.engine.clock import now_ms
 from transact.engine.context import WorkflowContext, current_step, current_workflow
 from transact.engine.replay import recorded_outcome
@@ -140,6 +140,8 @@ def record(ctx: WorkflowContext, row: StepRow) -> StepRow:
             # it again (the fence refuses only this run's later steps).
             store.step_record_cancelled(row, executor_id=ctx.runtime.executor_id)
         raise not_pending(ctx, exc, f"step {row.function_name!r}") from None
+    if metrics.steps is not None:
+        metrics.step_recorded(row)
     return existing or row
 
 

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from transact._lib.states import Hint, Status
-from transact.engine import auth, serialization, status, tracing
+from transact.engine import auth, metrics, serialization, status, tracing
 from transact.engine.clock import now_ms
 from transact.engine.context import ShutdownInterrupt, WorkflowContext, current_workflow
 from transact.engine.registry import WorkflowInfo
@@ -63,6 +63,7 @@ def _finish_row(rt: Runtime, ctx: WorkflowContext, value: Any, error: BaseExcept
         err = serialization.dumps_error(error)
         if isinstance(error, DeterminismError):  # the code changed under a recovered workflow
             log.error("%s", error)
+    now = now_ms()
     try:
         rt.store.workflow_finish(
             workflow_id=ctx.workflow_id,
@@ -70,13 +71,32 @@ def _finish_row(rt: Runtime, ctx: WorkflowContext, value: Any, error: BaseExcept
             status=status,
             output=output,
             error=err,
-            now=now_ms(),
+            now=now,
         )
     except WorkflowNotPending as exc:
         raise WorkflowCancelledError(ctx.workflow_id, f"is {exc.status}") from None
+    if metrics.workflows is not None:
+        metrics.workflow_finished(ctx, now)
     if error is not None:
         raise error
     return value
+
+
+def _lost(rt: Runtime, ctx: WorkflowContext) -> bool:
+    """After a run stopped on a cancellation: True (and logged) when it was not cancelled but
+    adopted by another executor, which ended it (this process stalled past its lease)."""
+    if rt.stopping.is_set():
+        return False
+    row = rt.store.workflow_get(ctx.workflow_id)
+    if row is None or row.status == Status.CANCELLED or row.executor_id in (None, rt.executor_id):
+        return False
+    log.warning(
+        "workflow %s: this executor lost ownership of it to executor %r (it is %s there)",
+        ctx.workflow_id,
+        row.executor_id,
+        row.status,
+    )
+    return True
 
 
 def _stopped(rt: Runtime, ctx: WorkflowContext) -> bool:
@@ -114,10 +134,10 @@ def _execute(rt: Runtime, ctx: WorkflowContext, info: WorkflowInfo, args: Any, k
         except ShutdownInterrupt:
             raise
         except OwnershipLost as exc:
-            log.warning("workflow %s was adopted by another executor (%s)", ctx.workflow_id, exc)
+            log.warning("workflow %s: this executor lost ownership of it (%s)", ctx.workflow_id, exc)
             raise NotLocal() from exc
         except DBOSWorkflowCancelledError as exc:
-            if _stopped(rt, ctx):
+            if _stopped(rt, ctx) or _lost(rt, ctx):
                 raise NotLocal() from None
             raise WorkflowCancelledError(ctx.workflow_id, exc.detail) from None  # what its waiters see
         except Exception as exc:
@@ -144,10 +164,10 @@ async def _execute_async(rt: Runtime, ctx: WorkflowContext, info: WorkflowInfo, 
         except ShutdownInterrupt:
             raise
         except OwnershipLost as exc:
-            log.warning("workflow %s was adopted by another executor (%s)", ctx.workflow_id, exc)
+            log.warning("workflow %s: this executor lost ownership of it (%s)", ctx.workflow_id, exc)
             raise NotLocal() from exc
         except DBOSWorkflowCancelledError as exc:
-            if await rt.aio(_stopped, rt, ctx):
+            if await rt.aio(_stopped, rt, ctx) or await rt.aio(_lost, rt, ctx):
                 raise NotLocal() from None
             raise WorkflowCancelledError(ctx.workflow_id, exc.detail) from None
         except Exception as exc:
