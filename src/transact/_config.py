@@ -97,6 +97,7 @@ class DBOSConfig(_DBOSConfigName, total=False):
     local_liveness_check: bool
     install_signal_handlers: bool
     group_commit: bool
+    console_port: int | None  # serve the web console on 127.0.0.1:PORT inside the launched app
 
 
 def _given(value: Any) -> bool:
@@ -157,6 +158,7 @@ _APPLIED = {
     "local_liveness_check",
     "install_signal_handlers",
     "group_commit",
+    "console_port",
     "enable_otlp",
     "otlp_traces_endpoints",
     "otlp_logs_endpoints",
@@ -191,6 +193,7 @@ class Settings:
     run_migrations: bool = True  # False: launch checks the schema is there and never creates it
     scheduler_poll_seconds: float | None = None  # None: the scheduler's own safety-net poll
     otlp: OtlpSettings | None = None  # None: no tracing (enable_otlp unset or False)
+    console_port: int | None = None  # None: no in-process web console
 
 
 @dataclass(frozen=True)
@@ -222,6 +225,16 @@ def _otlp(config: Mapping[str, Any]) -> OtlpSettings | None:
     if not _flag(config, "enable_otlp", False):
         return None
     return OtlpSettings(endpoints["otlp_traces_endpoints"], endpoints["otlp_logs_endpoints"], tuple(attributes.items()))
+
+
+def _console_port(value: Any) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 65535:
+        raise ConfigError(
+            f"config key 'console_port' must be a TCP port number (0-65535; 0: any free port), got {value!r}"
+        )
+    return value
 
 
 def _number(config: Mapping[str, Any], key: str, default: float, *, minimum: float = 0.0) -> float:
@@ -461,6 +474,7 @@ def load_settings(config: Mapping[str, Any] | None) -> Settings:
             else None
         ),
         otlp=_otlp(config),
+        console_port=_console_port(config.get("console_port")),
     )
     if settings.log_level:  # before the notes below, so a quieter level applies to them too
         logging.getLogger("transact").setLevel(settings.log_level)

@@ -164,11 +164,15 @@ class DBOS(
             return
         if rt.app_version is None:
             rt.app_version = _code_version()
-        extra = []
+        extra: list[services.ServiceFactory] = []
         if REGISTRY.kafka_consumers:
             from transact.integrations import kafka  # only when a consumer is declared: an optional extra
 
             extra.append(kafka.service_for)
+        if rt.settings.console_port is not None:
+            from transact.console import server as console  # the web console (config console_port)
+
+            extra.append(console.service_for)
         logging.getLogger("transact").addFilter(tracing.LOG_FILTER)  # workflow id and step on DBOS.logger records
         otlp = rt.settings.otlp
         if otlp is not None:

@@ -10,6 +10,7 @@ import logging
 import sys
 
 from transact.cli.app import CliError, app
+from transact.cli.console import console_command as console_command  # registers `transact console`
 from transact.cli.replay import replay_command as replay_command  # registers `transact replay`
 from transact.errors import TransactError
 

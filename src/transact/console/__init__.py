@@ -1,0 +1,1 @@
+"""The web console: ``transact console`` or config ``console_port`` (see ``server.py``)."""
