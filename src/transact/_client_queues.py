@@ -42,10 +42,24 @@ class ClientQueues:
         partition_queue: bool = False,
         polling_interval_sec: float | None = None,
         on_conflict: str = "always_update",
+        global_concurrency: int | None = None,
+        partition_concurrency: int | None = None,
+        partition_worker_concurrency: int | None = None,
+        partition_limiter: QueueRateLimit | dict[str, Any] | None = None,
     ) -> Queue:
         """Register queue ``name`` (see ``DBOS.register_queue``); returns it with its stored limits."""
         config = registry.validate(
-            name, concurrency, limiter, worker_concurrency, priority_enabled, partition_queue, polling_interval_sec
+            name,
+            concurrency,
+            limiter,
+            worker_concurrency,
+            priority_enabled,
+            partition_queue,
+            polling_interval_sec,
+            global_concurrency=global_concurrency,
+            partition_concurrency=partition_concurrency,
+            partition_worker_concurrency=partition_worker_concurrency,
+            partition_limiter=partition_limiter,
         )
         rule = registry.check_on_conflict(on_conflict, client=True)
         stored = self._call(registry.register, self._store, config, on_conflict=rule, app_version=None)

@@ -48,7 +48,9 @@ class Queue:
     """A durable work queue. ``concurrency`` is global across every process sharing the system
     database, ``worker_concurrency`` per process, ``limiter`` a global rate limit (at most
     ``limit`` starts per ``period`` seconds). Limits apply per partition key when
-    ``partition_queue`` is set. The limits live in the system database: change them with the
+    ``partition_queue`` is set (``partition_concurrency``, ``partition_worker_concurrency`` and
+    ``partition_limiter`` are their explicit names there), and ``global_concurrency`` then caps
+    the whole queue across partitions and processes; partitions are served round-robin. The limits live in the system database: change them with the
     ``set_*`` methods, from any process or client, and every dispatcher obeys the change."""
 
     def __init__(
@@ -61,9 +63,23 @@ class Queue:
         priority_enabled: bool = False,
         partition_queue: bool = False,
         polling_interval_sec: float | None = None,
+        global_concurrency: int | None = None,
+        partition_concurrency: int | None = None,
+        partition_worker_concurrency: int | None = None,
+        partition_limiter: QueueRateLimit | dict[str, Any] | None = None,
     ) -> None:
         config = validate(
-            name, concurrency, limiter, worker_concurrency, priority_enabled, partition_queue, polling_interval_sec
+            name,
+            concurrency,
+            limiter,
+            worker_concurrency,
+            priority_enabled,
+            partition_queue,
+            polling_interval_sec,
+            global_concurrency=global_concurrency,
+            partition_concurrency=partition_concurrency,
+            partition_worker_concurrency=partition_worker_concurrency,
+            partition_limiter=partition_limiter,
         )
         self._setup(config, None)
         with REGISTRY.lock:
@@ -141,6 +157,25 @@ class Queue:
     def polling_interval_sec(self) -> float | None:
         return self._stored().poll_seconds
 
+    @property
+    def global_concurrency(self) -> int | None:
+        return self._stored().global_concurrency
+
+    @property
+    def partition_concurrency(self) -> int | None:
+        stored = self._stored()
+        return stored.concurrency if stored.partitioned else None
+
+    @property
+    def partition_worker_concurrency(self) -> int | None:
+        stored = self._stored()
+        return stored.worker_concurrency if stored.partitioned else None
+
+    @property
+    def partition_limiter(self) -> QueueRateLimit | None:
+        stored = self._stored()
+        return _limiter(stored) if stored.partitioned else None
+
     async def get_concurrency_async(self) -> int | None:
         return (await self._aio(self._stored)).concurrency
 
@@ -176,6 +211,42 @@ class Queue:
         """Set (None: remove) the rate limit, ``{'limit': n, 'period': seconds}``."""
         limit, period = registry.check_limiter(f"Queue({self.name!r})", limiter)
         self._update(rate_limit=limit, rate_period_s=period)
+
+    def set_global_concurrency(self, global_concurrency: int | None) -> None:
+        """Set (None: remove) a partitioned queue's cap across all its partitions."""
+        what = f"Queue({self.name!r}) global_concurrency"
+        self._update(global_concurrency=checks.optional_count(global_concurrency, what, minimum=1))
+
+    def set_partition_concurrency(self, partition_concurrency: int | None) -> None:
+        """A partitioned queue's per-partition limit across processes (its ``concurrency``)."""
+        self._partitioned("set_partition_concurrency")
+        self.set_concurrency(partition_concurrency)
+
+    def set_partition_worker_concurrency(self, partition_worker_concurrency: int | None) -> None:
+        """A partitioned queue's per-partition, per-process limit (its ``worker_concurrency``)."""
+        self._partitioned("set_partition_worker_concurrency")
+        self.set_worker_concurrency(partition_worker_concurrency)
+
+    def set_partition_limiter(self, partition_limiter: QueueRateLimit | dict[str, Any] | None) -> None:
+        """A partitioned queue's per-partition rate limit (its ``limiter``)."""
+        self._partitioned("set_partition_limiter")
+        self.set_limiter(partition_limiter)
+
+    def _partitioned(self, what: str) -> None:
+        if not self._stored().partitioned:
+            raise ConfigError(f"Queue({self.name!r}).{what}: the queue is not partitioned (partition_queue=False)")
+
+    async def set_global_concurrency_async(self, global_concurrency: int | None) -> None:
+        await self._aio(self.set_global_concurrency, global_concurrency)
+
+    async def set_partition_concurrency_async(self, partition_concurrency: int | None) -> None:
+        await self._aio(self.set_partition_concurrency, partition_concurrency)
+
+    async def set_partition_worker_concurrency_async(self, partition_worker_concurrency: int | None) -> None:
+        await self._aio(self.set_partition_worker_concurrency, partition_worker_concurrency)
+
+    async def set_partition_limiter_async(self, partition_limiter: QueueRateLimit | dict[str, Any] | None) -> None:
+        await self._aio(self.set_partition_limiter, partition_limiter)
 
     def set_priority_enabled(self, priority_enabled: bool) -> None:
         self._update(priority_enabled=checks.flag(priority_enabled, f"Queue({self.name!r}) priority_enabled"))
@@ -345,11 +416,20 @@ def register(
     partition_queue: bool,
     polling_interval_sec: float | None,
     on_conflict: str,
+    **partition_limits: Any,
 ) -> Queue:
     """``DBOS.register_queue``: store the limits under ``on_conflict`` and serve the queue here.
-    Before launch the queue is declared and joins the registry at launch."""
+    Before launch the queue is declared and joins the registry at launch. ``partition_limits``:
+    ``global_concurrency`` and the ``partition_*`` limits (see ``validate``)."""
     config = validate(
-        name, concurrency, limiter, worker_concurrency, priority_enabled, partition_queue, polling_interval_sec
+        name,
+        concurrency,
+        limiter,
+        worker_concurrency,
+        priority_enabled,
+        partition_queue,
+        polling_interval_sec,
+        **partition_limits,
     )
     rule = registry.check_on_conflict(on_conflict)
     with REGISTRY.lock:

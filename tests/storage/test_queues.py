@@ -150,3 +150,111 @@ def test_release_returns_a_claimed_row_to_its_queue(store: Store) -> None:
     assert released and n == 1 and hints.take() == [("queue", "q", "requeued")]
     row = store.workflow_get("w1")
     assert row is not None and row.status == "ENQUEUED" and row.executor_id is None and row.started_at is None
+
+
+# -- claims across partitions ------------------------------------------------------------------
+def _parts(store: Store, me: str = "me", now: int = 100, n: int = 10, **limits: object) -> list[str]:
+    claim = store.queue_claim_partitions(queue_name="q", executor_id=me, now=now, max_rows=n, **limits)  # type: ignore[arg-type]
+    return sorted(r.workflow_id for r in claim.rows)
+
+
+def _fill(store: Store, sizes: dict[str, int]) -> None:
+    for key, size in sizes.items():
+        for i in range(size):
+            store.workflow_insert(queued(f"{key}{i}", created_at=i + 1, queue_partition_key=key))
+
+
+def _done(store: Store, *ids: str) -> None:
+    for wid in ids:
+        row = store.workflow_get(wid)
+        assert row is not None and row.executor_id is not None
+        store.workflow_finish(
+            workflow_id=wid, executor_id=row.executor_id, status="SUCCESS", output=None, error=None, now=200
+        )
+
+
+def test_partition_claim_is_round_robin_so_a_crowded_partition_starves_no_other(store: Store) -> None:
+    _fill(store, {"hot": 50, "cold": 1, "warm": 2})
+    claim, n = trips(store, lambda: store.queue_claim_partitions(queue_name="q", executor_id="me", now=1, max_rows=4))
+    assert n == 1 and claim.running is None and claim.retry_at is None
+    # every partition's first row, then the next rank (in key order, the rotation starting nowhere)
+    assert sorted(r.workflow_id for r in claim.rows) == ["cold0", "hot0", "hot1", "warm0"]
+    assert claim.after == "hot"
+
+
+def test_partition_claim_rotates_which_partition_goes_first(store: Store) -> None:
+    _fill(store, {"a": 3, "b": 3, "c": 3})
+    served, after = [], None
+    for _ in range(4):
+        claim = store.queue_claim_partitions(queue_name="q", executor_id="me", now=1, max_rows=1, after=after)
+        (row,) = claim.rows
+        served.append(row.queue_partition_key)
+        after = claim.after
+    assert served == ["a", "b", "c", "a"]
+
+
+def test_partition_concurrency_and_worker_concurrency_apply_per_partition(store: Store) -> None:
+    _fill(store, {"a": 3, "b": 3})
+    assert _parts(store, concurrency=2, worker_concurrency=1) == ["a0", "b0"]
+    assert _parts(store, concurrency=2, worker_concurrency=1) == []  # this executor's room is used
+    claim = store.queue_claim_partitions(
+        queue_name="q", executor_id="other", now=1, max_rows=10, concurrency=2, worker_concurrency=1
+    )
+    assert sorted(r.workflow_id for r in claim.rows) == ["a1", "b1"]
+    assert _parts(store, me="third", concurrency=2) == []  # two PENDING in each partition
+    _done(store, "a0")
+    assert _parts(store, me="third", concurrency=2) == ["a2"]
+
+
+def test_global_concurrency_caps_the_whole_queue(store: Store) -> None:
+    _fill(store, {"a": 3, "b": 3, "c": 3})
+    claim, _ = trips(
+        store,
+        lambda: store.queue_claim_partitions(
+            queue_name="q", executor_id="me", now=1, max_rows=10, concurrency=2, global_concurrency=2
+        ),
+    )
+    assert sorted(r.workflow_id for r in claim.rows) == ["a0", "b0"]
+    assert claim.running is not None and sorted(claim.running) == ["a0", "b0"]
+    assert claim.after == "b"
+    again = store.queue_claim_partitions(
+        queue_name="q", executor_id="x", now=1, max_rows=10, global_concurrency=2, after=claim.after
+    )
+    assert again.rows == [] and again.running is not None
+    _done(store, "a0")
+    nxt = store.queue_claim_partitions(
+        queue_name="q", executor_id="x", now=1, max_rows=10, global_concurrency=2, after=claim.after
+    )
+    assert [r.workflow_id for r in nxt.rows] == ["c0"]  # the rotation reaches the partition left waiting
+
+
+def test_partition_rate_limit_applies_per_partition(store: Store) -> None:
+    store.workflow_insert(wf("started", queue_name="q", status="SUCCESS", started_at=60, queue_partition_key="a"))
+    _fill(store, {"a": 2, "b": 2})
+    claim = store.queue_claim_partitions(
+        queue_name="q", executor_id="me", now=100, max_rows=10, rate_limit=1, rate_period_ms=50
+    )
+    assert sorted(r.workflow_id for r in claim.rows) == ["b0"]
+    assert claim.retry_at == 110  # the oldest start in the window (60) leaves it at 110
+
+
+def test_partition_claims_under_a_global_limit_never_exceed_it_together(store: Store) -> None:
+    _fill(store, {k: 10 for k in "abcdefgh"})
+    taken: dict[str, list[str]] = {"x": [], "y": [], "z": []}
+    barrier = threading.Barrier(len(taken))
+
+    def claim(me: str) -> None:
+        barrier.wait()
+        for _ in range(5):
+            rows = store.queue_claim_partitions(
+                queue_name="q", executor_id=me, now=1, max_rows=3, global_concurrency=5
+            ).rows
+            taken[me].extend(r.workflow_id for r in rows)
+
+    threads = [threading.Thread(target=claim, args=(me,)) for me in taken]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    everything = [w for ids in taken.values() for w in ids]
+    assert len(everything) == len(set(everything)) == 5

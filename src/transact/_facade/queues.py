@@ -49,13 +49,25 @@ class QueueFacade(FacadeBase):
         partition_queue: bool = False,
         polling_interval_sec: float | None = None,
         on_conflict: str = registry.DEFAULT_ON_CONFLICT,
+        global_concurrency: int | None = None,
+        partition_concurrency: int | None = None,
+        partition_worker_concurrency: int | None = None,
+        partition_limiter: QueueRateLimit | dict[str, Any] | None = None,
     ) -> Queue:
         """Register queue ``name`` in the system database (every process and client sees its
         limits) and serve it in this process. If it is registered already, ``on_conflict`` says
         what wins: ``"update_if_latest_version"`` (default) overwrites the stored limits only when
         this process runs the newest application version, so an older deploy still running cannot
         revert a newer one's limits; ``"always_update"`` overwrites; ``"never_update"`` keeps them.
-        Before launch the queue is registered at launch."""
+        Before launch the queue is registered at launch.
+
+        Partitioned queues (``partition_queue=True``; enqueue with
+        ``SetEnqueueOptions(queue_partition_key=...)``): ``concurrency`` / ``partition_concurrency``
+        caps each partition across processes, ``worker_concurrency`` /
+        ``partition_worker_concurrency`` each partition per process, ``limiter`` /
+        ``partition_limiter`` rate-limits each partition, and ``global_concurrency`` caps the
+        whole queue across partitions and processes. Partitions are served round-robin, so a
+        partition with a long backlog does not delay one with a single item."""
         return ops().register(  # type: ignore[no-any-return]
             name,
             concurrency,
@@ -65,6 +77,10 @@ class QueueFacade(FacadeBase):
             partition_queue,
             polling_interval_sec,
             on_conflict,
+            global_concurrency=global_concurrency,
+            partition_concurrency=partition_concurrency,
+            partition_worker_concurrency=partition_worker_concurrency,
+            partition_limiter=partition_limiter,
         )
 
     @classmethod
@@ -79,6 +95,10 @@ class QueueFacade(FacadeBase):
         partition_queue: bool = False,
         polling_interval_sec: float | None = None,
         on_conflict: str = registry.DEFAULT_ON_CONFLICT,
+        global_concurrency: int | None = None,
+        partition_concurrency: int | None = None,
+        partition_worker_concurrency: int | None = None,
+        partition_limiter: QueueRateLimit | dict[str, Any] | None = None,
     ) -> Queue:
         def call() -> Queue:
             return cls.register_queue(
@@ -90,6 +110,10 @@ class QueueFacade(FacadeBase):
                 partition_queue=partition_queue,
                 polling_interval_sec=polling_interval_sec,
                 on_conflict=on_conflict,
+                global_concurrency=global_concurrency,
+                partition_concurrency=partition_concurrency,
+                partition_worker_concurrency=partition_worker_concurrency,
+                partition_limiter=partition_limiter,
             )
 
         return await cls._rt().aio(call)

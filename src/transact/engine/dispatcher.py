@@ -56,7 +56,7 @@ class _QueueState:
     retry_at: int | None = None  # epoch ms: the rate-limit window lets another start in
     paused_until: float = 0.0  # monotonic: back off after errors
     running: dict[str | None, set[str]] = field(default_factory=dict)  # local, per partition
-    turn: int = 0  # rotates the partition served first
+    after: str | None = None  # partitioned: the rotation continues after this partition
 
 
 class Dispatcher(LoopService):
@@ -259,43 +259,70 @@ class Dispatcher(LoopService):
 
     def _claim(self, st: _QueueState, now: int) -> None:
         cfg = st.config
-        keys: list[str | None] = [None]
         if cfg.partitioned:
-            found = self.rt.store.queue_partitions(queue_name=cfg.name)
-            st.turn = (st.turn + 1) % max(1, len(found))
-            keys = [*found[st.turn :], *found[: st.turn]]
+            self._claim_partitions(st, now)
+            return
         with self._lock:
             # Consumed before reading: a hint arriving during the claim marks it dirty again.
             st.dirty = False
             freed = st.freed
-        more, retry_at, full = False, None, False
-        for key in keys:
-            room = self._room(st, key)
-            if room <= 0:
-                continue  # a local completion marks the queue dirty again
-            claim = self.rt.store.queue_claim(
-                queue_name=cfg.name,
-                partition_key=key,
-                executor_id=self.rt.executor_id,
-                now=now,
-                max_rows=room,
-                concurrency=cfg.concurrency,
-                rate_limit=cfg.rate_limit,
-                rate_period_ms=int(cfg.rate_period_s * 1000) if cfg.rate_period_s is not None else None,
-                app_version=self.rt.app_version if self.rt.settings.pin_app_version else None,
-            )
-            self._launch(st, key, claim.rows)
-            more = more or (len(claim.rows) == room and claim.running is None and claim.retry_at is None)
-            if claim.retry_at is not None:
-                retry_at = claim.retry_at if retry_at is None else min(retry_at, claim.retry_at)
-            if claim.running is not None:
-                full = True
-                self._hold(cfg.name, key, claim)
-        st.retry_at = retry_at
+        room = self._room(st, None)
+        if room <= 0:
+            return  # a local completion marks the queue dirty again
+        claim = self.rt.store.queue_claim(
+            queue_name=cfg.name,
+            partition_key=None,
+            executor_id=self.rt.executor_id,
+            now=now,
+            max_rows=room,
+            concurrency=cfg.concurrency,
+            rate_limit=cfg.rate_limit,
+            rate_period_ms=int(cfg.rate_period_s * 1000) if cfg.rate_period_s is not None else None,
+            app_version=self._pin(),
+        )
+        self._launch(st, claim.rows)
+        st.retry_at = claim.retry_at
+        if claim.running is not None:
+            self._hold(cfg.name, None, claim)
         with self._lock:
+            more = len(claim.rows) == room and claim.running is None and claim.retry_at is None
             st.dirty = st.dirty or more
-            # A partitioned queue's other partitions may still have room: slot ends re-dirty it.
-            st.full = full and not cfg.partitioned and st.freed == freed
+            st.full = claim.running is not None and st.freed == freed
+
+    def _claim_partitions(self, st: _QueueState, now: int) -> None:
+        """One claim across every partition, round-robin (the store ranks each partition's rows
+        and continues the rotation after the partition served last); the per-partition worker
+        limit is counted by the store from this executor's PENDING rows."""
+        cfg = st.config
+        with self._lock:
+            st.dirty = False
+            room = min(CLAIM_BATCH, self.max_inflight - len(self._inflight))
+        if room <= 0:
+            return
+        claim = self.rt.store.queue_claim_partitions(
+            queue_name=cfg.name,
+            executor_id=self.rt.executor_id,
+            now=now,
+            max_rows=room,
+            after=st.after,
+            concurrency=cfg.concurrency,
+            worker_concurrency=cfg.worker_concurrency,
+            global_concurrency=cfg.global_concurrency,
+            rate_limit=cfg.rate_limit,
+            rate_period_ms=int(cfg.rate_period_s * 1000) if cfg.rate_period_s is not None else None,
+            app_version=self._pin(),
+        )
+        st.after = claim.after
+        self._launch(st, claim.rows)
+        st.retry_at = claim.retry_at
+        if claim.running is not None:
+            self._hold(cfg.name, None, claim)
+        with self._lock:
+            more = len(claim.rows) == room and claim.running is None and claim.retry_at is None
+            st.dirty = st.dirty or more
+
+    def _pin(self) -> str | None:
+        return self.rt.app_version if self.rt.settings.pin_app_version else None
 
     def _hold(self, queue: str, partition: str | None, claim: QueueClaim) -> None:
         """Remember who holds the global slots, so the end of any of them wakes us."""
@@ -306,13 +333,14 @@ class Dispatcher(LoopService):
                 if wid not in self._inflight:
                     self._watch[wid] = entry
 
-    def _launch(self, st: _QueueState, partition: str | None, rows: list[WorkflowRow]) -> None:
+    def _launch(self, st: _QueueState, rows: list[WorkflowRow]) -> None:
         if not rows:
             return
         # One read for the whole batch instead of one per workflow (this thread is the bottleneck).
         steps = self.rt.store.steps_load_many([r.workflow_id for r in rows])
         for row in sorted(rows, key=lambda r: (r.priority, r.created_at)):
             wid = row.workflow_id
+            partition = row.queue_partition_key if st.config.partitioned else None
             with self._lock:
                 self._inflight[wid] = (st.config.name, partition)
                 st.running.setdefault(partition, set()).add(wid)

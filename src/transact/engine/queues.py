@@ -37,6 +37,8 @@ class QueueConfig:
     priority_enabled: bool = False
     partitioned: bool = False
     poll_seconds: float | None = None
+    # Partitioned queues: the PENDING cap across all partitions (the others apply per partition).
+    global_concurrency: int | None = None
 
 
 def validate(
@@ -47,16 +49,35 @@ def validate(
     priority_enabled: object = False,
     partition_queue: object = False,
     polling_interval_sec: object = None,
+    *,
+    global_concurrency: object = None,
+    partition_concurrency: object = None,
+    partition_worker_concurrency: object = None,
+    partition_limiter: object = None,
 ) -> QueueConfig:
-    """Check a queue's settings as ``Queue(...)`` / ``register_queue`` take them."""
+    """Check a queue's settings as ``Queue(...)`` / ``register_queue`` take them.
+
+    On a partitioned queue ``concurrency``, ``worker_concurrency`` and ``limiter`` apply per
+    partition (as in DBOS); ``partition_concurrency``, ``partition_worker_concurrency`` and
+    ``partition_limiter`` are their explicit names, and ``global_concurrency`` caps the queue
+    as a whole."""
     # '|' separates the fields of wake-up notifications ("queue|<name>|").
     if not isinstance(name, str) or not name or "|" in name:
         raise checks.fail("a queue name", "a non-empty string without '|'", name)
     where = f"Queue({name!r})"
-    conc = checks.optional_count(concurrency, f"{where} concurrency", minimum=1)
-    worker = checks.optional_count(worker_concurrency, f"{where} worker_concurrency", minimum=1)
+    partitioned = checks.flag(partition_queue, f"{where} partition_queue")
+    conc = _alias(where, "concurrency", concurrency, partition_concurrency, partitioned)
+    worker = _alias(where, "worker_concurrency", worker_concurrency, partition_worker_concurrency, partitioned)
     check_worker(where, conc, worker)
     limit, period = check_limiter(where, limiter)
+    if partition_limiter is not None:
+        _partitioned_only(where, "partition_limiter", partitioned)
+        both = check_limiter(where, partition_limiter)
+        if limiter is not None and both != (limit, period):
+            raise _clash(where, "limiter", "partition_limiter")
+        limit, period = both
+    glob = checks.optional_count(global_concurrency, f"{where} global_concurrency", minimum=1)
+    check_global(where, glob, partitioned)
     poll = polling_interval_sec
     return QueueConfig(
         name=name,
@@ -65,9 +86,45 @@ def validate(
         rate_limit=limit,
         rate_period_s=period,
         priority_enabled=checks.flag(priority_enabled, f"{where} priority_enabled"),
-        partitioned=checks.flag(partition_queue, f"{where} partition_queue"),
+        partitioned=partitioned,
         poll_seconds=None if poll is None else checks.seconds(poll, f"{where} polling_interval_sec", positive=True),
+        global_concurrency=glob,
     )
+
+
+def _partitioned_only(where: str, what: str, partitioned: bool) -> None:
+    if not partitioned:
+        raise ConfigError(
+            f"{where} {what} needs partition_queue=True: it limits each partition key; on a queue without "
+            "partitions use concurrency / worker_concurrency / limiter"
+        )
+
+
+def _clash(where: str, plain: str, explicit: str) -> ConfigError:
+    return ConfigError(
+        f"{where} got both {plain} and {explicit} with different values: on a partitioned queue they are the same "
+        f"per-partition limit; pass one of them (global_concurrency caps the whole queue)"
+    )
+
+
+def _alias(where: str, plain: str, value: object, explicit: object, partitioned: bool) -> int | None:
+    """``plain`` (e.g. ``concurrency``) merged with its ``partition_`` name."""
+    got = checks.optional_count(value, f"{where} {plain}", minimum=1)
+    if explicit is None:
+        return got
+    _partitioned_only(where, f"partition_{plain}", partitioned)
+    other = checks.optional_count(explicit, f"{where} partition_{plain}", minimum=1)
+    if got is not None and got != other:
+        raise _clash(where, plain, f"partition_{plain}")
+    return other
+
+
+def check_global(where: str, glob: int | None, partitioned: bool) -> None:
+    if glob is not None and not partitioned:
+        raise ConfigError(
+            f"{where} global_concurrency needs partition_queue=True: on a queue without partitions "
+            "concurrency already caps the whole queue; pass concurrency instead"
+        )
 
 
 def check_worker(where: str, conc: int | None, worker: int | None) -> None:
@@ -115,6 +172,8 @@ def describe(config: QueueConfig) -> str:
         parts.append("partition_queue=True")
     if config.poll_seconds is not None:
         parts.append(f"polling_interval_sec={config.poll_seconds}")
+    if config.global_concurrency is not None:
+        parts.append(f"global_concurrency={config.global_concurrency}")
     return ", ".join(parts)
 
 
@@ -133,6 +192,7 @@ def to_row(config: QueueConfig, *, app_version: str | None, now: int) -> QueueRo
         priority_enabled=config.priority_enabled,
         partitioned=config.partitioned,
         poll_ms=_ms(config.poll_seconds),
+        global_concurrency=config.global_concurrency,
         app_version=app_version,
         created_at=now,
         updated_at=now,
@@ -149,6 +209,7 @@ def from_row(row: QueueRow) -> QueueConfig:
         priority_enabled=row.priority_enabled,
         partitioned=row.partitioned,
         poll_seconds=None if row.poll_ms is None else row.poll_ms / 1000,
+        global_concurrency=row.global_concurrency,
     )
 
 
@@ -178,6 +239,7 @@ def update(store: Store, name: str, **changes: Any) -> QueueConfig:
         )
     merged = QueueConfig(**{**current.__dict__, **changes})
     check_worker(f"Queue({name!r})", merged.concurrency, merged.worker_concurrency)
+    check_global(f"Queue({name!r})", merged.global_concurrency, merged.partitioned)
     columns: dict[str, object] = {}
     for key in changes:
         if key == "rate_limit":

@@ -25,6 +25,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
+from transact.storage.protocol_partitions import PartitionStore
 from transact.storage.rows import (
     ExecutorRow,
     ListQuery,
@@ -181,7 +182,7 @@ class ExecutorStore(Protocol):
         ...
 
 
-class QueueStore(Protocol):
+class QueueStore(PartitionStore, Protocol):
     """Queued workflows: claims under limits, delayed work, partitions (queues.py)."""
 
     def queue_claim(
@@ -213,10 +214,6 @@ class QueueStore(Protocol):
     def queue_promote(self, *, queue_name: str, now: int) -> int | None:
         """Make due delayed work ENQUEUED (hint ``queue`` if any); returns the next due time.
         Round trips: 2."""
-        ...
-
-    def queue_partitions(self, *, queue_name: str) -> list[str]:
-        """Partition keys with ready work, in key order (at most 1000). Round trips: 1."""
         ...
 
     def queue_release(self, *, workflow_id: str, executor_id: str, now: int) -> bool:
@@ -586,6 +583,7 @@ CONCERNS: tuple[type, ...] = (
     StepStore,
     ExecutorStore,
     QueueStore,
+    PartitionStore,
     CommsStore,
     ScheduleStore,
     AdminStore,

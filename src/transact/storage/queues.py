@@ -16,6 +16,7 @@ from __future__ import annotations
 import functools
 import hashlib
 from dataclasses import dataclass
+from typing import Any
 
 from transact._lib.states import Hint
 from transact.storage import postgres_sql, sqlite_sql
@@ -59,6 +60,81 @@ def claim_sql(dialect: str, partitioned: bool, pinned: bool = False) -> str:
         " FROM picked WHERE workflow_id = picked_id"
         f" RETURNING {WORKFLOW_COLUMNS}"
     )
+
+
+@functools.cache
+def partitions_claim_sql(dialect: str, pinned: bool, busy: bool, rated: bool, global_cap: bool) -> str:
+    """Claim across every partition of a queue in one statement, round-robin: each partition's
+    ready rows are ranked (priority, then age), and rank 1 of every partition goes before rank 2
+    of any, so a partition with one row is served in the same claim as one with a thousand.
+    Within a rank the partitions after the last one served come first (rotation). A partition's
+    rows stop at its room: concurrency (PENDING anywhere), worker room (PENDING for this
+    executor) and rate room (starts in the window); the whole claim stops at ``max_rows`` and at
+    the queue-wide room (``global_cap``)."""
+    row_lock = _ROW_LOCK[dialect]
+    ctes = [
+        "ready AS (SELECT workflow_id, queue_partition_key AS pk, row_number() OVER"
+        " (PARTITION BY queue_partition_key ORDER BY priority, created_at) AS rn FROM workflow_status"
+        " WHERE status = 'ENQUEUED' AND queue_name = ? AND queue_partition_key IS NOT NULL"
+        f"{' AND app_version = ?' if pinned else ''})"
+    ]
+    joins, room = "", ""
+    if busy:
+        ctes.append(
+            "busy AS (SELECT queue_partition_key AS pk, COUNT(*) AS n,"
+            " SUM(CASE WHEN executor_id = ? THEN 1 ELSE 0 END) AS mine FROM workflow_status"
+            " WHERE status = 'PENDING' AND queue_name = ? GROUP BY queue_partition_key)"
+        )
+        joins += " LEFT JOIN busy b ON b.pk = r.pk"
+        room += " AND r.rn <= ? - COALESCE(b.n, 0) AND r.rn <= ? - COALESCE(b.mine, 0)"
+    if rated:
+        ctes.append(
+            "recent AS (SELECT queue_partition_key AS pk, COUNT(*) AS n FROM workflow_status"
+            " WHERE queue_name = ? AND started_at > ? GROUP BY queue_partition_key)"
+        )
+        joins += " LEFT JOIN recent s ON s.pk = r.pk"
+        room += " AND r.rn <= ? - COALESCE(s.n, 0)"
+    ctes.append(
+        "cand AS MATERIALIZED (SELECT r.workflow_id, row_number() OVER (ORDER BY r.rn,"
+        " CASE WHEN r.pk > ? THEN 0 ELSE 1 END, r.pk) AS g"
+        f" FROM ready r{joins} WHERE 1 = 1{room})"
+    )
+    cap = " AND g <= ? - (SELECT COALESCE(SUM(n), 0) FROM busy)" if global_cap else ""
+    # Locked without an ORDER BY or LIMIT: cand already holds exactly the rows to take.
+    ctes.append(
+        "picked(picked_id) AS MATERIALIZED (SELECT workflow_id FROM workflow_status"
+        f" WHERE status = 'ENQUEUED' AND workflow_id IN (SELECT workflow_id FROM cand WHERE g <= ?{cap}){row_lock})"
+    )
+    return (
+        f"WITH {', '.join(ctes)}"
+        " UPDATE workflow_status SET status = 'PENDING', executor_id = ?, started_at = ?, updated_at = ?,"
+        " deadline_at = CASE WHEN deadline_at IS NULL AND timeout_ms IS NOT NULL"
+        " THEN timeout_ms + ? ELSE deadline_at END"
+        " FROM picked WHERE workflow_id = picked_id"
+        f" RETURNING {WORKFLOW_COLUMNS}"
+    )
+
+
+_UNLIMITED = 1 << 30  # a room no limit reaches (stands in for "no limit" in shared SQL)
+_AFTER_CLAIM = (
+    "SELECT EXISTS (SELECT 1 FROM workflow_status WHERE status = 'ENQUEUED' AND queue_name = ?"
+    " AND queue_partition_key IS NOT NULL),"
+    " (SELECT MIN(started_at) FROM workflow_status WHERE queue_name = ? AND started_at > ?)"
+)
+
+
+def next_after(rows: list[tuple[str | None, int, int]], after: str | None) -> str | None:
+    """The partition the rotation continues after: the last one served in claim order, given
+    the claimed rows' (partition, priority, created_at)."""
+    counts: dict[str, int] = {}
+    for pk, _, _ in rows:
+        if pk is not None:
+            counts[pk] = counts.get(pk, 0) + 1
+    if not counts:
+        return after
+    top = max(counts.values())
+    deepest = [pk for pk, n in counts.items() if n == top]
+    return max(deepest, key=lambda pk: (after is None or pk <= after, pk))
 
 
 @functools.cache
@@ -117,6 +193,7 @@ class QueueRow:
     priority_enabled: bool = False
     partitioned: bool = False
     poll_ms: int | None = None
+    global_concurrency: int | None = None  # partitioned queues: PENDING across all partitions
     app_version: str | None = None
     created_at: int = 0
     updated_at: int = 0
@@ -131,10 +208,11 @@ QUEUE_LIMITS = (
     "priority_enabled",
     "partitioned",
     "poll_ms",
+    "global_concurrency",
 )
 _QUEUE_COLUMNS = f"queue_name, {', '.join(QUEUE_LIMITS)}, app_version, created_at, updated_at"
 _QUEUE_SELECT = f"SELECT {_QUEUE_COLUMNS} FROM queues"
-_QUEUE_INSERT = f"INSERT INTO queues ({_QUEUE_COLUMNS}) VALUES ({', '.join('?' * 11)})"
+_QUEUE_INSERT = f"INSERT INTO queues ({_QUEUE_COLUMNS}) VALUES ({', '.join('?' * 12)})"
 _QUEUE_OVERWRITE = " ON CONFLICT (queue_name) DO UPDATE SET " + ", ".join(
     f"{c} = excluded.{c}" for c in (*QUEUE_LIMITS, "app_version", "updated_at")
 )
@@ -167,9 +245,10 @@ def _queue_row(r: tuple[object, ...]) -> QueueRow:
         priority_enabled=bool(r[5]),
         partitioned=bool(r[6]),
         poll_ms=opt(r[7]),
-        app_version=None if r[8] is None else str(r[8]),
-        created_at=int(str(r[9])),
-        updated_at=int(str(r[10])),
+        global_concurrency=opt(r[8]),
+        app_version=None if r[9] is None else str(r[9]),
+        created_at=int(str(r[10])),
+        updated_at=int(str(r[11])),
     )
 
 
@@ -183,6 +262,7 @@ def _queue_values(row: QueueRow) -> tuple[object, ...]:
         int(row.priority_enabled),
         int(row.partitioned),
         row.poll_ms,
+        row.global_concurrency,
         row.app_version,
         row.created_at,
         row.updated_at,
@@ -254,6 +334,73 @@ class QueueSql(DriverBase):
                 first = now if oldest is None else min(int(oldest), now)
                 retry_at = first + rate_period_ms
             return QueueClaim(rows, held, retry_at)
+
+        return self.write(unit)
+
+    def queue_claim_partitions(
+        self,
+        *,
+        queue_name: str,
+        executor_id: str,
+        now: int,
+        max_rows: int,
+        after: str | None = None,
+        concurrency: int | None = None,
+        worker_concurrency: int | None = None,
+        global_concurrency: int | None = None,
+        rate_limit: int | None = None,
+        rate_period_ms: int | None = None,
+        app_version: str | None = None,
+    ) -> QueueClaim:
+        """Claim across every partition of a partitioned queue, round-robin (partitions_claim_sql).
+        Per partition: ``concurrency`` (PENDING in any process), ``worker_concurrency`` (PENDING
+        for ``executor_id``), ``rate_limit`` per ``rate_period_ms``; queue-wide:
+        ``global_concurrency`` and ``max_rows``. ``after``: the partition the rotation continues
+        after (``QueueClaim.after`` of the previous claim). Under a cross-process limit the claim
+        runs under the queue's advisory lock (Postgres) or BEGIN IMMEDIATE (SQLite)."""
+        busy = concurrency is not None or worker_concurrency is not None or global_concurrency is not None
+        rated = rate_limit is not None and rate_period_ms is not None
+        pinned = app_version is not None
+        sql = partitions_claim_sql(self.dialect, pinned, busy, rated, global_concurrency is not None)
+        window_start = now - (rate_period_ms or 0)
+        # In the statement's order: ready, busy, recent, the rotation, the rooms, the caps, the update.
+        params: list[object] = [queue_name, *((app_version,) if pinned else ())]
+        params += [executor_id, queue_name] if busy else []
+        params += [queue_name, window_start] if rated else []
+        params.append(after)
+        params += [concurrency or _UNLIMITED, worker_concurrency or _UNLIMITED] if busy else []
+        params += [rate_limit] if rated else []
+        params.append(max_rows)
+        if global_concurrency is not None:
+            params.append(global_concurrency)
+        params += [executor_id, now, now, now]
+        shared = concurrency is not None or global_concurrency is not None or rated
+
+        def finish(tx: Tx | None, raw: list[Any]) -> QueueClaim:
+            rows = [to_workflow(r) for r in raw]
+            nxt = next_after([(r.queue_partition_key, r.priority, r.created_at) for r in rows], after)
+            if tx is None or len(rows) == max_rows:
+                return QueueClaim(rows, after=nxt)
+            state = tx.one(_AFTER_CLAIM, (queue_name, queue_name, window_start if rated else now))
+            if state is None or not state[0]:
+                return QueueClaim(rows, after=nxt)  # ran dry: no limit holds work back
+            held = None
+            if concurrency is not None or global_concurrency is not None:
+                held = tuple(str(r[0]) for r in tx.all(_running_sql(False), (queue_name,)))
+            retry_at = None
+            if rated and rate_period_ms is not None:
+                retry_at = (now if state[1] is None else min(int(str(state[1])), now)) + rate_period_ms
+            return QueueClaim(rows, held, retry_at, after=nxt)
+
+        if not shared:
+            raw = self.write(lambda tx: tx.all(sql, params), single=True)
+            return finish(None, raw)
+        lock = self.sql.claim_lock
+
+        def unit(tx: Tx) -> QueueClaim:
+            if lock is not None:
+                tx.one(lock, (lock_key(queue_name, None),))
+            return finish(tx, tx.all(sql, params))
 
         return self.write(unit)
 

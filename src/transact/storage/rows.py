@@ -130,6 +130,8 @@ class QueueClaim:
     running: tuple[str, ...] | None = None
     # The rate limit is reached: epoch ms when the oldest start leaves the window.
     retry_at: int | None = None
+    # Partitioned claims: the partition the next claim's rotation continues after.
+    after: str | None = None
 
 
 # One stream item: (seq, serialized value or None, closed).
