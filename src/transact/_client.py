@@ -21,7 +21,7 @@ from transact._facade import client_args
 from transact._facade.waits import handle_ids, pick
 from transact._lib.states import Hint
 from transact._lib.urls import redact
-from transact.engine import admin, comms, outbox, serialization, starts, streams, waits
+from transact.engine import admin, comms, outbox, retention, serialization, starts, streams, waits
 from transact.engine.clock import now_ms
 from transact.engine.status import outcome, to_status
 from transact.engine.waiters import Waiters
@@ -472,6 +472,10 @@ class DBOSClient(ClientSchedules, ClientQueues):
 
     async def delete_workflows_async(self, workflow_ids: list[str], *, delete_children: bool = False) -> None:
         await asyncio.to_thread(lambda: self.delete_workflows(workflow_ids, delete_children=delete_children))
+
+    def garbage_collect(self, cutoff_epoch_ms: int | None = None, rows_threshold: int | None = None) -> int:
+        """As ``DBOS.garbage_collect``: delete finished workflows beyond either limit; returns how many."""
+        return self._call(retention.garbage_collect, self._store, cutoff_epoch_ms, rows_threshold)
 
 
 class WorkflowHandleClient(Generic[R]):

@@ -21,6 +21,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, TypedDict
 
+from transact._lib import retention as _retention
 from transact._lib.urls import kind_of, redact
 from transact.errors import ConfigError
 
@@ -97,6 +98,7 @@ class DBOSConfig(_DBOSConfigName, total=False):
     local_liveness_check: bool
     install_signal_handlers: bool
     group_commit: bool
+    retention: dict[str, Any] | None  # background garbage collection (_lib/retention.py)
     console_port: int | None  # serve the web console on 127.0.0.1:PORT inside the launched app
 
 
@@ -158,6 +160,7 @@ _APPLIED = {
     "local_liveness_check",
     "install_signal_handlers",
     "group_commit",
+    "retention",
     "console_port",
     "enable_otlp",
     "otlp_traces_endpoints",
@@ -193,6 +196,7 @@ class Settings:
     run_migrations: bool = True  # False: launch checks the schema is there and never creates it
     scheduler_poll_seconds: float | None = None  # None: the scheduler's own safety-net poll
     otlp: OtlpSettings | None = None  # None: no tracing (enable_otlp unset or False)
+    retention: _retention.RetentionSettings | None = None  # None: no background garbage collection
     console_port: int | None = None  # None: no in-process web console
 
 
@@ -474,6 +478,7 @@ def load_settings(config: Mapping[str, Any] | None) -> Settings:
             else None
         ),
         otlp=_otlp(config),
+        retention=_retention.parse(config.get("retention")),
         console_port=_console_port(config.get("console_port")),
     )
     if settings.log_level:  # before the notes below, so a quieter level applies to them too

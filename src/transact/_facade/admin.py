@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 from transact._facade._base import FacadeBase
 from transact._handles import WorkflowHandle, WorkflowHandleAsync
 from transact._options import take_workflow_id
-from transact.engine import admin
+from transact.engine import admin, retention
 from transact.engine.status import to_status
 from transact.models import StepInfo, WorkflowStatus
 
@@ -223,3 +223,16 @@ class AdminFacade(FacadeBase):
     async def delete_workflows_async(cls, workflow_ids: list[str], *, delete_children: bool = False) -> None:
         rt = cls._rt()
         await rt.aio(admin.delete_many, rt.store, workflow_ids, delete_children=delete_children)
+
+    # -- retention ----------------------------------------------------------------------------
+    @classmethod
+    def garbage_collect(cls, cutoff_epoch_ms: int | None = None, rows_threshold: int | None = None) -> int:
+        """Delete finished workflows (with their steps, messages, events and streams) that finished
+        before ``cutoff_epoch_ms``, or are not among the ``rows_threshold`` most recently finished.
+        Running, enqueued and delayed work is never deleted. Returns how many were deleted."""
+        return retention.garbage_collect(cls._rt().store, cutoff_epoch_ms, rows_threshold)
+
+    @classmethod
+    async def garbage_collect_async(cls, cutoff_epoch_ms: int | None = None, rows_threshold: int | None = None) -> int:
+        rt = cls._rt()
+        return await rt.aio(retention.garbage_collect, rt.store, cutoff_epoch_ms, rows_threshold)

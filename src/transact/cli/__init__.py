@@ -11,6 +11,7 @@ import sys
 
 from transact.cli.app import CliError, app
 from transact.cli.console import console_command as console_command  # registers `transact console`
+from transact.cli.gc import workflow_gc as workflow_gc  # registers `transact workflow gc`
 from transact.cli.replay import replay_command as replay_command  # registers `transact replay`
 from transact.errors import TransactError
 

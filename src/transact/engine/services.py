@@ -13,6 +13,7 @@ from collections.abc import Callable, Sequence
 from transact.engine import transaction
 from transact.engine.dispatcher import Dispatcher
 from transact.engine.recovery import RecoveryService
+from transact.engine.retention import service_for as retention_service
 from transact.engine.runtime import Runtime, Service
 from transact.engine.scheduler import Scheduler, unresolved_error
 
@@ -33,6 +34,8 @@ def build(
     services.append(Dispatcher(rt))
     rt.scheduler = scheduler = Scheduler(rt)
     services.append(scheduler)
+    if (collector := retention_service(rt)) is not None:
+        services.append(collector)
     for factory in extra:
         service = factory(rt)
         if service is not None:

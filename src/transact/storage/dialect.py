@@ -76,3 +76,6 @@ class DialectSql:
     wake_adopters: str | None
     schema_probe: str  # one row when the schema_version table exists
     number_series: str  # WITH clause: ``seq(n)`` holding 1..? (one parameter)
+    # One row, true when this transaction took the given advisory lock (parameter: a bigint key),
+    # false when another holds it. None: the write transaction itself serializes (SQLite).
+    try_lock: str | None = None

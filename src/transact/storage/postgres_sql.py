@@ -131,4 +131,5 @@ SQL = DialectSql(
         "AND table_name = 'schema_version'"
     ),
     number_series="WITH seq(n) AS (SELECT generate_series(1, CAST(? AS BIGINT))) ",
+    try_lock="SELECT pg_try_advisory_xact_lock(?)",
 )

@@ -26,6 +26,7 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
 from transact.storage.protocol_partitions import PartitionStore
+from transact.storage.retention_protocol import RetentionStore
 from transact.storage.rows import (
     ExecutorRow,
     ListQuery,
@@ -571,6 +572,7 @@ class SystemStore(
     AdminStore,
     DebounceStore,
     OutboxStore,
+    RetentionStore,
     StatsStore,
     DriverStore,
     Protocol,
@@ -589,6 +591,7 @@ CONCERNS: tuple[type, ...] = (
     AdminStore,
     DebounceStore,
     OutboxStore,
+    RetentionStore,
     StatsStore,
     DriverStore,
 )

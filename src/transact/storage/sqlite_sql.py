@@ -68,4 +68,12 @@ SQL = DialectSql(
     wake_adopters=None,
     schema_probe="SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'schema_version'",
     number_series="WITH RECURSIVE seq(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM seq WHERE n < ?) ",
+    catalog_tables="SELECT name FROM sqlite_master WHERE type = 'table'",
+    catalog_columns="SELECT name FROM pragma_table_info(?) ORDER BY cid",
+    step_insert=(
+        f"INSERT INTO operation_outputs (step_key, {STEP_COLUMNS}) "
+        f"SELECT (w.seq << {STEP_KEY_BITS}) + ?2, ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8 FROM workflow_status w "
+        "WHERE w.workflow_id = ?1 ON CONFLICT DO NOTHING"
+    ),
+    advance_serial=None,  # AUTOINCREMENT records explicit ids in sqlite_sequence itself
 )

@@ -14,6 +14,7 @@ from transact.storage.debounce import DebounceSql
 from transact.storage.executors import ExecutorSql
 from transact.storage.outbox import OutboxSql
 from transact.storage.queues import QueueSql
+from transact.storage.retention import RetentionSql
 from transact.storage.schedules import ScheduleSql
 from transact.storage.stats import StatsSql
 from transact.storage.steps import StepSql
@@ -30,6 +31,7 @@ class SqlStore(
     AdminSql,
     DebounceSql,
     OutboxSql,
+    RetentionSql,
     StatsSql,
 ):
     """Everything the engine may ask of the system database (``protocol.SystemStore``), in SQL."""
