@@ -112,7 +112,63 @@ def run(target: Target, rec: Recorder, *, quick: bool) -> None:
         )
     )
     _idle_latency(target, rec, quick=quick)
+    _threaded_enqueue(target, rec, n=n)
     _backlog(target, rec, n=n)
+
+
+ENQUEUE_THREADS = 8
+
+
+def _threaded_enqueue(target: Target, rec: Recorder, *, n: int) -> None:
+    """``Queue.enqueue`` from 8 threads at once into one queue (the inserts share group commits on
+    Postgres). The queue is registered but not served here, so only enqueues are timed."""
+    from transact import DBOSClient
+
+    pg = target.name == "postgres"
+    url = target.fresh_url("queue-enqueue")
+    with launched(url):
+        with DBOSClient(url) as client:
+            client.register_queue("bench_enq")
+        q = DBOS.retrieve_queue("bench_enq")
+        assert q is not None
+        for i in range(-20, 0):
+            q.enqueue(bench_queued, i)  # warm-up (connections, prepared statements)
+        st = store()
+        before = st.round_trips
+        per = n // ENQUEUE_THREADS
+        barrier = threading.Barrier(ENQUEUE_THREADS + 1)
+        ids: list[list[str]] = [[] for _ in range(ENQUEUE_THREADS)]
+
+        def enqueue(k: int) -> None:
+            barrier.wait()
+            ids[k].extend(q.enqueue(bench_queued, k * per + i).workflow_id for i in range(per))
+
+        threads = [threading.Thread(target=enqueue, args=(k,)) for k in range(ENQUEUE_THREADS)]
+        for t in threads:
+            t.start()
+        with CpuMeter(url if pg else None) as cpu:
+            barrier.wait()
+            t0 = time.perf_counter()
+            for t in threads:
+                t.join()
+            elapsed = time.perf_counter() - t0
+        total = per * ENQUEUE_THREADS
+        trips = (st.round_trips - before) / total
+        stored = len(DBOS.list_queued_workflows(queue_name="bench_enq"))
+    assert len({w for chunk in ids for w in chunk}) == total, "duplicate workflow ids"
+    rate = total / elapsed
+    rec.add(
+        Result(
+            "3.queue",
+            f"enqueue from {ENQUEUE_THREADS} threads",
+            "enq/s",
+            value=rate,
+            target=">= 4,000 enq/s" if pg else None,
+            ok=rate >= 4000 if pg else None,
+            note=f"{total} Queue.enqueue calls; {stored - 20} rows ENQUEUED; {trips:.2f} round trips/enqueue; {cpu.per(total)}",
+            extra={**cpu.extra(total), "round_trips_per_enqueue": trips, "threads": ENQUEUE_THREADS},
+        )
+    )
 
 
 def _idle_latency(target: Target, rec: Recorder, *, quick: bool) -> None:
