@@ -15,6 +15,7 @@ from transact.datasource import AsyncSQLAlchemyDatasource, SQLAlchemyDatasource
 from transact.engine.registry import ConfiguredInstance as DBOSConfiguredInstance
 from transact.errors import (
     ConfigError,
+    DatabaseConfigurationError,
     DatabaseUnavailableError,
     DBOSAwaitedWorkflowCancelledError,
     DBOSAwaitedWorkflowMaxRecoveryAttemptsExceeded,
@@ -80,6 +81,7 @@ __all__ = [
     "DBOSWorkflowCancelledError",
     "DBOSWorkflowConflictIDError",
     "DBOSWorkflowFunctionNotFoundError",
+    "DatabaseConfigurationError",
     "DatabaseUnavailableError",
     "Debouncer",
     "DebouncerClient",

@@ -25,9 +25,9 @@ from transact.engine import admin, comms, outbox, retention, serialization, star
 from transact.engine.clock import now_ms
 from transact.engine.status import outcome, to_status
 from transact.engine.waiters import Waiters
-from transact.errors import ConfigError, DatabaseUnavailableError, WorkflowNotFoundError
+from transact.errors import ConfigError, DatabaseConfigurationError, DatabaseUnavailableError, WorkflowNotFoundError
 from transact.models import StepInfo, WorkflowStatus
-from transact.storage import NotFound, Store, Unavailable, open_store
+from transact.storage import Misconfigured, NotFound, Store, Unavailable, open_store
 
 if TYPE_CHECKING:
     from typing_extensions import Unpack
@@ -85,6 +85,8 @@ class DBOSClient(ClientSchedules, ClientQueues):
             )
         except ValueError as exc:
             raise ConfigError(str(exc)) from None
+        except Misconfigured as exc:
+            raise DatabaseConfigurationError(str(exc)) from None
         except Unavailable as exc:
             raise DatabaseUnavailableError(f"cannot open the system database {redact(url)}: {exc}") from None
         self._waiters = Waiters()
@@ -100,6 +102,8 @@ class DBOSClient(ClientSchedules, ClientQueues):
     def _call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         try:
             return fn(*args, **kwargs)
+        except Misconfigured as exc:
+            raise DatabaseConfigurationError(str(exc)) from None
         except Unavailable as exc:
             raise DatabaseUnavailableError(
                 f"cannot reach the system database {redact(self.system_database_url)}: {exc}"

@@ -99,6 +99,7 @@ class DBOSConfig(_DBOSConfigName, total=False):
     install_signal_handlers: bool
     group_commit: bool
     retention: dict[str, Any] | None  # background garbage collection (_lib/retention.py)
+    sqlite_synchronous: str  # "NORMAL" (default) or "FULL"
     console_port: int | None  # serve the web console on 127.0.0.1:PORT inside the launched app
 
 
@@ -161,6 +162,7 @@ _APPLIED = {
     "install_signal_handlers",
     "group_commit",
     "retention",
+    "sqlite_synchronous",
     "console_port",
     "enable_otlp",
     "otlp_traces_endpoints",
@@ -194,6 +196,7 @@ class Settings:
     install_signal_handlers: bool = True
     group_commit: bool = True
     run_migrations: bool = True  # False: launch checks the schema is there and never creates it
+    sqlite_synchronous: str = "NORMAL"  # SQLite PRAGMA synchronous: NORMAL or FULL
     scheduler_poll_seconds: float | None = None  # None: the scheduler's own safety-net poll
     otlp: OtlpSettings | None = None  # None: no tracing (enable_otlp unset or False)
     retention: _retention.RetentionSettings | None = None  # None: no background garbage collection
@@ -283,6 +286,17 @@ def _one_of(config: Mapping[str, Any], *keys: str, secret: bool = False) -> tupl
             detail = "" if secret else f": {given[0][1]!r} and {value!r}"
             raise ConfigError(f"config keys {first!r} and {other!r} name the same setting but differ{detail}; set one")
     return given[0] if given else None
+
+
+def _synchronous(value: Any) -> str:
+    """SQLite's commit durability: NORMAL survives a process crash but may lose the last commits
+    on power loss or an OS crash; FULL syncs every commit and survives both."""
+    if value is None:
+        return "NORMAL"
+    mode = value.upper() if isinstance(value, str) else None
+    if mode is None or mode not in ("NORMAL", "FULL"):
+        raise ConfigError(f"config key 'sqlite_synchronous' must be 'NORMAL' or 'FULL', got {value!r}")
+    return mode
 
 
 def _level(key: str, value: Any) -> int:
@@ -472,6 +486,7 @@ def load_settings(config: Mapping[str, Any] | None) -> Settings:
         install_signal_handlers=bool(config.get("install_signal_handlers", True)),
         group_commit=bool(config.get("group_commit", True)),
         run_migrations=_flag(config, "run_migrations", True),
+        sqlite_synchronous=_synchronous(config.get("sqlite_synchronous")),
         scheduler_poll_seconds=(
             _number(config, "scheduler_polling_interval_sec", 1.0)
             if config.get("scheduler_polling_interval_sec") is not None

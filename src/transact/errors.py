@@ -302,6 +302,12 @@ class DatabaseUnavailableError(TransactError):
     """The system database cannot be reached (after retrying)."""
 
 
+class DatabaseConfigurationError(DatabaseUnavailableError):
+    """The system database refuses us for a reason retrying cannot fix (authentication failed,
+    no such database or host, a SQLite path whose folder is missing or read-only); raised at once.
+    The message names the database (password redacted) and the fix."""
+
+
 class NotLaunchedError(TransactError):
     """An operation needs ``DBOS.launch()`` first."""
 

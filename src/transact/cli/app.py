@@ -21,8 +21,8 @@ from transact._config import ENV_SYSTEM_DB
 from transact._lib.urls import redact
 from transact.cli import _render as out
 from transact.engine.admin import RESUMABLE
-from transact.errors import DatabaseUnavailableError
-from transact.storage import Unavailable, open_store
+from transact.errors import DatabaseConfigurationError, DatabaseUnavailableError
+from transact.storage import Misconfigured, Unavailable, open_store
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -103,6 +103,9 @@ def connect(db: str | None, config: Path | None) -> DBOSClient:
         if connect_once is not None:
             connect_once().close()
         version = client.store.schema_version()
+    except Misconfigured as exc:
+        client.destroy()
+        raise DatabaseConfigurationError(str(exc)) from None
     except Unavailable as exc:
         client.destroy()
         raise DatabaseUnavailableError(f"cannot reach the system database {redact(url)}: {exc}") from None

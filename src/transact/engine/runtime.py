@@ -27,10 +27,11 @@ from transact.engine.runs import NotLocal, Runs
 from transact.engine.waiters import Waiters
 from transact.errors import (
     ConfigError,
+    DatabaseConfigurationError,
     DatabaseUnavailableError,
     WorkflowNotFoundError,
 )
-from transact.storage import Store, Unavailable, open_store
+from transact.storage import Misconfigured, Store, Unavailable, open_store
 from transact.storage.rows import WorkflowRow
 
 if TYPE_CHECKING:
@@ -101,7 +102,10 @@ class Runtime:
                 settings.system_database_url,
                 retry_timeout_s=settings.retry_timeout_s,
                 pool_size=settings.pool_size,
+                sqlite_synchronous=settings.sqlite_synchronous,
             )
+        except Misconfigured as exc:
+            raise DatabaseConfigurationError(str(exc)) from None
         except Unavailable as exc:
             raise DatabaseUnavailableError(f"cannot open system database: {exc}") from exc
         self.store.group_commit = self.store.group_commit and settings.group_commit
@@ -142,6 +146,8 @@ class Runtime:
                 self.store.migrate()
             else:
                 self._check_schema()
+        except Misconfigured as exc:
+            raise DatabaseConfigurationError(str(exc)) from None
         except Unavailable as exc:
             raise DatabaseUnavailableError(
                 f"cannot reach the system database {redact(self.settings.system_database_url)}: {exc}"

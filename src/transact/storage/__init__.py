@@ -9,6 +9,7 @@ from __future__ import annotations
 from transact._lib import urls
 from transact.storage.errors import (
     Conflict,
+    Misconfigured,
     NotFound,
     OwnershipLost,
     StorageError,
@@ -21,6 +22,7 @@ Store = SystemStore  # the name the engine annotates with
 
 __all__ = [
     "Conflict",
+    "Misconfigured",
     "NotFound",
     "OwnershipLost",
     "StorageError",
@@ -33,17 +35,23 @@ __all__ = [
 
 
 def open_store(
-    url: str, *, retry_timeout_s: float | None = None, pool_size: int = 10, connect_timeout_s: float = 10.0
+    url: str,
+    *,
+    retry_timeout_s: float | None = None,
+    pool_size: int = 10,
+    connect_timeout_s: float = 10.0,
+    sqlite_synchronous: str = "NORMAL",
 ) -> SystemStore:
     """Open (but do not migrate) the store for ``sqlite:///path`` or ``postgresql://...``.
 
     ``connect_timeout_s``: how long one Postgres connection attempt may wait (clients and the CLI
-    use a short one so an unreachable database fails fast). A ValueError names the accepted URL
-    forms for any other URL."""
+    use a short one so an unreachable database fails fast). ``sqlite_synchronous``: SQLite's
+    ``PRAGMA synchronous`` (NORMAL or FULL). A ValueError names the accepted URL forms for any
+    other URL; ``Misconfigured``: a SQLite path that cannot work."""
     if urls.kind_of(url) == "sqlite":
         from transact.storage.sqlite import SqliteStore
 
-        return SqliteStore(urls.sqlite_path(url), retry_timeout_s=retry_timeout_s)
+        return SqliteStore(urls.sqlite_path(url), retry_timeout_s=retry_timeout_s, synchronous=sqlite_synchronous)
     from transact.storage.postgres import PostgresStore
 
     return PostgresStore(url, retry_timeout_s=retry_timeout_s, pool_size=pool_size, connect_timeout_s=connect_timeout_s)

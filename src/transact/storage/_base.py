@@ -18,7 +18,8 @@ from typing import Any, ClassVar, Protocol, TypeVar
 
 from transact._lib.backoff import Backoff
 from transact.storage.dialect import DialectSql, SetForm
-from transact.storage.errors import Unavailable
+from transact.storage.errors import Misconfigured, Unavailable
+from transact.storage.outage import OutageLog
 from transact.storage.protocol import HintHandler
 
 T = TypeVar("T")
@@ -56,6 +57,9 @@ class DriverBase(ABC):
         self._thread_trips = threading.local()
         self._hint_handler: HintHandler | None = None
         self._closed = threading.Event()
+        # Until the first connection succeeds, errors retrying cannot fix raise ``Misconfigured``.
+        self._reached = False
+        self.outage = OutageLog("(not opened)")  # drivers name their database once they know it
 
     # -- primitives ---------------------------------------------------------------------------
     @abstractmethod
@@ -106,6 +110,8 @@ class DriverBase(ABC):
     def read(self, fn: Callable[[Tx], T]) -> T:
         try:
             return self._single(fn)  # the hot path: no retry machinery until an outage happens
+        except Misconfigured:
+            raise
         except Unavailable:
             return self._retrying(lambda: self._single(fn))
 
@@ -141,22 +147,40 @@ class DriverBase(ABC):
     def _retrying(self, attempt: Callable[[], T]) -> T:
         """Run ``attempt``, retrying outages with back-off until it succeeds, the store closes or
         ``retry_timeout_s`` (counted from the first attempt) runs out; then the last outage raises.
-        No back-off state is built until an outage happens: this wraps every write transaction."""
+        No back-off state is built until an outage happens: this wraps every write transaction.
+        ``Misconfigured`` raises at once. Outages are reported through ``self.outage`` (once per
+        outage for the whole store), contention only when it persists."""
         started = time.monotonic()
         backoff: Backoff | None = None
+        in_outage = False  # this call counts in self.outage
         while True:
             try:
-                return attempt()
+                result = attempt()
+            except Misconfigured:
+                if in_outage:
+                    self.outage.leave(reached=False)
+                raise
             except Unavailable as exc:
                 if backoff is None:
                     budget = self.retry_timeout_s
                     if budget is not None:
                         budget -= time.monotonic() - started
                     backoff = Backoff(initial=0.02, cap=2.0, budget_s=budget, cancel=self._closed)
+                if exc.outage and not in_outage:
+                    in_outage = True
+                    self.outage.join(exc, self.retry_timeout_s)
                 if self._closed.is_set() or not backoff.wait():
+                    if in_outage:
+                        self.outage.leave(reached=False)
                     raise
-                if backoff.should_log():
-                    log.warning("system database unavailable (%s); retrying (attempt %d)", exc, backoff.attempts)
+                if in_outage:
+                    self.outage.tick(exc)
+                elif backoff.attempts >= 10 and backoff.should_log():
+                    log.warning("system database busy (%s); retrying (attempt %d)", exc, backoff.attempts)
+                continue
+            if in_outage:
+                self.outage.leave(reached=True)
+            return result
 
     # -- migrations ---------------------------------------------------------------------------
     def migration_scripts(self) -> Iterator[tuple[int, str]]:

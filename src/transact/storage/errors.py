@@ -11,7 +11,23 @@ class StorageError(Exception):
 
 
 class Unavailable(StorageError):
-    """The database could not be reached or dropped the connection; retrying may succeed."""
+    """The database could not be reached or dropped the connection; retrying may succeed.
+
+    ``outage``: the database is out of reach (logged as an outage while retried); False for
+    contention (a lock, a serialization failure) that the next attempt usually gets past."""
+
+    def __init__(self, message: str = "", *, outage: bool = True) -> None:
+        super().__init__(message)
+        self.outage = outage
+
+
+class Misconfigured(Unavailable):
+    """The database refuses us for a reason retrying cannot fix (authentication, an unknown
+    database or host, an unusable SQLite path); raised at once, never retried. Drivers raise it
+    only before their first successful connection: later the same errors are outages."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, outage=False)
 
 
 class Conflict(StorageError):

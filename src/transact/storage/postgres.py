@@ -24,11 +24,12 @@ from psycopg.types.string import TextLoader
 
 from transact._lib.backoff import Backoff
 from transact._lib.states import Hint
-from transact._lib.urls import postgres_conninfo
+from transact._lib.urls import postgres_conninfo, redact
 from transact.storage import _pgfast, postgres_sql
 from transact.storage._base import Tx
 from transact.storage.dialect import SetForm
-from transact.storage.errors import Conflict, Unavailable
+from transact.storage.errors import Conflict, Misconfigured, Unavailable
+from transact.storage.outage import OutageLog
 from transact.storage.outbox import PG_IDENTITY, BadConnection, CallerTx
 from transact.storage.store import SqlStore
 
@@ -257,6 +258,39 @@ def _plan(batch: list[_Request]) -> tuple[list[tuple[SetForm, dict[tuple[str, ..
     return sorted(groups.items(), key=lambda group: group[0].sql), singles
 
 
+# Connection errors retrying cannot fix (before the first connection succeeds): text -> the fix.
+_UNFIXABLE = (
+    ("password authentication failed", "correct the user name or password in the URL"),
+    ("authentication failed", "correct the user name or password in the URL"),
+    ("no pg_hba.conf entry", "allow this host and user in the server's pg_hba.conf, or connect as another user"),
+    ("role ", "correct the user name in the URL or create that role"),
+    ("database ", "create the database or correct its name in the URL"),
+    ("failed to resolve host", "correct the host name in the URL"),
+    ("could not translate host name", "correct the host name in the URL"),
+)
+
+
+def _unfixable(text: str) -> str | None:
+    """The fix for a connection error retrying cannot fix; None when retrying may help (refused,
+    timed out, the server starting or shutting down, a temporary DNS failure)."""
+    if "Temporary failure" in text or "try again" in text.lower():
+        return None
+    for needle, fix in _UNFIXABLE:
+        if needle in text and (needle.strip() not in ("role", "database") or "does not exist" in text):
+            return fix
+    return None
+
+
+def _where(conninfo: str) -> str:
+    """The URL without its password, with the host and port it resolves to (libpq's defaults)."""
+    try:
+        params = psycopg.conninfo.conninfo_to_dict(conninfo)
+    except psycopg.Error:
+        return redact(conninfo)
+    host = params.get("host") or params.get("hostaddr") or "localhost"
+    return f"{redact(conninfo)} (host {host}, port {params.get('port') or 5432})"
+
+
 class PostgresStore(SqlStore):
     dialect = "postgres"
     sql = postgres_sql.SQL
@@ -283,6 +317,7 @@ class PostgresStore(SqlStore):
     ) -> None:
         super().__init__(retry_timeout_s=retry_timeout_s)
         self.url = postgres_conninfo(url)
+        self.outage = OutageLog(_where(self.url))
         self._conn_kwargs: dict[str, Any] = {
             "autocommit": True,
             "options": f"-c search_path={SCHEMA},public",
@@ -310,6 +345,8 @@ class PostgresStore(SqlStore):
         if not self._pool_opened:
             with self._pool_lock:
                 if not self._pool_opened:
+                    if not self._reached:  # a direct first connection: its error says why, a pool's only times out
+                        self.connect_once().close()
                     self._pool.open(wait=False)
                     self._pool_opened = True
 
@@ -365,22 +402,26 @@ class PostgresStore(SqlStore):
     def _map_error(self, exc: Exception) -> Exception | None:
         if isinstance(exc, pg_errors.IntegrityError):
             return Conflict(str(exc))
-        if isinstance(
-            exc,
-            psycopg.OperationalError
-            | psycopg.InterfaceError
-            | psycopg_pool.PoolTimeout
-            | pg_errors.SerializationFailure
-            | pg_errors.DeadlockDetected,
-        ):
+        if isinstance(exc, pg_errors.SerializationFailure | pg_errors.DeadlockDetected):
+            return Unavailable(type(exc).__name__, outage=False)  # contention: the next attempt gets past it
+        if isinstance(exc, psycopg.OperationalError | psycopg.InterfaceError | psycopg_pool.PoolTimeout):
             return Unavailable(str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__)
         return None
 
     def connect_once(self) -> psycopg.Connection[Any]:
         try:
-            return psycopg.connect(self.url, **self._conn_kwargs)
+            conn = psycopg.connect(self.url, **self._conn_kwargs)
         except psycopg.Error as exc:
+            text = " ".join(str(exc).split()) or "connect failed"
+            fix = None if self._reached else _unfixable(text)
+            if fix is not None:
+                raise Misconfigured(
+                    f"cannot use the system database {self.outage.where}: {text}; retrying "
+                    f"cannot fix this: {fix}"
+                ) from exc
             raise Unavailable(str(exc).strip().splitlines()[0] if str(exc).strip() else "connect failed") from exc
+        self._reached = True
+        return conn
 
     def close(self) -> None:
         self._closed.set()

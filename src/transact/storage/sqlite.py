@@ -22,7 +22,8 @@ from transact._lib.states import Hint
 from transact.storage import sqlite_sql
 from transact.storage._base import Tx
 from transact.storage.dialect import SetForm
-from transact.storage.errors import Conflict, Unavailable
+from transact.storage.errors import Conflict, Misconfigured, Unavailable
+from transact.storage.outage import OutageLog
 from transact.storage.outbox import BadConnection, CallerTx
 from transact.storage.store import SqlStore
 
@@ -33,6 +34,11 @@ POLL_INTERVAL_S = 0.01
 # client-only process) or it falls behind.
 CHECKPOINT_INTERVAL_S = 0.1
 BACKSTOP_CHECKPOINT_PAGES = 10_000
+# PRAGMA synchronous: NORMAL survives a process crash but may lose the last commits on power loss
+# or an OS crash; FULL syncs every commit (config key sqlite_synchronous).
+SYNCHRONOUS_MODES = ("NORMAL", "FULL")
+# sqlite3 errors that retrying cannot fix before the file was ever opened.
+_UNFIXABLE = ("unable to open database file", "readonly database", "file is not a database", "disk image is malformed")
 T = TypeVar("T")
 
 
@@ -73,17 +79,35 @@ class SqliteStore(SqlStore):
                 f"{self.path!r}; open a connection on the system database file"
             )
 
-    def __init__(self, path: str, *, retry_timeout_s: float | None = None) -> None:
+    def __init__(self, path: str, *, retry_timeout_s: float | None = None, synchronous: str = "NORMAL") -> None:
         super().__init__(retry_timeout_s=retry_timeout_s)
+        if synchronous not in SYNCHRONOUS_MODES:
+            raise ValueError(f"SQLite synchronous mode must be one of {SYNCHRONOUS_MODES}, got {synchronous!r}")
+        self.synchronous = synchronous
         self.path = path
         self.url = f"sqlite:///{path}"
+        self.outage = OutageLog(f"SQLite file {path}")
         self._local = threading.local()
         self._all_conns: list[sqlite3.Connection] = []
         self._conns_lock = threading.Lock()
         self._poller: threading.Thread | None = None
-        parent = os.path.dirname(os.path.abspath(path))
+        self._check_path()
+
+    def _check_path(self) -> None:
+        """Refuse at once what retrying cannot fix: SQLite needs the file's folder to exist and be
+        writable (the WAL and shared-memory files live beside the database)."""
+        parent = os.path.dirname(os.path.abspath(self.path))
+        problem = None
         if not os.path.isdir(parent):
-            raise Unavailable(f"directory {parent!r} for SQLite database does not exist")
+            problem = f"its folder {parent!r} does not exist; create it or choose another path"
+        elif os.path.isdir(self.path):
+            problem = "that path is a folder; name a file in it"
+        elif not os.access(parent, os.W_OK | os.X_OK):
+            problem = f"its folder {parent!r} is read-only for this process; make it writable or choose another path"
+        elif os.path.exists(self.path) and not os.access(self.path, os.R_OK | os.W_OK):
+            problem = "the file is not readable and writable by this process; fix its permissions"
+        if problem is not None:
+            raise Misconfigured(f"cannot use the SQLite database {self.path!r}: {problem}")
 
     def _conn(self) -> sqlite3.Connection:
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
@@ -96,8 +120,9 @@ class SqliteStore(SqlStore):
 
     def _connect(self) -> sqlite3.Connection:
         conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=30.0)
-        # WAL lets readers run beside the single writer; NORMAL keeps commits durable across
-        # process crashes (SIGKILL) without an fsync per commit (power loss may drop the last ones).
+        # WAL lets readers run beside the single writer; synchronous NORMAL (the default) keeps
+        # commits durable across process crashes (SIGKILL) without an fsync per commit (power loss
+        # may drop the last ones); FULL syncs each commit.
         # Switching a new file to WAL needs an exclusive lock and may report "locked" at once when
         # another process is doing the same (the busy handler is not always used): retry briefly.
         for attempt in range(200):
@@ -109,10 +134,11 @@ class SqliteStore(SqlStore):
                     conn.close()
                     raise
                 time.sleep(0.01 + random.random() * 0.02)
-        conn.execute("PRAGMA synchronous=NORMAL")
+        conn.execute(f"PRAGMA synchronous={self.synchronous}")
         conn.execute(f"PRAGMA wal_autocheckpoint={BACKSTOP_CHECKPOINT_PAGES}")
         conn.execute("PRAGMA foreign_keys=ON")
         conn.execute("PRAGMA busy_timeout=30000")
+        self._reached = True
         return conn
 
     def _single(self, fn: Callable[[Tx], T]) -> T:
@@ -160,9 +186,13 @@ class SqliteStore(SqlStore):
     def _map_error(self, exc: Exception) -> Exception | None:
         if isinstance(exc, sqlite3.IntegrityError):
             return Conflict(str(exc))
+        if isinstance(exc, sqlite3.Error) and not self._reached and any(t in str(exc) for t in _UNFIXABLE):
+            return Misconfigured(f"cannot use the SQLite database {self.path!r}: {exc}; retrying cannot fix this")
         if isinstance(exc, sqlite3.OperationalError):
             text = str(exc)
-            if "locked" in text or "busy" in text or "disk I/O" in text:
+            if "locked" in text or "busy" in text:
+                return Unavailable(text, outage=False)  # another writer: contention, not an outage
+            if "disk I/O" in text:
                 return Unavailable(text)
         return None
 

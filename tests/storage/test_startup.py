@@ -1,0 +1,190 @@
+"""Start-up that says what is wrong: an unreachable database is reported at once (where, and how
+long it will be retried) and retried; what retrying cannot fix fails at once, naming the fix.
+Also the SQLite durability setting (config ``sqlite_synchronous``), applied per connection."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.cli.test_cli import run
+from tests.conftest import pg_url
+from transact import DBOS, ConfigError, DatabaseConfigurationError, DatabaseUnavailableError, DBOSClient
+
+SECRET = "s3cret-pw"
+
+
+def free_port() -> int:
+    """A port nobody listens on (bound, then released)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def launch_error(url: str, **config: Any) -> tuple[BaseException, float]:
+    DBOS.destroy(destroy_registry=True)
+    started = time.monotonic()
+    try:
+        DBOS(config={"name": "startup", "system_database_url": url, **config})
+        DBOS.launch()
+    except Exception as exc:
+        return exc, time.monotonic() - started
+    finally:
+        DBOS.destroy(destroy_registry=True)
+    raise AssertionError(f"launch against {url} succeeded")
+
+
+def test_refused_connection_warns_at_once_naming_host_port_and_budget(caplog: pytest.LogCaptureFixture) -> None:
+    port = free_port()
+    url = f"postgresql://postgres:{SECRET}@127.0.0.1:{port}/transact_nowhere"
+    caplog.set_level(logging.INFO, logger="transact")
+    exc, took = launch_error(url, database_retry_timeout_seconds=1.5)
+    assert type(exc) is DatabaseUnavailableError and "Connection refused" in str(exc)
+    assert took >= 1.4  # retried for the whole budget, not failed at once
+    warnings = [r for r in caplog.records if r.levelno == logging.WARNING and "cannot reach" in r.getMessage()]
+    assert len(warnings) == 1, [r.getMessage() for r in caplog.records]  # once, not per attempt
+    message = warnings[0].getMessage()
+    assert f"host 127.0.0.1, port {port}" in message and "retrying for up to 1.5 s" in message, message
+    assert warnings[0].created - (time.time() - took) < 1.0  # at the first failed attempt
+    assert SECRET not in caplog.text and SECRET not in str(exc)
+
+
+def test_default_start_up_budget_is_named(caplog: pytest.LogCaptureFixture) -> None:
+    """Without database_retry_timeout_seconds launch retries 30 s; the warning says so at once
+    (the store is closed from here to end the wait early)."""
+    caplog.set_level(logging.WARNING, logger="transact")
+    DBOS.destroy(destroy_registry=True)
+    DBOS(config={"name": "startup", "system_database_url": f"postgresql://postgres@127.0.0.1:{free_port()}/x"})
+    store = DBOS._instance()._runtime.store
+    failed: list[BaseException] = []
+
+    def launch() -> None:
+        try:
+            DBOS.launch()
+        except BaseException as exc:
+            failed.append(exc)
+
+    thread = threading.Thread(target=launch)
+    started = time.monotonic()
+    thread.start()
+    try:
+        while "retrying for up to 30 s" not in caplog.text:
+            assert time.monotonic() - started < 5, caplog.text
+            time.sleep(0.02)
+    finally:
+        store.close()
+        thread.join(10)
+        DBOS.destroy(destroy_registry=True)
+    assert failed and isinstance(failed[0], DatabaseUnavailableError)
+
+
+def _dns_is_quick() -> bool:
+    started = time.monotonic()
+    with contextlib.suppress(OSError):
+        socket.getaddrinfo("nonexistent.invalid", 5432)
+    return time.monotonic() - started < 2.0
+
+
+@pytest.mark.parametrize(
+    ("case", "phrase"),
+    [
+        ("unknown role", 'role "transact_no_such_role" does not exist'),
+        ("unknown database", 'database "transact_no_such_db" does not exist'),
+        ("unknown host", "nonexistent.invalid"),
+    ],
+)
+def test_what_retrying_cannot_fix_fails_at_once(case: str, phrase: str, caplog: pytest.LogCaptureFixture) -> None:
+    if case == "unknown host" and not _dns_is_quick():
+        pytest.skip("the resolver takes over 2 s to refuse a name here (no network)")
+    url = {
+        "unknown role": f"postgresql://transact_no_such_role:{SECRET}@127.0.0.1:5432/postgres",
+        "unknown database": pg_url("transact_no_such_db").replace("postgres@", f"postgres:{SECRET}@"),
+        "unknown host": f"postgresql://postgres:{SECRET}@nonexistent.invalid:5432/postgres",
+    }[case]
+    caplog.set_level(logging.WARNING, logger="transact")
+    exc, took = launch_error(url)  # the start-up budget is 30 s: failing within 5 proves no retrying
+    assert isinstance(exc, DatabaseConfigurationError) and took < 5, (exc, took)
+    assert phrase in str(exc) and "retrying cannot fix this" in str(exc) and "port 5432" in str(exc), str(exc)
+    assert SECRET not in str(exc) and "cannot reach" not in caplog.text
+    started = time.monotonic()
+    with pytest.raises(DatabaseConfigurationError, match="retrying cannot fix"):
+        DBOSClient(url, retry_timeout_s=30)
+    assert time.monotonic() - started < 5
+    proc = run("workflow", "list", "--db", url)
+    assert proc.returncode == 1 and phrase in proc.stderr and SECRET not in proc.stderr, proc.stderr
+
+
+@pytest.fixture
+def open_dir() -> Any:
+    """A folder outside pytest's private tmp tree (which other users cannot enter)."""
+    path = tempfile.mkdtemp(prefix="transact-startup-")
+    os.chmod(path, 0o755)
+    yield Path(path)
+    os.chmod(path, 0o755)
+    shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.mark.parametrize(("where", "phrase"), [("missing", "does not exist"), ("folder", "that path is a folder")])
+def test_unusable_sqlite_path_fails_at_once(where: str, phrase: str, tmp_path: Path) -> None:
+    path = tmp_path / "no" / "such" / "x.sqlite" if where == "missing" else tmp_path
+    exc, took = launch_error(f"sqlite:///{path}")
+    assert isinstance(exc, DatabaseConfigurationError) and phrase in str(exc) and took < 5, exc
+    with pytest.raises(DatabaseConfigurationError, match=phrase):
+        DBOSClient(f"sqlite:///{path}")
+
+
+def test_read_only_sqlite_folder_fails_at_once(open_dir: Path) -> None:
+    """As an unprivileged user (root may write anywhere): a real process launching on a file in a
+    folder it may not write."""
+    setpriv = shutil.which("setpriv")
+    if setpriv is None or os.geteuid() != 0:
+        pytest.skip("needs root and setpriv to run the launch as another user")
+    os.chmod(open_dir, 0o555)
+    script = (
+        "from transact import DBOS, DatabaseConfigurationError\n"
+        "try:\n"
+        f"    DBOS(config={{'name': 'ro', 'system_database_url': 'sqlite:///{open_dir}/x.sqlite'}})\n"
+        "    DBOS.launch()\n"
+        "except DatabaseConfigurationError as exc:\n    print('REFUSED', exc)\n"
+    )
+    proc = subprocess.run(
+        [setpriv, "--reuid=65534", "--regid=65534", "--clear-groups", sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "HOME": str(open_dir)},
+        cwd=str(open_dir),
+    )
+    assert "REFUSED" in proc.stdout and "read-only" in proc.stdout, proc.stdout + proc.stderr
+
+
+@pytest.mark.parametrize("mode", ["NORMAL", "FULL", "full"])
+def test_sqlite_synchronous_is_applied(mode: str, tmp_path: Path) -> None:
+    DBOS.destroy(destroy_registry=True)
+    DBOS(
+        config={"name": "sync", "system_database_url": f"sqlite:///{tmp_path / 's.sqlite'}", "sqlite_synchronous": mode}
+    )
+    try:
+        DBOS.launch()
+        found = DBOS._rt().store.read(lambda tx: tx.one("PRAGMA synchronous"))
+        assert found == ({"NORMAL": 1, "FULL": 2}[mode.upper()],)
+    finally:
+        DBOS.destroy(destroy_registry=True)
+
+
+@pytest.mark.parametrize("value", ["OFF", "EXTRA", 2, True, ""])
+def test_sqlite_synchronous_refuses_other_values(value: Any) -> None:
+    with pytest.raises(ConfigError, match="'sqlite_synchronous' must be 'NORMAL' or 'FULL'"):
+        DBOS(config={"name": "sync", "sqlite_synchronous": value})
