@@ -1,0 +1,115 @@
+"""Retention: delete finished workflows beyond a time or count limit, in small batches.
+
+``garbage_collect`` (``DBOS.garbage_collect``, ``DBOSClient.garbage_collect``, ``transact workflow
+gc``) collects once, now; ``RetentionService`` collects every ``interval_seconds`` in the
+background when config ``retention`` is set. A workflow is collected once it has finished
+(SUCCESS, ERROR, CANCELLED, MAX_RECOVERY_ATTEMPTS_EXCEEDED) before the time limit, or when it is
+not among the ``rows_threshold`` most recently finished; PENDING, ENQUEUED and DELAYED work and a
+finished parent whose child still runs are kept. Each batch is one short transaction (storage:
+``retention_delete``); concurrent collectors delete disjoint rows. The background service collects
+in one process of a fleet at a time (an advisory lock on Postgres; SQLite's write lock serializes).
+Transaction outcome rows in the application database are not touched. Must not import the facade.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+from transact._lib import checks
+from transact.engine import clock
+from transact.engine.loop import LoopService
+from transact.engine.runtime import Runtime
+from transact.storage import Store
+
+log = logging.getLogger("transact.retention")
+
+BATCH = 1000  # workflows per transaction: short locks, and a batch's ids fit one statement
+_EVERYTHING = (1 << 62, "")  # later than any completion (rows_threshold=0: keep none)
+_DAY_MS = 86_400_000
+
+
+def cutoff(store: Store, *, cutoff_epoch_ms: int | None, rows_threshold: int | None) -> tuple[int, str] | None:
+    """The completion position ((epoch ms, workflow id): ties in a millisecond ordered by id)
+    before which finished workflows go: the later of the two limits (either one alone suffices to
+    collect a workflow). None: no limit given, or nothing beyond it."""
+    limits: list[tuple[int, str]] = []
+    if cutoff_epoch_ms is not None:
+        limits.append((cutoff_epoch_ms, ""))
+    if rows_threshold is not None:
+        boundary = _EVERYTHING if rows_threshold == 0 else store.retention_boundary(keep=rows_threshold)
+        if boundary is not None:
+            limits.append(boundary)
+    return max(limits) if limits else None
+
+
+def garbage_collect(
+    store: Store,
+    cutoff_epoch_ms: int | None = None,
+    rows_threshold: int | None = None,
+    *,
+    batch: int = BATCH,
+    exclusive: bool = False,
+    halted: Callable[[], bool] = lambda: False,
+) -> int:
+    """Delete every finished workflow that finished before ``cutoff_epoch_ms`` or is not among
+    the ``rows_threshold`` most recently finished (a millisecond's ties ordered by workflow id).
+    Returns how many were deleted. ``exclusive``: give way when another process is collecting."""
+    checks.optional_count(cutoff_epoch_ms, "garbage_collect cutoff_epoch_ms")
+    checks.optional_count(rows_threshold, "garbage_collect rows_threshold")
+    before = cutoff(store, cutoff_epoch_ms=cutoff_epoch_ms, rows_threshold=rows_threshold)
+    total = 0
+    while before is not None and not halted():
+        deleted = store.retention_delete(before=before, limit=batch, exclusive=exclusive)
+        if deleted is None:  # another process holds the collector's lock: it does this work
+            break
+        total += len(deleted)
+        if len(deleted) < batch:
+            break
+    return total
+
+
+class RetentionService(LoopService):
+    """Collects every ``interval_seconds`` by the config's limits (``finished_for_days``,
+    ``max_finished``); the first collection runs soon after launch."""
+
+    thread_name = "transact-retention"
+    first_delay_s = 1.0
+
+    def __init__(self, rt: Runtime) -> None:
+        super().__init__(rt)
+        settings = rt.settings.retention
+        assert settings is not None
+        self.settings = settings
+        self.collected = 0  # workflows this service deleted (tests, logs)
+        self.passes = 0
+
+    def collect_once(self) -> int:
+        s = self.settings
+        before = None if s.finished_for_days is None else clock.now_ms() - int(s.finished_for_days * _DAY_MS)
+        deleted = garbage_collect(
+            self.rt.store,
+            max(before, 0) if before is not None else None,
+            s.max_finished,
+            exclusive=True,
+            halted=self._stop.is_set,
+        )
+        self.collected += deleted
+        self.passes += 1
+        if deleted:
+            log.info("retention: deleted %d finished workflows", deleted)
+        return deleted
+
+    def _run(self) -> None:
+        wait = min(self.first_delay_s, self.settings.interval_seconds)
+        while not self._stop.wait(wait):
+            wait = self.settings.interval_seconds
+            try:
+                self.collect_once()
+            except Exception:  # an outage or a bug must not end the loop: the next pass retries
+                log.exception("retention: garbage collection failed; retrying in %.0f s", wait)
+
+
+def service_for(rt: Runtime) -> RetentionService | None:
+    """The background collector when config ``retention`` is set."""
+    return RetentionService(rt) if rt.settings.retention is not None else None

@@ -1,0 +1,63 @@
+"""Retention: delete finished workflows in small batches, oldest completion first.
+
+Finished rows are found through ``ws_finished_idx`` (migration 0018: ``updated_at`` of finished
+rows only), so a batch reads the rows it deletes and little else, whatever the history holds.
+Messages, events and streams go with their workflow through the foreign keys' cascades (their
+lookups are indexed); steps through SQLite's range trigger, or, on Postgres (no foreign key on
+steps), an explicit delete in the same transaction plus a sweep after it commits. Must not import
+the engine or the facade.
+"""
+
+from __future__ import annotations
+
+from transact.storage._base import DriverBase, Tx
+
+_FINISHED = "status IN ('SUCCESS', 'ERROR', 'CANCELLED', 'MAX_RECOVERY_ATTEMPTS_EXCEEDED')"
+# Advisory lock key of the one collecting process of a fleet (any fixed bigint; "gc" in ASCII).
+RETENTION_LOCK_KEY = 0x7472616E73_6763
+
+_BOUNDARY = (
+    f"SELECT updated_at, workflow_id FROM workflow_status WHERE {_FINISHED} "
+    "ORDER BY updated_at DESC, workflow_id DESC LIMIT 1 OFFSET ?"
+)
+
+
+def delete_sql(row_lock: str) -> str:
+    """The batch delete (parameters: the position's time twice, its id, the limit); tests EXPLAIN
+    exactly this. ``(updated_at, workflow_id) < (t, id)`` spelled so the index bounds updated_at."""
+    # The child probe walks ws_parent_created_idx; a finished parent whose child still runs stays.
+    return (
+        "DELETE FROM workflow_status WHERE workflow_id IN ("
+        f"SELECT w.workflow_id FROM workflow_status w WHERE w.{_FINISHED} AND w.updated_at <= ? AND (w.updated_at < ? OR w.workflow_id < ?) "
+        "AND NOT EXISTS (SELECT 1 FROM workflow_status c WHERE c.parent_workflow_id = w.workflow_id "
+        f"AND c.status NOT IN ('SUCCESS', 'ERROR', 'CANCELLED', 'MAX_RECOVERY_ATTEMPTS_EXCEEDED')) "
+        f"ORDER BY w.updated_at LIMIT ?{row_lock}) RETURNING workflow_id"
+    )
+
+
+class RetentionSql(DriverBase):
+    def retention_boundary(self, *, keep: int) -> tuple[int, str] | None:
+        row = self.read(lambda tx: tx.one(_BOUNDARY, (keep - 1,)))
+        return (int(row[0]), str(row[1])) if row is not None else None
+
+    def retention_delete(self, *, before: tuple[int, str], limit: int, exclusive: bool = False) -> list[str] | None:
+        delete = delete_sql(self.sql.claim_row_lock)
+        try_lock = self.sql.try_lock if exclusive else None
+        steps = self.sql.steps.sweep_deleted
+
+        def unit(tx: Tx) -> list[str] | None:
+            if try_lock is not None:
+                held = tx.one(try_lock, (RETENTION_LOCK_KEY,))
+                if held is None or not held[0]:
+                    return None
+            ids = [str(r[0]) for r in tx.all(delete, (before[0], before[0], before[1], limit))]
+            if ids and steps is not None:
+                tx.run(steps, (ids,))
+            return ids
+
+        deleted = self.write(unit)
+        if deleted and steps is not None:
+            # A checkpoint whose fence read a row just before this delete committed (a workflow
+            # being resumed as it was deleted) may land after it: sweep once more.
+            self.write(lambda tx: tx.run(steps, (deleted,)), single=True)
+        return deleted

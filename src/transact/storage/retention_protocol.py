@@ -1,0 +1,31 @@
+"""The retention concern of the storage contract (``RetentionStore``), kept beside protocol.py.
+
+Must not import the engine or the facade.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+
+class RetentionStore(Protocol):
+    """Garbage collection of finished history (storage/retention.py)."""
+
+    def retention_boundary(self, *, keep: int) -> tuple[int, str] | None:
+        """The completion position (``updated_at`` in epoch ms, ``workflow_id``: ties in a
+        millisecond are ordered by id) of the ``keep``-th most recently finished workflow
+        (``keep`` >= 1): the workflows before it are beyond the newest ``keep``. None when at most
+        ``keep`` workflows are finished. Walks the finished index newest first. Round trips: 1."""
+        ...
+
+    def retention_delete(self, *, before: tuple[int, str], limit: int, exclusive: bool = False) -> list[str] | None:
+        """Delete up to ``limit`` workflows that finished (SUCCESS, ERROR, CANCELLED,
+        MAX_RECOVERY_ATTEMPTS_EXCEEDED) before the completion position ``before`` (``(epoch ms,
+        "")``: everything that finished before that millisecond), oldest first, with
+        their steps, the messages sent to them (read or not), events, streams and attributes.
+        Never a workflow with an unfinished child, never PENDING, ENQUEUED or DELAYED work.
+        Concurrent collectors delete disjoint rows: a row another transaction holds is skipped,
+        never waited for. ``exclusive``: only while no other process collects under that flag
+        (Postgres advisory lock; SQLite's write lock serializes anyway); None when one does.
+        Returns the deleted ids. One short transaction. Round trips: 2-4."""
+        ...

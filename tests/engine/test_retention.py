@@ -1,0 +1,251 @@
+"""Retention on both databases: garbage_collect deletes exactly the finished workflows beyond its
+limits (every table checked), keeps running, queued and delayed work and a finished parent whose
+child still runs, two collectors at once delete each row once, a collection during a busy queue
+loses nothing, the ``retention`` config runs a background collector, and the CLI's ``workflow gc``."""
+
+from __future__ import annotations
+
+import json
+import threading
+from typing import Any
+
+import pytest
+
+from tests.cli.test_cli import fails, ok_json, run
+from tests.conftest import wait_until
+from transact import DBOS, DBOSClient, Queue, SetWorkflowID
+from transact.engine import retention
+from transact.engine.clock import now_ms
+from transact.errors import ConfigError
+from transact.storage import Store
+from transact.storage.rows import WorkflowRow
+
+TABLES = {
+    "workflow_status": "workflow_id",
+    "operation_outputs": "workflow_id",
+    "notifications": "destination_id",
+    "workflow_events": "workflow_id",
+    "streams": "workflow_id",
+}
+
+
+def _ids(store: Store) -> dict[str, set[str]]:
+    def unit(tx: Any) -> dict[str, set[str]]:
+        return {t: {r[0] for r in tx.all(f"SELECT DISTINCT {c} FROM {t}")} for t, c in TABLES.items()}
+
+    return store.read(unit)  # type: ignore[attr-defined,no-any-return]
+
+
+def _old_row(wid: str, status: str, *, at: int = 1_000, **fields: Any) -> WorkflowRow:
+    values = {"name": "ghost", "created_at": at, "updated_at": at, **fields}
+    return WorkflowRow(workflow_id=wid, status=status, **values)
+
+
+def test_collects_exactly_the_finished_workflows_with_everything_recorded_for_them(dbos: type[DBOS]) -> None:
+    @DBOS.step()
+    def twice(x: int) -> int:
+        return 2 * x
+
+    @DBOS.workflow()
+    def talker(x: int) -> int:
+        DBOS.set_event("e", x)
+        DBOS.write_stream("s", x)
+        DBOS.close_stream("s")
+        got = DBOS.recv("in", timeout_seconds=10)
+        return twice(x) + int(got)
+
+    @DBOS.workflow()
+    def failing() -> None:
+        raise ValueError("no")
+
+    handles = []
+    for i in range(3):
+        with SetWorkflowID(f"talk-{i}"):
+            handles.append(DBOS.start_workflow(talker, i))
+        DBOS.send(f"talk-{i}", 1, "in")
+        DBOS.send(f"talk-{i}", 1, "unread")  # never received: goes with its workflow
+    assert [h.get_result() for h in handles] == [1, 3, 5]
+    with SetWorkflowID("fail"), pytest.raises(ValueError):
+        failing()
+    store = DBOS._rt().store
+    # Old, but never finished: kept whatever their age.
+    store.workflow_insert(_old_row("old-pending", "PENDING", executor_id="gone"))
+    store.workflow_insert(_old_row("old-enqueued", "ENQUEUED", queue_name="nowhere"))
+    store.workflow_insert(_old_row("old-delayed", "DELAYED", queue_name="nowhere", available_at=10**13))
+    before = _ids(store)
+    assert {"talk-0", "fail"} <= before["workflow_status"] and "talk-0" in before["notifications"]
+
+    assert DBOS.garbage_collect(cutoff_epoch_ms=now_ms() + 1) == 4
+    after = _ids(store)
+    assert after["workflow_status"] == {"old-pending", "old-enqueued", "old-delayed"}
+    for table in TABLES:
+        assert not after[table] & {"talk-0", "talk-1", "talk-2", "fail"}, table
+    # The id can be used again: a new start runs again (nothing is replayed from the deleted run).
+    with SetWorkflowID("fail"), pytest.raises(ValueError):
+        failing()
+    assert DBOS.get_workflow_status("fail").status == "ERROR"  # type: ignore[union-attr]
+
+
+def test_the_cutoff_is_the_completion_time_and_rows_threshold_keeps_the_newest(dbos: type[DBOS]) -> None:
+    store = DBOS._rt().store
+    # Created long ago but finished recently: kept by a cutoff between the two.
+    store.workflow_insert(_old_row("slow", "SUCCESS", at=10, updated_at=5_000))
+    for i in range(10):
+        store.workflow_insert(_old_row(f"w{i}", "SUCCESS", at=1_000 + i))
+    assert DBOS.garbage_collect(cutoff_epoch_ms=1_005) == 5
+    assert DBOS.get_workflow_status("slow") is not None and DBOS.get_workflow_status("w5") is not None
+    assert DBOS.garbage_collect(rows_threshold=3) == 3  # keeps slow, w9, w8
+    left = {s.workflow_id for s in DBOS.list_workflows()}
+    assert left == {"slow", "w9", "w8"}
+    assert DBOS.garbage_collect(rows_threshold=3) == 0
+    assert DBOS.garbage_collect() == 0  # no limit: nothing
+    assert DBOS.garbage_collect(rows_threshold=0) == 3
+
+
+def test_a_finished_parent_whose_child_still_runs_is_kept(dbos: type[DBOS]) -> None:
+    release = threading.Event()
+
+    @DBOS.step()
+    def hold() -> None:
+        assert release.wait(20)
+
+    @DBOS.workflow()
+    def child() -> str:
+        hold()
+        return "child"
+
+    @DBOS.workflow()
+    def parent() -> str:
+        DBOS.start_workflow(child)
+        return "parent"
+
+    with SetWorkflowID("parent"):
+        assert parent() == "parent"
+    assert DBOS.garbage_collect(rows_threshold=0) == 0
+    assert DBOS.get_workflow_status("parent") is not None
+    release.set()
+    kids = DBOS.list_workflows(parent_workflow_id="parent")
+    DBOS.retrieve_workflow(kids[0].workflow_id).get_result()
+    assert DBOS.garbage_collect(rows_threshold=0) == 2
+
+
+def test_bad_arguments_are_refused(dbos: type[DBOS]) -> None:
+    with pytest.raises(ConfigError, match="cutoff_epoch_ms"):
+        DBOS.garbage_collect(cutoff_epoch_ms=-1)
+    with pytest.raises(ConfigError, match="rows_threshold"):
+        DBOS.garbage_collect(rows_threshold="10")  # type: ignore[arg-type]
+
+
+def test_two_collectors_at_once_delete_each_row_once(store: Store, db_url: str) -> None:
+    store.admin_insert_synthetic(count=3_000, id_prefix="old-", names=["n"], statuses=["SUCCESS", "ERROR"], now=50_000)
+    counts: list[int] = []
+    errors: list[BaseException] = []
+    start = threading.Barrier(2)
+
+    def collect() -> None:
+        try:
+            with DBOSClient(db_url) as client:
+                start.wait(10)
+                counts.append(retention.garbage_collect(client.store, now_ms(), batch=100))
+        except BaseException as exc:  # reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=collect) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert not errors and sum(counts) == 3_000, (counts, errors)
+    assert store.retention_boundary(keep=1) is None
+
+
+def test_a_collection_during_a_busy_queue_loses_nothing(dbos: type[DBOS]) -> None:
+    queue = Queue("busy", worker_concurrency=8)
+    runs: list[str] = []
+    lock = threading.Lock()
+
+    @DBOS.step()
+    def work(x: int) -> int:
+        return x + 1
+
+    @DBOS.workflow()
+    def job(x: int) -> int:
+        y = work(work(x))
+        with lock:
+            runs.append(DBOS.workflow_id or "")
+        return y
+
+    ids = [f"job-{i}" for i in range(150)]
+    stop = threading.Event()
+    deleted: list[int] = []
+
+    def collector() -> None:
+        while not stop.is_set():
+            deleted.append(DBOS.garbage_collect(rows_threshold=0))
+
+    gc = threading.Thread(target=collector)
+    gc.start()
+    try:
+        for wid in ids:
+            with SetWorkflowID(wid):
+                queue.enqueue(job, 1)
+        wait_until(lambda: len(runs) >= len(ids), timeout=60, what="every job ran")
+    finally:
+        stop.set()
+        gc.join(30)
+    assert sorted(runs) == sorted(ids)  # each ran once: none lost, none run twice
+    assert DBOS.garbage_collect(rows_threshold=0) + sum(deleted) == len(ids)
+    assert DBOS.list_workflows() == []
+
+
+def test_the_retention_config_collects_in_the_background(config: dict[str, Any]) -> None:
+    DBOS.destroy(destroy_registry=True)
+    DBOS(config={**config, "retention": {"max_finished": 2, "interval_seconds": 0.05}})
+
+    @DBOS.workflow()
+    def noop(x: int) -> int:
+        return x
+
+    DBOS.launch()
+    try:
+        for i in range(5):
+            with SetWorkflowID(f"n{i}"):
+                noop(i)
+        wait_until(lambda: len(DBOS.list_workflows()) == 2, what="background collection")
+        assert {s.workflow_id for s in DBOS.list_workflows()} == {"n3", "n4"}
+    finally:
+        DBOS.destroy(destroy_registry=True)
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ({"finished_for_day": 3}, "keys among"),
+        ({}, "keys among"),
+        ({"interval_seconds": 5}, "needs 'finished_for_days' or 'max_finished'"),
+        ({"finished_for_days": "30"}, "finished_for_days"),
+        ({"max_finished": 1.5}, "max_finished"),
+        ({"max_finished": 10, "interval_seconds": 0}, "interval_seconds"),
+        ([30], "must be a dict"),
+    ],
+)
+def test_bad_retention_config_is_refused(config: dict[str, Any], value: Any, message: str) -> None:
+    DBOS.destroy(destroy_registry=True)
+    try:
+        with pytest.raises(ConfigError, match=message):
+            DBOS(config={**config, "retention": value})
+    finally:
+        DBOS.destroy(destroy_registry=True)
+
+
+def test_cli_workflow_gc(store: Store, db_url: str) -> None:
+    for i in range(4):
+        store.workflow_insert(_old_row(f"w{i}", "SUCCESS", at=1_000 + i))
+    store.workflow_insert(_old_row("running", "PENDING"))
+    assert ok_json("workflow", "gc", "--keep", "3", "--db", db_url)["deleted"] == 1
+    assert ok_json("workflow", "gc", "--older-than", "1d", "--db", db_url)["deleted"] == 3
+    proc = run("workflow", "gc", "--older-than", "1d", "--keep", "0", "--db", db_url)
+    assert proc.returncode == 0 and "deleted 0 finished workflows" in proc.stdout, proc.stderr
+    fails(run("workflow", "gc", "--older-than", "soon", "--db", db_url), "--older-than")
+    fails(run("workflow", "gc", "--db", db_url), "--older-than", "--keep")
+    assert json.loads(json.dumps(store.workflow_get("running") is not None))

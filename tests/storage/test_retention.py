@@ -1,0 +1,127 @@
+"""RetentionStore on both drivers: which finished workflows a batch deletes, with everything
+recorded for them, what it keeps, and the boundary of the newest N."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tests.storage.builders import step, wf
+from transact.storage import Store
+
+FINISHED = ("SUCCESS", "ERROR", "CANCELLED", "MAX_RECOVERY_ATTEMPTS_EXCEEDED")
+# Every table that holds rows of one workflow (SQLite also keeps workflow_attributes in step with
+# the attributes column).
+PER_WORKFLOW = {
+    "operation_outputs": "workflow_id",
+    "notifications": "destination_id",
+    "workflow_events": "workflow_id",
+    "streams": "workflow_id",
+}
+
+
+def _seed(store: Store, wid: str, status: str, finished_at: int, **fields: Any) -> None:
+    """A workflow with two steps, a read and an unread message, an event, a stream and attributes,
+    then moved to ``status`` at ``finished_at``."""
+    store.workflow_insert(wf(wid, created_at=finished_at - 5, updated_at=finished_at - 5, **fields))
+    for fid in (1, 2):
+        assert store.step_record(step(wid, fid), executor_id="ex-1") is None
+
+    def unit(tx: Any) -> None:
+        for key, consumed in (("k-read", finished_at), (None, None)):
+            tx.run(
+                "INSERT INTO notifications (destination_id, topic, message, idempotency_key, created_at, consumed_at) "
+                "VALUES (?, 't', ?, ?, ?, ?)",
+                (wid, b"m", key, finished_at, consumed),
+            )
+        tx.run(
+            "INSERT INTO workflow_events (workflow_id, key, value, updated_at) VALUES (?, 'e', ?, ?)", (wid, b"v", 1)
+        )
+        tx.run(
+            "INSERT INTO streams (workflow_id, key, seq, value, closed) VALUES (?, 's', 0, ?, ?)", (wid, b"v", False)
+        )
+        tx.run(
+            "UPDATE workflow_status SET status = ?, updated_at = ?, attributes = ? WHERE workflow_id = ?",
+            (status, finished_at, '{"a":1}', wid),
+        )
+
+    store.write(unit)  # type: ignore[attr-defined]
+
+
+def _left(store: Store) -> dict[str, set[str]]:
+    def unit(tx: Any) -> dict[str, set[str]]:
+        out = {"workflow_status": {r[0] for r in tx.all("SELECT workflow_id FROM workflow_status")}}
+        for table, column in PER_WORKFLOW.items():
+            out[table] = {r[0] for r in tx.all(f"SELECT DISTINCT {column} FROM {table}")}
+        if store.dialect == "sqlite":
+            out["workflow_attributes"] = {r[0] for r in tx.all("SELECT workflow_id FROM workflow_attributes")}
+        return out
+
+    return store.read(unit)  # type: ignore[attr-defined,no-any-return]
+
+
+def test_a_batch_deletes_exactly_the_finished_rows_before_the_cutoff(store: Store) -> None:
+    for i, status in enumerate(FINISHED):
+        _seed(store, f"old-{status}", status, 100 + i)
+    _seed(store, "new", "SUCCESS", 1_000)
+    _seed(store, "old-pending", "PENDING", 100)
+    for status in ("ENQUEUED", "DELAYED"):
+        store.workflow_insert(
+            wf(f"old-{status}", executor=None, status=status, queue_name="q", created_at=1, updated_at=1)
+        )
+
+    deleted = store.retention_delete(before=(500, ""), limit=1000)
+    assert sorted(deleted or []) == sorted(f"old-{s}" for s in FINISHED)
+    kept = {"new", "old-pending"}
+    left = _left(store)
+    assert left.pop("workflow_status") == kept | {"old-ENQUEUED", "old-DELAYED"}
+    for table, ids in left.items():
+        assert ids == kept, table
+    assert store.retention_delete(before=(500, ""), limit=1000) == []
+
+
+def test_batches_go_oldest_first_and_stop_at_the_limit(store: Store) -> None:
+    for i in range(5):
+        store.workflow_insert(wf(f"w{i}", status="SUCCESS", created_at=i, updated_at=10 - i))
+    assert sorted(store.retention_delete(before=(100, ""), limit=2) or []) == ["w3", "w4"]
+    assert sorted(store.retention_delete(before=(100, ""), limit=10) or []) == ["w0", "w1", "w2"]
+
+
+def test_a_finished_parent_with_a_running_child_stays(store: Store) -> None:
+    store.workflow_insert(wf("parent", status="SUCCESS", updated_at=5))
+    store.workflow_insert(wf("child", status="PENDING", parent_workflow_id="parent", updated_at=5))
+    store.workflow_insert(wf("done-parent", status="SUCCESS", updated_at=5))
+    store.workflow_insert(wf("done-child", status="ERROR", parent_workflow_id="done-parent", updated_at=5))
+    assert sorted(store.retention_delete(before=(100, ""), limit=10) or []) == ["done-child", "done-parent"]
+    store.workflow_set_status("child", "SUCCESS", 6)
+    assert sorted(store.retention_delete(before=(100, ""), limit=10) or []) == ["child", "parent"]
+
+
+def test_boundary_of_the_newest_n(store: Store) -> None:
+    assert store.retention_boundary(keep=1) is None
+    for i in range(5):
+        store.workflow_insert(wf(f"w{i}", status="SUCCESS", updated_at=100 + i))
+    store.workflow_insert(wf("running", status="PENDING", updated_at=1_000))
+    store.workflow_insert(wf("tie", status="ERROR", updated_at=103))
+    assert store.retention_boundary(keep=1) == (104, "w4")
+    assert store.retention_boundary(keep=2) == (103, "w3")
+    assert store.retention_boundary(keep=3) == (103, "tie")
+    assert store.retention_boundary(keep=6) == (100, "w0")
+    assert store.retention_boundary(keep=7) is None
+    # Before (103, "w3"): exactly the four finished before it, the tie at 103 included.
+    assert sorted(store.retention_delete(before=(103, "w3"), limit=10) or []) == ["tie", "w0", "w1", "w2"]
+
+
+def test_exclusive_batches_report_when_another_collector_holds_the_lock(store: Store) -> None:
+    store.workflow_insert(wf("w", status="SUCCESS", updated_at=1))
+    lock = store.sql.try_lock  # type: ignore[attr-defined]
+    if lock is None:  # SQLite: the write lock serializes collectors; nothing to report
+        assert store.retention_delete(before=(10, ""), limit=10, exclusive=True) == ["w"]
+        return
+    import psycopg
+
+    from transact.storage.retention import RETENTION_LOCK_KEY
+
+    with psycopg.connect(store.url, options="-c search_path=transact") as other:  # type: ignore[attr-defined]
+        other.execute("SELECT pg_advisory_lock(%s)", (RETENTION_LOCK_KEY,))
+        assert store.retention_delete(before=(10, ""), limit=10, exclusive=True) is None
+        assert store.retention_delete(before=(10, ""), limit=10) == ["w"]  # explicit calls never wait
