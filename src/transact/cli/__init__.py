@@ -13,6 +13,8 @@ from transact.cli.app import CliError, app
 from transact.cli.console import console_command as console_command  # registers `transact console`
 from transact.cli.gc import workflow_gc as workflow_gc  # registers `transact workflow gc`
 from transact.cli.replay import replay_command as replay_command  # registers `transact replay`
+from transact.cli.stats import stats_command as stats_command  # registers `transact stats`
+from transact.cli.worker import worker_command as worker_command  # registers `transact worker`
 from transact.errors import TransactError
 
 __all__ = ["app", "main"]
