@@ -3,6 +3,7 @@
 # SQLite and Postgres. Tests that restart the database (marker "outage") run in a second, lone pass.
 source "$(dirname "${BASH_SOURCE[0]}")/_env.sh"
 ensure_postgres
+ensure_chromium
 ruff check src tests
 ruff format --check src tests
 mypy

@@ -244,9 +244,14 @@ def test_read_only_and_token_modes(dbos: type[DBOS], client: DBOSClient) -> None
 
 def test_other_pages_health_and_metrics(dbos: type[DBOS], http: httpx.Client) -> None:
     DBOS.register_queue("api-q", concurrency=3)
+    with DBOSClient(DBOS.config["system_database_url"]) as client:
+        client.enqueue({"workflow_name": "later", "queue_name": "api-q", "delay_seconds": 3600})
+        client.enqueue({"workflow_name": "nobody", "queue_name": "unserved"})  # no process serves it
     assert http.get("/healthz").json() == {"status": "ok"}
     queues = {q["queue_name"]: q for q in http.get("/api/queues").json()["queues"]}
-    assert queues["api-q"]["concurrency"] == 3 and queues["api-q"]["enqueued"] == 0
+    assert queues["api-q"]["concurrency"] == 3 and queues["api-q"]["delayed"] == 1
+    assert queues["unserved"]["registered"] is False and queues["unserved"]["enqueued"] == 1
+    assert queues["unserved"]["oldest_enqueued_at"] is not None
     executors = http.get("/api/executors").json()["executors"]
     assert any(e["alive"] and e["executor_id"] == DBOS._instance()._runtime.executor_id for e in executors)
     assert http.get("/api/schedules").json() == {"schedules": []}

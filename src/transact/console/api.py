@@ -9,9 +9,9 @@ Handlers take a ``Backend`` and the request's parts and return a JSON-ready obje
 from __future__ import annotations
 
 import socket
-from importlib import metadata
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from importlib import metadata
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -34,7 +34,7 @@ DEFAULT_LIMIT = 50
 MAX_LIMIT = 1000
 MAX_STEPS = 2000  # steps returned with one workflow (the rest are counted, not shown)
 MAX_TREE = 200  # descendants shown in one workflow's tree
-COUNT_CAP = 10000  # queue depths are counted up to this ("10000+" beyond)
+COUNT_CAP = 10000  # delayed work is counted up to this ("10000+" beyond)
 STREAM_PAGE = 100
 
 # Query parameters of GET /api/workflows, named like list_workflows' keyword filters.
@@ -268,26 +268,29 @@ def _count(store: Store, queue: str, statuses: Sequence[str]) -> int:
 
 
 def list_queues(b: Backend) -> dict[str, Any]:
+    """Registered queues with their limits, and every queue holding work (registered or not)."""
+    registered = {q.queue_name: q for q in b.store.queue_list()}
+    depths = {d.queue_name: d for d in b.store.stats_queue_depths()}
     queues = []
-    for q in b.store.queue_list():
-        waiting = _count(b.store, q.queue_name, (Status.ENQUEUED,))
-        delayed = _count(b.store, q.queue_name, (Status.DELAYED,))
-        running = _count(b.store, q.queue_name, (Status.PENDING,))
+    for name in sorted(set(registered) | set(depths)):
+        q, d = registered.get(name), depths.get(name)
         queues.append(
             {
-                "queue_name": q.queue_name,
-                "enqueued": waiting,
-                "delayed": delayed,
-                "running": running,
+                "queue_name": name,
+                "registered": q is not None,
+                "enqueued": d.enqueued if d else 0,
+                "running": d.running if d else 0,
+                "oldest_enqueued_at": d.oldest_enqueued_at if d else None,
+                "delayed": _count(b.store, name, (Status.DELAYED,)),
                 "capped_at": COUNT_CAP,
-                "concurrency": q.concurrency,
-                "worker_concurrency": q.worker_concurrency,
-                "rate_limit": q.rate_limit,
-                "rate_period_ms": q.rate_period_ms,
-                "priority_enabled": q.priority_enabled,
-                "partitioned": q.partitioned,
-                "partitions": b.store.queue_partitions(queue_name=q.queue_name) if q.partitioned else [],
-                "app_version": q.app_version,
+                "concurrency": q.concurrency if q else None,
+                "worker_concurrency": q.worker_concurrency if q else None,
+                "rate_limit": q.rate_limit if q else None,
+                "rate_period_ms": q.rate_period_ms if q else None,
+                "priority_enabled": q.priority_enabled if q else False,
+                "partitioned": q.partitioned if q else False,
+                "partitions": b.store.queue_partitions(queue_name=name) if q and q.partitioned else [],
+                "app_version": q.app_version if q else None,
             }
         )
     return {"queues": queues}

@@ -339,14 +339,20 @@ function limitText(n) {
   return n === null || n === undefined ? "—" : String(n);
 }
 
+function age(ms) {
+  if (ms === null || ms === undefined) return "—";
+  return duration(Math.max(0, Date.now() - ms));
+}
+
 function queuesPage(view) {
   return simplePage(view, "Queues", "/api/queues",
-    ["Queue", "Enqueued", "Delayed", "Running", "Concurrency", "Per worker", "Rate limit", "Priority", "Partitions"],
+    ["Queue", "Enqueued", "Running", "Delayed", "Oldest waiting", "Concurrency", "Per worker", "Rate limit", "Priority", "Partitions"],
     (q) => h("tr", { class: "queue-row", "data-queue": q.queue_name },
-      h("td", {}, h("a", { href: "#/workflows?queue_name=" + encodeURIComponent(q.queue_name), text: q.queue_name })),
-      h("td", { class: "num", text: q.enqueued > q.capped_at ? q.capped_at + "+" : q.enqueued }),
+      h("td", {}, h("a", { href: "#/workflows?queue_name=" + encodeURIComponent(q.queue_name), text: q.queue_name }),
+        q.registered ? null : h("span", { class: "muted", text: " (not registered)" })),
+      h("td", { class: "num", text: q.enqueued }), h("td", { class: "num", text: q.running }),
       h("td", { class: "num", text: q.delayed > q.capped_at ? q.capped_at + "+" : q.delayed }),
-      h("td", { class: "num", text: q.running > q.capped_at ? q.capped_at + "+" : q.running }),
+      h("td", { class: "num", text: age(q.oldest_enqueued_at) }),
       h("td", { class: "num", text: limitText(q.concurrency) }), h("td", { class: "num", text: limitText(q.worker_concurrency) }),
       h("td", { text: q.rate_limit ? `${q.rate_limit} / ${q.rate_period_ms / 1000} s` : "—" }),
       h("td", { text: q.priority_enabled ? "yes" : "no" }),
