@@ -17,6 +17,10 @@ import pytest
 from transact import DBOS
 from transact.storage import Store, open_store
 
+# The suite uses its own product's pytest plugin (fixtures transact_app, transact_clock, ...); all
+# its names start with ``transact_``, so none shadows the fixtures below.
+pytest_plugins = ["transact.testing"]
+
 PG_ADMIN_URL = os.environ.get("TRANSACT_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 TESTS_DIR = Path(__file__).parent
 TABLES = "workflow_status, operation_outputs, notifications, workflow_events, streams, executors, schedules, queues"
@@ -72,6 +76,13 @@ def db_url(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> str:
     url: str = request.getfixturevalue("pg_database")
     fresh_postgres(url)
     return url
+
+
+@pytest.fixture
+def transact_database_url(db_url: str) -> str:
+    """The plugin's ``transact_app`` launches on the suite's fresh database, so tests written
+    with the plugin's fixtures run on both backends like the rest of the suite."""
+    return db_url
 
 
 def migrate_up_to(url: str, version: int) -> None:

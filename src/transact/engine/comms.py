@@ -8,10 +8,8 @@ poll is only a safety net). Writes that must happen once commit together with th
 
 from __future__ import annotations
 
-import asyncio
 import contextvars
 import math
-import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -19,7 +17,7 @@ from typing import Any
 
 from transact._lib import checks
 from transact._lib.states import Hint, Status
-from transact.engine import serialization, step
+from transact.engine import clock, serialization, step
 from transact.engine.clock import now_ms
 from transact.engine.context import WorkflowContext, current_step, current_workflow
 from transact.engine.replay import recorded_outcome
@@ -136,7 +134,7 @@ def _cancel_keys(ctx: WorkflowContext | None) -> list[Key]:
 
 
 def _left_s(deadline: int, cap: float) -> float:
-    return max(0.0, min((deadline - now_ms()) / 1000, cap))
+    return clock.left_s(deadline, cap)
 
 
 # -- operations shared by the sync and async shells (each is blocking: async runs them via aio) -
@@ -144,7 +142,7 @@ def _op_deadline(ctx: WorkflowContext, slot: _Slot, name: str, ms: int) -> int:
     """The absolute deadline (epoch ms) recorded at ``slot``; recorded now on the first run."""
     if slot.recorded is not None:
         return int(_value(slot.recorded))
-    stored = step.record(ctx, _row(ctx, slot, name, serialization.dumps(now_ms() + 1 + ms, what=name)))
+    stored = step.record(ctx, _row(ctx, slot, name, serialization.dumps(clock.now_ms_ceil() + ms, what=name)))
     return int(_value(stored))
 
 
@@ -247,7 +245,7 @@ def sleep(seconds: float) -> None:
     """Sleep durably: the wake-up time is recorded, so a restarted workflow wakes on schedule."""
     ms, ctx, slot = _sleep_plan(seconds)
     if ctx is None or slot is None:
-        time.sleep(ms / 1000)
+        clock.sleep(ms / 1000)
         return
     wake = _op_deadline(ctx, slot, SLEEP, ms)
     with ctx.cancel_watch() as waiter:
@@ -263,7 +261,7 @@ async def sleep_async(seconds: float) -> None:
     """``sleep`` for async workflows: waits on the event loop, holding no thread."""
     ms, ctx, slot = _sleep_plan(seconds)
     if ctx is None or slot is None:
-        await asyncio.sleep(ms / 1000)
+        await clock.sleep_async(ms / 1000)
         return
     wake = await ctx.runtime.aio(_op_deadline, ctx, slot, SLEEP, ms)
     with ctx.cancel_watch(asynchronous=True) as waiter:

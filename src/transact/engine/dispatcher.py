@@ -19,8 +19,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from transact._lib.states import Hint, Status
+from transact.engine import clock, serialization
 from transact.engine import queues as registry
-from transact.engine import serialization
 from transact.engine import workflow as wf
 from transact.engine.clock import now_ms
 from transact.engine.loop import LoopService
@@ -74,6 +74,7 @@ class Dispatcher(LoopService):
         self._limits: dict[str, QueueConfig] = {}  # the registry's limits, cached
         self._limits_stale = True
         self._limits_due = 0.0  # monotonic: the fallback re-read of the limits
+        clock.subscribe(self)
 
     # -- service ------------------------------------------------------------------------------
     def _prepare(self) -> None:
@@ -137,6 +138,13 @@ class Dispatcher(LoopService):
         elif kind == Hint.ALL:
             self._star = True
             self._wake.set()
+
+    def on_clock_jump(self, reset: bool) -> None:
+        """A test clock moved: delayed rows and rate-limit windows may be due now."""
+        with self._lock:
+            for st in self._states.values():
+                st.probe = True
+        self._wake.set()
 
     # -- loop ---------------------------------------------------------------------------------
     def _run(self) -> None:
@@ -203,8 +211,9 @@ class Dispatcher(LoopService):
         mono, now = time.monotonic(), now_ms()
         wake = st.next_poll
         for at in (st.next_due, st.retry_at):
-            if at is not None:
-                wake = min(wake, mono + (at - now) / 1000)
+            left = None if at is None else clock.left_s(at, None)  # None: wait for the test clock
+            if left is not None:
+                wake = min(wake, mono + left)
         if st.dirty and self._claimable(st, now):
             wake = mono
         return max(wake, st.paused_until)

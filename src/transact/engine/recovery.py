@@ -19,7 +19,7 @@ from typing import Any
 
 from transact._lib.states import Hint, Status
 from transact.engine import workflow
-from transact.engine.clock import now_ms
+from transact.engine.clock import now_ms, real_ms
 from transact.engine.loop import LoopService
 from transact.engine.runtime import Runtime, pid_alive
 from transact.storage import Store, Unavailable
@@ -54,7 +54,7 @@ def stranded_workflows(
     """PENDING workflows whose owner is gone and that no live executor can run (name not registered
     anywhere alive). Operators resume, fork or delete them; nobody adopts them on their own."""
     live, _ = dead_executors(
-        store, me=None, hostname=hostname, lease_ms=int(lease_seconds * 1000), local_check=bool(hostname), now=now_ms()
+        store, me=None, hostname=hostname, lease_ms=int(lease_seconds * 1000), local_check=bool(hostname), now=real_ms()
     )
     runnable: set[str] = set()
     for ex in live:
@@ -78,7 +78,7 @@ class RecoveryService(LoopService):
 
     def _register(self) -> None:
         rt = self.rt
-        now = now_ms()
+        now = real_ms()  # liveness is judged between processes: never on a test clock
         rt.store.executor_register(
             ExecutorRow(
                 rt.executor_id,
@@ -173,7 +173,7 @@ class RecoveryService(LoopService):
             hostname=rt.hostname,
             lease_ms=int(rt.settings.lease_seconds * 1000),
             local_check=rt.settings.local_liveness_check,
-            now=now_ms(),
+            now=real_ms(),
         )
         adopted = 0
         owners = [rt.executor_id, *(ex.executor_id for ex in live)]
@@ -219,7 +219,7 @@ class RecoveryService(LoopService):
 
     def _heartbeat(self) -> None:
         rt = self.rt
-        if rt.store.executor_heartbeat(rt.executor_id, now_ms(), self._names()):
+        if rt.store.executor_heartbeat(rt.executor_id, real_ms(), self._names()):
             return
         # Judged dead (e.g. after a long pause): our old work has new owners and the fence rejects
         # our stale writes; register again to take new work.

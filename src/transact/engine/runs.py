@@ -16,6 +16,7 @@ import threading
 from collections.abc import Callable
 from typing import Any, Protocol
 
+from transact.engine import clock
 from transact.engine.clock import now_ms
 from transact.errors import WorkflowConflictError
 
@@ -137,6 +138,7 @@ class Runs:
     # -- deadlines ---------------------------------------------------------------------------
     def start(self) -> None:
         self._stopped = False
+        clock.subscribe(self)
         self._thread = threading.Thread(target=self._fire_deadlines, name="transact-deadlines", daemon=True)
         self._thread.start()
 
@@ -147,11 +149,15 @@ class Runs:
         if self._thread is not None:
             self._thread.join(timeout=2)
 
+    def on_clock_jump(self, reset: bool) -> None:
+        with self._cond:
+            self._cond.notify()
+
     def _fire_deadlines(self) -> None:
         while True:
             with self._cond:
                 while not self._stopped and (not self._heap or self._heap[0][0] > now_ms()):
-                    timeout = None if not self._heap else (self._heap[0][0] - now_ms()) / 1000
+                    timeout = None if not self._heap else clock.left_s(self._heap[0][0], None)
                     self._cond.wait(timeout)
                 if self._stopped:
                     return

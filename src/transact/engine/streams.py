@@ -8,14 +8,13 @@ a slow poll is the safety net. Readers record nothing, so the application (``DBO
 
 from __future__ import annotations
 
-import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from transact._lib import checks
 from transact._lib.states import Hint
-from transact.engine import serialization
+from transact.engine import clock, serialization
 from transact.engine.waiters import Waiters
 from transact.errors import WorkflowNotFoundError
 from transact.storage import Store
@@ -33,7 +32,8 @@ AsyncRunner = Callable[..., Awaitable[Any]]
 @dataclass(frozen=True)
 class Read:
     """A checked request: stream ``key`` of ``workflow_id`` from value number ``offset`` (0-based),
-    giving up ``timeout_s`` seconds after the call (None: wait as long as the stream lasts)."""
+    giving up ``timeout_s`` seconds after the call (None: wait as long as the stream lasts), on
+    the engine's clock (``started``: epoch seconds)."""
 
     api: str
     workflow_id: str
@@ -49,18 +49,18 @@ def checked(api: str, workflow_id: Any, key: Any, offset: Any, timeout_seconds: 
     k = checks.text(key, f"{api}: key", bounded=True) or ""
     start = checks.count(offset, f"{api}: offset")
     timeout = None if timeout_seconds is None else checks.seconds(timeout_seconds, f"{api}: timeout_seconds")
-    return Read(api, wid, k, start, timeout, time.monotonic())
+    return Read(api, wid, k, start, timeout, clock.now_ms() / 1000)
 
 
 def _left(read: Read) -> float:
     """Seconds to wait before the next re-read (the poll, or less near the deadline)."""
     if read.timeout_s is None:
         return POLL_S
-    return max(0.0, min(POLL_S, read.started + read.timeout_s - time.monotonic()))
+    return clock.left_s(round((read.started + read.timeout_s) * 1000), POLL_S)
 
 
 def _check_deadline(read: Read, seq: int) -> None:
-    if read.timeout_s is not None and time.monotonic() >= read.started + read.timeout_s:
+    if read.timeout_s is not None and clock.now_ms() / 1000 >= read.started + read.timeout_s:
         raise TimeoutError(
             f"{read.api}: stream {read.key!r} of workflow {read.workflow_id!r} was still open after "
             f"{read.timeout_s} s; the next value is at offset {seq}: read again with offset={seq} to go on"

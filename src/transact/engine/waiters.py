@@ -14,6 +14,7 @@ from typing import TypeVar
 
 from transact._lib.backoff import Backoff
 from transact._lib.states import Hint
+from transact.engine import clock
 
 Key = tuple[str, str, str]
 T = TypeVar("T")
@@ -62,6 +63,14 @@ class Waiters:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._by_key: dict[Key, set[Waiter]] = {}
+        clock.subscribe(self)
+
+    def on_clock_jump(self, reset: bool) -> None:
+        """A test clock moved: every waiter re-reads (sleepers and timeouts wait on the clock)."""
+        with self._lock:
+            targets = [w for group in self._by_key.values() for w in group]
+        for waiter in targets:
+            waiter.fire()
 
     @contextmanager
     def watch(

@@ -22,7 +22,7 @@ from typing import Any, TypeVar
 from transact._lib import checks
 from transact._lib.backoff import Backoff
 from transact._lib.states import Hint, Status
-from transact.engine import serialization, step
+from transact.engine import clock, serialization, step
 from transact.engine.clock import now_ms
 from transact.engine.context import WorkflowContext, current_step, current_workflow
 from transact.engine.replay import recorded_outcome
@@ -117,7 +117,7 @@ def _keys(ids: Sequence[str], also: Sequence[Key]) -> tuple[Key, list[Key]]:
 
 def _next_wait(pace: Backoff, deadline: int | None) -> float:
     wait = pace.next_delay()
-    return wait if deadline is None else max(0.0, min(wait, (deadline - now_ms()) / 1000))
+    return wait if deadline is None else clock.left_s(deadline, wait)
 
 
 def until(

@@ -3,6 +3,7 @@
 
 ``transact_app`` launches DBOS on ``transact_database_url``, a fresh SQLite file per test unless
 a test module or conftest overrides that fixture (for example with ``transact_postgres_url``).
+``transact_clock`` installs a ``TestClock`` for the test.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import psycopg
 import pytest
 
 from transact._dbos import DBOS
+from transact.testing._clock import TestClock
 
 ENV_PG_URL = "TRANSACT_TEST_PG_URL"
 DEFAULT_PG_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -66,3 +68,11 @@ def transact_app(transact_database_url: str) -> Iterator[type[DBOS]]:
         yield DBOS
     finally:
         DBOS.destroy(destroy_registry=True)
+
+
+@pytest.fixture
+def transact_clock() -> Iterator[TestClock]:
+    """A ``TestClock`` installed for the test (standing at the real time it started), removed after.
+    Time then moves only by ``transact_clock.advance(...)``."""
+    with TestClock() as clock:
+        yield clock

@@ -9,7 +9,7 @@ from typing import Any, TypeVar
 from transact._dbos import DBOS
 from transact._lib.states import TERMINAL
 from transact.errors import ConfigError
-from transact.models import WorkflowStatus
+from transact.models import StepInfo, WorkflowStatus
 
 T = TypeVar("T")
 POLL_S = 0.02  # the pause between two reads of the condition
@@ -77,3 +77,20 @@ def wait_for_event(workflow_id: str, key: str, *, timeout: float = 20.0) -> Any:
     if value is None and key not in DBOS.get_all_events(workflow_id):
         raise TimeoutError(f"timed out after {limit:g} s waiting for workflow {workflow_id!r} to set event {key!r}")
     return value
+
+
+def wait_for_step(workflow_id: str, function_name: str, *, timeout: float = 20.0) -> StepInfo:
+    """Wait until workflow ``workflow_id`` has recorded a step named ``function_name`` (e.g.
+    ``"DBOS.sleep"``: the sleep's wake-up time is stored, so a ``TestClock`` may now pass it) and
+    return the first such step."""
+    if not isinstance(function_name, str) or not function_name:
+        raise ConfigError(f"wait_for_step function_name must be a step name, got {function_name!r}")
+    limit = _checked_timeout(timeout, "wait_for_step")
+    seen: list[list[str]] = [[]]
+
+    def read() -> StepInfo | None:
+        steps = DBOS.list_workflow_steps(workflow_id)
+        seen[0] = [s["function_name"] for s in steps]
+        return next((s for s in steps if s["function_name"] == function_name), None)
+
+    return _until(read, limit, lambda: f"workflow {workflow_id!r} to record step {function_name!r} (it has {seen[0]})")
