@@ -56,7 +56,6 @@ DOCUMENTED = [
 ASKING = {
     "run_admin_server": True,
     "admin_port": 3101,
-    "otlp_log_level": "INFO",
     "conductor_key": "key-123",
     "conductor_url": "wss://conductor.example",
     "use_listen_notify": False,

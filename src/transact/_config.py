@@ -111,7 +111,6 @@ def _given(value: Any) -> bool:
 _NO_EFFECT: dict[str, tuple[Callable[[Any], bool], str]] = {
     "run_admin_server": (_given, "transact runs no admin HTTP server (use the `transact` command or its web console)"),
     "admin_port": (_given, "transact runs no admin HTTP server"),
-    "otlp_log_level": (_given, "OpenTelemetry log export sends the transact logger's records at its own level"),
     "conductor_key": (_given, "transact does not connect to DBOS Conductor"),
     "conductor_url": (_given, "transact does not connect to DBOS Conductor"),
     "use_listen_notify": (
@@ -168,6 +167,7 @@ _APPLIED = {
     "otlp_traces_endpoints",
     "otlp_logs_endpoints",
     "otlp_attributes",
+    "otlp_log_level",
 }
 KNOWN_KEYS = frozenset(_APPLIED | set(_NO_EFFECT))
 
@@ -211,6 +211,7 @@ class OtlpSettings:
     traces_endpoints: tuple[str, ...] = ()
     logs_endpoints: tuple[str, ...] = ()
     attributes: tuple[tuple[str, str], ...] = ()
+    log_level: int = logging.NOTSET  # otlp_log_level: the least severe record exported (NOTSET: all)
 
 
 def _otlp(config: Mapping[str, Any]) -> OtlpSettings | None:
@@ -229,9 +230,13 @@ def _otlp(config: Mapping[str, Any]) -> OtlpSettings | None:
         isinstance(k, str) and isinstance(v, str) for k, v in attributes.items()
     ):
         raise ConfigError(f"config key 'otlp_attributes' must be a dict of strings to strings, got {attributes!r}")
+    level = config.get("otlp_log_level")
+    log_level = logging.NOTSET if level is None else _level("otlp_log_level", level)
     if not _flag(config, "enable_otlp", False):
         return None
-    return OtlpSettings(endpoints["otlp_traces_endpoints"], endpoints["otlp_logs_endpoints"], tuple(attributes.items()))
+    return OtlpSettings(
+        endpoints["otlp_traces_endpoints"], endpoints["otlp_logs_endpoints"], tuple(attributes.items()), log_level
+    )
 
 
 def _console_port(value: Any) -> int | None:

@@ -332,3 +332,59 @@ def test_a_transaction_gets_its_own_span_under_the_workflow(traced_config: dict[
     assert parent_of(span) == span_id(run)
     attrs = span.attributes or {}
     assert (attrs["operationType"], attrs["functionID"], attrs["transact.replayed"]) == ("transaction", 1, False)
+
+
+OTLP_LOGS_APP = """
+import sys
+from transact import DBOS
+
+DBOS(config={"name": "otlp-logs", "system_database_url": sys.argv[1], "enable_otlp": True, "log_level": "DEBUG",
+             "otlp_logs_endpoints": [sys.argv[2]], "otlp_log_level": "warning"})
+DBOS.launch()
+DBOS.logger.info("below the export level")
+DBOS.logger.warning("exported warning")
+DBOS.logger.error("exported error")
+DBOS.destroy()
+"""
+
+
+def test_otlp_log_level_is_the_least_severe_record_exported(db_url: str, tmp_path: Path) -> None:
+    import http.server
+    import threading
+
+    from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
+
+    bodies: list[str] = []
+
+    class Collector(http.server.BaseHTTPRequestHandler):  # a real OTLP/HTTP logs endpoint
+        def do_POST(self) -> None:
+            request = ExportLogsServiceRequest.FromString(self.rfile.read(int(self.headers["Content-Length"])))
+            for resource in request.resource_logs:
+                for scope in resource.scope_logs:
+                    bodies.extend(record.body.string_value for record in scope.log_records)
+            self.send_response(200)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Collector)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        script = tmp_path / "otlp_logs_app.py"
+        script.write_text(OTLP_LOGS_APP)
+        proc = spawn(script, db_url, f"http://127.0.0.1:{server.server_address[1]}/v1/logs")
+        out, _ = proc.communicate(timeout=60)
+        assert proc.returncode == 0, out  # the batch exporter flushes at exit
+        assert "exported warning" in bodies and "exported error" in bodies
+        assert "below the export level" not in bodies
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_a_bad_otlp_log_level_is_refused() -> None:
+    with pytest.raises(ConfigError, match=r"otlp_log_level.*DEBUG, INFO, WARNING"):
+        load_settings({"name": "a", "enable_otlp": True, "otlp_log_level": "LOUD"})
+    assert load_settings({"name": "a", "enable_otlp": True, "otlp_log_level": "error"}).otlp.log_level == 40  # type: ignore[union-attr]

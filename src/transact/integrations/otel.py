@@ -200,9 +200,12 @@ def _install_tracer_provider(app_name: str, endpoints: Sequence[str], attributes
     trace.set_tracer_provider(provider)
 
 
-def _install_log_export(app_name: str, endpoints: Sequence[str], attributes: Mapping[str, str]) -> None:
-    """Export the ``transact`` logger's records (DBOS.logger) over OTLP, unless the application set
-    a logger provider of its own (then it decides where records go)."""
+def _install_log_export(
+    app_name: str, endpoints: Sequence[str], attributes: Mapping[str, str], level: int = logging.NOTSET
+) -> None:
+    """Export the ``transact`` logger's records (DBOS.logger) at ``level`` or above (config
+    ``otlp_log_level``) over OTLP, unless the application set a logger provider of its own (then
+    it decides where records go)."""
     from opentelemetry import _logs
     from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter
     from opentelemetry.sdk._logs import LoggerProvider, LoggingHandler
@@ -214,7 +217,7 @@ def _install_log_export(app_name: str, endpoints: Sequence[str], attributes: Map
     for endpoint in endpoints:
         provider.add_log_record_processor(BatchLogRecordProcessor(OTLPLogExporter(endpoint=endpoint)))
     _logs.set_logger_provider(provider)
-    log.addHandler(LoggingHandler(logger_provider=provider))
+    log.addHandler(LoggingHandler(level=level, logger_provider=provider))
 
 
 def install(
@@ -231,7 +234,8 @@ def install(
     elif traces_endpoints:
         log.info("an OpenTelemetry tracer provider is already set: otlp_traces_endpoints are left to it")
     if logs_endpoints:
-        _install_log_export(rt.settings.name, logs_endpoints, attrs)
+        otlp = rt.settings.otlp
+        _install_log_export(rt.settings.name, logs_endpoints, attrs, otlp.log_level if otlp else logging.NOTSET)
     backend = _Backend(rt, trace.get_tracer(TRACER_NAME))
     backend.wrap_comms()
     tracing.enable(backend)
