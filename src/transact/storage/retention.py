@@ -22,17 +22,25 @@ _BOUNDARY = (
 )
 
 
-def delete_sql(row_lock: str) -> str:
-    """The batch delete (parameters: the position's time twice, its id, the limit); tests EXPLAIN
-    exactly this. ``(updated_at, workflow_id) < (t, id)`` spelled so the index bounds updated_at."""
-    # The child probe walks ws_parent_created_idx; a finished parent whose child still runs stays.
+def select_sql(row_lock: str) -> str:
+    """A batch's ids (parameters: the position's time twice, its id, the limit), locked on Postgres
+    and skipping rows another transaction holds; tests EXPLAIN exactly this. The position test
+    ``(updated_at, workflow_id) < (t, id)`` is spelled so the index bounds updated_at. The child
+    probe walks ws_parent_created_idx: a finished parent whose child still runs stays."""
     return (
-        "DELETE FROM workflow_status WHERE workflow_id IN ("
-        f"SELECT w.workflow_id FROM workflow_status w WHERE w.{_FINISHED} AND w.updated_at <= ? AND (w.updated_at < ? OR w.workflow_id < ?) "
+        f"SELECT w.workflow_id FROM workflow_status w WHERE w.{_FINISHED} "
+        "AND w.updated_at <= ? AND (w.updated_at < ? OR w.workflow_id < ?) "
         "AND NOT EXISTS (SELECT 1 FROM workflow_status c WHERE c.parent_workflow_id = w.workflow_id "
-        f"AND c.status NOT IN ('SUCCESS', 'ERROR', 'CANCELLED', 'MAX_RECOVERY_ATTEMPTS_EXCEEDED')) "
-        f"ORDER BY w.updated_at LIMIT ?{row_lock}) RETURNING workflow_id"
+        "AND c.status NOT IN ('SUCCESS', 'ERROR', 'CANCELLED', 'MAX_RECOVERY_ATTEMPTS_EXCEEDED')) "
+        f"ORDER BY w.updated_at, w.workflow_id LIMIT ?{row_lock}"
     )
+
+
+def delete_sql(count: int) -> str:
+    """Delete ``count`` listed workflows, each still finished (primary-key probes: a join with
+    the selection could become a hash join over the whole table)."""
+    marks = ", ".join("?" * count)
+    return f"DELETE FROM workflow_status WHERE workflow_id IN ({marks}) AND {_FINISHED} RETURNING workflow_id"
 
 
 class RetentionSql(DriverBase):
@@ -41,7 +49,7 @@ class RetentionSql(DriverBase):
         return (int(row[0]), str(row[1])) if row is not None else None
 
     def retention_delete(self, *, before: tuple[int, str], limit: int, exclusive: bool = False) -> list[str] | None:
-        delete = delete_sql(self.sql.claim_row_lock)
+        select = select_sql(self.sql.claim_row_lock)
         try_lock = self.sql.try_lock if exclusive else None
         steps = self.sql.steps.sweep_deleted
 
@@ -50,7 +58,9 @@ class RetentionSql(DriverBase):
                 held = tx.one(try_lock, (RETENTION_LOCK_KEY,))
                 if held is None or not held[0]:
                     return None
-            ids = [str(r[0]) for r in tx.all(delete, (before[0], before[0], before[1], limit))]
+            ids = [str(r[0]) for r in tx.all(select, (before[0], before[0], before[1], limit))]
+            if ids:
+                ids = [str(r[0]) for r in tx.all(delete_sql(len(ids)), ids)]
             if ids and steps is not None:
                 tx.run(steps, (ids,))
             return ids

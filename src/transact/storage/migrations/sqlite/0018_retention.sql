@@ -2,7 +2,9 @@
 -- updated_at never moves again) through this partial index, oldest first, so each batch reads only
 -- rows it deletes, however much history there is. Only finished rows are in it: an insert and a
 -- step write nothing here, a finish one index entry.
-CREATE INDEX ws_finished_idx ON workflow_status (updated_at)
+-- workflow_id orders a millisecond's ties, so "keep the newest N" is exact and its boundary
+-- is read from the index alone.
+CREATE INDEX ws_finished_idx ON workflow_status (updated_at, workflow_id)
     WHERE status IN ('SUCCESS', 'ERROR', 'CANCELLED', 'MAX_RECOVERY_ATTEMPTS_EXCEEDED');
 -- Deleting a workflow deletes its messages (the foreign key's cascade looks them up by
 -- destination). The recv indexes are partial (unread; with an idempotency key), so without this
