@@ -1,4 +1,7 @@
-"""Step retries: the sync and async twins behave alike, including waking on cancellation."""
+"""Step retries: the sync and async twins behave alike, including waking on cancellation.
+
+Written with the product's own pytest plugin (``transact_app``, ``wait_for_workflow``), launched on
+the suite's database of each backend (tests/conftest.py points ``transact_database_url`` there)."""
 
 from __future__ import annotations
 
@@ -10,9 +13,10 @@ import pytest
 
 from tests.conftest import wait_until
 from transact import DBOS, SetWorkflowID, StepRetriesExceededError, WorkflowCancelledError
+from transact.testing import wait_for_workflow
 
 
-def test_retry_twins_retry_then_succeed_or_give_up_alike(dbos: type[DBOS]) -> None:
+def test_retry_twins_retry_then_succeed_or_give_up_alike(transact_app: type[DBOS]) -> None:
     calls = {"sync": 0, "async": 0}
 
     @DBOS.step(retries_allowed=True, interval_seconds=0.001, max_attempts=3)
@@ -48,7 +52,7 @@ def test_retry_twins_retry_then_succeed_or_give_up_alike(dbos: type[DBOS]) -> No
 
 
 @pytest.mark.parametrize("flavour", ["sync", "async"])
-def test_a_retry_wait_ends_when_the_workflow_is_cancelled(dbos: type[DBOS], flavour: str) -> None:
+def test_a_retry_wait_ends_when_the_workflow_is_cancelled(transact_app: type[DBOS], flavour: str) -> None:
     """The wait between attempts (an hour here) is cut short by a cancel, in both twins."""
     failed_once = threading.Event()
 
@@ -72,11 +76,10 @@ def test_a_retry_wait_ends_when_the_workflow_is_cancelled(dbos: type[DBOS], flav
 
     target: Any = sync_wf if flavour == "sync" else async_wf
     with SetWorkflowID(f"retry-cancel-{flavour}"):
-        handle = DBOS.start_workflow(target)
+        handle = transact_app.start_workflow(target)
     assert failed_once.wait(10)
-    DBOS.cancel_workflow(handle.workflow_id)
+    transact_app.cancel_workflow(handle.workflow_id)
     with pytest.raises(WorkflowCancelledError):
         handle.get_result(timeout=10)  # an un-woken wait would still sleep for an hour
     wait_until(lambda: DBOS._rt().runs.future(handle.workflow_id) is None, what="the run to leave the table")
-    status = DBOS.get_workflow_status(handle.workflow_id)
-    assert status is not None and status.status == "CANCELLED"
+    assert wait_for_workflow(handle.workflow_id, timeout=5).status == "CANCELLED"

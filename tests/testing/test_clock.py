@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import wait_until
-from transact import DBOS, Queue, SetEnqueueOptions, SetWorkflowTimeout
+from transact import DBOS, Debouncer, Queue, SetEnqueueOptions, SetWorkflowTimeout
 from transact.engine import clock as engine_clock
 from transact.engine.scheduler import tick_workflow_id
 from transact.errors import ConfigError
@@ -116,6 +116,24 @@ def test_delayed_enqueue_runs_when_the_clock_reaches_it(transact_clock: TestCloc
     transact_clock.advance(hours=1)
     assert wait_for_workflow(much_later.workflow_id, timeout=5).status == "SUCCESS"
     assert (later.get_result(), much_later.get_result()) == (2, 3)
+
+    # A delay set afterwards and a debounce window are on the clock too.
+    with SetEnqueueOptions(delay_seconds=60):
+        moved = queue.enqueue(job, 3)
+    DBOS.set_workflow_delay(moved.workflow_id, 3 * 3600)
+    debouncer = Debouncer.create(job)
+    first = debouncer.debounce("key", 600, 10)
+    transact_clock.advance(minutes=5)
+    pushed = debouncer.debounce("key", 600, 20)  # the window now ends 10 minutes from here
+    assert pushed.workflow_id == first.workflow_id
+    transact_clock.advance(minutes=6)  # past the first call's window, not the pushed one
+    wait_for_workflow(moved.workflow_id, status="DELAYED", timeout=5)
+    assert pushed.get_status().status == "DELAYED"
+    transact_clock.advance(minutes=4)
+    assert wait_for_workflow(pushed.workflow_id, timeout=5).status == "SUCCESS" and pushed.get_result() == 21
+    assert moved.get_status().status == "DELAYED"
+    transact_clock.advance(hours=3)
+    assert wait_for_workflow(moved.workflow_id, timeout=5).status == "SUCCESS" and moved.get_result() == 4
 
 
 def test_cron_fires_exactly_the_ticks_the_clock_passed(transact_clock: TestClock, transact_app: type[DBOS]) -> None:
