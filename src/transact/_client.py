@@ -11,9 +11,9 @@ from __future__ import annotations
 import asyncio
 import socket
 import threading
-from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterator, Sequence
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, NoReturn, TypeVar
 
 from transact._client_queues import ClientQueues
 from transact._client_schedules import ClientSchedules
@@ -34,6 +34,10 @@ if TYPE_CHECKING:
 
 R = TypeVar("R")
 T = TypeVar("T")
+
+
+def _reraise(exc: BaseException) -> NoReturn:
+    raise exc
 
 
 class DBOSClient(ClientSchedules, ClientQueues):
@@ -109,6 +113,13 @@ class DBOSClient(ClientSchedules, ClientQueues):
                 f"cannot reach the system database {redact(self.system_database_url)}: {exc}"
             ) from None
 
+    async def _call_async(self, coro: Coroutine[Any, Any, T]) -> T:
+        """``_call`` for a coroutine: storage errors become the same public errors."""
+        try:
+            return await coro
+        except (Misconfigured, Unavailable) as exc:
+            self._call(_reraise, exc)  # raises the public error
+
     def destroy(self) -> None:
         self._store.close()
 
@@ -181,6 +192,29 @@ class DBOSClient(ClientSchedules, ClientQueues):
         """``send`` written through ``conn`` in the caller's transaction: received once if it commits."""
         what = "DBOSClient.send_in_transaction"
         self._call(outbox.send, self._store, conn, destination_id, message, topic, idempotency_key, what=what)
+
+    async def enqueue_in_transaction_async(
+        self, conn: Any, options: dict[str, Any], *args: Any, **kwargs: Any
+    ) -> WorkflowHandleClientAsync[Any]:
+        """``enqueue_in_transaction`` through an async connection (see
+        ``DBOS.enqueue_in_transaction_async``)."""
+        what = "DBOSClient.enqueue_in_transaction_async"
+        wid = await self._call_async(outbox.enqueue_by_name_async(self._store, conn, options, args, kwargs, what=what))
+        return WorkflowHandleClientAsync(self, wid)
+
+    async def send_in_transaction_async(
+        self,
+        conn: Any,
+        destination_id: str,
+        message: Any,
+        topic: str | None = None,
+        idempotency_key: str | None = None,
+    ) -> None:
+        """``send_in_transaction`` through an async connection: received once if it commits."""
+        what = "DBOSClient.send_in_transaction_async"
+        await self._call_async(
+            outbox.send_async(self._store, conn, destination_id, message, topic, idempotency_key, what=what)
+        )
 
     def send(
         self, destination_id: str, message: Any, topic: str | None = None, idempotency_key: str | None = None

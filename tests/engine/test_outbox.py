@@ -7,6 +7,7 @@ sends (Postgres NOTIFY, SQLite's data_version poll), never on the fallback poll.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import sqlite3
 import subprocess
@@ -17,6 +18,7 @@ from typing import Any
 import psycopg
 import pytest
 import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncSession, create_async_engine
 from sqlalchemy.orm import Session
 
 from tests.conftest import PG_ADMIN_URL, spawn, wait_until
@@ -284,3 +286,96 @@ def test_crash_after_commit_runs_once(db_url: str, tmp_path: Path, procs: list[s
         assert client.retrieve_workflow("outbox-crash").get_result(timeout=60) == 50
     assert (tmp_path / "effects.txt").read_text().split()[0::2] == ["5"]
     assert orders(db_url) == ["committed"]
+
+
+def async_url(db_url: str) -> str:
+    if db_url.startswith("sqlite:///"):
+        return db_url.replace("sqlite:///", "sqlite+aiosqlite:///", 1)
+    return sa_url(db_url)
+
+
+@pytest.mark.parametrize("kind", ["sqlalchemy-async-connection", "sqlalchemy-async-session", "psycopg-async"])
+def test_async_forms_commit_or_roll_back_with_the_caller(app: type[DBOS], db_url: str, kind: str) -> None:
+    if kind == "psycopg-async" and db_url.startswith("sqlite"):
+        pytest.skip("a psycopg connection cannot open a SQLite database")
+    native(db_url).close()  # creates the orders table
+    listener = DBOS.start_workflow(wf("outbox_listen"))  # before the transaction: SQLite has one writer
+    double = wf("outbox_double")
+
+    async def business(conn: Any, order: str, commit: bool, client: DBOSClient) -> str:
+        with SetWorkflowID(f"async-{kind}-{order}"):
+            handle = await DBOS.enqueue_in_transaction_async(conn, "outbox_q", double, 8)
+        await DBOS.send_in_transaction_async(conn, listener.workflow_id, order, "t")
+        options = {"queue_name": "outbox_q", "workflow_name": "outbox_double", "workflow_id": f"client-{kind}-{order}"}
+        await client.enqueue_in_transaction_async(conn, options, 9)
+        await client.send_in_transaction_async(conn, listener.workflow_id, f"client-{order}", "t")
+        return handle.workflow_id
+
+    async def scenario() -> list[str]:
+        ids = []
+        with DBOSClient(db_url) as client:
+            for order, commit in (("x", False), ("y", True)):
+                sql = sa.text(f"INSERT INTO orders (id) VALUES ('{order}')")
+                if kind == "psycopg-async":
+                    pconn = await psycopg.AsyncConnection.connect(db_url)
+                    await pconn.execute(sql.text)
+                    ids.append(await business(pconn, order, commit, client))
+                    await (pconn.commit() if commit else pconn.rollback())
+                    await pconn.close()
+                    continue
+                engine = create_async_engine(async_url(db_url))
+                try:
+                    if kind == "sqlalchemy-async-connection":
+                        async with engine.connect() as aconn:
+                            await aconn.execute(sql)
+                            ids.append(await business(aconn, order, commit, client))
+                            await (aconn.commit() if commit else aconn.rollback())
+                    else:
+                        async with AsyncSession(engine) as session:
+                            await session.execute(sql)
+                            ids.append(await business(session, order, commit, client))
+                            await (session.commit() if commit else session.rollback())
+                finally:
+                    await engine.dispose()
+        return ids
+
+    rolled_back, committed = asyncio.run(scenario())
+    assert DBOS.get_workflow_status(rolled_back) is None
+    assert DBOS.retrieve_workflow(committed).get_result(timeout=20) == 16
+    assert DBOS.retrieve_workflow(f"client-{kind}-y").get_result(timeout=20) == 18
+    assert DBOS.get_workflow_status(f"client-{kind}-x") is None
+    assert sorted(listener.get_result(timeout=30)) == ["client-y", "y"]  # the rolled-back ones never arrive
+    assert orders(db_url) == ["y"]
+    assert sorted(runs) == [8, 9]
+
+
+def test_async_form_refuses_a_synchronous_connection(app: type[DBOS], db_url: str) -> None:
+    conn = native(db_url)
+    with pytest.raises(ConfigError, match="AsyncConnection or AsyncSession"):
+        asyncio.run(DBOS.enqueue_in_transaction_async(conn, "outbox_q", wf("outbox_double"), 1))
+    conn.rollback()
+
+
+def test_return_existing_gives_the_deduplication_holder(app: type[DBOS], db_url: str) -> None:
+    blocker = native(db_url)
+    with SetEnqueueOptions(deduplication_id="d2"):
+        holder = DBOS.enqueue_in_transaction(blocker, "dedup_q", wf("outbox_listen"))
+    blocker.commit()
+    blocker.close()
+    with DBOSClient(db_url) as client:  # before the transaction: SQLite has one writer
+        conn = native(db_url)
+        with SetEnqueueOptions(deduplication_id="d2", duplication_policy="return_existing"):
+            again = DBOS.enqueue_in_transaction(conn, "dedup_q", wf("outbox_double"), 1)
+        assert again.workflow_id == holder.workflow_id
+        options = {"queue_name": "dedup_q", "workflow_name": "outbox_double", "deduplication_id": "d2"}
+        same = client.enqueue_in_transaction(conn, {**options, "duplication_policy": "return_existing"}, 1)
+        assert same.workflow_id == holder.workflow_id
+        with pytest.raises(QueueDeduplicatedError):
+            client.enqueue_in_transaction(conn, options, 1)
+        with pytest.raises(ConfigError, match="duplication_policy"):
+            client.enqueue_in_transaction(conn, {**options, "duplication_policy": "sometimes"}, 1)
+    conn.commit()
+    conn.close()
+    DBOS.send(holder.workflow_id, "done", "t")
+    assert holder.get_result(timeout=30) == ["done", None]
+    assert runs == []

@@ -12,7 +12,7 @@ from typing import Any
 
 from transact._facade import queues as queue_facade
 from transact._facade._base import FacadeBase
-from transact._handles import WorkflowHandle
+from transact._handles import WorkflowHandle, WorkflowHandleAsync
 from transact._lib import checks
 from transact._options import current_enqueue_options
 from transact.engine import outbox
@@ -52,6 +52,25 @@ class OutboxFacade(FacadeBase):
         return WorkflowHandle(rt, wid)
 
     @classmethod
+    async def enqueue_in_transaction_async(
+        cls, conn: Any, queue_name: str, workflow: Callable[..., Any], *args: Any, **kwargs: Any
+    ) -> WorkflowHandleAsync[Any]:
+        """``enqueue_in_transaction`` through an async connection on the system database: a
+        SQLAlchemy ``AsyncConnection`` or ``AsyncSession`` (asyncpg is not supported: use
+        ``postgresql+psycopg``; ``sqlite+aiosqlite`` on SQLite) or a psycopg ``AsyncConnection``,
+        inside its open transaction. Same rules and errors as the synchronous form."""
+        rt = cls._rt()
+        what = "DBOS.enqueue_in_transaction_async"
+        if not isinstance(queue_name, str) or not queue_name:
+            raise checks.fail(f"{what} queue_name", "a non-empty queue name", queue_name)
+        ops = queue_facade.ops()
+        queue = await rt.aio(ops.by_name, queue_name)
+        info, call_args = ops.resolve(workflow, args)
+        spec = await rt.aio(queue._spec, rt, current_enqueue_options())
+        wid = await outbox.enqueue_async(rt, conn, info, call_args, kwargs, spec, what=what)
+        return WorkflowHandleAsync(rt, wid)
+
+    @classmethod
     def send_in_transaction(
         cls,
         conn: Any,
@@ -67,3 +86,18 @@ class OutboxFacade(FacadeBase):
         else WorkflowNotFoundError. Not recorded as a workflow step."""
         rt = cls._rt()
         outbox.send(rt.store, conn, destination_id, message, topic, idempotency_key, what="DBOS.send_in_transaction")
+
+    @classmethod
+    async def send_in_transaction_async(
+        cls,
+        conn: Any,
+        destination_id: str,
+        message: Any,
+        topic: str | None = None,
+        idempotency_key: str | None = None,
+    ) -> None:
+        """``send_in_transaction`` through an async connection (as for
+        ``enqueue_in_transaction_async``), in the caller's open transaction."""
+        rt = cls._rt()
+        what = "DBOS.send_in_transaction_async"
+        await outbox.send_async(rt.store, conn, destination_id, message, topic, idempotency_key, what=what)

@@ -20,9 +20,10 @@ Must not import the engine or the facade.
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
 
 import psycopg
 from psycopg import pq
@@ -34,9 +35,13 @@ from transact.storage.workflows import to_workflow, workflow_values
 
 try:
     from sqlalchemy.engine import Connection as _SaConnection
+    from sqlalchemy.ext.asyncio import AsyncConnection as _SaAsyncConnection
+    from sqlalchemy.ext.asyncio import AsyncSession as _SaAsyncSession
     from sqlalchemy.orm import Session as _SaSession
 except ImportError:  # pragma: no cover - sqlalchemy is a dependency; kept optional for slim installs
-    _SaConnection = _SaSession = None  # type: ignore[assignment,misc]
+    _SaConnection = _SaSession = _SaAsyncConnection = _SaAsyncSession = None  # type: ignore[assignment,misc]
+
+T = TypeVar("T")
 
 PG_SCHEMA = "transact"  # the schema of the system tables (the caller's search_path may not have it)
 
@@ -46,6 +51,15 @@ _ACCEPTED = "a sqlite3.Connection, a psycopg Connection, or a SQLAlchemy Connect
 class BadConnection(StorageError):
     """The caller's connection cannot carry an outbox write (closed, another database, not in a
     transaction, an unsupported type); the message says which and what to do."""
+
+
+class DedupConflict(Conflict):
+    """The deduplication id is held by an active workflow: ``holder`` (as the caller's
+    transaction sees it; None if it finished in between)."""
+
+    def __init__(self, message: str, holder: str | None) -> None:
+        super().__init__(message)
+        self.holder = holder
 
 
 def _insert_workflow(prefix: str) -> str:
@@ -71,12 +85,20 @@ def _exists(prefix: str) -> str:
     return f"SELECT 1 FROM {prefix}workflow_status WHERE workflow_id = ?"
 
 
+def _holder(prefix: str) -> str:
+    return (
+        f"SELECT workflow_id FROM {prefix}workflow_status WHERE queue_name = ? AND deduplication_id = ?"
+        " AND status IN ('ENQUEUED', 'PENDING', 'DELAYED')"
+    )
+
+
 _SQL: dict[str, dict[str, str]] = {
     dialect: {
         "insert": _insert_workflow(prefix),
         "select": _select_workflow(prefix),
         "send": _send(prefix),
         "exists": _exists(prefix),
+        "holder": _holder(prefix),
     }
     for dialect, prefix in (("sqlite", ""), ("postgres", f"{PG_SCHEMA}."))
 }
@@ -136,19 +158,69 @@ def _bind(conn: Any, what: str) -> CallerTx:
                 "commit on its own; run BEGIN first or use the default isolation_level"
             )
         return CallerTx(conn, "sqlite", "sqlite3")
+    if isinstance(conn, _AsyncPsycopg):
+        _check_psycopg(conn.conn, what)
+        return CallerTx(conn, "postgres", "psycopg-async")
     if isinstance(conn, psycopg.Connection):
-        if conn.closed:
-            raise BadConnection(f"{what}: the psycopg connection is closed; pass an open connection")
-        status = conn.info.transaction_status
-        if status == pq.TransactionStatus.INERROR:
-            raise BadConnection(f"{what}: the psycopg connection's transaction has failed; roll it back first")
-        if conn.autocommit and status == pq.TransactionStatus.IDLE:
-            raise BadConnection(
-                f"{what}: the psycopg connection is in autocommit mode outside a transaction, so the write would "
-                "commit on its own; use `with conn.transaction():` or autocommit=False"
-            )
+        _check_psycopg(conn, what)
         return CallerTx(conn, "postgres", "psycopg")
     raise BadConnection(f"{what}: the connection must be {_ACCEPTED}, got {type(conn).__name__}")
+
+
+def _check_psycopg(conn: psycopg.Connection[Any] | psycopg.AsyncConnection[Any], what: str) -> None:
+    if conn.closed:
+        raise BadConnection(f"{what}: the psycopg connection is closed; pass an open connection")
+    status = conn.info.transaction_status
+    if status == pq.TransactionStatus.INERROR:
+        raise BadConnection(f"{what}: the psycopg connection's transaction has failed; roll it back first")
+    if conn.autocommit and status == pq.TransactionStatus.IDLE:
+        raise BadConnection(
+            f"{what}: the psycopg connection is in autocommit mode outside a transaction, so the write would "
+            "commit on its own; use `async with conn.transaction():` / `with conn.transaction():` or autocommit=False"
+        )
+
+
+class _Result:
+    """A finished statement of the async bridge: what CallerTx reads of a cursor."""
+
+    def __init__(self, rowcount: int, rows: list[Any]) -> None:
+        self.rowcount, self._rows = rowcount, rows
+
+    def fetchone(self) -> Any:
+        return self._rows[0] if self._rows else None
+
+    def fetchall(self) -> list[Any]:
+        return self._rows
+
+
+class _AsyncPsycopg:
+    """A psycopg ``AsyncConnection`` seen from a worker thread: each statement runs on the
+    connection's own event loop (which is free: its coroutine awaits this thread)."""
+
+    def __init__(self, conn: psycopg.AsyncConnection[Any], loop: asyncio.AbstractEventLoop) -> None:
+        self.conn, self.loop = conn, loop
+
+    def execute(self, sql: str, params: tuple[Any, ...]) -> _Result:
+        async def run() -> _Result:
+            cur = await self.conn.execute(sql, params)
+            rows = await cur.fetchall() if cur.description is not None else []
+            return _Result(cur.rowcount, list(rows))
+
+        return asyncio.run_coroutine_threadsafe(run(), self.loop).result()
+
+
+async def on_caller_async(conn: Any, fn: Callable[[Any], T], what: str) -> T:
+    """Run ``fn`` (sync outbox work taking the caller's connection) on an async connection, in the
+    caller's transaction: a SQLAlchemy ``AsyncConnection`` / ``AsyncSession`` through its
+    ``run_sync``, a psycopg ``AsyncConnection`` from a worker thread bridged to its loop."""
+    if _SaAsyncSession is not None and isinstance(conn, _SaAsyncSession | _SaAsyncConnection):
+        return await conn.run_sync(fn)
+    if isinstance(conn, psycopg.AsyncConnection):
+        return await asyncio.to_thread(fn, _AsyncPsycopg(conn, asyncio.get_running_loop()))
+    raise BadConnection(
+        f"{what}: the connection must be a SQLAlchemy AsyncConnection or AsyncSession or a psycopg AsyncConnection, "
+        f"got {type(conn).__name__} (use the synchronous form for a synchronous connection)"
+    )
 
 
 class OutboxSql(DriverBase):
@@ -175,7 +247,11 @@ class OutboxSql(DriverBase):
         existing = tx.one(sql["select"], (row.workflow_id,))
         if existing is not None:
             return to_workflow(existing), False
-        raise Conflict(f"deduplication id {row.deduplication_id!r} is active on queue {row.queue_name!r}")
+        holder = tx.one(sql["holder"], (row.queue_name, row.deduplication_id))
+        raise DedupConflict(
+            f"deduplication id {row.deduplication_id!r} is active on queue {row.queue_name!r}",
+            None if holder is None else str(holder[0]),
+        )
 
     def outbox_message_send(
         self,
