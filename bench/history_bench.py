@@ -1,0 +1,390 @@
+"""Does a system database holding a long finished history cost more than an empty one?
+
+``python -m bench.history_bench [--rows 1000000] [--db both|sqlite|postgres] [--quick]``
+
+For each database: seeds ``--rows`` finished workflows with 10 steps each by bulk SQL into a scratch
+database (Postgres: INSERT ... SELECT generate_series; SQLite: a recursive CTE, one transaction),
+then measures the same workloads on an empty database and on the seeded one, side by side:
+per-step overhead (a 10-step workflow, p50 / 10), 3-step workflow throughput (4 threads),
+enqueue-to-start p50 and send -> recv p50 (targets: history / empty <= 1.2x). Then, on the seeded
+database, garbage collection of the whole history while a 3-step workload runs: workflows deleted
+per second (target >= 20,000/s on Postgres) and the workload's p99 step latency against the same
+workload without a collection (target <= 1.5x). Also the database size per 1,000 workflows.
+Prints a table per database and writes bench/out/history-<db>.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import queue
+import shutil
+import sqlite3
+import statistics
+import threading
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import psycopg
+
+from transact import DBOS, Queue
+from transact.engine import retention
+from transact.engine.clock import now_ms
+
+OUT = Path(__file__).parent / "out"
+PG_ADMIN = os.environ.get("BENCH_PG_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+STEPS_PER_WORKFLOW = 10
+_started: dict[int, float] = {}
+_received: dict[int, float] = {}
+_signal: queue.Queue[int] = queue.Queue()
+_step_samples: list[float] = []
+_sampling = threading.Event()
+
+
+@DBOS.step()
+def hb_noop() -> None:
+    return None
+
+
+@DBOS.workflow()
+def hb_ten() -> int:
+    for _ in range(STEPS_PER_WORKFLOW):
+        hb_noop()
+    return STEPS_PER_WORKFLOW
+
+
+@DBOS.workflow()
+def hb_three() -> int:
+    for _ in range(3):
+        if _sampling.is_set():
+            t = time.perf_counter()
+            hb_noop()
+            _step_samples.append(time.perf_counter() - t)
+        else:
+            hb_noop()
+    return 3
+
+
+@DBOS.workflow()
+def hb_queued(i: int) -> int:
+    _started[i] = time.perf_counter()
+    return i
+
+
+@DBOS.workflow()
+def hb_receiver(n: int) -> int:
+    for _ in range(n):
+        msg = DBOS.recv("ping", timeout_seconds=30)
+        _received[msg] = time.perf_counter()
+        _signal.put(msg)
+    return n
+
+
+hb_queue = Queue("hb_queue")
+
+
+# -- databases ------------------------------------------------------------------------------------
+def _pg_url(name: str) -> str:
+    return PG_ADMIN.rpartition("/")[0] + "/" + name
+
+
+def _pg_create(name: str) -> str:
+    with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
+        conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        conn.execute(f"CREATE DATABASE {name}")
+    return _pg_url(name)
+
+
+def _pg_drop(name: str) -> None:
+    with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
+        conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
+@contextmanager
+def launched(url: str) -> Iterator[None]:
+    DBOS.destroy()
+    DBOS(config={"name": "history-bench", "system_database_url": url, "shutdown_timeout_seconds": 2})
+    DBOS.launch()
+    try:
+        yield
+    finally:
+        DBOS.destroy()
+
+
+def _migrate(url: str) -> None:
+    with launched(url):
+        pass
+
+
+def seed(url: str, rows: int, dialect: str) -> float:
+    """Bulk-insert ``rows`` finished workflows with 10 steps each, ending a minute ago; seconds taken."""
+    _migrate(url)
+    t0 = time.perf_counter()
+    end = now_ms() - 60_000
+    if dialect == "postgres":
+        with psycopg.connect(url, autocommit=True, options="-c search_path=transact") as conn:
+            conn.execute("SET synchronous_commit = off")
+            conn.execute(
+                "INSERT INTO workflow_status (workflow_id, status, name, executor_id, app_version, inputs, output, "
+                "created_at, updated_at, started_at) "
+                "SELECT 'hist-' || lpad(n::text, 9, '0'), CASE WHEN n %% 50 = 0 THEN 'ERROR' ELSE 'SUCCESS' END, "
+                "'hb_ten', 'old-executor', 'v1', '\\x80049500'::bytea, '\\x8004950a'::bytea, "
+                "%s - %s + n, %s - %s + n + 5, %s - %s + n FROM generate_series(1, %s) AS n",
+                (end, rows, end, rows, end, rows, rows),
+            )
+            conn.execute(
+                "INSERT INTO operation_outputs (workflow_id, function_id, function_name, output, started_at, "
+                "completed_at) SELECT 'hist-' || lpad(n::text, 9, '0'), f, 'hb_noop', '\\x80044e2e'::bytea, "
+                "%s - %s + n, %s - %s + n FROM generate_series(1, %s) AS n, generate_series(1, 10) AS f",
+                (end, rows, end, rows, rows),
+            )
+            conn.execute("VACUUM ANALYZE")
+    else:
+        conn = sqlite3.connect(url[len("sqlite:///") :], isolation_level=None)
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            conn.execute(
+                "WITH RECURSIVE s(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM s WHERE n < ?) "
+                "INSERT INTO workflow_status (workflow_id, status, name, executor_id, app_version, inputs, output, "
+                "created_at, updated_at, started_at) "
+                "SELECT printf('hist-%09d', n), CASE WHEN n % 50 = 0 THEN 'ERROR' ELSE 'SUCCESS' END, 'hb_ten', "
+                "'old-executor', 'v1', x'80049500', x'8004950a', ? - ? + n, ? - ? + n + 5, ? - ? + n FROM s",
+                (rows, end, rows, end, rows, end, rows),
+            )
+            conn.execute(
+                "WITH RECURSIVE f(k) AS (SELECT 1 UNION ALL SELECT k + 1 FROM f WHERE k < 10) "
+                "INSERT INTO operation_outputs (step_key, workflow_id, function_id, function_name, output, "
+                "started_at, completed_at) SELECT (w.seq << 28) + f.k, w.workflow_id, f.k, 'hb_noop', x'80044e2e', "
+                "w.created_at, w.created_at FROM workflow_status w, f ORDER BY 1",
+            )
+            conn.execute("COMMIT")
+            conn.execute("ANALYZE")
+            conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        finally:
+            conn.close()
+    return time.perf_counter() - t0
+
+
+def db_bytes(url: str, dialect: str) -> int:
+    if dialect == "postgres":
+        with psycopg.connect(url) as conn:
+            row = conn.execute("SELECT pg_database_size(current_database())").fetchone()
+            return int(row[0]) if row else 0
+    path = Path(url[len("sqlite:///") :])
+    return sum(p.stat().st_size for p in path.parent.glob(path.name + "*"))
+
+
+# -- workloads ------------------------------------------------------------------------------------
+def p50(samples: list[float]) -> float:
+    return statistics.median(samples) * 1000
+
+
+def pct(samples: list[float], q: float) -> float:
+    ordered = sorted(samples)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000
+
+
+def per_step_us(n: int) -> float:
+    for _ in range(10):
+        hb_ten()
+    samples = []
+    for _ in range(n):
+        t = time.perf_counter()
+        hb_ten()
+        samples.append(time.perf_counter() - t)
+    return statistics.median(samples) / STEPS_PER_WORKFLOW * 1e6
+
+
+def three_step_throughput(seconds: float, threads: int = 4) -> float:
+    done = 0
+    lock = threading.Lock()
+    deadline = time.perf_counter() + seconds
+
+    def worker() -> None:
+        nonlocal done
+        while time.perf_counter() < deadline:
+            hb_three()
+            with lock:
+                done += 1
+
+    t0 = time.perf_counter()
+    with ThreadPoolExecutor(threads) as pool:
+        for f in [pool.submit(worker) for _ in range(threads)]:
+            f.result()
+    return done / (time.perf_counter() - t0)
+
+
+def enqueue_to_start_p50(n: int) -> float:
+    samples = []
+    for i in range(-10, n):
+        t = time.perf_counter()
+        hb_queue.enqueue(hb_queued, i).get_result()
+        if i >= 0:
+            samples.append(_started[i] - t)
+    return p50(samples)
+
+
+def send_recv_p50(n: int) -> float:
+    warm = 10
+    _received.clear()
+    handle = DBOS.start_workflow(hb_receiver, n + warm)
+    sent: dict[int, float] = {}
+    for i in range(n + warm):
+        sent[i] = time.perf_counter()
+        DBOS.send(handle.workflow_id, i, topic="ping")
+        assert _signal.get(timeout=30) == i
+    handle.get_result()
+    return p50([_received[i] - sent[i] for i in range(warm, n + warm)])
+
+
+def measure(url: str, quick: bool) -> dict[str, float]:
+    with launched(url):
+        return {
+            "per_step_us": per_step_us(100 if quick else 400),
+            "three_step_wf_per_s": three_step_throughput(3 if quick else 8),
+            "enqueue_to_start_p50_ms": enqueue_to_start_p50(50 if quick else 200),
+            "send_recv_p50_ms": send_recv_p50(50 if quick else 200),
+        }
+
+
+def step_p99_under(load: Callable[[], None] | None, seconds: float) -> tuple[float, float]:
+    """p99 step latency (ms) of a 3-step workload on 2 threads while ``load`` runs (None: alone)."""
+    _step_samples.clear()
+    _sampling.set()
+    stop = threading.Event()
+
+    def worker() -> None:
+        while not stop.is_set():
+            hb_three()
+
+    workers = [threading.Thread(target=worker) for _ in range(2)]
+    for w in workers:
+        w.start()
+    t0 = time.perf_counter()
+    try:
+        if load is None:
+            time.sleep(seconds)
+        else:
+            load()
+    finally:
+        elapsed = time.perf_counter() - t0
+        stop.set()
+        for w in workers:
+            w.join()
+        _sampling.clear()
+    return pct(_step_samples, 0.99), elapsed
+
+
+def gc_under_load(url: str, rows: int) -> dict[str, float]:
+    with launched(url):
+        baseline_p99, _ = step_p99_under(None, 5.0)
+        store = DBOS._rt().store
+        history_end = now_ms() - 60_000 + 10  # the seed's last completion (+ its 5 ms) and a margin
+        deleted = 0
+
+        def collect() -> None:
+            nonlocal deleted
+            deleted = retention.garbage_collect(store, cutoff_epoch_ms=history_end)
+
+        gc_p99, gc_seconds = step_p99_under(collect, 0)
+    return {
+        "gc_deleted": deleted,
+        "gc_seconds": gc_seconds,
+        "gc_wf_per_s": deleted / gc_seconds if gc_seconds else 0.0,
+        "step_p99_ms_alone": baseline_p99,
+        "step_p99_ms_during_gc": gc_p99,
+        "gc_missed": rows - deleted,
+    }
+
+
+# -- main -----------------------------------------------------------------------------------------
+def run_db(dialect: str, rows: int, quick: bool) -> dict[str, Any]:
+    print(f"\n== {dialect}: {rows:,} finished workflows x {STEPS_PER_WORKFLOW} steps", flush=True)
+    scratch = OUT / f"history-{os.getpid()}"
+    scratch.mkdir(parents=True, exist_ok=True)
+    if dialect == "postgres":
+        empty_url, hist_url = _pg_create("transact_hb_empty"), _pg_create("transact_hb_history")
+    else:
+        empty_url = f"sqlite:///{scratch / 'empty.sqlite'}"
+        hist_url = f"sqlite:///{scratch / 'history.sqlite'}"
+    try:
+        _migrate(empty_url)
+        empty_size = db_bytes(empty_url, dialect)
+        seconds = seed(hist_url, rows, dialect)
+        hist_size = db_bytes(hist_url, dialect)
+        per_1000 = (hist_size - empty_size) / (rows / 1000)
+        print(f"seeded in {seconds:.0f} s; {per_1000 / 1024:.0f} KiB per 1,000 workflows", flush=True)
+        empty = measure(empty_url, quick)
+        print("empty:  ", {k: round(v, 3) for k, v in empty.items()}, flush=True)
+        history = measure(hist_url, quick)
+        print("history:", {k: round(v, 3) for k, v in history.items()}, flush=True)
+        gc = gc_under_load(hist_url, rows)
+        print("gc:     ", {k: round(v, 3) for k, v in gc.items()}, flush=True)
+        return {
+            "rows": rows,
+            "seed_seconds": seconds,
+            "bytes_per_1000_workflows": per_1000,
+            "empty": empty,
+            "history": history,
+            "gc": gc,
+        }
+    finally:
+        if dialect == "postgres":
+            _pg_drop("transact_hb_empty")
+            _pg_drop("transact_hb_history")
+        else:
+            shutil.rmtree(scratch, ignore_errors=True)
+
+
+def report(dialect: str, r: dict[str, Any]) -> str:
+    e, h, g = r["empty"], r["history"], r["gc"]
+    lines = [
+        f"### {dialect}: {r['rows']:,} finished workflows (10 steps each), seeded in {r['seed_seconds']:.0f} s",
+        "",
+        "| measure | empty | history | ratio | target |",
+        "|---|---|---|---|---|",
+    ]
+    for key, label, lower_better in (
+        ("per_step_us", "per-step overhead (us, p50)", True),
+        ("three_step_wf_per_s", "3-step workflows/s (4 threads)", False),
+        ("enqueue_to_start_p50_ms", "enqueue-to-start p50 (ms)", True),
+        ("send_recv_p50_ms", "send -> recv p50 (ms)", True),
+    ):
+        ratio = h[key] / e[key] if lower_better else e[key] / h[key]
+        lines.append(f"| {label} | {e[key]:.3f} | {h[key]:.3f} | {ratio:.2f}x | <= 1.2x |")
+    gc_target = ">= 20,000/s" if dialect == "postgres" else "-"
+    lines += [
+        f"| GC rate during a 3-step workload (wf/s) | | {g['gc_wf_per_s']:,.0f} | | {gc_target} |",
+        f"| workload step p99 (ms): alone / during GC | {g['step_p99_ms_alone']:.2f} | "
+        f"{g['step_p99_ms_during_gc']:.2f} | {g['step_p99_ms_during_gc'] / g['step_p99_ms_alone']:.2f}x | <= 1.5x |",
+        f"| database size per 1,000 workflows | | {r['bytes_per_1000_workflows'] / 1024:,.0f} KiB | | |",
+    ]
+    return "\n".join(lines)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--db", choices=["both", "sqlite", "postgres"], default="both")
+    parser.add_argument("--quick", action="store_true", help="fewer samples per measure")
+    args = parser.parse_args()
+    import logging
+
+    logging.getLogger("transact").setLevel(logging.ERROR)
+    OUT.mkdir(exist_ok=True)
+    results = {}
+    for dialect in ("sqlite", "postgres") if args.db == "both" else (args.db,):
+        results[dialect] = run_db(dialect, args.rows, args.quick)
+        (OUT / f"history-{dialect}.json").write_text(json.dumps(results[dialect], indent=2))
+    for dialect, r in results.items():
+        print("\n" + report(dialect, r))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
