@@ -75,12 +75,39 @@ def test_recv_and_get_event_timeouts_expire_on_advance(transact_clock: TestClock
         assert wait_for_workflow(handle.workflow_id, timeout=5).status == "SUCCESS"
         assert handle.get_result() == (None, None)
 
+    # A stream read's timeout is on the clock too.
+    @DBOS.workflow()
+    def writer() -> None:
+        DBOS.write_stream("s", 1)
+        DBOS.recv("done", timeout_seconds=86_400)
+
+    open_stream = DBOS.start_workflow(writer)
+    wait_for_step(open_stream.workflow_id, "DBOS.recv.deadline", timeout=10)
+    outcome: list[Any] = []
+    values = DBOS.read_stream(open_stream.workflow_id, "s", timeout_seconds=60)  # counts from this call
+
+    def read() -> None:
+        try:
+            outcome.extend(values)
+        except TimeoutError as exc:
+            outcome.append(exc)
+
+    reader = threading.Thread(target=read)
+    reader.start()
+    transact_clock.advance(seconds=61)
+    reader.join(5)
+    assert outcome[:1] == [1] and isinstance(outcome[-1], TimeoutError)
+    DBOS.send(open_stream.workflow_id, "bye", "done")
+
     # Outside a workflow, a plain DBOS.sleep waits for the clock too.
     done = threading.Event()
     sleeper = threading.Thread(target=lambda: (DBOS.sleep(600), done.set()))
     sleeper.start()
-    transact_clock.advance(minutes=10)  # passes the sleep whether it began before or after this
-    assert done.wait(5)
+    for _ in range(100):  # the thread may not have begun its sleep at the first advance
+        transact_clock.advance(minutes=10)
+        if done.wait(0.05):
+            break
+    assert done.is_set()
     sleeper.join(5)
 
 
