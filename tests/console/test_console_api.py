@@ -291,3 +291,33 @@ def test_cli_refuses_a_public_address_without_a_token() -> None:
     )
     assert proc.returncode == 1
     assert proc.stderr.startswith("error: ") and "--token" in proc.stderr and "0.0.0.0" in proc.stderr
+
+
+def test_children_tree_and_streams(dbos: type[DBOS], http: httpx.Client) -> None:
+    @DBOS.workflow(name="leaf")
+    def leaf(i: int) -> int:
+        return i
+
+    @DBOS.workflow(name="middle")
+    def middle() -> int:
+        with SetWorkflowID("api-leaf"):
+            return leaf(1)
+
+    @DBOS.workflow(name="root")
+    def root() -> int:
+        DBOS.write_stream("progress", {"done": 1})
+        DBOS.write_stream("progress", "two")
+        DBOS.close_stream("progress")
+        with SetWorkflowID("api-middle"):
+            return middle()
+
+    with SetWorkflowID("api-root"):
+        assert root() == 1
+    body = http.get("/api/workflows/api-root").json()
+    [child] = body["children"]
+    assert child["workflow_id"] == "api-middle" and child["name"] == "middle"
+    assert [c["workflow_id"] for c in child["children"]] == ["api-leaf"]
+    stream = http.get("/api/workflows/api-root/streams/progress").json()
+    assert [v["value"]["text"] for v in stream["values"]] == ['{\n  "done": 1\n}', '"two"'] and stream["closed"]
+    assert http.get("/api/workflows/api-root/streams/progress", params={"offset": 1}).json()["values"][0]["offset"] == 1
+    assert http.get("/api/workflows/nobody/streams/progress").status_code == 404
