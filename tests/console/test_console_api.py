@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import socket
 import subprocess
 import sys
@@ -321,3 +322,31 @@ def test_children_tree_and_streams(dbos: type[DBOS], http: httpx.Client) -> None
     assert [v["value"]["text"] for v in stream["values"]] == ['{\n  "done": 1\n}', '"two"'] and stream["closed"]
     assert http.get("/api/workflows/api-root/streams/progress", params={"offset": 1}).json()["values"][0]["offset"] == 1
     assert http.get("/api/workflows/nobody/streams/progress").status_code == 404
+
+
+def test_cli_serves_until_interrupted(dbos: type[DBOS], db_url: str) -> None:
+    @DBOS.workflow(name="w")
+    def w() -> int:
+        return 1
+
+    with SetWorkflowID("api-cli"):
+        w()
+    proc = subprocess.Popen(
+        [str(TRANSACT), "console", "--db", db_url, "--port", "0", "--read-only"],
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stderr is not None
+        line = proc.stderr.readline()
+        assert "read-only" in line, line
+        url = line.split(" at ")[1].split()[0]
+        with httpx.Client(base_url=url, timeout=10) as h:
+            assert h.get("/api/config").json()["read_only"] is True
+            assert [r["workflow_id"] for r in h.get("/api/workflows").json()["workflows"]] == ["api-cli"]
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=20) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
