@@ -10,6 +10,8 @@ not time out in real seconds: ``left_s`` then answers the caller's safety-net po
 
 Heartbeats and executor leases read ``real_ms``: liveness is judged between processes, which
 never share a test clock, and advancing a day must not make this process look dead to itself.
+Caller-side timeouts (``handle.get_result(timeout)``), step retry pauses and service polls stay on
+real time too: they bound how long a test waits, not when a workflow's time comes.
 """
 
 from __future__ import annotations
