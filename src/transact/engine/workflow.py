@@ -82,6 +82,23 @@ def _finish_row(rt: Runtime, ctx: WorkflowContext, value: Any, error: BaseExcept
     return value
 
 
+def _lost(rt: Runtime, ctx: WorkflowContext) -> bool:
+    """After a run stopped on a cancellation: True (and logged) when it was not cancelled but
+    adopted by another executor, which ended it (this process stalled past its lease)."""
+    if rt.stopping.is_set():
+        return False
+    row = rt.store.workflow_get(ctx.workflow_id)
+    if row is None or row.status == Status.CANCELLED or row.executor_id in (None, rt.executor_id):
+        return False
+    log.warning(
+        "workflow %s: this executor lost ownership of it to executor %r (it is %s there)",
+        ctx.workflow_id,
+        row.executor_id,
+        row.status,
+    )
+    return True
+
+
 def _stopped(rt: Runtime, ctx: WorkflowContext) -> bool:
     """After a run stopped on a cancellation: True when its result now comes from elsewhere.
 
@@ -117,16 +134,17 @@ def _execute(rt: Runtime, ctx: WorkflowContext, info: WorkflowInfo, args: Any, k
         except ShutdownInterrupt:
             raise
         except OwnershipLost as exc:
-            log.warning("workflow %s was adopted by another executor (%s)", ctx.workflow_id, exc)
+            log.warning("workflow %s: this executor lost ownership of it (%s)", ctx.workflow_id, exc)
             raise NotLocal() from exc
         except DBOSWorkflowCancelledError as exc:
-            if _stopped(rt, ctx):
+            if _stopped(rt, ctx) or _lost(rt, ctx):
                 raise NotLocal() from None
             raise WorkflowCancelledError(ctx.workflow_id, exc.detail) from None  # what its waiters see
         except Exception as exc:
             return _finish_row(rt, ctx, None, exc)
         return _finish_row(rt, ctx, value, None)
-    except OwnershipLost as exc:
+    except OwnershipLost as exc:  # its outcome: another executor's is recorded
+        log.warning("workflow %s: this executor lost ownership of it (%s)", ctx.workflow_id, exc)
         raise NotLocal() from exc
     finally:
         current_workflow.reset(token)
@@ -147,16 +165,17 @@ async def _execute_async(rt: Runtime, ctx: WorkflowContext, info: WorkflowInfo, 
         except ShutdownInterrupt:
             raise
         except OwnershipLost as exc:
-            log.warning("workflow %s was adopted by another executor (%s)", ctx.workflow_id, exc)
+            log.warning("workflow %s: this executor lost ownership of it (%s)", ctx.workflow_id, exc)
             raise NotLocal() from exc
         except DBOSWorkflowCancelledError as exc:
-            if await rt.aio(_stopped, rt, ctx):
+            if await rt.aio(_stopped, rt, ctx) or await rt.aio(_lost, rt, ctx):
                 raise NotLocal() from None
             raise WorkflowCancelledError(ctx.workflow_id, exc.detail) from None
         except Exception as exc:
             return await rt.aio(_finish_row, rt, ctx, None, exc)
         return await rt.aio(_finish_row, rt, ctx, value, None)
     except OwnershipLost as exc:
+        log.warning("workflow %s: this executor lost ownership of it (%s)", ctx.workflow_id, exc)
         raise NotLocal() from exc
     finally:
         current_workflow.reset(token)

@@ -61,6 +61,7 @@ class FencedSql(DriverBase):
             raise WorkflowNotPending(workflow_id, "DELETED")
         if written_status is not None and current[0] == written_status and current[1] == executor_id:
             return
-        if current[0] != Status.PENDING:
+        if current[0] != Status.PENDING and (current[0] == Status.CANCELLED or current[1] in (None, executor_id)):
             raise WorkflowNotPending(workflow_id, str(current[0]))
-        raise OwnershipLost(f"workflow {workflow_id!r} is owned by executor {current[1]!r} now")
+        # Adopted by another executor (this one stalled past its lease), which may have ended it.
+        raise OwnershipLost(f"workflow {workflow_id!r} is owned by executor {current[1]!r} now ({current[0]})")
