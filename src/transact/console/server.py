@@ -117,6 +117,9 @@ class _Handler(BaseHTTPRequestHandler):
             if method == "GET" and path in _STATIC:
                 self._static(*_STATIC[path], head=head)
                 return
+            if method == "GET" and path == "/favicon.ico":
+                self._send(204, b"", "image/x-icon", head=True)  # no icon; spares a 404 in the browser log
+                return
             if method == "GET" and path == "/healthz":
                 self._json(200, api.healthz(self.server.backend), head=head)
                 return

@@ -173,7 +173,7 @@ function workflowsPage(view, params) {
   };
   const form = h("form", { class: "filters", id: "filters", onsubmit: (e) => { e.preventDefault(); apply(0); } },
     field("Status", status), field("Name", name), field("Queue", queue), field("ID prefix", prefix),
-    field("Created from", from), field("to", to),
+    field("Created from (local time)", from), field("to", to),
     h("button", { type: "submit", id: "f-apply", text: "Filter" }),
     h("button", { type: "button", text: "Clear", onclick: () => { location.hash = "#/workflows"; } }));
   const results = h("div", { id: "results" });
