@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, Generic, NoReturn, TypeVar
 
 from transact._client_queues import ClientQueues
 from transact._client_schedules import ClientSchedules
+from transact._client_transfer import ClientTransfer
 from transact._facade import client_args
 from transact._facade.waits import handle_ids, pick
 from transact._lib.states import Hint
@@ -40,7 +41,7 @@ def _reraise(exc: BaseException) -> NoReturn:
     raise exc
 
 
-class DBOSClient(ClientSchedules, ClientQueues):
+class DBOSClient(ClientSchedules, ClientQueues, ClientTransfer):
     """``DBOSClient(system_database_url)``: enqueue, message, inspect and steer workflows of an
     application that shares this system database. URL default: ``TRANSACT_SYSTEM_DATABASE_URL``.
 

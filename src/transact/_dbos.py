@@ -21,6 +21,7 @@ from transact._facade.outbox import OutboxFacade
 from transact._facade.queues import QueueFacade
 from transact._facade.schedule import ScheduleFacade
 from transact._facade.steps import StepFacade, step_status
+from transact._facade.transfer import TransferFacade
 from transact._facade.txn import TxnFacade
 from transact._facade.waits import WaitFacade
 from transact._handles import WorkflowHandle, WorkflowHandleAsync
@@ -125,6 +126,7 @@ class DBOS(
     AuthFacade,
     QueueFacade,
     OutboxFacade,
+    TransferFacade,
     DrainFacade,
     metaclass=_DBOSMeta,
 ):

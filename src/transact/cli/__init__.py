@@ -14,6 +14,7 @@ from transact.cli.console import console_command as console_command  # registers
 from transact.cli.gc import workflow_gc as workflow_gc  # registers `transact workflow gc`
 from transact.cli.replay import replay_command as replay_command  # registers `transact replay`
 from transact.cli.stats import stats_command as stats_command  # registers `transact stats`
+from transact.cli.transfer import copy as copy  # registers `transact copy`, `workflow export|import`
 from transact.cli.worker import worker_command as worker_command  # registers `transact worker`
 from transact.errors import TransactError
 

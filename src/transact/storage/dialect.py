@@ -76,6 +76,14 @@ class DialectSql:
     wake_adopters: str | None
     schema_probe: str  # one row when the schema_version table exists
     number_series: str  # WITH clause: ``seq(n)`` holding 1..? (one parameter)
+    # Export, import and copy (transfer.py): the system schema's table names; one table's column
+    # names in order (parameter: the table); an unfenced, conflict-ignoring insert of one step
+    # (parameters in STEP_COLUMNS order); a statement moving the id sequence of ``{table}.{column}``
+    # past the largest id present (None: the database tracks explicit ids itself).
+    catalog_tables: str
+    catalog_columns: str
+    step_insert: str
+    advance_serial: str | None
     # One row, true when this transaction took the given advisory lock (parameter: a bigint key),
     # false when another holds it. None: the write transaction itself serializes (SQLite).
     try_lock: str | None = None

@@ -131,5 +131,18 @@ SQL = DialectSql(
         "AND table_name = 'schema_version'"
     ),
     number_series="WITH seq(n) AS (SELECT generate_series(1, CAST(? AS BIGINT))) ",
+    catalog_tables=(
+        "SELECT table_name FROM information_schema.tables WHERE table_schema = current_schema() "
+        "AND table_type = 'BASE TABLE'"
+    ),
+    catalog_columns=(
+        "SELECT column_name FROM information_schema.columns WHERE table_schema = current_schema() "
+        "AND table_name = ? ORDER BY ordinal_position"
+    ),
+    step_insert=f"INSERT INTO operation_outputs ({STEP_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+    advance_serial=(
+        "SELECT setval(pg_get_serial_sequence('{table}', '{column}'), m) "
+        "FROM (SELECT MAX({column}) AS m FROM {table}) AS s WHERE m IS NOT NULL"
+    ),
     try_lock="SELECT pg_try_advisory_xact_lock(?)",
 )

@@ -37,6 +37,7 @@ from transact.storage.rows import (
     WorkflowRow,
 )
 from transact.storage.stats_protocol import StatsStore
+from transact.storage.transfer_protocol import TransferStore
 
 if TYPE_CHECKING:
     from transact.storage.queues import QueueRow
@@ -574,6 +575,7 @@ class SystemStore(
     OutboxStore,
     RetentionStore,
     StatsStore,
+    TransferStore,
     DriverStore,
     Protocol,
 ):
@@ -593,5 +595,6 @@ CONCERNS: tuple[type, ...] = (
     OutboxStore,
     RetentionStore,
     StatsStore,
+    TransferStore,
     DriverStore,
 )

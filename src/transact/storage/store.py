@@ -18,6 +18,7 @@ from transact.storage.retention import RetentionSql
 from transact.storage.schedules import ScheduleSql
 from transact.storage.stats import StatsSql
 from transact.storage.steps import StepSql
+from transact.storage.transfer import TransferSql
 from transact.storage.workflows import WorkflowSql
 
 
@@ -33,5 +34,6 @@ class SqlStore(
     OutboxSql,
     RetentionSql,
     StatsSql,
+    TransferSql,
 ):
     """Everything the engine may ask of the system database (``protocol.SystemStore``), in SQL."""
