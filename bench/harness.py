@@ -24,6 +24,8 @@ OUT = ROOT / "bench" / "out"
 PG_ADMIN_URL = os.environ.get("BENCH_PG_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 # One database per run (pid suffix), so concurrent runs by different people never collide.
 PG_DB_PREFIX = os.environ.get("BENCH_PG_DB", "transact_bench")
+# The SQLite durability mode under test (config sqlite_synchronous): NORMAL (default) or FULL.
+SQLITE_SYNCHRONOUS = os.environ.get("BENCH_SQLITE_SYNCHRONOUS", "NORMAL").upper()
 
 
 # -- statistics ---------------------------------------------------------------------------------
@@ -233,15 +235,15 @@ class SqliteTarget(Target):
         return f"sqlite:///{self.path('app-' + tag)}"
 
     def connect(self, path: Path) -> sqlite3.Connection:
-        """A connection set up like ``transact.storage.sqlite`` (WAL, synchronous=NORMAL)."""
+        """A connection set up like ``transact.storage.sqlite`` (WAL, synchronous=SQLITE_SYNCHRONOUS)."""
         conn = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False, timeout=30.0)
         conn.execute("PRAGMA journal_mode=WAL")
-        conn.execute("PRAGMA synchronous=NORMAL")
+        conn.execute(f"PRAGMA synchronous={SQLITE_SYNCHRONOUS}")
         conn.execute("PRAGMA busy_timeout=30000")
         return conn
 
     def version(self) -> str:
-        return f"SQLite {sqlite3.sqlite_version} (WAL, synchronous=NORMAL)"
+        return f"SQLite {sqlite3.sqlite_version} (WAL, synchronous={SQLITE_SYNCHRONOUS})"
 
     def close(self) -> None:
         shutil.rmtree(self.dir, ignore_errors=True)
@@ -307,6 +309,8 @@ def launched(url: str, **config: Any) -> Iterator[Any]:
     from transact import DBOS
 
     DBOS.destroy()
+    if url.startswith("sqlite:"):
+        config = {"sqlite_synchronous": SQLITE_SYNCHRONOUS, **config}
     DBOS(config={"name": "bench", "system_database_url": url, "shutdown_timeout_seconds": 2, **config})
     DBOS.launch()
     try:

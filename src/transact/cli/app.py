@@ -22,7 +22,7 @@ from transact._lib.urls import redact
 from transact.cli import _render as out
 from transact.engine.admin import RESUMABLE
 from transact.errors import DatabaseConfigurationError, DatabaseUnavailableError
-from transact.storage import Misconfigured, Unavailable, open_store
+from transact.storage import Misconfigured, Unavailable, grant_app_role, open_store
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -316,15 +316,33 @@ def queue_list(
 
 # -- database -------------------------------------------------------------------------------------
 @app.command("migrate")
-def migrate(db: Db = None, config: ConfigPath = None, json: Json = False) -> None:
+def migrate(
+    db: Db = None,
+    config: ConfigPath = None,
+    json: Json = False,
+    app_role: Annotated[
+        str | None,
+        typer.Option(
+            "--app-role",
+            help="Postgres: grant this existing role what the app needs to run with run_migrations=False "
+            "(no DDL rights); also for tables later migrations create.",
+        ),
+    ] = None,
+) -> None:
     """Create or upgrade the Transact tables in the system database."""
     url = resolve_url(db, config)
     with DBOSClient(url, migrate=True, retry_timeout_s=RETRY_S, connect_timeout_s=CONNECT_S) as client:
         version = client.store.schema_version()
+        if app_role is not None:
+            try:
+                client._call(grant_app_role, url, app_role, retry_timeout_s=RETRY_S, connect_timeout_s=CONNECT_S)
+            except ValueError as exc:
+                fail(str(exc))
     if json:
-        out.print_json({"schema_version": version})
+        out.print_json({"schema_version": version, **({"app_role": app_role} if app_role else {})})
     else:
-        out.console().print(f"schema is at version {version}", markup=False)
+        granted = f"; role {app_role!r} may run the application" if app_role else ""
+        out.console().print(f"schema is at version {version}{granted}", markup=False)
 
 
 @app.command("reset")

@@ -30,6 +30,7 @@ __all__ = [
     "SystemStore",
     "Unavailable",
     "WorkflowNotPending",
+    "grant_app_role",
     "open_store",
 ]
 
@@ -55,3 +56,21 @@ def open_store(
     from transact.storage.postgres import PostgresStore
 
     return PostgresStore(url, retry_timeout_s=retry_timeout_s, pool_size=pool_size, connect_timeout_s=connect_timeout_s)
+
+
+def grant_app_role(
+    url: str, role: str, *, retry_timeout_s: float | None = None, connect_timeout_s: float = 10.0
+) -> None:
+    """Give the existing Postgres ``role`` exactly what a running application needs on the system
+    tables (USAGE on the schema; SELECT, INSERT, UPDATE, DELETE on its tables; USAGE on its
+    sequences; EXECUTE on its functions), now and for tables later migrations create, so the app
+    runs with ``run_migrations: False`` under a role without DDL rights (``transact migrate
+    --app-role``). A ValueError when the role does not exist, or for SQLite, which has no roles."""
+    if urls.kind_of(url) == "sqlite":
+        raise ValueError(
+            "SQLite has no roles: who may use the database is decided by the file's permissions "
+            f"(give the application's user read and write access to {urls.sqlite_path(url)!r} and its folder)"
+        )
+    from transact.storage.postgres import grant_app_role as grant
+
+    grant(url, role, retry_timeout_s=retry_timeout_s, connect_timeout_s=connect_timeout_s)

@@ -19,6 +19,7 @@ import psycopg
 import psycopg_pool
 from psycopg import errors as pg_errors
 from psycopg import pq
+from psycopg import sql as pg_sql
 from psycopg.adapt import AdaptersMap
 from psycopg.types.string import TextLoader
 
@@ -291,6 +292,19 @@ def _where(conninfo: str) -> str:
     return f"{redact(conninfo)} (host {host}, port {params.get('port') or 5432})"
 
 
+# What a running application needs on the system tables (``grant_app_role``); the default
+# privileges cover tables and sequences that later migrations, run by this same role, create.
+_GRANTS = (
+    "GRANT USAGE ON SCHEMA {schema} TO {role}",
+    "GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA {schema} TO {role}",
+    "GRANT USAGE ON ALL SEQUENCES IN SCHEMA {schema} TO {role}",
+    "GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA {schema} TO {role}",
+    "ALTER DEFAULT PRIVILEGES IN SCHEMA {schema} GRANT SELECT, INSERT, UPDATE, DELETE ON TABLES TO {role}",
+    "ALTER DEFAULT PRIVILEGES IN SCHEMA {schema} GRANT USAGE ON SEQUENCES TO {role}",
+    "ALTER DEFAULT PRIVILEGES IN SCHEMA {schema} GRANT EXECUTE ON FUNCTIONS TO {role}",
+)
+
+
 class PostgresStore(SqlStore):
     dialect = "postgres"
     sql = postgres_sql.SQL
@@ -416,8 +430,7 @@ class PostgresStore(SqlStore):
             fix = None if self._reached else _unfixable(text)
             if fix is not None:
                 raise Misconfigured(
-                    f"cannot use the system database {self.outage.where}: {text}; retrying "
-                    f"cannot fix this: {fix}"
+                    f"cannot use the system database {self.outage.where}: {text}; retrying cannot fix this: {fix}"
                 ) from exc
             raise Unavailable(str(exc).strip().splitlines()[0] if str(exc).strip() else "connect failed") from exc
         self._reached = True
@@ -508,6 +521,30 @@ class PostgresStore(SqlStore):
                 raise
             raise mapped from exc
 
+    def _grant_app_role(self, role: str) -> None:
+        """See ``storage.grant_app_role``."""
+
+        def attempt() -> None:
+            with self.connect_once() as conn, conn.transaction():
+                if conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (role,)).fetchone() is None:
+                    raise ValueError(
+                        f"role {role!r} does not exist: create it first (CREATE ROLE ... LOGIN PASSWORD ...)"
+                    )
+                for statement in _GRANTS:
+                    conn.execute(
+                        pg_sql.SQL(statement).format(schema=pg_sql.Identifier(SCHEMA), role=pg_sql.Identifier(role))
+                    )
+
+        self._retrying(lambda: self._mapped(attempt))
+
     def reset(self) -> None:
         with self.connect_once() as conn:
             conn.execute(f"DROP SCHEMA IF EXISTS {SCHEMA} CASCADE")
+
+
+def grant_app_role(url: str, role: str, *, retry_timeout_s: float | None, connect_timeout_s: float) -> None:
+    store = PostgresStore(url, retry_timeout_s=retry_timeout_s, connect_timeout_s=connect_timeout_s)
+    try:
+        store._grant_app_role(role)
+    finally:
+        store.close()
