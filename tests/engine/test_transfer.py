@@ -15,8 +15,9 @@ from tests.conftest import scratch_pg_database, wait_until
 from transact import DBOS, DBOSClient, SetWorkflowID
 from transact.engine.clock import now_ms
 from transact.engine.recovery import dead_executors
-from transact.engine.transfer import IMPORTED_EXECUTOR
-from transact.errors import ConfigError, WorkflowConflictError, WorkflowNotFoundError
+from transact.engine.transfer import IMPORTED_EXECUTOR, copy_database
+from transact.errors import ConfigError, TransactError, WorkflowConflictError, WorkflowNotFoundError
+from transact.storage import open_store
 
 
 @pytest.fixture
@@ -130,3 +131,66 @@ def test_imported_pending_work_waits_then_a_fork_and_a_resume_finish(
     DBOS.resume_workflow(wid)
     DBOS.send(wid, "resumed", "go")
     assert DBOS.retrieve_workflow(wid).get_result() == ["a", "resumed", "b"]
+
+
+@pytest.fixture
+def other_backend(backend: str, tmp_path: Path) -> Iterator[str]:
+    """An empty database on the other backend (a copy from SQLite lands on Postgres and back)."""
+    if backend == "postgres":
+        yield f"sqlite:///{tmp_path / 'other.sqlite'}"
+    else:
+        yield from scratch_pg_database("transact_transfer_other")
+
+
+class _Seen:
+    def __init__(self) -> None:
+        self.totals: dict[str, int] = {}
+        self.rows: dict[str, int] = {}
+
+    def table(self, name: str, total: int) -> None:
+        self.totals[name] = total
+
+    def advance(self, name: str, rows: int) -> None:
+        self.rows[name] = self.rows.get(name, 0) + rows
+
+
+def test_copy_database_to_the_other_backend(other_backend: str, dbos: type[DBOS]) -> None:
+    @DBOS.step()
+    def inc(x: int) -> int:
+        return x + 1
+
+    @DBOS.workflow()
+    def chain(x: int) -> int:
+        DBOS.set_event("x", x)
+        return inc(inc(x))
+
+    ids = []
+    for i in range(12):
+        handle = DBOS.start_workflow(chain, i)
+        assert handle.get_result() == i + 2
+        ids.append(handle.workflow_id)
+    DBOS.send(ids[0], "kept", "t")
+    source = DBOS._rt().store
+    target = open_store(other_backend)
+    try:
+        with pytest.raises(TransactError, match="alive"):  # this process is a live executor
+            copy_database(source, target, batch=5)
+        with pytest.raises(ConfigError, match="same database"):
+            copy_database(source, source, force=True)
+        with pytest.raises(ConfigError, match="batch"):
+            copy_database(source, target, batch=0, force=True)
+        seen = _Seen()
+        counts = copy_database(source, target, batch=5, force=True, progress=seen)
+        assert counts["workflow_status"] == 12 and counts["operation_outputs"] == 36  # set_event is a step too
+        assert seen.totals == counts and seen.rows == {t: n for t, n in counts.items() if n}
+        with pytest.raises(TransactError, match="--resume"):
+            copy_database(source, target, force=True)
+        assert copy_database(source, target, batch=5, force=True, resume=True) == counts
+    finally:
+        target.close()
+    with DBOSClient(other_backend) as client:
+        for wid in ids:
+            assert _steps(client.list_workflow_steps(wid)) == _steps(DBOS.list_workflow_steps(wid))
+        assert client.get_event(ids[3], "x") == 3
+        client.send(ids[0], "new", "t")  # a new message id past the copied ones
+        assert len(client.export_workflow(ids[0])["tables"]["notifications"]["rows"]) == 2
