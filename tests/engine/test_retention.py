@@ -190,6 +190,7 @@ def test_a_collection_during_a_busy_queue_loses_nothing(dbos: type[DBOS]) -> Non
             with SetWorkflowID(wid):
                 queue.enqueue(job, 1)
         wait_until(lambda: len(runs) >= len(ids), timeout=60, what="every job ran")
+        wait_until(lambda: not DBOS.list_workflows(status=["PENDING", "ENQUEUED"]), what="every job finished")
     finally:
         stop.set()
         gc.join(30)

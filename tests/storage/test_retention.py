@@ -47,6 +47,11 @@ def _seed(store: Store, wid: str, status: str, finished_at: int, **fields: Any) 
     store.write(unit)  # type: ignore[attr-defined]
 
 
+def ids(deleted: list[tuple[int, str]] | None) -> list[str] | None:
+    """The deleted ids, sorted (None: another collector held the lock)."""
+    return None if deleted is None else sorted(i for _, i in deleted)
+
+
 def _left(store: Store) -> dict[str, set[str]]:
     def unit(tx: Any) -> dict[str, set[str]]:
         out = {"workflow_status": {r[0] for r in tx.all("SELECT workflow_id FROM workflow_status")}}
@@ -70,20 +75,28 @@ def test_a_batch_deletes_exactly_the_finished_rows_before_the_cutoff(store: Stor
         )
 
     deleted = store.retention_delete(before=(500, ""), limit=1000)
-    assert sorted(deleted or []) == sorted(f"old-{s}" for s in FINISHED)
+    assert ids(deleted) == sorted(f"old-{s}" for s in FINISHED)
+    assert sorted(deleted or []) == [(100 + i, f"old-{s}") for i, s in enumerate(FINISHED)]
     kept = {"new", "old-pending"}
     left = _left(store)
     assert left.pop("workflow_status") == kept | {"old-ENQUEUED", "old-DELAYED"}
-    for table, ids in left.items():
-        assert ids == kept, table
+    for table, present in left.items():
+        assert present == kept, table
     assert store.retention_delete(before=(500, ""), limit=1000) == []
 
 
 def test_batches_go_oldest_first_and_stop_at_the_limit(store: Store) -> None:
     for i in range(5):
         store.workflow_insert(wf(f"w{i}", status="SUCCESS", created_at=i, updated_at=10 - i))
-    assert sorted(store.retention_delete(before=(100, ""), limit=2) or []) == ["w3", "w4"]
-    assert sorted(store.retention_delete(before=(100, ""), limit=10) or []) == ["w0", "w1", "w2"]
+    assert ids(store.retention_delete(before=(100, ""), limit=2)) == ["w3", "w4"]
+    assert ids(store.retention_delete(before=(100, ""), limit=10)) == ["w0", "w1", "w2"]
+
+
+def test_a_batch_starts_after_the_position_where_the_last_one_ended(store: Store) -> None:
+    for i in range(4):
+        store.workflow_insert(wf(f"w{i}", status="SUCCESS", updated_at=10))
+    assert ids(store.retention_delete(before=(100, ""), limit=10, after=(10, "w1"))) == ["w2", "w3"]
+    assert ids(store.retention_delete(before=(100, ""), limit=10, after=(9, "z"))) == ["w0", "w1"]
 
 
 def test_a_finished_parent_with_a_running_child_stays(store: Store) -> None:
@@ -91,9 +104,9 @@ def test_a_finished_parent_with_a_running_child_stays(store: Store) -> None:
     store.workflow_insert(wf("child", status="PENDING", parent_workflow_id="parent", updated_at=5))
     store.workflow_insert(wf("done-parent", status="SUCCESS", updated_at=5))
     store.workflow_insert(wf("done-child", status="ERROR", parent_workflow_id="done-parent", updated_at=5))
-    assert sorted(store.retention_delete(before=(100, ""), limit=10) or []) == ["done-child", "done-parent"]
+    assert ids(store.retention_delete(before=(100, ""), limit=10)) == ["done-child", "done-parent"]
     store.workflow_set_status("child", "SUCCESS", 6)
-    assert sorted(store.retention_delete(before=(100, ""), limit=10) or []) == ["child", "parent"]
+    assert ids(store.retention_delete(before=(100, ""), limit=10)) == ["child", "parent"]
 
 
 def test_boundary_of_the_newest_n(store: Store) -> None:
@@ -108,14 +121,14 @@ def test_boundary_of_the_newest_n(store: Store) -> None:
     assert store.retention_boundary(keep=6) == (100, "w0")
     assert store.retention_boundary(keep=7) is None
     # Before (103, "w3"): exactly the four finished before it, the tie at 103 included.
-    assert sorted(store.retention_delete(before=(103, "w3"), limit=10) or []) == ["tie", "w0", "w1", "w2"]
+    assert ids(store.retention_delete(before=(103, "w3"), limit=10)) == ["tie", "w0", "w1", "w2"]
 
 
 def test_exclusive_batches_report_when_another_collector_holds_the_lock(store: Store) -> None:
     store.workflow_insert(wf("w", status="SUCCESS", updated_at=1))
     lock = store.sql.try_lock  # type: ignore[attr-defined]
     if lock is None:  # SQLite: the write lock serializes collectors; nothing to report
-        assert store.retention_delete(before=(10, ""), limit=10, exclusive=True) == ["w"]
+        assert store.retention_delete(before=(10, ""), limit=10, exclusive=True) == [(1, "w")]
         return
     import psycopg
 
@@ -124,4 +137,4 @@ def test_exclusive_batches_report_when_another_collector_holds_the_lock(store: S
     with psycopg.connect(store.url, options="-c search_path=transact") as other:  # type: ignore[attr-defined]
         other.execute("SELECT pg_advisory_lock(%s)", (RETENTION_LOCK_KEY,))
         assert store.retention_delete(before=(10, ""), limit=10, exclusive=True) is None
-        assert store.retention_delete(before=(10, ""), limit=10) == ["w"]  # explicit calls never wait
+        assert store.retention_delete(before=(10, ""), limit=10) == [(1, "w")]  # explicit calls never wait

@@ -59,13 +59,15 @@ def garbage_collect(
     checks.optional_count(rows_threshold, "garbage_collect rows_threshold")
     before = cutoff(store, cutoff_epoch_ms=cutoff_epoch_ms, rows_threshold=rows_threshold)
     total = 0
+    after: tuple[int, str] | None = None  # where the last batch ended: the next starts there
     while before is not None and not halted():
-        deleted = store.retention_delete(before=before, limit=batch, exclusive=exclusive)
+        deleted = store.retention_delete(before=before, limit=batch, after=after, exclusive=exclusive)
         if deleted is None:  # another process holds the collector's lock: it does this work
             break
         total += len(deleted)
         if len(deleted) < batch:
             break
+        after = max(deleted)
     return total
 
 

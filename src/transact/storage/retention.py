@@ -23,13 +23,15 @@ _BOUNDARY = (
 
 
 def select_sql(row_lock: str) -> str:
-    """A batch's ids (parameters: the position's time twice, its id, the limit), locked on Postgres
-    and skipping rows another transaction holds; tests EXPLAIN exactly this. The position test
-    ``(updated_at, workflow_id) < (t, id)`` is spelled so the index bounds updated_at. The child
-    probe walks ws_parent_created_idx: a finished parent whose child still runs stays."""
+    """A batch's positions (parameters: ``before``'s time twice and id, ``after``'s time twice and
+    id, the limit), locked on Postgres and skipping rows another transaction holds; tests EXPLAIN
+    exactly this. Each position test, ``(updated_at, workflow_id) < (t, id)`` and ``> (t, id)``, is
+    spelled so the index bounds updated_at. The child probe walks ws_parent_created_idx: a
+    finished parent whose child still runs stays."""
     return (
-        f"SELECT w.workflow_id FROM workflow_status w WHERE w.{_FINISHED} "
+        f"SELECT w.updated_at, w.workflow_id FROM workflow_status w WHERE w.{_FINISHED} "
         "AND w.updated_at <= ? AND (w.updated_at < ? OR w.workflow_id < ?) "
+        "AND w.updated_at >= ? AND (w.updated_at > ? OR w.workflow_id > ?) "
         "AND NOT EXISTS (SELECT 1 FROM workflow_status c WHERE c.parent_workflow_id = w.workflow_id "
         "AND c.status NOT IN ('SUCCESS', 'ERROR', 'CANCELLED', 'MAX_RECOVERY_ATTEMPTS_EXCEEDED')) "
         f"ORDER BY w.updated_at, w.workflow_id LIMIT ?{row_lock}"
@@ -48,26 +50,32 @@ class RetentionSql(DriverBase):
         row = self.read(lambda tx: tx.one(_BOUNDARY, (keep - 1,)))
         return (int(row[0]), str(row[1])) if row is not None else None
 
-    def retention_delete(self, *, before: tuple[int, str], limit: int, exclusive: bool = False) -> list[str] | None:
+    def retention_delete(
+        self, *, before: tuple[int, str], limit: int, after: tuple[int, str] | None = None, exclusive: bool = False
+    ) -> list[tuple[int, str]] | None:
         select = select_sql(self.sql.claim_row_lock)
         try_lock = self.sql.try_lock if exclusive else None
         steps = self.sql.steps.sweep_deleted
+        start = after if after is not None else (-1, "")  # (-1, ""): before every completion
+        params = (before[0], before[0], before[1], start[0], start[0], start[1], limit)
 
-        def unit(tx: Tx) -> list[str] | None:
+        def unit(tx: Tx) -> list[tuple[int, str]] | None:
             if try_lock is not None:
                 held = tx.one(try_lock, (RETENTION_LOCK_KEY,))
                 if held is None or not held[0]:
                     return None
-            ids = [str(r[0]) for r in tx.all(select, (before[0], before[0], before[1], limit))]
-            if ids:
-                ids = [str(r[0]) for r in tx.all(delete_sql(len(ids)), ids)]
+            found = {str(r[1]): int(r[0]) for r in tx.all(select, params)}
+            if not found:
+                return []
+            ids = [str(r[0]) for r in tx.all(delete_sql(len(found)), list(found))]
             if ids and steps is not None:
                 tx.run(steps, (ids,))
-            return ids
+            return [(found[i], i) for i in ids]
 
         deleted = self.write(unit)
         if deleted and steps is not None:
             # A checkpoint whose fence read a row just before this delete committed (a workflow
             # being resumed as it was deleted) may land after it: sweep once more.
-            self.write(lambda tx: tx.run(steps, (deleted,)), single=True)
+            ids = [i for _, i in deleted]
+            self.write(lambda tx: tx.run(steps, (ids,)), single=True)
         return deleted

@@ -18,14 +18,18 @@ class RetentionStore(Protocol):
         ``keep`` workflows are finished. Walks the finished index newest first. Round trips: 1."""
         ...
 
-    def retention_delete(self, *, before: tuple[int, str], limit: int, exclusive: bool = False) -> list[str] | None:
+    def retention_delete(
+        self, *, before: tuple[int, str], limit: int, after: tuple[int, str] | None = None, exclusive: bool = False
+    ) -> list[tuple[int, str]] | None:
         """Delete up to ``limit`` workflows that finished (SUCCESS, ERROR, CANCELLED,
         MAX_RECOVERY_ATTEMPTS_EXCEEDED) before the completion position ``before`` (``(epoch ms,
-        "")``: everything that finished before that millisecond), oldest first, with
-        their steps, the messages sent to them (read or not), events, streams and attributes.
-        Never a workflow with an unfinished child, never PENDING, ENQUEUED or DELAYED work.
-        Concurrent collectors delete disjoint rows: a row another transaction holds is skipped,
-        never waited for. ``exclusive``: only while no other process collects under that flag
-        (Postgres advisory lock; SQLite's write lock serializes anyway); None when one does.
-        Returns the deleted ids. One short transaction. Round trips: 2-4."""
+        "")``: everything that finished before that millisecond) and, when given, after ``after``
+        (the last position a previous batch deleted: no batch walks over what earlier ones
+        removed), oldest first, with their steps, the messages sent to them (read or not),
+        events, streams and attributes. Never a workflow with an unfinished child, never PENDING,
+        ENQUEUED or DELAYED work. Concurrent collectors delete disjoint rows: a row another
+        transaction holds is skipped, never waited for. ``exclusive``: only while no other process
+        collects under that flag (Postgres advisory lock; SQLite's write lock serializes anyway);
+        None when one does. Returns the deleted workflows' positions (updated_at, workflow_id).
+        One short transaction. Round trips: 2-4."""
         ...
