@@ -250,3 +250,13 @@ def test_cli_workflow_gc(store: Store, db_url: str) -> None:
     fails(run("workflow", "gc", "--older-than", "soon", "--db", db_url), "--older-than")
     fails(run("workflow", "gc", "--db", db_url), "--older-than", "--keep")
     assert json.loads(json.dumps(store.workflow_get("running") is not None))
+
+
+def test_garbage_collect_async(dbos: type[DBOS]) -> None:
+    import asyncio
+
+    store = DBOS._rt().store
+    for i in range(3):
+        store.workflow_insert(_old_row(f"w{i}", "SUCCESS", at=1_000 + i))
+    assert asyncio.run(DBOS.garbage_collect_async(rows_threshold=1)) == 2
+    assert asyncio.run(DBOS.garbage_collect_async(cutoff_epoch_ms=now_ms())) == 1
