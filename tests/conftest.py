@@ -23,7 +23,10 @@ pytest_plugins = ["transact.testing"]
 
 PG_ADMIN_URL = os.environ.get("TRANSACT_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 TESTS_DIR = Path(__file__).parent
-TABLES = "workflow_status, operation_outputs, notifications, workflow_events, streams, executors, schedules, queues"
+TABLES = (
+    "workflow_status, operation_outputs, notifications, workflow_events, streams, executors, schedules, queues,"
+    " application_versions"
+)
 
 
 def pg_url(dbname: str) -> str:

@@ -27,17 +27,10 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from transact.storage.protocol_partitions import PartitionStore
 from transact.storage.retention_protocol import RetentionStore
-from transact.storage.rows import (
-    ExecutorRow,
-    ListQuery,
-    QueueClaim,
-    ScheduleRow,
-    StepRow,
-    StreamItem,
-    WorkflowRow,
-)
+from transact.storage.rows import ExecutorRow, ListQuery, QueueClaim, ScheduleRow, StepRow, StreamItem, WorkflowRow
 from transact.storage.stats_protocol import StatsStore
 from transact.storage.transfer_protocol import TransferStore
+from transact.storage.versions_protocol import VersionStore
 
 if TYPE_CHECKING:
     from transact.storage.queues import QueueRow
@@ -576,6 +569,7 @@ class SystemStore(
     RetentionStore,
     StatsStore,
     TransferStore,
+    VersionStore,
     DriverStore,
     Protocol,
 ):
@@ -596,5 +590,6 @@ CONCERNS: tuple[type, ...] = (
     RetentionStore,
     StatsStore,
     TransferStore,
+    VersionStore,
     DriverStore,
 )

@@ -19,6 +19,7 @@ from transact.storage.schedules import ScheduleSql
 from transact.storage.stats import StatsSql
 from transact.storage.steps import StepSql
 from transact.storage.transfer import TransferSql
+from transact.storage.versions import VersionSql
 from transact.storage.workflows import WorkflowSql
 
 
@@ -35,5 +36,6 @@ class SqlStore(
     RetentionSql,
     StatsSql,
     TransferSql,
+    VersionSql,
 ):
     """Everything the engine may ask of the system database (``protocol.SystemStore``), in SQL."""

@@ -42,6 +42,7 @@ MOVED: tuple[Moved, ...] = (
     Moved(MESSAGES, ("message_id",), "destination_id", serial="message_id"),
     Moved("schedules", ("schedule_name",), None),
     Moved("queues", ("queue_name",), None),
+    Moved("application_versions", ("application_name", "version_name"), None),
 )
 # Tables that stay behind, and why: executors are processes of the source database (a copy's
 # restarted application registers itself; their PENDING work is recovered or adopted);
