@@ -20,6 +20,10 @@ DUPLICATION_POLICIES = ("reject", "return_existing")
 ID_REUSE_POLICIES = ("return_existing", "reject")
 
 
+def _policy_name(value: str) -> str:
+    return value.replace("-", "_") if isinstance(value, str) else value
+
+
 def check_enqueue_options(
     where: str,
     *,
@@ -225,6 +229,9 @@ class SetEnqueueOptions:
         ``attributes``: JSON attributes each enqueued workflow carries (as ``SetWorkflowAttributes``)."""
         # Ids are checked where they are used (Queue.enqueue), with the queue's own rules.
         check_enqueue_options("SetEnqueueOptions", priority=priority, delay_seconds=delay_seconds)
+        # Both spellings circulate ("return-existing" in prose, "return_existing" in code): accept either.
+        duplication_policy = _policy_name(duplication_policy)
+        workflow_id_reuse_policy = _policy_name(workflow_id_reuse_policy)
         for value, allowed, what in (
             (duplication_policy, DUPLICATION_POLICIES, "duplication_policy"),
             (workflow_id_reuse_policy, ID_REUSE_POLICIES, "workflow_id_reuse_policy"),

@@ -277,7 +277,9 @@ def test_duplication_policy(launch: Launch) -> None:
     with SetEnqueueOptions(deduplication_id="k", duplication_policy="return_existing"):
         again = q.enqueue(gated, 3)
         again_async = asyncio.run(q.enqueue_async(gated, 4))
-    assert again.workflow_id == first.workflow_id == again_async.workflow_id
+    with SetEnqueueOptions(deduplication_id="k", duplication_policy="return-existing"):  # the prose spelling
+        hyphenated = q.enqueue(gated, 5)
+    assert again.workflow_id == first.workflow_id == again_async.workflow_id == hyphenated.workflow_id
     with pytest.raises(ConfigError, match="duplication_policy"):
         SetEnqueueOptions(duplication_policy="ignore")
     GATE.set()

@@ -134,6 +134,7 @@ def _client_row(
     options: Mapping[str, Any], args: Sequence[Any], kwargs: Mapping[str, Any]
 ) -> tuple[WorkflowRow, EnqueueOptions | None]:
     policy = options.get("duplication_policy", "reject") if isinstance(options, Mapping) else "reject"
+    policy = policy.replace("-", "_") if isinstance(policy, str) else policy
     if policy not in DUPLICATION_POLICIES:
         raise ConfigError(
             f"enqueue option 'duplication_policy' must be one of {', '.join(map(repr, DUPLICATION_POLICIES))}, "
