@@ -153,9 +153,7 @@ class SetWorkflowID:
     """``with SetWorkflowID("key"):`` the next workflow started in the block gets that id."""
 
     def __init__(self, workflow_id: str) -> None:
-        if not isinstance(workflow_id, str) or not workflow_id:
-            raise ConfigError(f"SetWorkflowID needs a non-empty string, got {workflow_id!r}")
-        self.workflow_id = workflow_id
+        self.workflow_id: str = checks.text(workflow_id, "SetWorkflowID(workflow_id)", bounded=True) or ""
         self._token: contextvars.Token[str | None] | None = None
 
     def __enter__(self) -> SetWorkflowID:
@@ -191,10 +189,8 @@ class SetWorkflowTimeout:
     deadline (start-to-close; children inherit it). ``None`` clears an outer timeout."""
 
     def __init__(self, workflow_timeout_sec: float | None) -> None:
-        if workflow_timeout_sec is not None and (
-            not isinstance(workflow_timeout_sec, int | float) or workflow_timeout_sec <= 0
-        ):
-            raise ConfigError(f"SetWorkflowTimeout needs a positive number of seconds, got {workflow_timeout_sec!r}")
+        if workflow_timeout_sec is not None:
+            checks.seconds(workflow_timeout_sec, "SetWorkflowTimeout(workflow_timeout_sec)", positive=True)
         self.timeout = workflow_timeout_sec
         self._token: contextvars.Token[float | None] | None = None
 

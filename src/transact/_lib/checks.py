@@ -50,13 +50,19 @@ def seconds(value: object, what: str, *, positive: bool = False) -> float:
 
 
 def text(value: object, what: str, *, optional: bool = False, bounded: bool = False) -> str | None:
-    """A non-empty string (or None when ``optional``); ``bounded``: at most MAX_NAME_CHARS."""
+    """A non-empty string (or None when ``optional``); ``bounded`` (ids, topics, keys): at most
+    MAX_NAME_CHARS, one line, no NUL."""
     if value is None and optional:
         return None
     if not isinstance(value, str) or not value:
         raise fail(what, "a non-empty string" + (" or None" if optional else ""), value)
-    if bounded and len(value) > MAX_NAME_CHARS:
-        raise ConfigError(f"{what} is {len(value)} characters long; use at most {MAX_NAME_CHARS}")
+    if bounded:
+        if len(value) > MAX_NAME_CHARS:
+            raise ConfigError(f"{what} is {len(value)} characters long; use at most {MAX_NAME_CHARS}")
+        if "\x00" in value:  # Postgres text cannot hold it; SQLite would cut the value short in places
+            raise ConfigError(f"{what} contains a NUL character, got {value!r}; remove it")
+        if "\n" in value or "\r" in value:  # ids, topics and keys are one line in logs, tables and hints
+            raise ConfigError(f"{what} contains a line break, got {value!r}; use a one-line string")
     return value
 
 

@@ -483,6 +483,8 @@ def enqueue_row(options: Mapping[str, Any], args: Sequence[Any], kwargs: Mapping
             raise ConfigError(f"enqueue option {key!r} must be a non-empty string, got {value!r}")
     for key in ("workflow_id", "app_version"):
         _opt_str(options.get(key), what=f"enqueue option {key!r}")
+    if options.get("workflow_id"):
+        checks.text(options["workflow_id"], "enqueue option 'workflow_id'", bounded=True)
     priority = options.get("priority") or 0
     delay = options.get("delay_seconds")
     check_enqueue_options(
