@@ -395,18 +395,25 @@ def _recv_plan(topic: Any, timeout_seconds: Any) -> tuple[WorkflowContext, str, 
 
 
 def recv(topic: str | None, timeout_seconds: float) -> Any:
-    """The oldest unread message for ``topic``, or None once the (recorded) timeout has passed."""
+    """The oldest unread message for ``topic``, or None once the (recorded) timeout has passed.
+
+    Every new message arrives as its own hint (Postgres NOTIFY, the SQLite poller). On SQLite "*"
+    means only "another connection committed", so receivers skip it (thousands re-reading on each
+    commit would swamp the store); on Postgres it means "hints may have been lost" (a reconnect)."""
     ctx, top, ms, deadline_slot, slot = _recv_plan(topic, timeout_seconds)
     if slot.recorded is not None:
         return _value(slot.recorded)
     wid = ctx.workflow_id
-    with ctx.runtime.waiters.watch(Hint.MESSAGE, wid, top, also=_cancel_keys(ctx)) as waiter:
+    star = ctx.runtime.store.pushes_wakeups
+    with ctx.runtime.waiters.watch(Hint.MESSAGE, wid, top, also=_cancel_keys(ctx), wildcard=star) as waiter:
         taken = _op_take(ctx, slot, top)
         if taken is not None:
             return _value(taken)
         deadline = _op_deadline(ctx, deadline_slot, RECV_DEADLINE, ms)
+        poll = POLL_S
         while now_ms() < deadline:
-            waiter.wait(_left_s(deadline, POLL_S))
+            if not waiter.wait(_left_s(deadline, poll)):
+                poll = min(poll * 2, RECHECK_S)  # the safety net slows down: wake-ups are pushed
             ctx.check_cancelled()
             taken = _op_take(ctx, slot, top)
             if taken is not None:
@@ -420,13 +427,16 @@ async def recv_async(topic: str | None, timeout_seconds: float) -> Any:
         return _value(slot.recorded)
     rt = ctx.runtime
     wid = ctx.workflow_id
-    with rt.waiters.watch(Hint.MESSAGE, wid, top, also=_cancel_keys(ctx), asynchronous=True) as waiter:
+    star = rt.store.pushes_wakeups  # see recv
+    with rt.waiters.watch(Hint.MESSAGE, wid, top, also=_cancel_keys(ctx), asynchronous=True, wildcard=star) as waiter:
         taken = await rt.aio(_op_take, ctx, slot, top)
         if taken is not None:
             return _value(taken)
         deadline = await rt.aio(_op_deadline, ctx, deadline_slot, RECV_DEADLINE, ms)
+        poll = POLL_S
         while now_ms() < deadline:
-            await waiter.wait_async(_left_s(deadline, POLL_S))
+            if not await waiter.wait_async(_left_s(deadline, poll)):
+                poll = min(poll * 2, RECHECK_S)
             ctx.check_cancelled()
             taken = await rt.aio(_op_take, ctx, slot, top)
             if taken is not None:

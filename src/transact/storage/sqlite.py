@@ -28,6 +28,11 @@ from transact.storage.outbox import BadConnection, CallerTx
 from transact.storage.store import SqlStore
 
 POLL_INTERVAL_S = 0.01
+# Messages committed since the poller's last look (AUTOINCREMENT ids grow in commit order): each
+# becomes its own hint, so waiting receivers need not wake on every "*" (thousands of them would
+# each re-read on every commit).
+_NEW_MESSAGES = "SELECT message_id, destination_id, topic FROM notifications WHERE message_id > ? ORDER BY message_id"
+_LAST_MESSAGE = "SELECT coalesce(max(message_id), 0) FROM notifications"
 # WAL checkpoints run in the poller thread, at most this often and only after writes: with SQLite's
 # default the committing connection checkpoints every 1,000 pages, with an fsync, so an occasional
 # commit pays for a whole checkpoint. Writers keep a far backstop in case no poller runs (a
@@ -216,6 +221,7 @@ class SqliteStore(SqlStore):
         conn = self._connect()
         try:
             last = conn.execute("PRAGMA data_version").fetchone()[0]
+            seen = self._last_message(conn)
             written = True  # commits since the last checkpoint (at start: maybe a predecessor's)
             next_checkpoint = time.monotonic() + CHECKPOINT_INTERVAL_S
             while not self._closed.wait(POLL_INTERVAL_S):
@@ -226,6 +232,7 @@ class SqliteStore(SqlStore):
                     if version != last:
                         last = version
                         written = True
+                        seen = self._hint_new_messages(conn, seen)
                         self.hint(Hint.ALL, "", "")
                     if written and time.monotonic() >= next_checkpoint:
                         # PASSIVE: copies what no reader still needs, never blocks the writers.
@@ -236,6 +243,26 @@ class SqliteStore(SqlStore):
                     continue
         finally:
             conn.close()
+
+    @staticmethod
+    def _last_message(conn: sqlite3.Connection) -> int | None:
+        try:
+            return int(conn.execute(_LAST_MESSAGE).fetchone()[0])
+        except sqlite3.Error:
+            return None  # no schema yet: look again after the next commit
+
+    def _hint_new_messages(self, conn: sqlite3.Connection, seen: int | None) -> int | None:
+        """Hint (msg, destination, topic) for each message committed after id ``seen``."""
+        if seen is None:
+            return self._last_message(conn)
+        try:
+            rows = conn.execute(_NEW_MESSAGES, (seen,)).fetchall()
+        except sqlite3.Error:
+            return seen  # the next commit looks again from the same id
+        for message_id, destination, topic in rows:
+            seen = message_id
+            self.hint(Hint.MESSAGE, destination, topic)
+        return seen
 
     def migrate(self) -> int:
         return self._retrying(self._migrate_once)
