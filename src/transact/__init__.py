@@ -13,6 +13,7 @@ from transact._options import SetEnqueueOptions, SetWorkflowAttributes, SetWorkf
 from transact._queue import Queue, QueueRateLimit
 from transact.datasource import AsyncSQLAlchemyDatasource, SQLAlchemyDatasource
 from transact.engine.registry import ConfiguredInstance as DBOSConfiguredInstance
+from transact.engine.versions import VersionInfo
 from transact.errors import (
     ConfigError,
     DatabaseConfigurationError,
@@ -106,6 +107,7 @@ __all__ = [
     "StepStatus",
     "StepTimeoutError",
     "TransactError",
+    "VersionInfo",
     "WorkflowCancelledError",
     "WorkflowConflictError",
     "WorkflowHandle",

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, Generic, NoReturn, TypeVar
 from transact._client_queues import ClientQueues
 from transact._client_schedules import ClientSchedules
 from transact._client_transfer import ClientTransfer
+from transact._client_versions import ClientVersions
 from transact._facade import client_args
 from transact._facade.waits import handle_ids, pick
 from transact._lib.states import Hint
@@ -41,7 +42,7 @@ def _reraise(exc: BaseException) -> NoReturn:
     raise exc
 
 
-class DBOSClient(ClientSchedules, ClientQueues, ClientTransfer):
+class DBOSClient(ClientSchedules, ClientQueues, ClientTransfer, ClientVersions):
     """``DBOSClient(system_database_url)``: enqueue, message, inspect and steer workflows of an
     application that shares this system database. URL default: ``TRANSACT_SYSTEM_DATABASE_URL``.
 
@@ -81,6 +82,7 @@ class DBOSClient(ClientSchedules, ClientQueues, ClientTransfer):
             system_database_url, application_database_url or database_url, system_database_engine
         )
         self.system_database_url = url
+        self._application_name = application_name
         try:
             self._store: Store = open_store(
                 url,

@@ -23,9 +23,10 @@ from transact._facade.schedule import ScheduleFacade
 from transact._facade.steps import StepFacade, step_status
 from transact._facade.transfer import TransferFacade
 from transact._facade.txn import TxnFacade
+from transact._facade.versions import VersionsFacade
 from transact._facade.waits import WaitFacade
 from transact._handles import WorkflowHandle, WorkflowHandleAsync
-from transact.engine import auth, services, tracing
+from transact.engine import auth, services, tracing, versions
 from transact.engine import workflow as wf
 from transact.engine.context import current_step, current_workflow
 from transact.engine.recovery import stranded_workflows
@@ -128,6 +129,7 @@ class DBOS(
     OutboxFacade,
     TransferFacade,
     DrainFacade,
+    VersionsFacade,
     metaclass=_DBOSMeta,
 ):
     """The process-wide Transact instance. Construct once with a config, then ``launch()``."""
@@ -166,7 +168,7 @@ class DBOS(
             return
         if rt.app_version is None:
             rt.app_version = _code_version()
-        extra: list[services.ServiceFactory] = []
+        extra: list[services.ServiceFactory] = [versions.service_for]
         if REGISTRY.kafka_consumers:
             from transact.integrations import kafka  # only when a consumer is declared: an optional extra
 
