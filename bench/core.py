@@ -70,6 +70,43 @@ def latency(url: str, rec: Recorder, *, quick: bool) -> None:
             ok=per_step / floor <= 1.5,
         )
     )
+    json_serializer(url, rec, quick=quick, pickle_per_step=per_step)
+
+
+def json_serializer(url: str, rec: Recorder, *, quick: bool, pickle_per_step: float) -> None:
+    """The per-step overhead again with ``serializer=DBOSPortableJSON`` (every step result stored as
+    portable JSON): target <= 1.2x the pickle slope for small values."""
+    from transact import DBOSPortableJSON
+
+    n = 60 if quick else 1000
+    medians: list[tuple[float, float]] = []
+    with launched(url, serializer=DBOSPortableJSON):
+        for k in (0, 10):
+            samples = sorted(timed(functools.partial(bench_steps, k), n, warmup=10))
+            medians.append((k, samples[len(samples) // 2] * 1000))
+    per_step = slope(medians)
+    ratio = per_step / pickle_per_step if pickle_per_step > 0 else float("inf")
+    from transact.engine import serialization
+
+    value = {"id": 1, "ok": True}
+    encode = [
+        min(timed(functools.partial(serialization.dumps, value, what="v", portable=p), 2000, warmup=100))
+        for p in (False, True)
+    ]
+    rec.add(
+        Result(
+            "1.latency",
+            "per-step overhead, JSON serializer (slope)",
+            "ms",
+            value=per_step,
+            floor="pickle per-step",
+            floor_value=pickle_per_step,
+            x_floor=ratio,
+            target="<= 1.2x pickle",
+            ok=ratio <= 1.2,
+            note=f"encode a small dict: pickle {encode[0] * 1e6:.2f} us, JSON {encode[1] * 1e6:.2f} us",
+        )
+    )
 
 
 def throughput(url: str, rec: Recorder, *, quick: bool, db: str) -> None:

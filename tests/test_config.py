@@ -1,5 +1,5 @@
 """DBOSConfig keys: every key the DBOS docs list is accepted; applied keys take effect, keys with
-no transact feature warn once, ``serializer`` is refused, unknown keys fail naming the nearest."""
+no transact feature warn once, ``serializer`` is checked, unknown keys fail naming the nearest."""
 
 from __future__ import annotations
 
@@ -263,9 +263,11 @@ class JsonSerializer:
         return text
 
 
-def test_a_custom_serializer_is_refused_and_nothing_is_written(config: dict[str, Any], backend: str) -> None:
-    with pytest.raises(ConfigError, match=r"'serializer' \(JsonSerializer\).*pickle"):
-        DBOS(config={**config, "serializer": JsonSerializer()})
+def test_a_serializer_without_its_methods_is_refused_and_nothing_is_written(
+    config: dict[str, Any], backend: str
+) -> None:
+    with pytest.raises(ConfigError, match=r"'serializer' must be a serializer .*\(no serialize\(\)\)"):
+        DBOS(config={**config, "serializer": object()})
     url = config["system_database_url"]
     if backend == "sqlite":
         assert not os.path.exists(url[len("sqlite:///") :])
@@ -284,6 +286,7 @@ def test_dbos_default_serializer_passed_explicitly_is_accepted() -> None:
             return "py_pickle"
 
     assert load_settings({"name": "a", "serializer": PickleSerializer()}).name == "a"
+    assert load_settings({"name": "a", "serializer": JsonSerializer()}).name == "a"  # custom ones too
 
 
 def test_an_unknown_key_names_the_nearest_known_one() -> None:

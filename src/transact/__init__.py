@@ -13,6 +13,13 @@ from transact._options import SetEnqueueOptions, SetWorkflowAttributes, SetWorkf
 from transact._queue import Queue, QueueRateLimit
 from transact.datasource import AsyncSQLAlchemyDatasource, SQLAlchemyDatasource
 from transact.engine.registry import ConfiguredInstance as DBOSConfiguredInstance
+from transact.engine.serializers import (
+    DBOSPortableJSON,
+    DefaultSerializer,
+    PortableWorkflowError,
+    Serializer,
+    WorkflowSerializationFormat,
+)
 from transact.engine.versions import VersionInfo
 from transact.errors import (
     ConfigError,
@@ -76,6 +83,7 @@ __all__ = [
     "DBOSMaxStepRetriesExceeded",
     "DBOSNonExistentWorkflowError",
     "DBOSNotAuthorizedError",
+    "DBOSPortableJSON",
     "DBOSQueueDeduplicatedError",
     "DBOSRecoveryError",
     "DBOSUnexpectedStepError",
@@ -86,17 +94,20 @@ __all__ = [
     "DatabaseUnavailableError",
     "Debouncer",
     "DebouncerClient",
+    "DefaultSerializer",
     "DeterminismError",
     "KafkaMessage",
     "MaxRecoveryAttemptsExceededError",
     "NotInWorkflowError",
     "NotLaunchedError",
+    "PortableWorkflowError",
     "Queue",
     "QueueDeduplicatedError",
     "QueueRateLimit",
     "SQLAlchemyDatasource",
     "ScheduleNotFoundError",
     "SerializationError",
+    "Serializer",
     "SetEnqueueOptions",
     "SetWorkflowAttributes",
     "SetWorkflowID",
@@ -114,6 +125,7 @@ __all__ = [
     "WorkflowHandleAsync",
     "WorkflowNotFoundError",
     "WorkflowNotRegisteredError",
+    "WorkflowSerializationFormat",
     "WorkflowStatus",
     "WorkflowStatusString",
     "__version__",

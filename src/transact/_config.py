@@ -3,9 +3,8 @@
 Every key the DBOS docs list for ``DBOSConfig`` is accepted, so a DBOS config runs unchanged:
 a key transact has the feature for is applied; a key it has no feature for is logged once per
 process (WARNING, naming the key) as having no effect, and only when its value asks for something
-(``run_admin_server: False`` asks for nothing); a key that would change how values are stored
-(``serializer``) is refused unless left at its default, so nothing is written in a format the
-application did not ask for. An unknown key fails, naming the nearest known one.
+(``run_admin_server: False`` asks for nothing); ``serializer`` is checked here and installed by
+DBOS (``engine/serialization.py``). An unknown key fails, naming the nearest known one.
 """
 
 from __future__ import annotations
@@ -84,7 +83,7 @@ class DBOSConfig(_DBOSConfigName, total=False):
     admin_port: int | None
     conductor_key: str | None
     conductor_url: str | None
-    serializer: Any  # only the default (None: pickle) is supported
+    serializer: Any  # None: pickle; else a serializer object (DBOS installs it)
     # -- transact's own keys ----------------------------------------------------------------
     app_version: str | None
     lease_seconds: float
@@ -147,7 +146,7 @@ _APPLIED = {
     "max_executor_threads",
     "log_level",
     "console_log_level",
-    "serializer",  # refused unless the default
+    "serializer",  # every stored value is written with it (engine/serialization.py)
     "app_version",
     "lease_seconds",
     "heartbeat_seconds",
@@ -323,20 +322,15 @@ def _check_keys(config: Mapping[str, Any]) -> None:
 
 
 def _check_serializer(value: Any) -> None:
-    """Only the default is supported: transact pickles every stored value itself."""
+    """A serializer object: ``serialize(value) -> str``, ``deserialize(text)`` and ``name()``."""
     if value is None:
         return
-    try:
-        name = value.name() if callable(getattr(value, "name", None)) else None
-    except Exception:
-        name = None
-    if name == "py_pickle":  # DBOS's default serializer, passed explicitly: pickle all the same
-        return
-    raise ConfigError(
-        f"config key 'serializer' ({type(value).__name__}) is not supported yet: transact stores workflow "
-        "inputs, outputs, step results, messages and events with pickle and cannot write them in another "
-        "format; remove the key (values are then pickled) or keep this application on DBOS"
-    )
+    missing = [m for m in ("serialize", "deserialize", "name") if not callable(getattr(value, m, None))]
+    if missing:
+        raise ConfigError(
+            f"config key 'serializer' must be a serializer with serialize(value) -> str, deserialize(text) and "
+            f"name() (subclass transact.Serializer), got {type(value).__name__} (no {missing[0]}())"
+        )
 
 
 def _system_url(config: Mapping[str, Any], name: str, notes: list[tuple[str, str]]) -> str:

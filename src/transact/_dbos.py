@@ -26,12 +26,13 @@ from transact._facade.txn import TxnFacade
 from transact._facade.versions import VersionsFacade
 from transact._facade.waits import WaitFacade
 from transact._handles import WorkflowHandle, WorkflowHandleAsync
-from transact.engine import auth, services, tracing, versions
+from transact.engine import auth, serialization, services, tracing, versions
 from transact.engine import workflow as wf
 from transact.engine.context import current_step, current_workflow
 from transact.engine.recovery import stranded_workflows
 from transact.engine.registry import REGISTRY, WorkflowInfo, takes_target
 from transact.engine.runtime import Runtime
+from transact.engine.serializers import is_portable_type
 from transact.engine.status import to_status
 from transact.engine.transaction import current_session
 from transact.errors import ConfigError, WorkflowNotFoundError, WorkflowNotRegisteredError
@@ -149,6 +150,7 @@ class DBOS(
             if previous is not None and previous._runtime.launched:
                 raise ConfigError("a DBOS instance is already launched in this process; call DBOS.destroy() first")
             self._config = dict(config or {})
+            serialization.install(self._config.get("serializer"))  # every stored value is written with it
             self._settings = settings
             self._runtime = Runtime(settings, REGISTRY)
             FacadeBase._set_current(self)
@@ -202,6 +204,7 @@ class DBOS(
                 tracing.disable()
             rt.store.close()
             FacadeBase._set_current(None)
+            serialization.install(None)
         if destroy_registry:
             REGISTRY.clear()
 
@@ -221,7 +224,11 @@ class DBOS(
     @overload
     @classmethod
     def workflow(
-        cls, *, name: str | None = None, max_recovery_attempts: int | None = DEFAULT_MAX_RECOVERY_ATTEMPTS
+        cls,
+        *,
+        name: str | None = None,
+        max_recovery_attempts: int | None = DEFAULT_MAX_RECOVERY_ATTEMPTS,
+        serialization_type: Any = None,
     ) -> Callable[[Callable[P, R]], Callable[P, R]]: ...
 
     @classmethod  # type: ignore[misc]
@@ -232,7 +239,9 @@ class DBOS(
         *,
         name: str | None = None,
         max_recovery_attempts: int | None = DEFAULT_MAX_RECOVERY_ATTEMPTS,
+        serialization_type: Any = None,
     ) -> Any:
+        portable = is_portable_type(serialization_type, "@DBOS.workflow")
         if max_recovery_attempts is not None and (
             not isinstance(max_recovery_attempts, int) or max_recovery_attempts < 0
         ):
@@ -249,6 +258,7 @@ class DBOS(
                 is_async=inspect.iscoroutinefunction(fn),
                 max_recovery_attempts=max_recovery_attempts if max_recovery_attempts is not None else 1 << 30,
                 takes_target=takes_target(fn),
+                portable=portable,
             )
             REGISTRY.add_workflow(info)
             if info.is_async:

@@ -308,7 +308,7 @@ def test_client_constructor_arguments(db_url: str, monkeypatch: pytest.MonkeyPat
         assert c.system_database_url == db_url
     with pytest.raises(ConfigError, match="Transact keeps workflows in the system database"):
         DBOSClient(application_database_url=db_url)
-    with pytest.raises(ConfigError, match=r"DBOSClient serializer .* is not supported"):
+    with pytest.raises(ConfigError, match=r"DBOSClient serializer must be a serializer"):
         DBOSClient(db_url, serializer=object())
     with pytest.raises(ConfigError, match="system_database_pool_size must be an int >= 1"):
         DBOSClient(db_url, system_database_pool_size=0)

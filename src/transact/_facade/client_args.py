@@ -2,8 +2,7 @@
 
 A client only reads and writes the system database: the application database (DBOS code passes
 it routinely) is accepted and unused, and tuning arguments Transact has no use for are accepted
-and ignored. Arguments that would change what is stored (a serializer other than pickle) are
-refused with the reason.
+and ignored. A serializer is installed for the values the client writes and reads.
 """
 
 from __future__ import annotations
@@ -13,7 +12,9 @@ import os
 from typing import Any
 
 from transact._config import ENV_SYSTEM_DB
+from transact._facade._base import FacadeBase
 from transact._lib import checks
+from transact.engine import serialization
 from transact.errors import ConfigError
 
 log = logging.getLogger("transact")
@@ -55,20 +56,12 @@ def _engine_url(engine: Any) -> str:
 
 
 def check_serializer(serializer: Any) -> None:
-    """Only the default is supported: Transact pickles every stored value itself."""
-    if serializer is None:
-        return
-    try:
-        name = serializer.name() if callable(getattr(serializer, "name", None)) else None
-    except Exception:
-        name = None
-    if name == "py_pickle":  # DBOS's default serializer passed explicitly: pickle all the same
-        return
-    raise ConfigError(
-        f"DBOSClient serializer ({type(serializer).__name__}) is not supported: Transact stores workflow "
-        "inputs, outputs, messages and events with pickle, and the application reading them expects "
-        "pickle; leave serializer out"
-    )
+    """The client's serializer (must match the application's): values it wrote decode here, and in a
+    process without a DBOS instance the client also writes with it."""
+    if FacadeBase._current is None:
+        serialization.install(serializer, what="DBOSClient serializer")
+    else:
+        serialization.add_reader(serializer, what="DBOSClient serializer")
 
 
 def pool_size(value: Any) -> int:

@@ -21,6 +21,7 @@ from transact.engine import workflow as wf
 from transact.engine.clock import now_ms
 from transact.engine.ids import new_workflow_id as random_workflow_id
 from transact.engine.runtime import Runtime
+from transact.engine.serializers import is_portable_type
 from transact.engine.starts import QueueSpec, new_row
 from transact.engine.status import to_status
 from transact.errors import (
@@ -61,6 +62,7 @@ ENQUEUE_KEYS = (
     "queue_partition_key",
     "workflow_timeout",
     "attributes",
+    "serialization_type",  # WorkflowSerializationFormat.PORTABLE: inputs (and so the result) as portable JSON
 )
 UPDATE_ATTRIBUTES = "DBOS.updateWorkflowAttributes"  # the step name the update is recorded under
 _ONCE = step.StepPolicy()  # one attempt: a refusal (unknown workflow) is recorded as it is
@@ -509,7 +511,13 @@ def enqueue_row(options: Mapping[str, Any], args: Sequence[Any], kwargs: Mapping
     return new_row(
         workflow_id=options.get("workflow_id") or random_workflow_id(),
         name=str(name),
-        inputs=serialization.dumps_inputs(None, args, kwargs, workflow=str(name)),
+        inputs=serialization.dumps_inputs(
+            None,
+            args,
+            kwargs,
+            workflow=str(name),
+            portable=is_portable_type(options.get("serialization_type"), "enqueue option"),
+        ),
         now=now_ms(),
         queue=spec,
         timeout_ms=int(timeout * 1000) if timeout else None,

@@ -23,6 +23,7 @@ class WorkflowInfo:
     wrapper: Callable[..., Any] | None = None
     takes_target: bool = False  # a method: its first argument is the instance or class it runs on
     step: bool = False  # a step started or enqueued directly, run as a workflow of one step
+    portable: bool = False  # serialization_type PORTABLE: inputs, output and error as portable JSON
 
 
 class ConfiguredInstance:

@@ -45,7 +45,7 @@ def to_status(row: WorkflowRow, *, load_input: bool = True, load_output: bool = 
         class_name=row.class_name,
         config_name=row.config_name,
         queue_name=row.queue_name,
-        input=_safe(serialization.loads, row.inputs) if load_input else None,
+        input=_safe(serialization.loads_inputs, row.inputs) if load_input else None,
         output=_safe(serialization.loads, row.output) if load_output else None,
         error=_safe(serialization.loads_error, row.error) if load_output else None,
         created_at=row.created_at,

@@ -53,14 +53,15 @@ def _finish_row(rt: Runtime, ctx: WorkflowContext, value: Any, error: BaseExcept
     """Write the final outcome and return the value the caller should see (or raise)."""
     output = err = None
     status = Status.SUCCESS
+    portable = ctx.row is not None and serialization.is_portable(ctx.row.inputs)  # answered in kind
     if error is None:
         try:
-            output = serialization.dumps(value, what=f"the result of workflow {ctx.name!r}")
+            output = serialization.dumps(value, what=f"the result of workflow {ctx.name!r}", portable=portable)
         except Exception as exc:
             error = exc
     if error is not None:
         status = Status.ERROR
-        err = serialization.dumps_error(error)
+        err = serialization.dumps_error(error, portable=portable)
         if isinstance(error, DeterminismError):  # the code changed under a recovered workflow
             log.error("%s", error)
     now = now_ms()
@@ -395,7 +396,7 @@ def resume(
     if not owner:
         return True  # already running here
     try:
-        args, kwargs = serialization.loads(row.inputs) if row.inputs else ((), {})
+        args, kwargs = serialization.loads_inputs(row.inputs)
         if row.class_name is not None and info.takes_target:
             args = (rt.registry.target(row.class_name, row.config_name), *args)
         if recorded is None:

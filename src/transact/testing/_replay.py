@@ -286,7 +286,7 @@ def _replay_one(rt: Runtime, row: WorkflowRow, recorded: dict[int, StepRow], tim
     if info is None:
         return _failed(row, f"the code declares no workflow named {row.name!r}")
     try:
-        args, kwargs = serialization.loads(row.inputs) if row.inputs else ((), {})
+        args, kwargs = serialization.loads_inputs(row.inputs)
         if row.class_name is not None and info.takes_target:
             args = (REGISTRY.target(row.class_name, row.config_name), *args)
     except Exception as exc:
