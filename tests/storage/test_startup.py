@@ -59,6 +59,12 @@ def test_refused_connection_warns_at_once_naming_host_port_and_budget(caplog: py
     assert f"host 127.0.0.1, port {port}" in message and "retrying for up to 1.5 s" in message, message
     assert warnings[0].created - (time.time() - took) < 1.0  # at the first failed attempt
     assert SECRET not in caplog.text and SECRET not in str(exc)
+    caplog.clear()
+    with pytest.raises(DatabaseUnavailableError, match="Connection refused"):
+        DBOSClient(url, retry_timeout_s=0.5)
+    assert "retrying for up to 0.5 s" in caplog.text and f"port {port}" in caplog.text
+    proc = run("workflow", "list", "--db", url)  # the CLI: one line naming where, within its 2 s budget
+    assert proc.returncode == 1 and f"port {port}" in proc.stderr and SECRET not in proc.stderr, proc.stderr
 
 
 def test_default_start_up_budget_is_named(caplog: pytest.LogCaptureFixture) -> None:
