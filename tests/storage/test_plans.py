@@ -98,6 +98,7 @@ def _queries(store: Store) -> list[tuple[str, str, tuple[Any, ...]]]:
         ("listing newest", listing, tuple(listing_params)),
         ("gc boundary", retention._BOUNDARY, (999,)),
         ("gc batch", retention.select_sql(store.sql.claim_row_lock), (NOW, NOW, "", 5, 5, "old-5", 1000)),  # type: ignore[attr-defined]
+        ("gc busy parents", retention.busy_parents_sql(3), ("old-1", "old-2", "old-3")),
         ("gc delete", retention.delete_sql(3), ("old-1", "old-2", "old-3")),
         # What deleting one workflow runs through the foreign keys' cascades.
         ("gc messages", "DELETE FROM notifications WHERE destination_id = ?", ("old-1",)),

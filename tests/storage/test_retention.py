@@ -7,6 +7,7 @@ from typing import Any
 
 from tests.storage.builders import step, wf
 from transact.storage import Store
+from transact.storage.retention_protocol import RetentionBatch
 
 FINISHED = ("SUCCESS", "ERROR", "CANCELLED", "MAX_RECOVERY_ATTEMPTS_EXCEEDED")
 # Every table that holds rows of one workflow (SQLite also keeps workflow_attributes in step with
@@ -47,9 +48,9 @@ def _seed(store: Store, wid: str, status: str, finished_at: int, **fields: Any) 
     store.write(unit)  # type: ignore[attr-defined]
 
 
-def ids(deleted: list[tuple[int, str]] | None) -> list[str] | None:
+def ids(batch: RetentionBatch | None) -> list[str] | None:
     """The deleted ids, sorted (None: another collector held the lock)."""
-    return None if deleted is None else sorted(i for _, i in deleted)
+    return None if batch is None else sorted(batch.deleted)
 
 
 def _left(store: Store) -> dict[str, set[str]]:
@@ -74,15 +75,15 @@ def test_a_batch_deletes_exactly_the_finished_rows_before_the_cutoff(store: Stor
             wf(f"old-{status}", executor=None, status=status, queue_name="q", created_at=1, updated_at=1)
         )
 
-    deleted = store.retention_delete(before=(500, ""), limit=1000)
-    assert ids(deleted) == sorted(f"old-{s}" for s in FINISHED)
-    assert sorted(deleted or []) == [(100 + i, f"old-{s}") for i, s in enumerate(FINISHED)]
+    batch = store.retention_delete(before=(500, ""), limit=1000)
+    assert ids(batch) == sorted(f"old-{s}" for s in FINISHED)
+    assert batch is not None and batch.examined == 4 and batch.last == (103, f"old-{FINISHED[-1]}")
     kept = {"new", "old-pending"}
     left = _left(store)
     assert left.pop("workflow_status") == kept | {"old-ENQUEUED", "old-DELAYED"}
     for table, present in left.items():
         assert present == kept, table
-    assert store.retention_delete(before=(500, ""), limit=1000) == []
+    assert store.retention_delete(before=(500, ""), limit=1000) == RetentionBatch([], 0, None)
 
 
 def test_batches_go_oldest_first_and_stop_at_the_limit(store: Store) -> None:
@@ -104,7 +105,8 @@ def test_a_finished_parent_with_a_running_child_stays(store: Store) -> None:
     store.workflow_insert(wf("child", status="PENDING", parent_workflow_id="parent", updated_at=5))
     store.workflow_insert(wf("done-parent", status="SUCCESS", updated_at=5))
     store.workflow_insert(wf("done-child", status="ERROR", parent_workflow_id="done-parent", updated_at=5))
-    assert ids(store.retention_delete(before=(100, ""), limit=10)) == ["done-child", "done-parent"]
+    batch = store.retention_delete(before=(100, ""), limit=10)
+    assert ids(batch) == ["done-child", "done-parent"] and batch is not None and batch.examined == 3
     store.workflow_set_status("child", "SUCCESS", 6)
     assert ids(store.retention_delete(before=(100, ""), limit=10)) == ["child", "parent"]
 
@@ -128,7 +130,7 @@ def test_exclusive_batches_report_when_another_collector_holds_the_lock(store: S
     store.workflow_insert(wf("w", status="SUCCESS", updated_at=1))
     lock = store.sql.try_lock  # type: ignore[attr-defined]
     if lock is None:  # SQLite: the write lock serializes collectors; nothing to report
-        assert store.retention_delete(before=(10, ""), limit=10, exclusive=True) == [(1, "w")]
+        assert store.retention_delete(before=(10, ""), limit=10, exclusive=True) == RetentionBatch(["w"], 1, (1, "w"))
         return
     import psycopg
 
@@ -137,4 +139,6 @@ def test_exclusive_batches_report_when_another_collector_holds_the_lock(store: S
     with psycopg.connect(store.url, options="-c search_path=transact") as other:  # type: ignore[attr-defined]
         other.execute("SELECT pg_advisory_lock(%s)", (RETENTION_LOCK_KEY,))
         assert store.retention_delete(before=(10, ""), limit=10, exclusive=True) is None
-        assert store.retention_delete(before=(10, ""), limit=10) == [(1, "w")]  # explicit calls never wait
+        assert store.retention_delete(before=(10, ""), limit=10) == RetentionBatch(
+            ["w"], 1, (1, "w")
+        )  # explicit calls never wait

@@ -61,13 +61,13 @@ def garbage_collect(
     total = 0
     after: tuple[int, str] | None = None  # where the last batch ended: the next starts there
     while before is not None and not halted():
-        deleted = store.retention_delete(before=before, limit=batch, after=after, exclusive=exclusive)
-        if deleted is None:  # another process holds the collector's lock: it does this work
+        done = store.retention_delete(before=before, limit=batch, after=after, exclusive=exclusive)
+        if done is None:  # another process holds the collector's lock: it does this work
             break
-        total += len(deleted)
-        if len(deleted) < batch:
+        total += len(done.deleted)
+        if done.examined < batch or done.last is None:
             break
-        after = max(deleted)
+        after = done.last
     return total
 
 

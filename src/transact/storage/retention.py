@@ -11,6 +11,7 @@ the engine or the facade.
 from __future__ import annotations
 
 from transact.storage._base import DriverBase, Tx
+from transact.storage.retention_protocol import RetentionBatch
 
 _FINISHED = "status IN ('SUCCESS', 'ERROR', 'CANCELLED', 'MAX_RECOVERY_ATTEMPTS_EXCEEDED')"
 # Advisory lock key of the one collecting process of a fleet (any fixed bigint; "gc" in ASCII).
@@ -23,18 +24,26 @@ _BOUNDARY = (
 
 
 def select_sql(row_lock: str) -> str:
-    """A batch's positions (parameters: ``before``'s time twice and id, ``after``'s time twice and
-    id, the limit), locked on Postgres and skipping rows another transaction holds; tests EXPLAIN
-    exactly this. Each position test, ``(updated_at, workflow_id) < (t, id)`` and ``> (t, id)``, is
-    spelled so the index bounds updated_at. The child probe walks ws_parent_created_idx: a
-    finished parent whose child still runs stays."""
+    """A batch's candidates in completion order (parameters: ``before``'s time twice and id,
+    ``after``'s time twice and id, the limit), locked on Postgres and skipping rows another
+    transaction holds; tests EXPLAIN exactly this. Each position test, ``(updated_at, workflow_id)
+    < (t, id)`` and ``> (t, id)``, is spelled so the index bounds updated_at. A plain ordered walk
+    of ws_finished_idx: with the child test in it, the planner may hash-join every finished row
+    and sort them all (seen at a million rows)."""
     return (
         f"SELECT w.updated_at, w.workflow_id FROM workflow_status w WHERE w.{_FINISHED} "
         "AND w.updated_at <= ? AND (w.updated_at < ? OR w.workflow_id < ?) "
         "AND w.updated_at >= ? AND (w.updated_at > ? OR w.workflow_id > ?) "
-        "AND NOT EXISTS (SELECT 1 FROM workflow_status c WHERE c.parent_workflow_id = w.workflow_id "
-        "AND c.status NOT IN ('SUCCESS', 'ERROR', 'CANCELLED', 'MAX_RECOVERY_ATTEMPTS_EXCEEDED')) "
         f"ORDER BY w.updated_at, w.workflow_id LIMIT ?{row_lock}"
+    )
+
+
+def busy_parents_sql(count: int) -> str:
+    """Which of ``count`` listed workflows have a child that still runs (ws_parent_created_idx)."""
+    marks = ", ".join("?" * count)
+    return (
+        f"SELECT DISTINCT parent_workflow_id FROM workflow_status WHERE parent_workflow_id IN ({marks}) "
+        "AND status NOT IN ('SUCCESS', 'ERROR', 'CANCELLED', 'MAX_RECOVERY_ATTEMPTS_EXCEEDED')"
     )
 
 
@@ -52,30 +61,33 @@ class RetentionSql(DriverBase):
 
     def retention_delete(
         self, *, before: tuple[int, str], limit: int, after: tuple[int, str] | None = None, exclusive: bool = False
-    ) -> list[tuple[int, str]] | None:
+    ) -> RetentionBatch | None:
         select = select_sql(self.sql.claim_row_lock)
         try_lock = self.sql.try_lock if exclusive else None
         steps = self.sql.steps.sweep_deleted
         start = after if after is not None else (-1, "")  # (-1, ""): before every completion
         params = (before[0], before[0], before[1], start[0], start[0], start[1], limit)
 
-        def unit(tx: Tx) -> list[tuple[int, str]] | None:
+        def unit(tx: Tx) -> RetentionBatch | None:
             if try_lock is not None:
                 held = tx.one(try_lock, (RETENTION_LOCK_KEY,))
                 if held is None or not held[0]:
                     return None
-            found = {str(r[1]): int(r[0]) for r in tx.all(select, params)}
+            found = [(int(r[0]), str(r[1])) for r in tx.all(select, params)]
             if not found:
-                return []
-            ids = [str(r[0]) for r in tx.all(delete_sql(len(found)), list(found))]
-            if ids and steps is not None:
-                tx.run(steps, (ids,))
-            return [(found[i], i) for i in ids]
+                return RetentionBatch([], 0, None)
+            ids = [i for _, i in found]
+            busy = {str(r[0]) for r in tx.all(busy_parents_sql(len(ids)), ids)}
+            todo = [i for i in ids if i not in busy]
+            deleted = [str(r[0]) for r in tx.all(delete_sql(len(todo)), todo)] if todo else []
+            if deleted and steps is not None:
+                tx.run(steps, (deleted,))
+            return RetentionBatch(deleted, len(found), found[-1])
 
-        deleted = self.write(unit)
-        if deleted and steps is not None:
+        batch = self.write(unit)
+        if batch is not None and batch.deleted and steps is not None:
             # A checkpoint whose fence read a row just before this delete committed (a workflow
             # being resumed as it was deleted) may land after it: sweep once more.
-            ids = [i for _, i in deleted]
-            self.write(lambda tx: tx.run(steps, (ids,)), single=True)
-        return deleted
+            gone = batch.deleted
+            self.write(lambda tx: tx.run(steps, (gone,)), single=True)
+        return batch

@@ -5,7 +5,15 @@ Must not import the engine or the facade.
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import NamedTuple, Protocol
+
+
+class RetentionBatch(NamedTuple):
+    """What one batch did."""
+
+    deleted: list[str]  # the workflows deleted
+    examined: int  # candidates read: deleted, or kept (a child still runs; changed meanwhile)
+    last: tuple[int, str] | None  # the last candidate's position: the next batch starts after it
 
 
 class RetentionStore(Protocol):
@@ -20,16 +28,15 @@ class RetentionStore(Protocol):
 
     def retention_delete(
         self, *, before: tuple[int, str], limit: int, after: tuple[int, str] | None = None, exclusive: bool = False
-    ) -> list[tuple[int, str]] | None:
-        """Delete up to ``limit`` workflows that finished (SUCCESS, ERROR, CANCELLED,
+    ) -> RetentionBatch | None:
+        """Examine up to ``limit`` workflows that finished (SUCCESS, ERROR, CANCELLED,
         MAX_RECOVERY_ATTEMPTS_EXCEEDED) before the completion position ``before`` (``(epoch ms,
         "")``: everything that finished before that millisecond) and, when given, after ``after``
-        (the last position a previous batch deleted: no batch walks over what earlier ones
-        removed), oldest first, with their steps, the messages sent to them (read or not),
-        events, streams and attributes. Never a workflow with an unfinished child, never PENDING,
-        ENQUEUED or DELAYED work. Concurrent collectors delete disjoint rows: a row another
-        transaction holds is skipped, never waited for. ``exclusive``: only while no other process
-        collects under that flag (Postgres advisory lock; SQLite's write lock serializes anyway);
-        None when one does. Returns the deleted workflows' positions (updated_at, workflow_id).
-        One short transaction. Round trips: 2-4."""
+        (where the previous batch ended: no batch walks over what earlier ones removed), oldest
+        first, and delete them with their steps, the messages sent to them (read or not), events,
+        streams and attributes. Never a workflow with an unfinished child, never PENDING, ENQUEUED
+        or DELAYED work. Concurrent collectors delete disjoint rows: a row another transaction
+        holds is skipped, never waited for. ``exclusive``: only while no other process collects
+        under that flag (Postgres advisory lock; SQLite's write lock serializes anyway); None when
+        one does. One short transaction. Round trips: 3-5."""
         ...
