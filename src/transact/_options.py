@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from types import TracebackType
 
 from transact._lib import checks
+from transact.engine.serializers import is_portable_type
 from transact.errors import ConfigError
 
 MAX_PRIORITY = 2**31 - 1  # the priority column is a 32-bit INTEGER
@@ -114,6 +115,7 @@ class EnqueueOptions:
     duplication_policy: str = "reject"
     workflow_id_reuse_policy: str = "return_existing"
     attributes: dict[str, object] | None = None
+    portable: bool = False  # serialization_type PORTABLE: the inputs (and so the result) as portable JSON
 
 
 _enqueue_options: contextvars.ContextVar[EnqueueOptions | None] = contextvars.ContextVar(
@@ -217,12 +219,15 @@ class SetEnqueueOptions:
         duplication_policy: str = "reject",
         workflow_id_reuse_policy: str = "return_existing",
         attributes: Mapping[str, object] | None = None,
+        serialization_type: object = None,
     ) -> None:
         """``duplication_policy``: on an active ``deduplication_id``, ``"reject"`` raises
         DBOSQueueDeduplicatedError, ``"return_existing"`` returns the handle of the workflow holding
         it. ``workflow_id_reuse_policy``: on a workflow id (SetWorkflowID) already taken,
         ``"return_existing"`` returns that workflow's handle, ``"reject"`` raises WorkflowConflictError.
-        ``attributes``: JSON attributes each enqueued workflow carries (as ``SetWorkflowAttributes``)."""
+        ``attributes``: JSON attributes each enqueued workflow carries (as ``SetWorkflowAttributes``).
+        ``serialization_type``: ``WorkflowSerializationFormat.PORTABLE`` stores the inputs, output and
+        error as portable JSON (other languages or plain SQL read them)."""
         # Ids are checked where they are used (Queue.enqueue), with the queue's own rules.
         check_enqueue_options("SetEnqueueOptions", priority=priority, delay_seconds=delay_seconds)
         # Both spellings circulate ("return-existing" in prose, "return_existing" in code): accept either.
@@ -243,6 +248,7 @@ class SetEnqueueOptions:
             duplication_policy,
             workflow_id_reuse_policy,
             check_attributes(attributes, "SetEnqueueOptions attributes", optional=True),
+            is_portable_type(serialization_type, "SetEnqueueOptions"),
         )
         self._token: contextvars.Token[EnqueueOptions | None] | None = None
 

@@ -222,3 +222,27 @@ def test_bad_serializers_are_refused_at_the_call(fresh: dict[str, Any]) -> None:
     with pytest.raises(ConfigError, match="serialization_type"):
         DBOS.workflow(serialization_type="yaml")
     serialization.install(None)
+
+
+def test_portable_per_enqueue(fresh: dict[str, Any], backend: str) -> None:
+    from transact import SetEnqueueOptions
+
+    @DBOS.workflow(name="plain_echo")
+    def plain_echo(value: Any) -> Any:
+        return [value]
+
+    queue = Queue("per_call")
+    launch(fresh)
+    url = fresh["system_database_url"]
+    with SetWorkflowID("enq-portable"), SetEnqueueOptions(serialization_type=WorkflowSerializationFormat.PORTABLE):
+        assert queue.enqueue(plain_echo, "a").get_result() == ["a"]
+    with SetWorkflowID("enq-native"):
+        assert queue.enqueue(plain_echo, "b").get_result() == ["b"]
+    with DBOSClient(system_database_url=url) as client:
+        options = {"workflow_name": "plain_echo", "queue_name": "per_call", "workflow_id": "client-portable"}
+        assert client.enqueue({**options, "serialization_type": "portable"}, "c").get_result() == ["c"]
+    query = "SELECT workflow_id, inputs, output FROM {t}workflow_status ORDER BY workflow_id"
+    stored = {wid: (bytes(i), bytes(o)) for wid, i, o in sql(backend, url, query)}
+    assert stored["enq-portable"] == (b'{"positionalArgs":["a"],"namedArgs":{}}', b'["a"]')
+    assert stored["client-portable"] == (b'{"positionalArgs":["c"],"namedArgs":{}}', b'["c"]')
+    assert stored["enq-native"][0][0] == 0x80 and stored["enq-native"][1][0] == 0x80  # pickle, as by default

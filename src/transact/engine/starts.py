@@ -140,7 +140,11 @@ def plan(
         parent.check_cancelled()
     wid = explicit or (f"{parent.workflow_id}-{function_id}" if parent is not None else new_workflow_id())
     class_name, config_name, stored_args = _target(rt, info, args)
-    inputs = serialization.dumps_inputs(info.func, stored_args, kwargs, workflow=info.name, portable=info.portable)
+    portable = info.portable
+    if queue is not None and not portable:
+        opts = current_enqueue_options()
+        portable = opts is not None and opts.portable
+    inputs = serialization.dumps_inputs(info.func, stored_args, kwargs, workflow=info.name, portable=portable)
     now = now_ms()
     timeout = current_timeout()
     timeout_ms = int(timeout * 1000) if timeout is not None else None
