@@ -53,8 +53,9 @@ class DBOSClient(ClientSchedules, ClientQueues, ClientTransfer, ClientVersions):
     unused (a client runs no transactions), ``system_database_engine`` lends only its URL,
     ``system_database_pool_size`` sizes the pool; ``dbos_system_schema``, ``use_listen_notify``,
     ``system_database_polling_concurrency``, ``application_name``, ``lazy``,
-    ``retry_connection_errors`` and ``observability_query_timeout_sec`` change nothing. A
-    ``serializer`` other than the default is refused (values are pickled)."""
+    ``retry_connection_errors`` and ``observability_query_timeout_sec`` change nothing.
+    ``serializer`` must match the application's: values the client writes use it, and values
+    written with it decode (pickle and portable JSON always do)."""
 
     def __init__(
         self,
