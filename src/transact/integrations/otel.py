@@ -86,6 +86,32 @@ def _extract(stored: str | None) -> otel_context.Context | None:
     return found if trace.get_current_span(found).get_span_context().is_valid else None
 
 
+class _OperationSpan:
+    """The span of one step, transaction or communication call, current while it runs.
+
+    What ``trace.use_span`` does, without its two generator-based context managers: this runs
+    once per traced step, where they cost about as much as the span itself."""
+
+    __slots__ = ("_span", "_token")
+
+    def __init__(self, span: trace.Span) -> None:
+        self._span = span
+        self._token: object = None
+
+    def __enter__(self) -> trace.Span:
+        self._token = otel_context.attach(trace.set_span_in_context(self._span))
+        return self._span
+
+    def __exit__(self, et: type[BaseException] | None, ev: BaseException | None, tb: Any) -> None:
+        try:
+            if ev is not None and isinstance(ev, Exception):
+                self._span.record_exception(ev)
+                self._span.set_status(trace.Status(trace.StatusCode.ERROR, f"{type(ev).__name__}: {ev}"))
+        finally:
+            otel_context.detach(self._token)  # type: ignore[arg-type]
+            self._span.end()
+
+
 class _Backend:
     def __init__(self, rt: Runtime, tracer: trace.Tracer) -> None:
         self._rt = rt
@@ -121,22 +147,23 @@ class _Backend:
         with trace.use_span(span, end_on_exit=True, record_exception=True, set_status_on_exception=True):
             yield span
 
-    @contextmanager
-    def operation(self, kind: str, name: str) -> Iterator[trace.Span]:
-        span = self._tracer.start_span(name, attributes={OPERATION_TYPE: kind, OPERATION_NAME: name})
-        with trace.use_span(span, end_on_exit=True, record_exception=True, set_status_on_exception=True):
-            yield span
+    def operation(self, kind: str, name: str) -> _OperationSpan:
+        return _OperationSpan(self._tracer.start_span(name, attributes={OPERATION_TYPE: kind, OPERATION_NAME: name}))
 
     def began(self, ctx: WorkflowContext, function_id: int, replayed: bool) -> None:
         span = trace.get_current_span()
         if not span.is_recording():
             return
-        span.set_attribute(WORKFLOW_ID, ctx.workflow_id)
-        span.set_attribute(STEP_ID, function_id)
-        span.set_attribute(REPLAYED, replayed)
+        # One call: the SDK takes its attribute lock once instead of once per attribute.
+        attributes: dict[str, Any] = {
+            WORKFLOW_ID: ctx.workflow_id,
+            STEP_ID: function_id,
+            REPLAYED: replayed,
+            EXECUTOR_ID: self._rt.executor_id,
+        }
         if self._rt.app_version is not None:
-            span.set_attribute(APPLICATION_VERSION, self._rt.app_version)
-        span.set_attribute(EXECUTOR_ID, self._rt.executor_id)
+            attributes[APPLICATION_VERSION] = self._rt.app_version
+        span.set_attributes(attributes)
 
     def carrier(self) -> str | None:
         return tracing.inject_current()
