@@ -61,7 +61,6 @@ ASKING = {
     "use_listen_notify": False,
     "notification_listener_polling_interval_sec": 0.5,
     "sys_db_name": "orders_sys",
-    "dbos_system_schema": "orders",
 }
 
 

@@ -51,8 +51,10 @@ class DBOSClient(ClientSchedules, ClientQueues, ClientTransfer, ClientVersions):
 
     DBOS's other arguments are accepted: ``application_database_url`` (or ``database_url``) is
     unused (a client runs no transactions), ``system_database_engine`` lends only its URL,
-    ``system_database_pool_size`` sizes the pool; ``dbos_system_schema``, ``use_listen_notify``,
-    ``system_database_polling_concurrency``, ``application_name``, ``lazy``,
+    ``system_database_pool_size`` sizes the pool, ``dbos_system_schema`` names the Postgres schema
+    of the system tables (as the application's config key; SQLite ignores it), ``application_name``
+    picks the application whose versions the version methods read; ``use_listen_notify``,
+    ``system_database_polling_concurrency``, ``lazy``,
     ``retry_connection_errors`` and ``observability_query_timeout_sec`` change nothing.
     ``serializer`` must match the application's: values the client writes use it, and values
     written with it decode (pickle and portable JSON always do)."""
@@ -78,18 +80,19 @@ class DBOSClient(ClientSchedules, ClientQueues, ClientTransfer, ClientVersions):
         connect_timeout_s: float = 5.0,
     ) -> None:
         client_args.check_serializer(serializer)
-        client_args.check_schema(dbos_system_schema)
         url = client_args.system_url(
             system_database_url, application_database_url or database_url, system_database_engine
         )
         self.system_database_url = url
         self._application_name = application_name
+        self.system_schema = client_args.schema(dbos_system_schema, url)
         try:
             self._store: Store = open_store(
                 url,
                 retry_timeout_s=retry_timeout_s,
                 pool_size=client_args.pool_size(system_database_pool_size),
                 connect_timeout_s=connect_timeout_s,
+                schema=self.system_schema,
             )
         except ValueError as exc:
             raise ConfigError(str(exc)) from None

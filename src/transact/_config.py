@@ -122,11 +122,6 @@ _NO_EFFECT: dict[str, tuple[Callable[[Any], bool], str]] = {
         "the system database is system_database_url (default: the SQLite file <name>.sqlite); "
         "put the database name in that URL",
     ),
-    "dbos_system_schema": (
-        lambda v: _given(v) and v != _SCHEMA,
-        f"transact keeps its tables in the Postgres schema {_SCHEMA!r}; applications that shared one "
-        "database through different schemas would share tables: give each its own database",
-    ),
 }
 
 # Keys transact applies (the DBOS ones and its own); see load_settings.
@@ -139,6 +134,7 @@ _APPLIED = {
     "db_engine_kwargs",
     "system_database_engine",
     "run_migrations",
+    "dbos_system_schema",  # Postgres schema of the system tables (system_schema below)
     "scheduler_polling_interval_sec",
     "application_version",
     "enable_patching",  # DBOS.patch works either way; True fixes the default app version
@@ -198,6 +194,7 @@ class Settings:
     sqlite_synchronous: str = "NORMAL"  # SQLite PRAGMA synchronous: NORMAL or FULL
     scheduler_poll_seconds: float | None = None  # None: the scheduler's own safety-net poll
     otlp: OtlpSettings | None = None  # None: no tracing (enable_otlp unset or False)
+    system_schema: str | None = None  # Postgres schema of the system tables; None: "transact"
     retention: _retention.RetentionSettings | None = None  # None: no background garbage collection
     console_port: int | None = None  # None: no in-process web console
 
@@ -399,6 +396,27 @@ def _no_effect(key: str, why: str) -> str:
     return f"config key {key!r} has no effect in transact: {why}"
 
 
+_SCHEMA_NAME = re.compile(r"[a-z_][a-z0-9_]{0,62}")
+
+
+def system_schema(value: Any, what: str, url: str) -> str | None:
+    """The Postgres schema of the system tables; None for the default (``transact``). DBOS's
+    default name ``dbos`` means the default too, so code written for DBOS that names it finds the
+    tables an application without the key created. SQLite has no schemas: a schema given for it is
+    ignored with a warning (a config often serves SQLite in tests and Postgres in production)."""
+    if value is None or value in ("dbos", _SCHEMA):
+        return None
+    if not isinstance(value, str) or not _SCHEMA_NAME.fullmatch(value):
+        raise ConfigError(
+            f"{what} must be a lower-case Postgres schema name (letters, digits, underscores; at most 63; "
+            f"not starting with a digit), got {value!r}"
+        )
+    if kind_of(url) == "sqlite":
+        log.warning("%s=%r is ignored: SQLite has no schemas (it applies to a Postgres system database)", what, value)
+        return None
+    return value
+
+
 def _warn_once(notes: list[tuple[str, str]]) -> None:
     """Log each note at WARNING, once per process and key."""
     for key, message in notes:
@@ -494,6 +512,7 @@ def load_settings(config: Mapping[str, Any] | None) -> Settings:
         otlp=_otlp(config),
         retention=_retention.parse(config.get("retention")),
         console_port=_console_port(config.get("console_port")),
+        system_schema=system_schema(config.get("dbos_system_schema"), "config key 'dbos_system_schema'", sys_url),
     )
     if settings.log_level:  # before the notes below, so a quieter level applies to them too
         logging.getLogger("transact").setLevel(settings.log_level)

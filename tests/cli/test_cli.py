@@ -108,6 +108,7 @@ def test_inspect_workflows_steps_and_queues(dbos: type[DBOS], db_url: str) -> No
     queued = ok_json("queue", "list", "--db", db_url)
     assert [(q["workflow_id"], q["queue_name"], q["status"]) for q in queued] == [("cli-q", "idle-q", "ENQUEUED")]
     assert ok_json("queue", "list", "--queue", "other", "--db", db_url) == []
+    assert ok_json("workflow", "queue", "list", "--db", db_url) == queued  # DBOS's spelling
 
 
 def test_cancel_resume_and_fork(dbos: type[DBOS], db_url: str) -> None:

@@ -11,15 +11,13 @@ import logging
 import os
 from typing import Any
 
-from transact._config import ENV_SYSTEM_DB
+from transact._config import ENV_SYSTEM_DB, system_schema
 from transact._facade._base import FacadeBase
 from transact._lib import checks
 from transact.engine import serialization
 from transact.errors import ConfigError
 
 log = logging.getLogger("transact")
-
-_DEFAULT_SCHEMAS = (None, "dbos", "transact")
 
 
 def system_url(system_database_url: Any, application_database_url: Any, engine: Any) -> str:
@@ -69,12 +67,7 @@ def pool_size(value: Any) -> int:
     return 4 if value is None else checks.count(value, "DBOSClient system_database_pool_size", minimum=1)
 
 
-def check_schema(schema: Any) -> None:
-    if schema not in _DEFAULT_SCHEMAS:
-        if not isinstance(schema, str):
-            raise checks.fail("DBOSClient dbos_system_schema", "a schema name", schema)
-        log.warning(
-            "DBOSClient dbos_system_schema=%r has no effect: Transact keeps its tables in the Postgres schema "
-            "'transact' of the system database",
-            schema,
-        )
+def schema(value: Any, url: str) -> str | None:
+    """The Postgres schema of the system tables (None: the default, ``transact``; ``dbos`` means it
+    too); the application must use the same one."""
+    return system_schema(value, "DBOSClient dbos_system_schema", url)

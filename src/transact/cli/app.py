@@ -3,6 +3,8 @@ migrate, reset, version. Everything goes through DBOSClient; nothing here needs 
 
 The database comes from ``--db``, else ``TRANSACT_SYSTEM_DATABASE_URL``, else the
 ``system_database_url`` key of a TOML config file (``--config PATH``, default ``./transact.toml``).
+On Postgres, ``transact --schema NAME ...`` (or ``TRANSACT_SYSTEM_SCHEMA``) reads the system tables
+of an application configured with ``dbos_system_schema: NAME``.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import typer
 
 from transact import __version__
 from transact._client import DBOSClient
-from transact._config import ENV_SYSTEM_DB
+from transact._config import ENV_SYSTEM_DB, system_schema
 from transact._lib.urls import redact
 from transact.cli import _render as out
 from transact.engine.admin import RESUMABLE
@@ -44,6 +46,9 @@ workflow_app = typer.Typer(help="List, inspect, cancel, resume and fork workflow
 queue_app = typer.Typer(help="Inspect queues.", no_args_is_help=True)
 app.add_typer(workflow_app, name="workflow")
 app.add_typer(queue_app, name="queue")
+workflow_app.add_typer(queue_app, name="queue")  # `transact workflow queue list`, as DBOS spells it
+ENV_SCHEMA = "TRANSACT_SYSTEM_SCHEMA"
+_options: dict[str, str | None] = {"schema": None}  # global options, set by main()
 
 Db = Annotated[
     str | None,
@@ -54,6 +59,26 @@ ConfigPath = Annotated[
 ]
 Json = Annotated[bool, typer.Option("--json", help="Print JSON (for scripts) instead of a table.")]
 WorkflowId = Annotated[str, typer.Argument(help="The workflow id.")]
+
+
+@app.callback()
+def main(
+    schema: Annotated[
+        str | None,
+        typer.Option(
+            "--schema",
+            envvar=ENV_SCHEMA,
+            help="Postgres schema of the system tables, as the application's dbos_system_schema (default: transact).",
+        ),
+    ] = None,
+) -> None:
+    """Inspect and steer Transact workflows in a system database."""
+    _options["schema"] = schema
+
+
+def schema_for(url: str) -> str | None:
+    """The ``--schema`` option, checked (None: the default schema)."""
+    return system_schema(_options["schema"], "--schema", url)
 
 
 class CliError(Exception):
@@ -95,7 +120,9 @@ def connect(db: str | None, config: Path | None) -> DBOSClient:
         path = os.path.expanduser(url[len("sqlite:///") :])
         if not os.path.isfile(path):
             fail(f"no SQLite database at {path!r}")
-    client = DBOSClient(url, migrate=False, retry_timeout_s=RETRY_S, connect_timeout_s=CONNECT_S)
+    client = DBOSClient(
+        url, migrate=False, retry_timeout_s=RETRY_S, connect_timeout_s=CONNECT_S, dbos_system_schema=schema_for(url)
+    )
     try:
         # One direct connection first: its error says why (refused, bad password, no such database),
         # where the pool would only report a timeout.
@@ -331,11 +358,16 @@ def migrate(
 ) -> None:
     """Create or upgrade the Transact tables in the system database."""
     url = resolve_url(db, config)
-    with DBOSClient(url, migrate=True, retry_timeout_s=RETRY_S, connect_timeout_s=CONNECT_S) as client:
+    schema = schema_for(url)
+    with DBOSClient(
+        url, migrate=True, retry_timeout_s=RETRY_S, connect_timeout_s=CONNECT_S, dbos_system_schema=schema
+    ) as client:
         version = client.store.schema_version()
         if app_role is not None:
             try:
-                client._call(grant_app_role, url, app_role, retry_timeout_s=RETRY_S, connect_timeout_s=CONNECT_S)
+                client._call(
+                    grant_app_role, url, app_role, retry_timeout_s=RETRY_S, connect_timeout_s=CONNECT_S, schema=schema
+                )
             except ValueError as exc:
                 fail(str(exc))
     if json:
@@ -355,7 +387,7 @@ def reset(
     url = resolve_url(db, config)
     if not yes:
         typer.confirm(f"Drop every Transact table in {url}? This deletes all workflow history", abort=True)
-    store = open_store(url, retry_timeout_s=RETRY_S, connect_timeout_s=CONNECT_S)
+    store = open_store(url, retry_timeout_s=RETRY_S, connect_timeout_s=CONNECT_S, schema=schema_for(url))
     try:
         store.reset()
     except Unavailable as exc:

@@ -103,6 +103,7 @@ class Runtime:
                 retry_timeout_s=settings.retry_timeout_s,
                 pool_size=settings.pool_size,
                 sqlite_synchronous=settings.sqlite_synchronous,
+                schema=settings.system_schema,
             )
         except Misconfigured as exc:
             raise DatabaseConfigurationError(str(exc)) from None

@@ -42,12 +42,14 @@ def open_store(
     pool_size: int = 10,
     connect_timeout_s: float = 10.0,
     sqlite_synchronous: str = "NORMAL",
+    schema: str | None = None,
 ) -> SystemStore:
     """Open (but do not migrate) the store for ``sqlite:///path`` or ``postgresql://...``.
 
     ``connect_timeout_s``: how long one Postgres connection attempt may wait (clients and the CLI
     use a short one so an unreachable database fails fast). ``sqlite_synchronous``: SQLite's
-    ``PRAGMA synchronous`` (NORMAL or FULL). A ValueError names the accepted URL forms for any
+    ``PRAGMA synchronous`` (NORMAL or FULL). ``schema``: the Postgres schema of the system tables
+    (default ``transact``; created by ``migrate``); SQLite has no schemas and ignores it. A ValueError names the accepted URL forms for any
     other URL; ``Misconfigured``: a SQLite path that cannot work."""
     if urls.kind_of(url) == "sqlite":
         from transact.storage.sqlite import SqliteStore
@@ -55,11 +57,18 @@ def open_store(
         return SqliteStore(urls.sqlite_path(url), retry_timeout_s=retry_timeout_s, synchronous=sqlite_synchronous)
     from transact.storage.postgres import PostgresStore
 
-    return PostgresStore(url, retry_timeout_s=retry_timeout_s, pool_size=pool_size, connect_timeout_s=connect_timeout_s)
+    return PostgresStore(
+        url, retry_timeout_s=retry_timeout_s, pool_size=pool_size, connect_timeout_s=connect_timeout_s, schema=schema
+    )
 
 
 def grant_app_role(
-    url: str, role: str, *, retry_timeout_s: float | None = None, connect_timeout_s: float = 10.0
+    url: str,
+    role: str,
+    *,
+    retry_timeout_s: float | None = None,
+    connect_timeout_s: float = 10.0,
+    schema: str | None = None,
 ) -> None:
     """Give the existing Postgres ``role`` exactly what a running application needs on the system
     tables (USAGE on the schema; SELECT, INSERT, UPDATE, DELETE on its tables; USAGE on its
@@ -73,4 +82,4 @@ def grant_app_role(
         )
     from transact.storage.postgres import grant_app_role as grant
 
-    grant(url, role, retry_timeout_s=retry_timeout_s, connect_timeout_s=connect_timeout_s)
+    grant(url, role, retry_timeout_s=retry_timeout_s, connect_timeout_s=connect_timeout_s, schema=schema)

@@ -21,6 +21,7 @@ Must not import the engine or the facade.
 from __future__ import annotations
 
 import asyncio
+import functools
 import sqlite3
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
@@ -92,17 +93,26 @@ def _holder(prefix: str) -> str:
     )
 
 
-_SQL: dict[str, dict[str, str]] = {
-    dialect: {
+_PREFIX = {"sqlite": "", "postgres": "{schema}."}  # the caller's search_path may not have the schema
+
+
+@functools.cache
+def _statements(dialect: str, schema: str) -> dict[str, str]:
+    prefix = _PREFIX[dialect].format(schema=schema)
+    return {
         "insert": _insert_workflow(prefix),
         "select": _select_workflow(prefix),
         "send": _send(prefix),
         "exists": _exists(prefix),
         "holder": _holder(prefix),
     }
-    for dialect, prefix in (("sqlite", ""), ("postgres", f"{PG_SCHEMA}."))
-}
-PG_IDENTITY = f"SELECT current_database(), to_regclass('{PG_SCHEMA}.workflow_status') IS NOT NULL"
+
+
+def pg_identity(schema: str) -> str:
+    """The caller's database, and whether it holds the system tables in ``schema``."""
+    return f"SELECT current_database(), to_regclass('{schema}.workflow_status') IS NOT NULL"
+
+
 # Our SQL is written with ``?`` placeholders (never a literal ? or %); psycopg wants %s.
 _PLACEHOLDERS = {"sqlite": lambda sql: sql, "postgres": lambda sql: sql.replace("?", "%s")}
 
@@ -235,13 +245,15 @@ class OutboxSql(DriverBase):
         self._outbox_same_database(tx, what)
         return tx
 
+    pg_schema = PG_SCHEMA  # the Postgres driver sets its configured schema
+
     def _outbox_same_database(self, tx: CallerTx, what: str) -> None:
         """Raise BadConnection unless ``tx`` is on this store's database (each driver checks its way)."""
         raise NotImplementedError
 
     def outbox_workflow_insert(self, conn: Any, row: WorkflowRow, *, what: str) -> tuple[WorkflowRow, bool]:
         tx = self._caller(conn, what)
-        sql = _SQL[tx.dialect]
+        sql = _statements(tx.dialect, self.pg_schema)
         if tx.run(sql["insert"], workflow_values(row)) == 1:
             return row, True
         existing = tx.one(sql["select"], (row.workflow_id,))
@@ -265,7 +277,7 @@ class OutboxSql(DriverBase):
         what: str,
     ) -> bool:
         tx = self._caller(conn, what)
-        sql = _SQL[tx.dialect]
+        sql = _statements(tx.dialect, self.pg_schema)
         params = (destination_id, topic, message, idempotency_key, now, destination_id)
         if tx.run(sql["send"], params) == 1:
             return True

@@ -11,6 +11,7 @@ import contextlib
 import json
 import logging
 import operator
+import re
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any, TypeVar, cast
@@ -31,12 +32,28 @@ from transact.storage._base import Tx
 from transact.storage.dialect import SetForm
 from transact.storage.errors import Conflict, Misconfigured, Unavailable
 from transact.storage.outage import OutageLog
-from transact.storage.outbox import PG_IDENTITY, BadConnection, CallerTx
+from transact.storage.outbox import BadConnection, CallerTx, pg_identity
 from transact.storage.store import SqlStore
 
 log = logging.getLogger("transact.storage")
 
-SCHEMA = "transact"
+SCHEMA = "transact"  # the default schema of the system tables
+_SCHEMA_NAME = re.compile(r"[a-z_][a-z0-9_]{0,62}")
+
+
+def check_schema(schema: str | None) -> str:
+    """The schema to use (default ``transact``). Only plain lower-case names: they are spelled
+    unquoted in search_path and DDL, so they must mean the same everywhere."""
+    if schema is None:
+        return SCHEMA
+    if not isinstance(schema, str) or not _SCHEMA_NAME.fullmatch(schema):
+        raise ValueError(
+            f"the Postgres schema must be a lower-case name of letters, digits and underscores "
+            f"(at most 63, not starting with a digit), got {schema!r}"
+        )
+    return schema
+
+
 T = TypeVar("T")
 _MIGRATION_LOCK = 0x7472616E73  # "trans": serializes concurrent launches' migrations
 # jsonb columns (workflow attributes) are read as their JSON text, as SQLite returns them: rows hold
@@ -311,14 +328,14 @@ class PostgresStore(SqlStore):
     _outbox_identity: str | None = None  # current_database() of this store, read once
 
     def _outbox_same_database(self, tx: CallerTx, what: str) -> None:
-        seen = tx.one(PG_IDENTITY)
+        seen = tx.one(pg_identity(self.pg_schema))
         if self._outbox_identity is None:
             found = self.read(lambda own: own.one("SELECT current_database()"))
             self._outbox_identity = str(found[0]) if found else ""
         if seen is None or seen[0] != self._outbox_identity or not seen[1]:
             raise BadConnection(
                 f"{what}: the connection is to Postgres database {seen[0] if seen else '?'!r}, not the system "
-                f"database {self._outbox_identity!r} (with schema {SCHEMA!r}); connect to the system database"
+                f"database {self._outbox_identity!r} (with schema {self.pg_schema!r}); connect to the system database"
             )
 
     def __init__(
@@ -328,13 +345,15 @@ class PostgresStore(SqlStore):
         pool_size: int = 10,
         retry_timeout_s: float | None = None,
         connect_timeout_s: float = 10.0,
+        schema: str | None = None,
     ) -> None:
         super().__init__(retry_timeout_s=retry_timeout_s)
+        self.pg_schema = check_schema(schema)
         self.url = postgres_conninfo(url)
         self.outage = OutageLog(_where(self.url))
         self._conn_kwargs: dict[str, Any] = {
             "autocommit": True,
-            "options": f"-c search_path={SCHEMA},public",
+            "options": f"-c search_path={self.pg_schema},public",  # every connection: pool, LISTEN, migrations
             "connect_timeout": max(1, int(connect_timeout_s)),
             "context": _ADAPTERS,
         }
@@ -497,8 +516,8 @@ class PostgresStore(SqlStore):
         def attempt() -> int:
             with self.connect_once() as conn, conn.transaction():
                 conn.execute("SELECT pg_advisory_xact_lock(%s)", (_MIGRATION_LOCK,))
-                conn.execute(f"CREATE SCHEMA IF NOT EXISTS {SCHEMA}")
-                conn.execute(f"SET LOCAL search_path = {SCHEMA}")
+                conn.execute(f"CREATE SCHEMA IF NOT EXISTS {self.pg_schema}")
+                conn.execute(f"SET LOCAL search_path = {self.pg_schema}")
 
                 def query(sql: str, params: Sequence[Any]) -> list[Any]:
                     cur = conn.execute(_pg(sql), params)
@@ -532,18 +551,22 @@ class PostgresStore(SqlStore):
                     )
                 for statement in _GRANTS:
                     conn.execute(
-                        pg_sql.SQL(statement).format(schema=pg_sql.Identifier(SCHEMA), role=pg_sql.Identifier(role))
+                        pg_sql.SQL(statement).format(
+                            schema=pg_sql.Identifier(self.pg_schema), role=pg_sql.Identifier(role)
+                        )
                     )
 
         self._retrying(lambda: self._mapped(attempt))
 
     def reset(self) -> None:
         with self.connect_once() as conn:
-            conn.execute(f"DROP SCHEMA IF EXISTS {SCHEMA} CASCADE")
+            conn.execute(f"DROP SCHEMA IF EXISTS {self.pg_schema} CASCADE")
 
 
-def grant_app_role(url: str, role: str, *, retry_timeout_s: float | None, connect_timeout_s: float) -> None:
-    store = PostgresStore(url, retry_timeout_s=retry_timeout_s, connect_timeout_s=connect_timeout_s)
+def grant_app_role(
+    url: str, role: str, *, retry_timeout_s: float | None, connect_timeout_s: float, schema: str | None = None
+) -> None:
+    store = PostgresStore(url, retry_timeout_s=retry_timeout_s, connect_timeout_s=connect_timeout_s, schema=schema)
     try:
         store._grant_app_role(role)
     finally:
