@@ -245,7 +245,7 @@ class OutboxSql(DriverBase):
         self._outbox_same_database(tx, what)
         return tx
 
-    pg_schema = PG_SCHEMA  # the Postgres driver sets its configured schema
+    _pg_schema = PG_SCHEMA  # the Postgres driver sets its configured schema
 
     def _outbox_same_database(self, tx: CallerTx, what: str) -> None:
         """Raise BadConnection unless ``tx`` is on this store's database (each driver checks its way)."""
@@ -253,7 +253,7 @@ class OutboxSql(DriverBase):
 
     def outbox_workflow_insert(self, conn: Any, row: WorkflowRow, *, what: str) -> tuple[WorkflowRow, bool]:
         tx = self._caller(conn, what)
-        sql = _statements(tx.dialect, self.pg_schema)
+        sql = _statements(tx.dialect, self._pg_schema)
         if tx.run(sql["insert"], workflow_values(row)) == 1:
             return row, True
         existing = tx.one(sql["select"], (row.workflow_id,))
@@ -277,7 +277,7 @@ class OutboxSql(DriverBase):
         what: str,
     ) -> bool:
         tx = self._caller(conn, what)
-        sql = _statements(tx.dialect, self.pg_schema)
+        sql = _statements(tx.dialect, self._pg_schema)
         params = (destination_id, topic, message, idempotency_key, now, destination_id)
         if tx.run(sql["send"], params) == 1:
             return True

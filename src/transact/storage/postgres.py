@@ -328,14 +328,14 @@ class PostgresStore(SqlStore):
     _outbox_identity: str | None = None  # current_database() of this store, read once
 
     def _outbox_same_database(self, tx: CallerTx, what: str) -> None:
-        seen = tx.one(pg_identity(self.pg_schema))
+        seen = tx.one(pg_identity(self._pg_schema))
         if self._outbox_identity is None:
             found = self.read(lambda own: own.one("SELECT current_database()"))
             self._outbox_identity = str(found[0]) if found else ""
         if seen is None or seen[0] != self._outbox_identity or not seen[1]:
             raise BadConnection(
                 f"{what}: the connection is to Postgres database {seen[0] if seen else '?'!r}, not the system "
-                f"database {self._outbox_identity!r} (with schema {self.pg_schema!r}); connect to the system database"
+                f"database {self._outbox_identity!r} (with schema {self._pg_schema!r}); connect to the system database"
             )
 
     def __init__(
@@ -348,12 +348,12 @@ class PostgresStore(SqlStore):
         schema: str | None = None,
     ) -> None:
         super().__init__(retry_timeout_s=retry_timeout_s)
-        self.pg_schema = check_schema(schema)
+        self._pg_schema = check_schema(schema)
         self.url = postgres_conninfo(url)
         self.outage = OutageLog(_where(self.url))
         self._conn_kwargs: dict[str, Any] = {
             "autocommit": True,
-            "options": f"-c search_path={self.pg_schema},public",  # every connection: pool, LISTEN, migrations
+            "options": f"-c search_path={self._pg_schema},public",  # every connection: pool, LISTEN, migrations
             "connect_timeout": max(1, int(connect_timeout_s)),
             "context": _ADAPTERS,
         }
@@ -516,8 +516,8 @@ class PostgresStore(SqlStore):
         def attempt() -> int:
             with self.connect_once() as conn, conn.transaction():
                 conn.execute("SELECT pg_advisory_xact_lock(%s)", (_MIGRATION_LOCK,))
-                conn.execute(f"CREATE SCHEMA IF NOT EXISTS {self.pg_schema}")
-                conn.execute(f"SET LOCAL search_path = {self.pg_schema}")
+                conn.execute(f"CREATE SCHEMA IF NOT EXISTS {self._pg_schema}")
+                conn.execute(f"SET LOCAL search_path = {self._pg_schema}")
 
                 def query(sql: str, params: Sequence[Any]) -> list[Any]:
                     cur = conn.execute(_pg(sql), params)
@@ -552,7 +552,7 @@ class PostgresStore(SqlStore):
                 for statement in _GRANTS:
                     conn.execute(
                         pg_sql.SQL(statement).format(
-                            schema=pg_sql.Identifier(self.pg_schema), role=pg_sql.Identifier(role)
+                            schema=pg_sql.Identifier(self._pg_schema), role=pg_sql.Identifier(role)
                         )
                     )
 
@@ -560,7 +560,7 @@ class PostgresStore(SqlStore):
 
     def reset(self) -> None:
         with self.connect_once() as conn:
-            conn.execute(f"DROP SCHEMA IF EXISTS {self.pg_schema} CASCADE")
+            conn.execute(f"DROP SCHEMA IF EXISTS {self._pg_schema} CASCADE")
 
 
 def grant_app_role(
