@@ -417,7 +417,7 @@ def _classify_one(exc: BaseException) -> Retry | None:
 
 # A server that answers FATAL for these reasons may accept us in a moment; any other FATAL at connect
 # (unknown database or role, failed authentication) will not get better by retrying.
-_TRANSIENT_FATAL = ("starting up", "shutting down", "in recovery", "too many", "connection slots")
+_TRANSIENT_FATAL = ("starting up", "shutting down", "in recovery", "not yet accepting", "too many", "connection slots")
 
 
 def _refused(exc: BaseException) -> bool:
