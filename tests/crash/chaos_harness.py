@@ -164,6 +164,13 @@ class Report:
     problems: list[str] = field(default_factory=list)
     faults_at_done: list[int] = field(default_factory=list)  # workflows finished when each fault hit
 
+    def _faults_text(self) -> str:
+        hits = self.faults_at_done
+        if len(hits) <= 10:
+            return str(hits)
+        busy = sum(1 for n in hits if n < self.workflows)
+        return f"{busy} of {len(hits)} faults before the last workflow finished"
+
     def summary(self) -> str:
         return (
             f"{self.workflows} workflows in {self.seconds:.1f} s ({self.workflows / max(self.seconds, 1e-9):.1f}/s); "
@@ -171,7 +178,7 @@ class Report:
             f"server restarts: {self.server_restarts}; workflow runs: {self.runs}; "
             f"max concurrent runs: {self.max_global_overlap} (limit {QUEUE['concurrency']}), "
             f"per process: {self.max_worker_overlap} (limit {QUEUE['worker_concurrency']}); "
-            f"finished when each fault hit: {self.faults_at_done}; problems: {len(self.problems)}"
+            f"finished when each fault hit: {self._faults_text()}; problems: {len(self.problems)}"
         )
 
 
