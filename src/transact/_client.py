@@ -23,7 +23,7 @@ from transact._facade import client_args
 from transact._facade.waits import handle_ids, pick
 from transact._lib.states import Hint
 from transact._lib.urls import redact
-from transact.engine import admin, comms, outbox, retention, serialization, starts, streams, waits
+from transact.engine import admin, comms, outbox, retention, rewind, serialization, starts, streams, waits
 from transact.engine.clock import now_ms
 from transact.engine.status import outcome, to_status
 from transact.engine.waiters import Waiters
@@ -437,6 +437,19 @@ class DBOSClient(ClientSchedules, ClientQueues, ClientTransfer, ClientVersions):
         self, workflow_id: str, *, queue_name: str | None = None
     ) -> WorkflowHandleClientAsync[Any]:
         await asyncio.to_thread(lambda: self.resume_workflow(workflow_id, queue_name=queue_name))
+        return WorkflowHandleClientAsync(self, workflow_id)
+
+    def rewind_workflow(
+        self, workflow_id: str, start_step: int, *, queue_name: str | None = None
+    ) -> WorkflowHandleClient[Any]:
+        """As ``DBOS.rewind_workflow``: re-run from ``start_step`` under the same id (a live app runs it)."""
+        self._call(rewind.rewind, self._store, workflow_id, start_step, queue_name=queue_name)
+        return WorkflowHandleClient(self, workflow_id)
+
+    async def rewind_workflow_async(
+        self, workflow_id: str, start_step: int, *, queue_name: str | None = None
+    ) -> WorkflowHandleClientAsync[Any]:
+        await asyncio.to_thread(lambda: self.rewind_workflow(workflow_id, start_step, queue_name=queue_name))
         return WorkflowHandleClientAsync(self, workflow_id)
 
     def fork_workflow(

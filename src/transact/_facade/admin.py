@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 from transact._facade._base import FacadeBase
 from transact._handles import WorkflowHandle, WorkflowHandleAsync
 from transact._options import take_workflow_id
-from transact.engine import admin, retention
+from transact.engine import admin, retention, rewind
 from transact.engine.status import to_status
 from transact.models import StepInfo, WorkflowStatus
 
@@ -123,6 +123,25 @@ class AdminFacade(FacadeBase):
     ) -> WorkflowHandleAsync[Any]:
         rt = cls._rt()
         await rt.aio(admin.resume, rt.store, workflow_id, rt, queue_name=queue_name)
+        return WorkflowHandleAsync(rt, workflow_id)
+
+    @classmethod
+    def rewind_workflow(
+        cls, workflow_id: str, start_step: int, *, queue_name: str | None = None
+    ) -> WorkflowHandle[Any]:
+        """Re-run a finished, cancelled or MAX_RECOVERY_ATTEMPTS_EXCEEDED workflow under the same id
+        from ``start_step``: later steps are deleted and run again, earlier ones replay. A queued
+        workflow rejoins its queue (``queue_name``: that queue instead). An active one is refused."""
+        rt = cls._rt()
+        rewind.rewind(rt.store, workflow_id, start_step, rt, queue_name=queue_name)
+        return WorkflowHandle(rt, workflow_id)
+
+    @classmethod
+    async def rewind_workflow_async(
+        cls, workflow_id: str, start_step: int, *, queue_name: str | None = None
+    ) -> WorkflowHandleAsync[Any]:
+        rt = cls._rt()
+        await rt.aio(rewind.rewind, rt.store, workflow_id, start_step, rt, queue_name=queue_name)
         return WorkflowHandleAsync(rt, workflow_id)
 
     @classmethod

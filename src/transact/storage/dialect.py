@@ -47,6 +47,7 @@ class StepStatements:
     select_one: str  # (workflow_id, function_id)
     of_workflows: str  # every step of the workflows in ``{marks}`` (format it), any order
     fork: str  # (new workflow id, source id, copy function ids below this)
+    delete_from: str  # (workflow_id, function id): delete its steps at that position and after (rewind)
     delete_of: str | None  # (workflow_id,); None: the database deletes them with the workflow row
     # (list of workflow ids,), run after a delete committed: a checkpoint whose fence read the row
     # just before the delete may commit after it. None: the database cannot leave such a row.

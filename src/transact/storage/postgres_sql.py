@@ -109,6 +109,7 @@ STEPS = StepStatements(
         "FROM operation_outputs WHERE workflow_id = ? AND function_id < ?"
     ),
     # Deleted after the workflow rows (steps first could deadlock with a message take).
+    delete_from="DELETE FROM operation_outputs WHERE workflow_id = ? AND function_id >= ?",
     delete_of="DELETE FROM operation_outputs WHERE workflow_id = ?",
     # No foreign key blocks a checkpoint whose fence read the row just before the delete
     # committed: sweep the deleted ids once more after the commit.

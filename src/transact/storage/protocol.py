@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from transact.storage.protocol_partitions import PartitionStore
 from transact.storage.retention_protocol import RetentionStore
+from transact.storage.rewind_protocol import RewindStore
 from transact.storage.rows import ExecutorRow, ListQuery, QueueClaim, ScheduleRow, StepRow, StreamItem, WorkflowRow
 from transact.storage.stats_protocol import StatsStore
 from transact.storage.transfer_protocol import TransferStore
@@ -570,6 +571,7 @@ class SystemStore(
     StatsStore,
     TransferStore,
     VersionStore,
+    RewindStore,
     DriverStore,
     Protocol,
 ):
@@ -591,5 +593,6 @@ CONCERNS: tuple[type, ...] = (
     StatsStore,
     TransferStore,
     VersionStore,
+    RewindStore,
     DriverStore,
 )

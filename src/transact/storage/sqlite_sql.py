@@ -49,6 +49,11 @@ STEPS = StepStatements(
         f"WHERE n.workflow_id = ?1 AND w.workflow_id = ?2 AND o.step_key >= (w.seq << {STEP_KEY_BITS}) "
         f"AND o.step_key < (w.seq << {STEP_KEY_BITS}) + ?3"
     ),
+    delete_from=(
+        f"DELETE FROM operation_outputs WHERE step_key >= (SELECT (seq << {STEP_KEY_BITS}) + ?2 FROM workflow_status "
+        f"WHERE workflow_id = ?1) AND step_key < (SELECT (seq + 1) << {STEP_KEY_BITS} FROM workflow_status "
+        "WHERE workflow_id = ?1)"
+    ),
     delete_of=None,  # a trigger deletes a workflow's step range with its row (migration 0010)
     # The fence and the insert are one statement under SQLite's single writer: a checkpoint
     # either commits before the delete (and the trigger takes it) or finds no row.

@@ -15,6 +15,7 @@ from transact.storage.executors import ExecutorSql
 from transact.storage.outbox import OutboxSql
 from transact.storage.queues import QueueSql
 from transact.storage.retention import RetentionSql
+from transact.storage.rewind import RewindSql
 from transact.storage.schedules import ScheduleSql
 from transact.storage.stats import StatsSql
 from transact.storage.steps import StepSql
@@ -37,5 +38,6 @@ class SqlStore(
     StatsSql,
     TransferSql,
     VersionSql,
+    RewindSql,
 ):
     """Everything the engine may ask of the system database (``protocol.SystemStore``), in SQL."""
