@@ -161,6 +161,8 @@ class Report:
     max_global_overlap: int = 0
     max_worker_overlap: int = 0
     runs: int = 0
+    resumed_same_id: int = 0  # interrupted runs resumed by a process with the same executor id
+    resumed_adopted: int = 0  # ... by a process with another executor id
     problems: list[str] = field(default_factory=list)
     faults_at_done: list[int] = field(default_factory=list)  # workflows finished when each fault hit
 
@@ -175,7 +177,8 @@ class Report:
         return (
             f"{self.workflows} workflows in {self.seconds:.1f} s ({self.workflows / max(self.seconds, 1e-9):.1f}/s); "
             f"kills: {self.kills_same_id} restarted with the same executor id, {self.kills_adopt} adopted by a new one; "
-            f"server restarts: {self.server_restarts}; workflow runs: {self.runs}; "
+            f"server restarts: {self.server_restarts}; workflow runs: {self.runs} (resumed by the same executor id: "
+            f"{self.resumed_same_id}, adopted by another: {self.resumed_adopted}); "
             f"max concurrent runs: {self.max_global_overlap} (limit {QUEUE['concurrency']}), "
             f"per process: {self.max_worker_overlap} (limit {QUEUE['worker_concurrency']}); "
             f"finished when each fault hit: {self._faults_text()}; problems: {len(self.problems)}"
@@ -428,17 +431,19 @@ class Chaos:
         end at its kill."""
         killed = dict(self.dead)
         events: list[tuple[float, int, int]] = []  # (time, +1/-1, pid)
+        starts: list[tuple[float, str, str]] = []  # (time, workflow id, executor id)
         runs = 0
         for path in self.workdir.glob("runs-*.txt"):
             pid = int(path.stem.split("-")[1])
             open_runs: dict[str, float] = {}
             for line in path.read_text().splitlines():
                 parts = line.split()
-                if len(parts) != 3:
+                if len(parts) != 4:
                     continue  # a line torn by SIGKILL
                 kind, wid, t = parts[0], parts[1], float(parts[2])
                 if kind == "start":
                     open_runs[wid] = t
+                    starts.append((t, wid, parts[3]))
                     runs += 1
                 elif wid in open_runs:
                     events += [(open_runs.pop(wid), 1, pid), (t, -1, pid)]
@@ -455,6 +460,16 @@ class Chaos:
             per_pid[pid] += delta
             best, best_pid = max(best, total), max(best_pid, per_pid[pid])
         self.report.runs = runs
+        # Which recovery path resumed each interrupted run: its own executor id restarted, or another.
+        last_executor: dict[str, str] = {}
+        for _, wid, executor in sorted(starts):
+            before = last_executor.get(wid)
+            if before is not None:
+                if before == executor:
+                    self.report.resumed_same_id += 1
+                else:
+                    self.report.resumed_adopted += 1
+            last_executor[wid] = executor
         self.report.max_global_overlap, self.report.max_worker_overlap = best, best_pid
         if best > QUEUE["concurrency"]:
             self.report.problems.append(f"global concurrency limit exceeded: {best} > {QUEUE['concurrency']}")

@@ -4,7 +4,7 @@ Serves Queue("chaos", **queue-json) until <workdir>/stop exists; the executor id
 TRANSACT_EXECUTOR_ID (the harness sets it). Workflow "chaos" runs two transactions on the
 application database, a step, a durable sleep, a child workflow, two ``recv``s (the client sends
 the messages) and two events. Each run of the workflow body appends ``start``/``end`` lines with
-wall-clock times to <workdir>/runs-<pid>.txt (fsync'd, so they survive a SIGKILL): the harness
+wall-clock times and the executor id to <workdir>/runs-<pid>.txt (fsync'd, so they survive a SIGKILL): the harness
 measures concurrency from them. Prints READY once launched.
 """
 
@@ -26,8 +26,11 @@ queue = Queue("chaos", **QUEUE_KWARGS)
 _runs = open(os.path.join(WORKDIR, f"runs-{os.getpid()}.txt"), "a")  # noqa: SIM115 - lives as long as the process
 
 
+EXECUTOR = os.environ.get("TRANSACT_EXECUTOR_ID", "?")
+
+
 def mark(kind: str, wid: str) -> None:
-    _runs.write(f"{kind} {wid} {time.time():.6f}\n")
+    _runs.write(f"{kind} {wid} {time.time():.6f} {EXECUTOR}\n")
     _runs.flush()
     os.fsync(_runs.fileno())
 
@@ -79,7 +82,10 @@ def main() -> None:
             "name": "chaos-app",
             "system_database_url": SYS_URL,
             "application_database_url": APP_URL,
-            "lease_seconds": float(os.environ.get("CHAOS_LEASE", "10")),
+            "lease_seconds": float(os.environ.get("CHAOS_LEASE", "6")),
+            # Off: a dead worker's work waits for its lease, so a restart with the same executor id
+            # recovers it itself; a new executor id adopts it once the lease has expired.
+            "local_liveness_check": os.environ.get("CHAOS_LOCAL_CHECK", "0") == "1",
             "heartbeat_seconds": 1,
             "queue_poll_seconds": 2,
             "shutdown_timeout_seconds": 2,
