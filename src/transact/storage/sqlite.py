@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import Any, TypeVar
 
 from transact._lib.states import Hint
-from transact.storage import sqlite_sql
+from transact.storage import sqlite_sql, sqlite_stats
 from transact.storage._base import Tx
 from transact.storage.dialect import SetForm
 from transact.storage.errors import Conflict, Misconfigured, Unavailable
@@ -289,6 +289,7 @@ class SqliteStore(SqlStore):
                         conn.execute(statement)
 
                 current = self._apply_missing(lambda sql, params: conn.execute(sql, params).fetchall(), run_script)
+                sqlite_stats.pin(conn)  # plans that stay flat as history grows, with no ANALYZE
                 if orphans_before is not None:  # something was applied: it must not orphan rows
                     made = set(conn.execute("PRAGMA foreign_key_check").fetchall()) - orphans_before
                     if made:

@@ -73,7 +73,8 @@ SQL = DialectSql(
     wake_adopters=None,
     schema_probe="SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'schema_version'",
     number_series="WITH RECURSIVE seq(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM seq WHERE n < ?) ",
-    catalog_tables="SELECT name FROM sqlite_master WHERE type = 'table'",
+    # Planner statistics (sqlite_stats.py) belong to the file, not to the data moved between databases.
+    catalog_tables="SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT IN ('sqlite_stat1', 'sqlite_stat4')",
     catalog_columns="SELECT name FROM pragma_table_info(?) ORDER BY cid",
     step_insert=(
         f"INSERT INTO operation_outputs (step_key, {STEP_COLUMNS}) "
