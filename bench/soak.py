@@ -62,6 +62,7 @@ class Recorder:
         self.start_buckets: list[tuple[list[float], int, float]] = []
         self.recent: deque[tuple[list[float], int, float]] = deque(maxlen=max(1, round(self.window / BUCKET_S)))
         self.rss_start: float | None = None
+        self.rss_minutes: list[float] = []  # RSS at the end of each minute: warm-up or growth?
 
     def step(self, seconds: float) -> None:
         with self._lock:
@@ -80,6 +81,8 @@ class Recorder:
             bucket = (self._bucket, self._bucket_done, now - self._bucket_start)
             self._bucket, self._bucket_done, self._bucket_start = [], 0, now
         since = self._bucket_start - self.t0
+        if since >= 60 * (len(self.rss_minutes) + 1):
+            self.rss_minutes.append(rss_mb())
         if since <= self.warmup:
             return
         if since <= self.warmup + self.window + 1e-6:
@@ -174,9 +177,18 @@ def run_process(db_url: str, minutes: float, clients: int) -> dict[str, Any]:
         "rss_start_mb": rss_start,
         "rss_end_mb": rss_end,
         "rss_growth": rss_end / rss_start - 1,
+        "rss_by_minute_mb": [round(m, 1) for m in rec.rss_minutes],
+        # growth over the second half of the run only: caches fill early; a leak keeps growing
+        "rss_growth_second_half": rss_end / rec.rss_minutes[len(rec.rss_minutes) // 2] - 1
+        if len(rec.rss_minutes) >= 2
+        else None,
         "errors": len(errors),
         "first_errors": errors[:5],
     }
+
+
+def _pct(ratio: float | None) -> str:
+    return "n/a" if ratio is None else f"{ratio * 100:+.1f} %"
 
 
 def _database(db: str, workdir: Path) -> str:
@@ -221,6 +233,7 @@ def soak(db: str, minutes: float, procs: int, clients: int) -> bool:
             f"p99 {s['p99_ms']:.3f} ms | end: {e['workflows_per_s']:.1f} wf/s, step p50 {e['p50_ms']:.3f} ms, "
             f"p99 {e['p99_ms']:.3f} ms | drift p50 {r['p50_drift']:.2f}x, p99 {r['p99_drift']:.2f}x | "
             f"RSS {r['rss_start_mb']:.1f} -> {r['rss_end_mb']:.1f} MB ({r['rss_growth'] * 100:+.1f} %) | "
+            f"second half {_pct(r['rss_growth_second_half'])} | RSS by minute {r['rss_by_minute_mb']} | "
             f"errors {r['errors']} {r['first_errors']}",
             flush=True,
         )
