@@ -25,7 +25,7 @@ PG_ADMIN_URL = os.environ.get("TRANSACT_TEST_PG_URL", "postgresql://postgres@127
 TESTS_DIR = Path(__file__).parent
 TABLES = (
     "workflow_status, operation_outputs, notifications, workflow_events, streams, executors, schedules, queues,"
-    " application_versions"
+    " application_versions, workflow_attributes"
 )
 
 

@@ -16,6 +16,7 @@ from typing import Any
 import psycopg
 import pytest
 
+from tests.conftest import fresh_postgres
 from transact import DBOS, DBOSClient
 from transact.errors import ConfigError
 
@@ -31,6 +32,7 @@ def pg_url(pg_database: str) -> Iterator[str]:
                 conn.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
 
     drop()
+    fresh_postgres(pg_database)  # the default schema starts empty too
     yield pg_database
     drop()
 
@@ -102,3 +104,19 @@ def test_sqlite_ignores_a_schema_with_a_warning(tmp_path: Path, caplog: pytest.L
     with DBOSClient(url, dbos_system_schema="mgmt_app_a") as client:
         assert [w.name for w in client.list_workflows()] == ["greet"]
     assert "SQLite has no schemas" in caplog.text
+
+
+def test_attribute_triggers_work_from_a_connection_without_the_schema(pg_url: str) -> None:
+    """The attribute listing table is kept by a trigger whose function carries its schema: a write
+    from a connection whose search_path lacks it (the outbox writes through the caller's) works."""
+    with DBOSClient(pg_url, dbos_system_schema="mgmt_app_a") as client:
+        assert client.list_workflows() == []  # migrated
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        conn.execute(
+            "INSERT INTO mgmt_app_a.workflow_status (workflow_id, status, name, created_at, updated_at, attributes)"
+            """ VALUES ('raw', 'SUCCESS', 'raw', 1, 1, '{"team": "a"}')"""
+        )
+        conn.execute("""UPDATE mgmt_app_a.workflow_status SET attributes = '{"team": "b"}'""")
+    with DBOSClient(pg_url, dbos_system_schema="mgmt_app_a") as client:
+        assert [w.workflow_id for w in client.list_workflows(attributes={"team": "b"})] == ["raw"]
+        assert client.list_workflows(attributes={"team": "a"}) == []
