@@ -85,10 +85,10 @@ class Recorder:
             self.rss_minutes.append(rss_mb())
         if since <= self.warmup:
             return
-        if since <= self.warmup + self.window + 1e-6:
+        if since <= self.warmup + self.window + BUCKET_S / 2:
             self.start_buckets.append(bucket)
-            if since >= self.warmup + self.window - BUCKET_S / 2 and self.rss_start is None:
-                self.rss_start = rss_mb()
+        elif self.rss_start is None:  # the start window just closed
+            self.rss_start = rss_mb()
         self.recent.append(bucket)
 
     @staticmethod
