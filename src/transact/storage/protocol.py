@@ -25,7 +25,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
-from transact.storage.protocol_partitions import PartitionStore
+from transact.storage.partitions_protocol import PartitionStore
 from transact.storage.retention_protocol import RetentionStore
 from transact.storage.rewind_protocol import RewindStore
 from transact.storage.rows import ExecutorRow, ListQuery, QueueClaim, ScheduleRow, StepRow, StreamItem, WorkflowRow
