@@ -182,6 +182,21 @@ def test_client_without_a_reachable_database(monkeypatch: pytest.MonkeyPatch) ->
     assert time.monotonic() - started < 10
 
 
+def test_check_connection(db_url: str) -> None:
+    # Never migrated: on Postgres a schema nobody created (the suite's database is migrated).
+    schema = None if db_url.startswith("sqlite") else "never_migrated"
+    with (
+        DBOSClient(db_url, migrate=False, dbos_system_schema=schema) as bare,
+        pytest.raises(ConfigError, match="has no Transact tables"),
+    ):
+        bare.check_connection()
+    with DBOSClient(db_url) as client:  # migrates
+        assert client.check_connection() is None
+        assert asyncio.run(client.check_connection_async()) is None
+    with pytest.raises(DatabaseUnavailableError, match=r"127\.0\.0\.1:1"):
+        DBOSClient("postgresql://postgres@127.0.0.1:1/nothing", retry_timeout_s=0.5).check_connection()
+
+
 def test_get_result_waits_for_a_workflow_started_later(client: DBOSClient, db_url: str) -> None:
     """No worker yet: the handle waits (pushed wake-ups or back-off re-reads) until one runs it."""
     handle = client.enqueue({"workflow_name": "greet", "queue_name": "client-q"}, "later")

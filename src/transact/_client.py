@@ -127,6 +127,19 @@ class DBOSClient(ClientSchedules, ClientQueues, ClientTransfer, ClientVersions):
         except (Misconfigured, Unavailable) as exc:
             self._call(_reraise, exc)  # raises the public error
 
+    def check_connection(self) -> None:
+        """One round trip to the system database: returns when it answers and holds Transact's
+        tables; raises DatabaseUnavailableError / DatabaseConfigurationError (or ConfigError
+        for a database that was never migrated) naming the URL otherwise."""
+        if self._call(self._store.schema_version) == 0:
+            raise ConfigError(
+                f"the system database {redact(self.system_database_url)} has no Transact tables: "
+                "run `transact migrate --db URL` or launch the application once"
+            )
+
+    async def check_connection_async(self) -> None:
+        await asyncio.to_thread(self.check_connection)
+
     def destroy(self) -> None:
         self._store.close()
 
