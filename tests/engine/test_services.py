@@ -22,7 +22,8 @@ def test_services_start_in_order_and_are_reachable_by_type(config: dict[str, Any
         rt = DBOS._rt()
         kinds = [type(service).__name__ for service in rt.services]
         # The application database first: recovery may resume a workflow that runs a transaction at once.
-        assert kinds == ["_AppDatabaseService", "RecoveryService", "Dispatcher", "Scheduler"]
+        # Then the facade's integrations: here only the one that registers this application's version.
+        assert kinds == ["_AppDatabaseService", "RecoveryService", "Dispatcher", "Scheduler", "VersionService"]
         assert isinstance(rt.services[1], RecoveryService) and isinstance(rt.services[2], Dispatcher)
         assert rt.scheduler is rt.services[3] and isinstance(rt.scheduler, Scheduler)
         assert rt.app_db is not None and rt.consumers is None
@@ -33,7 +34,8 @@ def test_services_start_in_order_and_are_reachable_by_type(config: dict[str, Any
 
 def test_no_application_database_means_no_such_service(dbos: type[DBOS]) -> None:
     rt = dbos._rt()
-    assert [type(s).__name__ for s in rt.services] == ["RecoveryService", "Dispatcher", "Scheduler"]
+    kinds = [type(s).__name__ for s in rt.services]
+    assert kinds == ["RecoveryService", "Dispatcher", "Scheduler", "VersionService"]
     assert rt.app_db is None
 
 

@@ -47,8 +47,17 @@ MOVED: tuple[Moved, ...] = (
 # Tables that stay behind, and why: executors are processes of the source database (a copy's
 # restarted application registers itself; their PENDING work is recovered or adopted);
 # schema_version belongs to the migrations of each database; workflow_attributes (SQLite) is
-# kept by triggers from workflow_status.attributes; sqlite_sequence is SQLite's own.
-KEPT = ("executors", "schema_version", "workflow_attributes", "sqlite_sequence")
+# kept by triggers from workflow_status.attributes; sqlite_sequence is SQLite's own. The
+# transaction outcome table is there when the application database is the system database: it
+# belongs to the application's data, which moves with that database, not with a system copy.
+KEPT = (
+    "executors",
+    "schema_version",
+    "workflow_attributes",
+    "sqlite_sequence",
+    "transaction_outputs",
+    "transact_transaction_outputs",
+)
 KNOWN_TABLES = frozenset({t.name for t in MOVED} | set(KEPT))
 # Columns a database keeps for its own keys (SQLite's integer step keys), never data.
 _PHYSICAL = {WORKFLOWS: "seq", STEPS: "step_key"}
