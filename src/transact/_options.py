@@ -21,7 +21,9 @@ DUPLICATION_POLICIES = ("reject", "return_existing")
 ID_REUSE_POLICIES = ("return_existing", "reject")
 
 
-def _policy_name(value: str) -> str:
+def policy_name(value: str) -> str:
+    """A duplication / id-reuse policy in its code spelling: both spellings circulate
+    ("return-existing" in prose, "return_existing" in code), so either is accepted."""
     return value.replace("-", "_") if isinstance(value, str) else value
 
 
@@ -230,9 +232,8 @@ class SetEnqueueOptions:
         error as portable JSON (other languages or plain SQL read them)."""
         # Ids are checked where they are used (Queue.enqueue), with the queue's own rules.
         check_enqueue_options("SetEnqueueOptions", priority=priority, delay_seconds=delay_seconds)
-        # Both spellings circulate ("return-existing" in prose, "return_existing" in code): accept either.
-        duplication_policy = _policy_name(duplication_policy)
-        workflow_id_reuse_policy = _policy_name(workflow_id_reuse_policy)
+        duplication_policy = policy_name(duplication_policy)
+        workflow_id_reuse_policy = policy_name(workflow_id_reuse_policy)
         for value, allowed, what in (
             (duplication_policy, DUPLICATION_POLICIES, "duplication_policy"),
             (workflow_id_reuse_policy, ID_REUSE_POLICIES, "workflow_id_reuse_policy"),

@@ -14,7 +14,7 @@ import asyncio
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from transact._options import DUPLICATION_POLICIES, EnqueueOptions, current_enqueue_options
+from transact._options import DUPLICATION_POLICIES, EnqueueOptions, current_enqueue_options, policy_name
 from transact.engine import admin, serialization, starts
 from transact.engine.clock import now_ms
 from transact.engine.comms import checked_text
@@ -134,7 +134,7 @@ def _client_row(
     options: Mapping[str, Any], args: Sequence[Any], kwargs: Mapping[str, Any]
 ) -> tuple[WorkflowRow, EnqueueOptions | None]:
     policy = options.get("duplication_policy", "reject") if isinstance(options, Mapping) else "reject"
-    policy = policy.replace("-", "_") if isinstance(policy, str) else policy
+    policy = policy_name(policy)
     if policy not in DUPLICATION_POLICIES:
         raise ConfigError(
             f"enqueue option 'duplication_policy' must be one of {', '.join(map(repr, DUPLICATION_POLICIES))}, "
