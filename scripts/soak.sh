@@ -6,20 +6,7 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
-venv="${BENCH_VENV:-}"
-if [ -z "$venv" ]; then
-  if [ -x .venv-bench/bin/python ]; then venv=.venv-bench
-  elif [ -x .venv/bin/python ] && .venv/bin/python -c "import transact, sqlalchemy" >/dev/null 2>&1; then venv=.venv
-  else venv=.venv-bench
-  fi
-fi
-if [ ! -x "$venv/bin/python" ]; then
-  echo "creating $venv..."
-  python3 -m venv "$venv"
-fi
-if ! "$venv/bin/python" -c "import transact, sqlalchemy, psycopg" >/dev/null 2>&1; then
-  "$venv/bin/pip" install -q --disable-pip-version-check -e . 2>&1 | grep -v "^WARNING: Location" || true
-fi
+source scripts/_bench_env.sh
 
 if [[ " $* " == *" postgres "* || " $* " == *" both "* || " $* " == *"=postgres "* || " $* " == *"=both "* ]]; then
   if ! pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null; then
