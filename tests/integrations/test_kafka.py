@@ -375,9 +375,12 @@ def test_partition_ordering_runs_partitions_side_by_side(dbos: type[DBOS], kafka
             release.wait(30)  # holds up partition 0 only
         tracker.end(msg)
 
-    for partition in (0, 1):
-        kafka.produce(topic, [(None, f"{partition}-{i}".encode()) for i in range(5)], partition=partition)
+    # Partition 0's first message is running (and held) before partition 1 gets any, so partition 1
+    # can only finish by running beside it, whatever order the consumer is assigned partitions in.
+    kafka.produce(topic, [(None, f"0-{i}".encode()) for i in range(5)], partition=0)
     try:
+        wait_until(lambda: tracker.offsets(0) == [("start", 0)], timeout=30, what="partition 0's first message")
+        kafka.produce(topic, [(None, f"1-{i}".encode()) for i in range(5)], partition=1)
         wait_until(lambda: tracker.ends(1) == 5, timeout=30, what="partition 1 while partition 0 waits")
         assert tracker.offsets(0) == [("start", 0)]
     finally:
