@@ -53,8 +53,8 @@ class DBOSClient(ClientSchedules, ClientQueues, ClientTransfer, ClientVersions):
     unused (a client runs no transactions), ``system_database_engine`` lends only its URL,
     ``system_database_pool_size`` sizes the pool, ``dbos_system_schema`` names the Postgres schema
     of the system tables (as the application's config key; SQLite ignores it), ``application_name``
-    picks the application whose versions the version methods read; ``use_listen_notify``,
-    ``system_database_polling_concurrency``, ``lazy``,
+    is the application the client acts for (its enqueues and forks belong to it; the version
+    methods read its versions); ``use_listen_notify``, ``system_database_polling_concurrency``, ``lazy``,
     ``retry_connection_errors`` and ``observability_query_timeout_sec`` change nothing.
     ``serializer`` must match the application's: values the client writes use it, and values
     written with it decode (pickle and portable JSON always do)."""
@@ -84,7 +84,7 @@ class DBOSClient(ClientSchedules, ClientQueues, ClientTransfer, ClientVersions):
             system_database_url, application_database_url or database_url, system_database_engine
         )
         self.system_database_url = url
-        self._application_name = application_name
+        self._application_name = client_args.application(application_name)
         self.system_schema = client_args.schema(dbos_system_schema, url)
         try:
             self._store: Store = open_store(
@@ -181,8 +181,9 @@ class DBOSClient(ClientSchedules, ClientQueues, ClientTransfer, ClientVersions):
         """Enqueue workflow ``options["workflow_name"]`` on queue ``options["queue_name"]``; an
         application process that registers both runs it. Optional keys: ``workflow_id``,
         ``deduplication_id``, ``priority``, ``delay_seconds``, ``app_version``,
-        ``queue_partition_key``, ``workflow_timeout``. Reusing a workflow id never runs it twice."""
-        row = admin.enqueue_row(options, args, kwargs)
+        ``queue_partition_key``, ``workflow_timeout``, ``application_name`` (the one that runs it;
+        default the client's). Reusing a workflow id never runs it twice."""
+        row = admin.enqueue_row(options, args, kwargs, application_name=self._application_name)
         stored, _ = self._call(starts.insert, self._store, row)
         return WorkflowHandleClient(self, stored.workflow_id)
 
@@ -488,6 +489,7 @@ class DBOSClient(ClientSchedules, ClientQueues, ClientTransfer, ClientVersions):
             queue_name=queue_name,
             queue_partition_key=queue_partition_key,
             timeout_seconds=timeout_seconds,
+            application_name=self._application_name,
         )
         return WorkflowHandleClient(self, new_id)
 

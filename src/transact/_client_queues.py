@@ -28,6 +28,7 @@ class ClientQueues:
 
     if TYPE_CHECKING:
         _store: Store
+        _application_name: str | None
 
         def _call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T: ...
 
@@ -62,7 +63,14 @@ class ClientQueues:
             partition_limiter=partition_limiter,
         )
         rule = registry.check_on_conflict(on_conflict, client=True)
-        stored = self._call(registry.register, self._store, config, on_conflict=rule, app_version=None)
+        stored = self._call(
+            registry.register,
+            self._store,
+            config,
+            on_conflict=rule,
+            app_version=None,
+            application_name=self._application_name,
+        )
         return _queue.Queue._handle(stored, self._store)
 
     async def register_queue_async(self, name: str, *args: Any, **kwargs: Any) -> Queue:

@@ -27,6 +27,7 @@ class ClientSchedules:
 
     if TYPE_CHECKING:
         _store: Store
+        _application_name: str | None
 
         def _call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T: ...
 
@@ -59,7 +60,7 @@ class ClientSchedules:
             cron_timezone=cron_timezone,
             queue_name=queue_name,
         )
-        self._call(sch.create, self._store, row)
+        self._call(sch.create, self._store, row, None, self._application_name)
 
     async def create_schedule_async(
         self,
@@ -87,7 +88,7 @@ class ClientSchedules:
     def apply_schedules(self, schedules: list[dict[str, Any]]) -> None:
         """Create or update the listed schedules in one transaction (dicts with the keyword
         arguments of create_schedule); schedules not listed are untouched."""
-        self._call(sch.apply, self._store, sch.definitions(None, schedules))
+        self._call(sch.apply, self._store, sch.definitions(None, schedules), None, self._application_name)
 
     async def apply_schedules_async(self, schedules: list[dict[str, Any]]) -> None:
         await asyncio.to_thread(self.apply_schedules, schedules)

@@ -118,6 +118,7 @@ class EnqueueOptions:
     workflow_id_reuse_policy: str = "return_existing"
     attributes: dict[str, object] | None = None
     portable: bool = False  # serialization_type PORTABLE: the inputs (and so the result) as portable JSON
+    application_name: str | None = None  # the application that runs it (default: the queue's poller)
 
 
 _enqueue_options: contextvars.ContextVar[EnqueueOptions | None] = contextvars.ContextVar(
@@ -222,6 +223,7 @@ class SetEnqueueOptions:
         workflow_id_reuse_policy: str = "return_existing",
         attributes: Mapping[str, object] | None = None,
         serialization_type: object = None,
+        application_name: str | None = None,
     ) -> None:
         """``duplication_policy``: on an active ``deduplication_id``, ``"reject"`` raises
         DBOSQueueDeduplicatedError, ``"return_existing"`` returns the handle of the workflow holding
@@ -229,7 +231,9 @@ class SetEnqueueOptions:
         ``"return_existing"`` returns that workflow's handle, ``"reject"`` raises WorkflowConflictError.
         ``attributes``: JSON attributes each enqueued workflow carries (as ``SetWorkflowAttributes``).
         ``serialization_type``: ``WorkflowSerializationFormat.PORTABLE`` stores the inputs, output and
-        error as portable JSON (other languages or plain SQL read them)."""
+        error as portable JSON (other languages or plain SQL read them). ``application_name``: the
+        application (config ``name``) that owns, dequeues and runs the workflow, for enqueuing
+        another application's workflow on its queue; default: the queue's application."""
         # Ids are checked where they are used (Queue.enqueue), with the queue's own rules.
         check_enqueue_options("SetEnqueueOptions", priority=priority, delay_seconds=delay_seconds)
         duplication_policy = policy_name(duplication_policy)
@@ -250,6 +254,7 @@ class SetEnqueueOptions:
             workflow_id_reuse_policy,
             check_attributes(attributes, "SetEnqueueOptions attributes", optional=True),
             is_portable_type(serialization_type, "SetEnqueueOptions"),
+            checks.text(application_name, "SetEnqueueOptions application_name", optional=True),
         )
         self._token: contextvars.Token[EnqueueOptions | None] | None = None
 

@@ -93,8 +93,7 @@ class Queue:
             REGISTRY.queues[name] = self
         rt = FacadeBase._rt_or_none()
         if rt is not None and rt.launched:  # declared after launch: join the registry, serve waiting work
-            registry.register(rt.store, config, on_conflict=self.on_conflict, app_version=rt.app_version)
-            rt.store.hint(Hint.QUEUE, name, "")
+            _join(rt, name, self, config, self.on_conflict)
 
     def _setup(self, config: QueueConfig, store: Store | None, on_conflict: str = registry.DEFAULT_ON_CONFLICT) -> None:
         self.config = config  # as declared here; the registry's limits are the ones in force
@@ -353,13 +352,15 @@ class Queue:
     def _spec(self, rt: Runtime, opts: EnqueueOptions | None) -> QueueSpec:
         """The enqueue options of the enclosing ``SetEnqueueOptions``, checked against this queue."""
         limits = self._limits(rt)
+        # Another application's queue is polled by that application only: its work belongs to it.
+        owner = limits.owner if limits.owner != rt.settings.name else None
         if opts is None:
             if limits.partitioned:
                 raise ConfigError(
                     f"queue {self.name!r} is partitioned: enqueue inside "
                     "`with SetEnqueueOptions(queue_partition_key=...)`"
                 )
-            return QueueSpec(self.name)
+            return QueueSpec(self.name, application_name=owner)
         if opts.priority is not None and not limits.priority_enabled:
             raise ConfigError(
                 f"queue {self.name!r} does not have priorities: declare it with "
@@ -383,6 +384,7 @@ class Queue:
             partition_key=key,
             delay_seconds=opts.delay_seconds,
             app_version=opts.app_version,
+            application_name=opts.application_name or owner,
         )
 
 
@@ -439,9 +441,23 @@ def register(
         queue.config, queue.on_conflict = config, rule
     rt = FacadeBase._rt_or_none()
     if rt is not None and rt.launched:
-        registry.register(rt.store, config, on_conflict=rule, app_version=rt.app_version)
-        rt.store.hint(Hint.QUEUE, name, "")
+        _join(rt, name, queue, config, rule)
     return queue
+
+
+def _join(rt: Runtime, name: str, queue: Queue, config: QueueConfig, rule: str) -> None:
+    """Register a queue declared after launch for this application and serve its waiting work;
+    a name another application owns is refused, and the declaration is forgotten."""
+    try:
+        registry.register(
+            rt.store, config, on_conflict=rule, app_version=rt.app_version, application_name=rt.settings.name
+        )
+    except ConfigError:
+        with REGISTRY.lock:
+            if REGISTRY.queues.get(name) is queue:
+                del REGISTRY.queues[name]
+        raise
+    rt.store.hint(Hint.QUEUE, name, "")
 
 
 def retrieve(name: str, store: Store | None = None) -> Queue | None:

@@ -41,6 +41,8 @@ class WorkflowStatus:
     authenticated_roles: list[str] | None = None
     workflow_timeout_ms: int | None = None  # its timeout; the deadline is set when it starts running
     attributes: dict[str, Any] | None = None  # SetWorkflowAttributes / update_workflow_attributes
+    # The application that owns it: only that one dequeues, runs and recovers it (None: any).
+    application_name: str | None = None
 
     @property
     def workflow_name(self) -> str:

@@ -79,6 +79,10 @@ def _queries(store: Store) -> list[tuple[str, str, tuple[Any, ...]]]:
     row = wf("new", executor="me", created_at=NOW, updated_at=NOW)
     record = fenced_step_params(step("live", 2), "live", "me")
     pending = f"SELECT {WORKFLOW_COLUMNS} FROM workflow_status WHERE status = 'PENDING' AND executor_id IN (?) ORDER BY created_at"
+    orphaned = (
+        f"SELECT {WORKFLOW_COLUMNS} FROM workflow_status WHERE status = 'PENDING' AND (executor_id IS NULL"
+        f" OR executor_id NOT IN (?)) AND name IN (?){workflows.OWNED} ORDER BY created_at LIMIT ?"
+    )
     listing, listing_params = store.list_sql(ListQuery(limit=50, newest_first=True))  # type: ignore[attr-defined]
     queries: list[tuple[str, str, tuple[Any, ...]]] = [
         ("start", workflows._INSERT_WORKFLOW, tuple(workflows.workflow_values(row))),
@@ -88,6 +92,8 @@ def _queries(store: Store) -> list[tuple[str, str, tuple[Any, ...]]]:
         ("steps of a workflow", steps.of_workflows.format(marks="?"), ("live",)),
         ("finish", workflows._FINISH, ("SUCCESS", b"", None, NOW, "live", "me")),
         ("queue claim", claim_sql(store.dialect, False), ("q", 10, "me", NOW, NOW, NOW)),
+        # One application's claim among several sharing the database (its rows and unowned ones).
+        ("owned queue claim", claim_sql(store.dialect, False, owned=True), ("q", "app", 10, "me", NOW, NOW, NOW)),
         ("send", comms._SEND, ("live", "t", b"m", "k", NOW, "live")),
         ("recv", comms._OLDEST_UNREAD, ("live", "t")),
         ("recv consume", comms._CONSUME_MESSAGE, (b"", NOW, 1)),
@@ -95,6 +101,8 @@ def _queries(store: Store) -> list[tuple[str, str, tuple[Any, ...]]]:
         ("get_event", comms._GET_EVENT, ("live", "e")),
         ("stream read", comms._STREAM_READ, ("live", "s", 0, 10)),
         ("recovery scan", pending, ("me",)),
+        ("owned recovery scan", pending.replace(" ORDER BY", f"{workflows.OWNED} ORDER BY"), ("me", "app")),
+        ("adoption scan", orphaned, ("me", "job", "app", 100)),
         ("listing newest", listing, tuple(listing_params)),
         ("gc boundary", retention._BOUNDARY, (999,)),
         ("gc batch", retention.select_sql(store.sql.claim_row_lock), (NOW, NOW, "", 5, 5, "old-5", 1000)),  # type: ignore[attr-defined]

@@ -71,3 +71,8 @@ def schema(value: Any, url: str) -> str | None:
     """The Postgres schema of the system tables (None: the default, ``transact``; ``dbos`` means it
     too); the application must use the same one."""
     return system_schema(value, "DBOSClient dbos_system_schema", url)
+
+
+def application(application_name: object) -> str | None:
+    """The application a client acts for: a non-empty name, or None for none."""
+    return checks.text(application_name, "DBOSClient application_name", optional=True)

@@ -60,6 +60,7 @@ ENQUEUE_KEYS = (
     "delay_seconds",
     "app_version",
     "queue_partition_key",
+    "application_name",
     "workflow_timeout",
     "attributes",
     "serialization_type",  # WorkflowSerializationFormat.PORTABLE: inputs (and so the result) as portable JSON
@@ -325,11 +326,13 @@ def fork(
     queue_name: str | None = None,
     queue_partition_key: str | None = None,
     timeout_seconds: float | None = None,
+    application_name: str | None = None,
 ) -> str:
     """Start a new workflow with the same inputs that reuses the outcomes of steps before
     ``start_step`` (1 re-runs everything) and runs the rest. Returns the new workflow id.
     ``queue_name``: the fork waits in that queue instead of starting at once. ``timeout_seconds``:
-    its timeout (default: the original's)."""
+    its timeout (default: the original's). The fork belongs to ``application_name``, else to the
+    forking application (``rt``), else (a client that names none) to the original's owner."""
     checks.count(start_step, "start_step (1 re-runs every step)", minimum=1)
     _opt_str(app_version, what="application_version")
     checks.text(queue_name, "queue_name", optional=True)
@@ -357,6 +360,7 @@ def fork(
         forked_from=workflow_id,
         timeout_ms=timeout_ms,
         deadline_at=now + timeout_ms if timeout_ms is not None else None,
+        application_name=application_name or (rt.settings.name if rt is not None else None) or source.application_name,
     )
     # A fork replays the original's history, so it runs as the original's user, not the forker.
     row = replace(
@@ -471,8 +475,11 @@ def _start_unowned(store: Store, rows: list[WorkflowRow], rt: Runtime | None) ->
 
 
 # -- client enqueue -----------------------------------------------------------------------------
-def enqueue_row(options: Mapping[str, Any], args: Sequence[Any], kwargs: Mapping[str, Any]) -> WorkflowRow:
-    """The ENQUEUED (or DELAYED) row a queue worker will claim, for a workflow known by name only."""
+def enqueue_row(
+    options: Mapping[str, Any], args: Sequence[Any], kwargs: Mapping[str, Any], *, application_name: str | None = None
+) -> WorkflowRow:
+    """The ENQUEUED (or DELAYED) row a queue worker will claim, for a workflow known by name only.
+    It belongs to option ``application_name``, else to ``application_name`` (the client's)."""
     if not isinstance(options, Mapping):
         raise ConfigError(f"enqueue options must be a dict with 'workflow_name' and 'queue_name', got {options!r}")
     unknown = sorted(set(options) - set(ENQUEUE_KEYS))
@@ -483,7 +490,7 @@ def enqueue_row(options: Mapping[str, Any], args: Sequence[Any], kwargs: Mapping
     for key, value in (("workflow_name", name), ("queue_name", queue)):
         if not isinstance(value, str) or not value:
             raise ConfigError(f"enqueue option {key!r} must be a non-empty string, got {value!r}")
-    for key in ("workflow_id", "app_version"):
+    for key in ("workflow_id", "app_version", "application_name"):
         _opt_str(options.get(key), what=f"enqueue option {key!r}")
     if options.get("workflow_id"):
         checks.text(options["workflow_id"], "enqueue option 'workflow_id'", bounded=True)
@@ -507,6 +514,7 @@ def enqueue_row(options: Mapping[str, Any], args: Sequence[Any], kwargs: Mapping
         partition_key=options.get("queue_partition_key"),
         delay_seconds=delay,
         app_version=options.get("app_version"),
+        application_name=options.get("application_name") or application_name,
     )
     return new_row(
         workflow_id=options.get("workflow_id") or random_workflow_id(),

@@ -86,11 +86,12 @@ class Dispatcher(LoopService):
                 queue.config,
                 on_conflict=registry.DEFAULT_ON_CONFLICT,
                 app_version=self.rt.app_version,
+                application_name=self.rt.settings.name,
             )
         self._reload_limits()
         # Recovery resumed this executor's own queued workflows: count them.
         running = set(self.rt.runs.ids())
-        for row in self.rt.store.workflows_pending([self.rt.executor_id]):
+        for row in self.rt.store.workflows_pending([self.rt.executor_id], application_name=self.rt.settings.name):
             if row.queue_name is not None and row.workflow_id in running:
                 self._inflight[row.workflow_id] = (row.queue_name, row.queue_partition_key)
 
@@ -288,6 +289,7 @@ class Dispatcher(LoopService):
             rate_limit=cfg.rate_limit,
             rate_period_ms=int(cfg.rate_period_s * 1000) if cfg.rate_period_s is not None else None,
             app_version=self._pin(),
+            application_name=self.rt.settings.name,
         )
         self._launch(st, claim.rows)
         st.retry_at = claim.retry_at
@@ -320,6 +322,7 @@ class Dispatcher(LoopService):
             rate_limit=cfg.rate_limit,
             rate_period_ms=int(cfg.rate_period_s * 1000) if cfg.rate_period_s is not None else None,
             app_version=self._pin(),
+            application_name=self.rt.settings.name,
         )
         st.after = claim.after
         self._launch(st, claim.rows)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import weakref
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from transact._lib import checks
@@ -39,6 +39,8 @@ class QueueConfig:
     poll_seconds: float | None = None
     # Partitioned queues: the PENDING cap across all partitions (the others apply per partition).
     global_concurrency: int | None = None
+    # The application that polls it, as registered (None: as declared here, or shared).
+    owner: str | None = field(default=None, compare=False)
 
 
 def validate(
@@ -182,7 +184,7 @@ def _ms(seconds: float | None) -> int | None:
     return None if seconds is None else round(seconds * 1000)
 
 
-def to_row(config: QueueConfig, *, app_version: str | None, now: int) -> QueueRow:
+def to_row(config: QueueConfig, *, app_version: str | None, now: int, application_name: str | None = None) -> QueueRow:
     return QueueRow(
         queue_name=config.name,
         concurrency=config.concurrency,
@@ -196,6 +198,7 @@ def to_row(config: QueueConfig, *, app_version: str | None, now: int) -> QueueRo
         app_version=app_version,
         created_at=now,
         updated_at=now,
+        application_name=None if shared(config.name) else application_name,
     )
 
 
@@ -210,13 +213,39 @@ def from_row(row: QueueRow) -> QueueConfig:
         partitioned=row.partitioned,
         poll_seconds=None if row.poll_ms is None else row.poll_ms / 1000,
         global_concurrency=row.global_concurrency,
+        owner=row.application_name,
     )
 
 
 # -- operations -------------------------------------------------------------------------------
-def register(store: Store, config: QueueConfig, *, on_conflict: str, app_version: str | None) -> QueueConfig:
-    """Store ``config`` under ``on_conflict``'s rule; returns the limits now in force."""
-    stored, _ = store.queue_register(to_row(config, app_version=app_version, now=now_ms()), on_conflict=on_conflict)
+def shared(name: str) -> bool:
+    """Transact's own queues (``_transact_...``): every application declares them and polls them
+    for its own workflows, so none owns them."""
+    return name.startswith("_transact_")
+
+
+def register(
+    store: Store,
+    config: QueueConfig,
+    *,
+    on_conflict: str,
+    app_version: str | None,
+    application_name: str | None = None,
+) -> QueueConfig:
+    """Store ``config`` under ``on_conflict``'s rule for ``application_name`` (the queue's poller;
+    None: a client that names no application); returns the limits now in force. Queue names are
+    unique across the applications sharing the database: a queue another application registered
+    is refused with a ConfigError naming both."""
+    row = to_row(config, app_version=app_version, now=now_ms(), application_name=application_name)
+    stored, _ = store.queue_register(row, on_conflict=on_conflict)
+    owner = stored.application_name
+    if application_name is not None and owner is not None and owner != row.application_name:
+        raise ConfigError(
+            f"queue {config.name!r} is registered by application {owner!r}, so application {application_name!r} "
+            "cannot register it: queue names are unique across the applications sharing a system database. "
+            f"Give this queue another name, or enqueue on {owner!r}'s queue without declaring it "
+            f"(DBOS.retrieve_queue({config.name!r}), or a DBOSClient)"
+        )
     return from_row(stored)
 
 

@@ -155,7 +155,7 @@ class RecoveryService(LoopService):
         running = set(rt.runs.ids())
         rows = [
             row
-            for row in rt.store.workflows_pending([rt.executor_id])
+            for row in rt.store.workflows_pending([rt.executor_id], application_name=rt.settings.name)
             if row.workflow_id not in running and workflow.can_run(rt, row)
         ]
         for start in range(0, len(rows), ADOPT_BATCH):
@@ -179,7 +179,8 @@ class RecoveryService(LoopService):
         owners = [rt.executor_id, *(ex.executor_id for ex in live)]
         names = [n for n in rt.registry.workflows]
         while not rt.stopping.is_set():
-            batch = rt.store.workflows_orphaned(owners, ADOPT_BATCH, names=names)
+            # Only this application's workflows and unowned ones: another application's wait for it.
+            batch = rt.store.workflows_orphaned(owners, ADOPT_BATCH, names=names, application_name=rt.settings.name)
             runnable = [row for row in batch if workflow.can_run(rt, row)]
             by_owner: dict[str | None, list[str]] = {}
             for row in runnable:

@@ -17,7 +17,7 @@ import re
 import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone, tzinfo
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -33,7 +33,7 @@ from transact.engine.registry import Registry, WorkflowInfo
 from transact.engine.runtime import Runtime
 from transact.engine.starts import QueueSpec
 from transact.errors import ConfigError, WorkflowNotRegisteredError
-from transact.storage import Unavailable
+from transact.storage import Conflict, Unavailable
 from transact.storage.rows import ScheduleRow
 
 log = logging.getLogger("transact")
@@ -344,7 +344,9 @@ class Scheduler(LoopService):
     def _reload(self) -> None:
         rt = self.rt
         now = now_ms()
-        rows = {row.schedule_name: row for row in rt.store.schedule_list()}
+        me = rt.settings.name
+        # Another application's schedules fire there only; unowned ones (older rows, unnamed clients) anywhere.
+        rows = {row.schedule_name: row for row in rt.store.schedule_list() if row.application_name in (None, me)}
         desired: dict[str, tuple[_Definition, ScheduleRow]] = {}
         for spec in list(rt.registry.schedules):
             if not isinstance(spec, ScheduleSpec):
@@ -358,20 +360,13 @@ class Scheduler(LoopService):
             if row is None or info.name not in self._declared:
                 # The code is the truth for declared schedules: (re)write the row at launch, or
                 # when an operator deleted it; its pause state and progress are kept.
-                row = rt.store.schedule_declare(
-                    ScheduleRow(
-                        info.name,
-                        info.name,
-                        spec.cron.expr,
-                        spec.cron.tz,
-                        "ACTIVE",
-                        spec.backfill,
-                        False,
-                        now,
-                        now,
-                        now,
-                    )
+                declared = ScheduleRow(
+                    info.name, info.name, spec.cron.expr, spec.cron.tz, "ACTIVE", spec.backfill, False, now, now, now
                 )
+                try:
+                    row = rt.store.schedule_declare(replace(declared, application_name=me))
+                except Conflict as exc:
+                    raise ConfigError(f"@DBOS.scheduled on {info.name!r}: {exc}") from None
                 self._declared.add(info.name)
             desired[info.name] = (definition, row)
         for row in rows.values():

@@ -10,6 +10,7 @@ without it from a client. Must not import the facade.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
 from datetime import datetime, timezone
 from typing import Any
 
@@ -155,8 +156,23 @@ def definitions(registry: Registry | None, schedules: object) -> list[ScheduleRo
     return rows
 
 
-def create(store: Store, row: ScheduleRow, rt: Runtime | None = None) -> None:
+def _owned(row: ScheduleRow, rt: Runtime | None, application_name: str | None) -> ScheduleRow:
+    """The row owned by the creating application (a process's config name, a client's
+    ``application_name``; None: any application fires it)."""
+    owner = rt.settings.name if rt is not None else application_name
+    return replace(row, application_name=owner)
+
+
+def create(store: Store, row: ScheduleRow, rt: Runtime | None = None, application_name: str | None = None) -> None:
+    row = _owned(row, rt, application_name)
     if not store.schedule_create(row):
+        found = store.schedule_get(row.schedule_name)
+        owner = found.application_name if found is not None else None
+        if owner is not None and owner != row.application_name:
+            raise ConfigError(
+                f"schedule {row.schedule_name!r} belongs to application {owner!r}, not to {row.application_name!r}: "
+                "schedule names are unique across the applications sharing a system database; choose another name"
+            )
         raise ConfigError(
             f"a schedule named {row.schedule_name!r} already exists; delete it first, choose another name, "
             "or use apply_schedules() to create or update it"
@@ -164,19 +180,19 @@ def create(store: Store, row: ScheduleRow, rt: Runtime | None = None) -> None:
     _refresh(rt)
 
 
-def apply(store: Store, rows: list[ScheduleRow], rt: Runtime | None = None) -> None:
+def apply(
+    store: Store, rows: list[ScheduleRow], rt: Runtime | None = None, application_name: str | None = None
+) -> None:
     """Create or update every listed schedule at once; schedules not listed are left as they are."""
+    rows = [_owned(row, rt, application_name) for row in rows]
     declared = _declared_here(rt) if rt is not None else set()
     for row in rows:
         if row.schedule_name in declared:
             raise ConfigError(_declared_error(row.schedule_name, "apply_schedules"))
     try:
         store.schedule_apply(rows)
-    except Conflict:
-        names = ", ".join(repr(r.schedule_name) for r in rows)
-        raise ConfigError(
-            f"apply_schedules: one of {names} is declared in code with @DBOS.scheduled; use another name"
-        ) from None
+    except Conflict as exc:
+        raise ConfigError(f"apply_schedules: {exc}; use another name") from None
     _refresh(rt)
 
 
@@ -218,7 +234,14 @@ def _start(store: Store, rt: Runtime | None, row: ScheduleRow, tick: datetime, w
     if rt is not None and info is not None:
         return wf.start(rt, info, args, {}, workflow_id=workflow_id, queue=queue)
     inputs = serialization.dumps_inputs(None, args, {}, workflow=row.workflow_name)
-    new = starts.new_row(workflow_id=workflow_id, name=row.workflow_name, inputs=inputs, now=now_ms(), queue=queue)
+    new = starts.new_row(
+        workflow_id=workflow_id,
+        name=row.workflow_name,
+        inputs=inputs,
+        now=now_ms(),
+        queue=queue,
+        application_name=row.application_name,  # the schedule's application runs its ticks
+    )
     _, inserted = starts.insert(store, new)
     if inserted and queue is None:
         store.admin_wake_adopters()

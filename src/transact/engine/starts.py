@@ -39,6 +39,8 @@ class QueueSpec:
     partition_key: str | None = None
     delay_seconds: float | None = None
     app_version: str | None = None
+    # The application that dequeues and runs it; None: the enqueuing application.
+    application_name: str | None = None
 
 
 @dataclass
@@ -68,13 +70,16 @@ def new_row(
     class_name: str | None = None,
     config_name: str | None = None,
     attributes: str | None = None,
+    application_name: str | None = None,
 ) -> WorkflowRow:
     """The one shape of a new workflow row. Queued rows wait ENQUEUED (DELAYED with a delay),
-    unowned and without a deadline: their timeout starts when a worker dequeues them."""
+    unowned and without a deadline: their timeout starts when a worker dequeues them.
+    ``application_name`` owns it (the queue's ``application_name`` when it names one)."""
     status = Status.PENDING
     if queue is not None:
         status = Status.DELAYED if queue.delay_seconds else Status.ENQUEUED
         app_version = queue.app_version or app_version
+        application_name = queue.application_name or application_name
     user, assumed_role, roles = auth.row_fields(name)  # who starts it (a child: its parent's user)
     return WorkflowRow(
         workflow_id=workflow_id,
@@ -103,6 +108,7 @@ def new_row(
         authenticated_roles=roles,
         trace_context=tracing.carrier(),  # the caller's trace: the run continues it
         attributes=attributes,
+        application_name=application_name,
     )
 
 
@@ -167,6 +173,7 @@ def plan(
         class_name=class_name,
         config_name=config_name,
         attributes=attributes,
+        application_name=rt.settings.name,  # children and scheduled runs too: this application runs them
     )
     return StartPlan(row=row, parent=parent, function_id=function_id)
 

@@ -65,4 +65,5 @@ def to_status(row: WorkflowRow, *, load_input: bool = True, load_output: bool = 
         assumed_role=row.assumed_role,
         authenticated_roles=list(roles) if (roles := decode_roles(row.authenticated_roles)) is not None else None,
         attributes=json.loads(row.attributes) if row.attributes is not None else None,
+        application_name=row.application_name,
     )

@@ -356,9 +356,11 @@ def launch_execution(
 
 
 def can_run(rt: Runtime, row: WorkflowRow) -> bool:
-    """Whether this process may run the workflow: registered here, and of this process's
-    version when ``pin_app_version`` is set."""
+    """Whether this process may run the workflow: registered here, owned by this application (or
+    by none), and of this process's version when ``pin_app_version`` is set."""
     if rt.registry.workflow(row.name) is None:
+        return False
+    if row.application_name is not None and row.application_name != rt.settings.name:
         return False
     return not (rt.settings.pin_app_version and row.app_version != rt.app_version)
 

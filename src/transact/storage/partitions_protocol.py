@@ -29,6 +29,7 @@ class PartitionStore(Protocol):
         rate_limit: int | None = None,
         rate_period_ms: int | None = None,
         app_version: str | None = None,
+        application_name: str | None = None,
     ) -> QueueClaim:
         """Claim up to ``max_rows`` ready rows across a partitioned queue's partitions, round-robin
         from the one after ``after`` (each partition's first row before any second: none starves).

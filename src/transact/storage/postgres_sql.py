@@ -41,6 +41,7 @@ _WORKFLOW_TYPES = (
     "",
     "",
     "jsonb",
+    "",
 )
 INSERT_WORKFLOWS = SetForm(
     sql=(

@@ -26,6 +26,7 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
 from transact.storage.partitions_protocol import PartitionStore
+from transact.storage.recovery_protocol import RecoveryStore
 from transact.storage.retention_protocol import RetentionStore
 from transact.storage.rewind_protocol import RewindStore
 from transact.storage.rows import ExecutorRow, ListQuery, QueueClaim, ScheduleRow, StepRow, StreamItem, WorkflowRow
@@ -39,7 +40,7 @@ if TYPE_CHECKING:
 HintHandler = Callable[[str, str, str], None]
 
 
-class WorkflowStore(Protocol):
+class WorkflowStore(RecoveryStore, Protocol):
     """Workflow rows: start, finish, cancel, and the reads and writes of recovery (workflows.py)."""
 
     def workflow_insert(self, row: WorkflowRow) -> tuple[WorkflowRow, bool]:
@@ -86,41 +87,6 @@ class WorkflowStore(Protocol):
 
     def workflows_cancelled(self, workflow_ids: Sequence[str]) -> list[str]:
         """Which of these workflows are CANCELLED. Round trips: 1 (0 for no ids)."""
-        ...
-
-    def workflows_pending(self, executor_ids: Sequence[str]) -> list[WorkflowRow]:
-        """PENDING workflows owned by the given executors, oldest first. Round trips: 1."""
-        ...
-
-    def workflows_orphaned(
-        self, live_executor_ids: Sequence[str], limit: int, *, names: Sequence[str] | None = None
-    ) -> list[WorkflowRow]:
-        """PENDING workflows whose owner is not among the live executors (or has none), oldest
-        first; with ``names``, only workflows of those names. An empty live list means every
-        PENDING workflow. Round trips: 1."""
-        ...
-
-    def workflows_adopt(
-        self, *, workflow_ids: Sequence[str], from_executor: str | None, to_executor: str, now: int
-    ) -> list[WorkflowRow]:
-        """Take over PENDING workflows still owned by ``from_executor`` (None: unowned), in one
-        statement; queued ones go back to their queue (ENQUEUED, unowned). Counts a recovery
-        attempt. A row a concurrent adopter took first is not returned. Round trips: 1."""
-        ...
-
-    def workflow_adopt(
-        self, *, workflow_id: str, from_executor: str | None, to_executor: str, now: int
-    ) -> WorkflowRow | None:
-        """``workflows_adopt`` for one workflow: the adopted row, or None when it was not taken."""
-        ...
-
-    def workflows_rerun_own(self, *, workflow_ids: Sequence[str], executor_id: str, now: int) -> list[WorkflowRow]:
-        """Count a recovery attempt for workflows this executor already owns; returns the rows
-        still PENDING and owned by ``executor_id``. Round trips: 1."""
-        ...
-
-    def workflows_release(self, *, executor_id: str, now: int, workflow_id: str | None = None) -> int:
-        """Give up ownership of this executor's PENDING workflows (or of one). Returns how many."""
         ...
 
 
@@ -193,12 +159,14 @@ class QueueStore(PartitionStore, Protocol):
         rate_limit: int | None = None,
         rate_period_ms: int | None = None,
         app_version: str | None = None,
+        application_name: str | None = None,
     ) -> QueueClaim:
         """Move up to ``max_rows`` ready rows (priority, then age) to PENDING for ``executor_id``;
         concurrent claimers never take the same row. ``concurrency`` caps the rows PENDING in the
         queue across every process, ``rate_limit`` the starts within ``rate_period_ms`` (per
         partition when ``partition_key`` is given); when a limit stops the claim the result says
-        which (``running`` / ``retry_at``). ``app_version``: only work enqueued under it.
+        which (``running`` / ``retry_at``). ``app_version``: only work enqueued under it;
+        ``application_name``: only that application's rows and unowned ones.
         Round trips: 1 without limits; with them one transaction (Postgres: 5 with BEGIN and
         COMMIT; SQLite: 2), plus 1 when the concurrency limit is reached."""
         ...
@@ -580,6 +548,7 @@ class SystemStore(
 
 CONCERNS: tuple[type, ...] = (
     WorkflowStore,
+    RecoveryStore,
     StepStore,
     ExecutorStore,
     QueueStore,

@@ -15,14 +15,14 @@ from __future__ import annotations
 
 import functools
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from transact._lib.states import Hint
 from transact.storage import postgres_sql, sqlite_sql
 from transact.storage._base import DriverBase, Tx
 from transact.storage.rows import WORKFLOW_COLUMNS, QueueClaim
-from transact.storage.workflows import to_workflow
+from transact.storage.workflows import OWNED, to_workflow
 
 __all__ = ["QueueClaim", "QueueRow", "QueueSql", "claim_sql", "lock_key"]
 
@@ -42,9 +42,10 @@ def _pk(partitioned: bool) -> str:
 
 
 @functools.cache
-def claim_sql(dialect: str, partitioned: bool, pinned: bool = False) -> str:
+def claim_sql(dialect: str, partitioned: bool, pinned: bool = False, owned: bool = False) -> str:
     """Take up to N ready rows in claim order; their timeout starts now (deadline_at).
-    ``dialect``: the driver's name, whose ``claim_row_lock`` keeps concurrent claimers apart."""
+    ``dialect``: the driver's name, whose ``claim_row_lock`` keeps concurrent claimers apart.
+    ``owned``: only rows of one application (``OWNED``, bound after the version pin)."""
     row_lock = _ROW_LOCK[dialect]
     # MATERIALIZED: the candidates are picked once. As a plain IN (subquery) Postgres may rescan
     # the subquery per outer row (nested-loop semi join), and each rescan skips the rows this
@@ -52,7 +53,7 @@ def claim_sql(dialect: str, partitioned: bool, pinned: bool = False) -> str:
     return (
         "WITH picked(picked_id) AS MATERIALIZED (SELECT workflow_id FROM workflow_status"
         f" WHERE status = 'ENQUEUED' AND queue_name = ?{_pk(partitioned)}"
-        f"{' AND app_version = ?' if pinned else ''}"
+        f"{' AND app_version = ?' if pinned else ''}{OWNED if owned else ''}"
         f" ORDER BY priority, created_at LIMIT ?{row_lock})"
         " UPDATE workflow_status SET status = 'PENDING', executor_id = ?, started_at = ?, updated_at = ?,"
         " deadline_at = CASE WHEN deadline_at IS NULL AND timeout_ms IS NOT NULL"
@@ -63,7 +64,9 @@ def claim_sql(dialect: str, partitioned: bool, pinned: bool = False) -> str:
 
 
 @functools.cache
-def partitions_claim_sql(dialect: str, pinned: bool, busy: bool, rated: bool, global_cap: bool) -> str:
+def partitions_claim_sql(
+    dialect: str, pinned: bool, busy: bool, rated: bool, global_cap: bool, owned: bool = False
+) -> str:
     """Claim across every partition of a queue in one statement, round-robin: each partition's
     ready rows are ranked (priority, then age), and rank 1 of every partition goes before rank 2
     of any, so a partition with one row is served in the same claim as one with a thousand.
@@ -76,7 +79,7 @@ def partitions_claim_sql(dialect: str, pinned: bool, busy: bool, rated: bool, gl
         "ready AS (SELECT workflow_id, queue_partition_key AS pk, row_number() OVER"
         " (PARTITION BY queue_partition_key ORDER BY priority, created_at) AS rn FROM workflow_status"
         " WHERE status = 'ENQUEUED' AND queue_name = ? AND queue_partition_key IS NOT NULL"
-        f"{' AND app_version = ?' if pinned else ''})"
+        f"{' AND app_version = ?' if pinned else ''}{OWNED if owned else ''})"
     ]
     joins, room = "", ""
     if busy:
@@ -197,6 +200,7 @@ class QueueRow:
     app_version: str | None = None
     created_at: int = 0
     updated_at: int = 0
+    application_name: str | None = None  # the application that polls it (None: any that declares it)
 
 
 # The columns a live setter may change (the registry's limits), in table order.
@@ -210,12 +214,18 @@ QUEUE_LIMITS = (
     "poll_ms",
     "global_concurrency",
 )
-_QUEUE_COLUMNS = f"queue_name, {', '.join(QUEUE_LIMITS)}, app_version, created_at, updated_at"
+_QUEUE_COLUMNS = f"queue_name, {', '.join(QUEUE_LIMITS)}, app_version, created_at, updated_at, application_name"
 _QUEUE_SELECT = f"SELECT {_QUEUE_COLUMNS} FROM queues"
-_QUEUE_INSERT = f"INSERT INTO queues ({_QUEUE_COLUMNS}) VALUES ({', '.join('?' * 12)})"
-_QUEUE_OVERWRITE = " ON CONFLICT (queue_name) DO UPDATE SET " + ", ".join(
-    f"{c} = excluded.{c}" for c in (*QUEUE_LIMITS, "app_version", "updated_at")
+_QUEUE_INSERT = f"INSERT INTO queues ({_QUEUE_COLUMNS}) VALUES ({', '.join('?' * 13)})"
+# Another application's queue is never overwritten (the WHERE leaves it as stored).
+_QUEUE_OVERWRITE = (
+    " ON CONFLICT (queue_name) DO UPDATE SET "
+    + ", ".join(f"{c} = excluded.{c}" for c in (*QUEUE_LIMITS, "app_version", "updated_at"))
+    + " WHERE queues.application_name IS NULL OR queues.application_name = excluded.application_name"
+    " OR excluded.application_name IS NULL"
 )
+# An unowned queue (registered before ownership, or by an unnamed client) becomes the registrant's.
+_QUEUE_ADOPT = "UPDATE queues SET application_name = ? WHERE queue_name = ? AND application_name IS NULL"
 _LATEST_VERSION = "SELECT app_version FROM executors ORDER BY started_at DESC LIMIT 1"
 _QUEUE_ACTIVE = (
     "SELECT COUNT(*) FROM workflow_status WHERE queue_name = ? AND status IN ('ENQUEUED', 'PENDING', 'DELAYED')"
@@ -249,6 +259,7 @@ def _queue_row(r: tuple[object, ...]) -> QueueRow:
         app_version=None if r[9] is None else str(r[9]),
         created_at=int(str(r[10])),
         updated_at=int(str(r[11])),
+        application_name=None if r[12] is None else str(r[12]),
     )
 
 
@@ -266,6 +277,7 @@ def _queue_values(row: QueueRow) -> tuple[object, ...]:
         row.app_version,
         row.created_at,
         row.updated_at,
+        row.application_name,
     )
 
 
@@ -282,6 +294,7 @@ class QueueSql(DriverBase):
         rate_limit: int | None = None,
         rate_period_ms: int | None = None,
         app_version: str | None = None,
+        application_name: str | None = None,
     ) -> QueueClaim:
         """Move up to ``max_rows`` ready rows of a queue (partition) to PENDING for ``executor_id``.
 
@@ -289,14 +302,17 @@ class QueueSql(DriverBase):
         caps starts within the last ``rate_period_ms``. Both apply per partition when
         ``partition_key`` is given. Round trips: 1 without global limits; with them a transaction
         of 3 on Postgres (lock, counts, claim; 5 with BEGIN and COMMIT) and 2 on SQLite, plus 1 to
-        list the slot holders when the concurrency limit is reached. ``app_version``: only claim work enqueued under that version (pinned apps)."""
+        list the slot holders when the concurrency limit is reached. ``app_version``: only claim work
+        enqueued under that version (pinned apps). ``application_name``: only rows that application
+        owns, or that have no owner."""
         part = partition_key is not None
-        claim = claim_sql(self.dialect, part, app_version is not None)
+        claim = claim_sql(self.dialect, part, app_version is not None, application_name is not None)
+        owner = (application_name,) if application_name is not None else ()
 
         def claim_params(n: int) -> tuple[object, ...]:
             keys = (queue_name, partition_key) if part else (queue_name,)
             pin = (app_version,) if app_version is not None else ()
-            return (*keys, *pin, n, executor_id, now, now, now)
+            return (*keys, *pin, *owner, n, executor_id, now, now, now)
 
         if concurrency is None and rate_limit is None:
             rows = self.write(lambda tx: tx.all(claim, claim_params(max_rows)), single=True)
@@ -351,20 +367,27 @@ class QueueSql(DriverBase):
         rate_limit: int | None = None,
         rate_period_ms: int | None = None,
         app_version: str | None = None,
+        application_name: str | None = None,
     ) -> QueueClaim:
         """Claim across every partition of a partitioned queue, round-robin (partitions_claim_sql).
         Per partition: ``concurrency`` (PENDING in any process), ``worker_concurrency`` (PENDING
         for ``executor_id``), ``rate_limit`` per ``rate_period_ms``; queue-wide:
         ``global_concurrency`` and ``max_rows``. ``after``: the partition the rotation continues
         after (``QueueClaim.after`` of the previous claim). Under a cross-process limit the claim
-        runs under the queue's advisory lock (Postgres) or BEGIN IMMEDIATE (SQLite)."""
+        runs under the queue's advisory lock (Postgres) or BEGIN IMMEDIATE (SQLite).
+        ``application_name``: only rows that application owns, or that have no owner."""
         busy = concurrency is not None or worker_concurrency is not None or global_concurrency is not None
         rated = rate_limit is not None and rate_period_ms is not None
         pinned = app_version is not None
-        sql = partitions_claim_sql(self.dialect, pinned, busy, rated, global_concurrency is not None)
+        owned = application_name is not None
+        sql = partitions_claim_sql(self.dialect, pinned, busy, rated, global_concurrency is not None, owned)
         window_start = now - (rate_period_ms or 0)
         # In the statement's order: ready, busy, recent, the rotation, the rooms, the caps, the update.
-        params: list[object] = [queue_name, *((app_version,) if pinned else ())]
+        params: list[object] = [
+            queue_name,
+            *((app_version,) if pinned else ()),
+            *((application_name,) if owned else ()),
+        ]
         params += [executor_id, queue_name] if busy else []
         params += [queue_name, window_start] if rated else []
         params.append(after)
@@ -442,9 +465,12 @@ class QueueSql(DriverBase):
         stored queue: ``always_update`` overwrites it, ``never_update`` keeps it, and
         ``update_if_latest_version`` overwrites it only when ``row.app_version`` is the version of
         the most recently started executor (an older deploy still running cannot revert a newer
-        one's limits). Returns (stored row, written). Hints ``qconf`` when written.
+        one's limits). Returns (stored row, written). Hints ``qconf`` when written. A queue another
+        application owns (``application_name``) is never changed: the stored row comes back with
+        its owner, for the caller to refuse; an unowned one becomes ``row.application_name``'s.
 
-        Round trips: 1 transaction (2 statements; 3 for ``update_if_latest_version``)."""
+        Round trips: 1 transaction (2 statements; 3 for ``update_if_latest_version``; +1 to adopt
+        an unowned queue)."""
         if on_conflict not in ON_CONFLICT:
             raise ValueError(f"on_conflict must be one of {ON_CONFLICT}, got {on_conflict!r}")
 
@@ -457,7 +483,11 @@ class QueueSql(DriverBase):
             written = tx.run(_QUEUE_INSERT + tail, _queue_values(row)) == 1
             stored = tx.one(f"{_QUEUE_SELECT} WHERE queue_name = ?", (row.queue_name,))
             assert stored is not None
-            return _queue_row(tuple(stored)), written
+            found = _queue_row(tuple(stored))
+            if found.application_name is None and row.application_name is not None:
+                tx.run(_QUEUE_ADOPT, (row.application_name, row.queue_name))
+                found = replace(found, application_name=row.application_name)
+            return found, written
 
         stored, written = self.write(unit)
         if written:

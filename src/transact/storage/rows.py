@@ -45,6 +45,9 @@ class WorkflowRow:
     authenticated_roles: str | None = None  # a JSON array of role names
     trace_context: str | None = None  # W3C trace context (JSON) of the span that started it
     attributes: str | None = None  # a JSON object of user-set attributes (SetWorkflowAttributes)
+    # The application that owns it (config ``name``): only that one dequeues, runs and recovers
+    # it. None: any application may (rows written before ownership existed, unnamed clients).
+    application_name: str | None = None
 
     @property
     def is_terminal(self) -> bool:
@@ -56,7 +59,7 @@ WORKFLOW_COLUMNS = (
     "deduplication_id, priority, inputs, output, error, executor_id, app_version, recovery_attempts, "
     "parent_workflow_id, forked_from, created_at, updated_at, available_at, started_at, timeout_ms, "
     "deadline_at, authenticated_user, assumed_role, authenticated_roles, trace_context"
-    ", attributes"
+    ", attributes, application_name"
 )
 WORKFLOW_COLUMN_COUNT = WORKFLOW_COLUMNS.count(",") + 1
 
@@ -113,11 +116,12 @@ class ScheduleRow:
     updated_at: int
     context: bytes | None = None  # pickled; schedules created at run time pass it to every run
     queue_name: str | None = None  # runs are enqueued on this queue instead of started
+    application_name: str | None = None  # the application that fires it (None: any)
 
 
 SCHEDULE_COLUMNS = (
     "schedule_name, workflow_name, cron, timezone, state, backfill, dynamic, last_tick_at, created_at, updated_at, "
-    "context, queue_name"
+    "context, queue_name, application_name"
 )
 
 

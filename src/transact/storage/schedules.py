@@ -15,15 +15,17 @@ from transact.storage.errors import Conflict
 from transact.storage.rows import SCHEDULE_COLUMNS, ScheduleRow
 
 _SELECT = f"SELECT {SCHEDULE_COLUMNS} FROM schedules"
-_INSERT = f"INSERT INTO schedules ({SCHEDULE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+_INSERT = f"INSERT INTO schedules ({SCHEDULE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 
 # Declared schedules: the code is the truth for the definition; the operator's pause and the
-# fired-ticks progress survive redeploys, so state and last_tick_at are kept.
+# fired-ticks progress survive redeploys, so state and last_tick_at are kept. A row another
+# application owns is left alone (nothing returned); an unowned one becomes the declarer's.
 _UPSERT_DECLARED = (
     f"{_INSERT} ON CONFLICT (schedule_name) DO UPDATE SET workflow_name = excluded.workflow_name, "
     "cron = excluded.cron, timezone = excluded.timezone, backfill = excluded.backfill, dynamic = excluded.dynamic, "
-    "context = excluded.context, queue_name = excluded.queue_name, "
-    f"updated_at = excluded.updated_at RETURNING {SCHEDULE_COLUMNS}"
+    "context = excluded.context, queue_name = excluded.queue_name, application_name = excluded.application_name, "
+    "updated_at = excluded.updated_at WHERE schedules.application_name IS NULL "
+    f"OR schedules.application_name = excluded.application_name RETURNING {SCHEDULE_COLUMNS}"
 )
 
 # Applied schedules: a name already taken keeps its row (state and progress included) unless its
@@ -31,7 +33,7 @@ _UPSERT_DECLARED = (
 _INSERT_NEW = f"{_INSERT} ON CONFLICT (schedule_name) DO NOTHING"
 _REDEFINE = (
     "UPDATE schedules SET workflow_name = ?, cron = ?, timezone = ?, backfill = ?, context = ?, queue_name = ?, "
-    "updated_at = ? WHERE schedule_name = ?"
+    "application_name = COALESCE(application_name, ?), updated_at = ? WHERE schedule_name = ?"
 )
 
 # Only ever moves forward: several processes fire the same ticks and race on this write.
@@ -49,7 +51,7 @@ _PAUSE = f"UPDATE schedules SET state = ?, updated_at = ? WHERE schedule_name = 
 
 
 def to_schedule(row: Sequence[object]) -> ScheduleRow:
-    name, workflow, cron, tz, state, backfill, dynamic, last, created, updated, context, queue = row
+    name, workflow, cron, tz, state, backfill, dynamic, last, created, updated, context, queue, app = row
     return ScheduleRow(
         schedule_name=str(name),
         workflow_name=str(workflow),
@@ -63,6 +65,7 @@ def to_schedule(row: Sequence[object]) -> ScheduleRow:
         updated_at=int(updated),  # type: ignore[call-overload]
         context=None if context is None else bytes(context),  # type: ignore[call-overload]
         queue_name=None if queue is None else str(queue),
+        application_name=None if app is None else str(app),
     )
 
 
@@ -80,6 +83,21 @@ def _params(row: ScheduleRow) -> tuple[object, ...]:
         row.updated_at,
         row.context,
         row.queue_name,
+        row.application_name,
+    )
+
+
+def foreign_owner(stored: ScheduleRow, application_name: str | None) -> str | None:
+    """The application other than ``application_name`` that owns ``stored``, if any."""
+    owner = stored.application_name
+    return owner if owner is not None and owner != application_name else None
+
+
+def _owned_elsewhere(stored: ScheduleRow, application_name: str | None) -> Conflict:
+    return Conflict(
+        f"schedule {stored.schedule_name!r} belongs to application {stored.application_name!r}, not to "
+        f"{application_name!r}: schedule names are unique across the applications sharing a system database; "
+        "choose another name"
     )
 
 
@@ -98,15 +116,20 @@ class ScheduleSql(DriverBase):
         return True
 
     def schedule_declare(self, row: ScheduleRow) -> ScheduleRow:
-        """Insert or refresh a schedule declared in code; returns the stored row. Round trips: 1."""
+        """Insert or refresh a schedule declared in code; returns the stored row. Raises Conflict
+        when another application owns the name. Round trips: 1 (2 on that conflict)."""
         stored = self.write(lambda tx: tx.one(_UPSERT_DECLARED, _params(row)), single=True)
-        assert stored is not None
+        if stored is None:
+            found = self.schedule_get(row.schedule_name)
+            if found is None:  # deleted in between: declare again
+                return self.schedule_declare(row)
+            raise _owned_elsewhere(found, row.application_name)
         return to_schedule(stored)
 
     def schedule_apply(self, rows: Sequence[ScheduleRow]) -> list[str]:
         """Create or redefine schedules in one transaction; returns the names written (new or
-        changed). A name already held by a schedule declared in code raises Conflict and writes
-        nothing. Concurrent calls with the same rows end with the same rows. Round trips: 2 + 1 per
+        changed). A name already held by a schedule declared in code, or owned by another
+        application, raises Conflict and writes nothing. Concurrent calls with the same rows end with the same rows. Round trips: 2 + 1 per
         name taken (+ 1 per redefinition)."""
 
         def unit(tx: Tx) -> list[str]:
@@ -119,10 +142,12 @@ class ScheduleSql(DriverBase):
                 if found is None:
                     continue  # deleted since the insert was refused: nothing to redefine
                 stored = to_schedule(found)
+                if foreign_owner(stored, row.application_name) is not None:
+                    raise _owned_elsewhere(stored, row.application_name)
                 if not stored.dynamic:
                     raise Conflict(f"schedule {row.schedule_name!r} is declared in code with @DBOS.scheduled")
                 if _definition(stored) != _definition(row):
-                    tx.run(_REDEFINE, (*_definition(row), row.updated_at, row.schedule_name))
+                    tx.run(_REDEFINE, (*_definition(row), row.application_name, row.updated_at, row.schedule_name))
                     written.append(row.schedule_name)
             return written
 

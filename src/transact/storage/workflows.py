@@ -45,6 +45,9 @@ _CANCEL_ONE = (
     f" WHERE workflow_id = ? AND status NOT IN ({_TERMINAL_SQL}) RETURNING workflow_id"
 )
 
+# Rows of one application, or of none (written before ownership, or by an unnamed client).
+OWNED = " AND (application_name = ? OR application_name IS NULL)"
+
 # Bound once: the start and finish paths read these per call.
 _DONE, _QUEUE = Hint.DONE, Hint.QUEUE
 _ENQUEUED, _DELAYED = Status.ENQUEUED, Status.DELAYED
@@ -179,25 +182,35 @@ class WorkflowSql(FencedSql):
         return [str(r[0]) for r in rows]
 
     # -- recovery -----------------------------------------------------------------------------
-    def workflows_pending(self, executor_ids: Sequence[str]) -> list[WorkflowRow]:
-        """PENDING workflows owned by the given executors (recovery and adoption candidates)."""
+    def workflows_pending(
+        self, executor_ids: Sequence[str], *, application_name: str | None = None
+    ) -> list[WorkflowRow]:
+        """PENDING workflows owned by the given executors (recovery and adoption candidates);
+        with ``application_name``, only that application's and unowned ones."""
         if not executor_ids:
             return []
         marks = ", ".join("?" * len(executor_ids))
+        owned, owner = (OWNED, (application_name,)) if application_name is not None else ("", ())
         rows = self.read(
             lambda tx: tx.all(
                 f"SELECT {WORKFLOW_COLUMNS} FROM workflow_status WHERE status = 'PENDING' "
-                f"AND executor_id IN ({marks}) ORDER BY created_at",
-                tuple(executor_ids),
+                f"AND executor_id IN ({marks}){owned} ORDER BY created_at",
+                (*executor_ids, *owner),
             )
         )
         return [to_workflow(r) for r in rows]
 
     def workflows_orphaned(
-        self, live_executor_ids: Sequence[str], limit: int, *, names: Sequence[str] | None = None
+        self,
+        live_executor_ids: Sequence[str],
+        limit: int,
+        *,
+        names: Sequence[str] | None = None,
+        application_name: str | None = None,
     ) -> list[WorkflowRow]:
         """PENDING workflows whose owner is not among the live executors (or has no owner);
-        with ``names``, only workflows of those names (the ones the caller can run)."""
+        with ``names``, only workflows of those names (the ones the caller can run); with
+        ``application_name``, only that application's and unowned ones."""
         sql = f"SELECT {WORKFLOW_COLUMNS} FROM workflow_status WHERE status = 'PENDING'"
         if live_executor_ids:  # (NOT IN of an empty list would be NOT IN (NULL): never true)
             marks = ", ".join("?" * len(live_executor_ids))
@@ -208,6 +221,9 @@ class WorkflowSql(FencedSql):
                 return []
             sql += f" AND name IN ({', '.join('?' * len(names))})"
             params = (*params, *names)
+        if application_name is not None:
+            sql += OWNED
+            params = (*params, application_name)
         sql += " ORDER BY created_at LIMIT ?"
         rows = self.read(lambda tx: tx.all(sql, (*params, limit)))
         return [to_workflow(r) for r in rows]
