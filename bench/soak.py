@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import shutil
 import subprocess
@@ -23,13 +24,14 @@ import sys
 import tempfile
 import threading
 import time
+from array import array
 from collections import deque
 from pathlib import Path
 from typing import Any
 
 import psycopg
 
-from bench.harness import PG_ADMIN_URL, pct
+from bench.harness import PG_ADMIN_URL
 
 WARMUP_FRACTION = 0.1
 MAX_WARMUP_S = 30.0
@@ -45,6 +47,62 @@ def rss_mb() -> float:
     return 0.0
 
 
+def _libsqlite() -> Any:
+    import ctypes
+    import ctypes.util
+
+    name = ctypes.util.find_library("sqlite3")
+    if name is None:
+        return None
+    lib = ctypes.CDLL(name)
+    lib.sqlite3_memory_used.restype = ctypes.c_int64
+    return lib
+
+
+_SQLITE = _libsqlite()
+
+
+def sqlite_heap_mb() -> float:
+    """SQLite's own heap in this process (page caches, statement caches): with RSS, it tells caches
+    filling from Python objects growing."""
+    return 0.0 if _SQLITE is None else _SQLITE.sqlite3_memory_used() / 2**20
+
+
+# Step latencies go into a histogram of geometric bins (1 % wide, 1 us to ~100 s) per bucket, not
+# a list of floats: a minute of samples as Python floats is ~10 MB, which would show up as the
+# soak's own RSS growth and be mistaken for the library's.
+_BIN_BASE_S = 1e-6
+_BIN_RATIO = 1.01
+_BINS = int(math.log(1e8) / math.log(_BIN_RATIO)) + 2
+
+
+def _bin(seconds: float) -> int:
+    if seconds <= _BIN_BASE_S:
+        return 0
+    return min(_BINS - 1, int(math.log(seconds / _BIN_BASE_S) / math.log(_BIN_RATIO)) + 1)
+
+
+def _bin_value(index: int) -> float:
+    """A bin's representative latency: the geometric middle of its bounds."""
+    return _BIN_BASE_S * _BIN_RATIO ** (index - 0.5) if index else _BIN_BASE_S
+
+
+def _hist() -> array[int]:
+    return array("q", bytes(8 * _BINS))
+
+
+def hist_pct(hist: array[int], q: float) -> float:
+    """The q-th percentile (0-100) of a histogram, within the bins' 1 %."""
+    total = sum(hist)
+    rank = max(1, math.ceil(total * q / 100))
+    seen = 0
+    for index, count in enumerate(hist):
+        seen += count
+        if seen >= rank:
+            return _bin_value(index)
+    return 0.0
+
+
 class Recorder:
     """Step latencies and workflow completions in 5 s buckets; keeps only the start window and a
     rolling end window, so the soak's own memory stays flat."""
@@ -56,17 +114,20 @@ class Recorder:
         self.window = min(total / 5, MAX_WINDOW_S)
         self.end_at = self.t0 + total
         self._lock = threading.Lock()
-        self._bucket: list[float] = []
+        self._bucket = _hist()
         self._bucket_done = 0
         self._bucket_start = self.t0
-        self.start_buckets: list[tuple[list[float], int, float]] = []
-        self.recent: deque[tuple[list[float], int, float]] = deque(maxlen=max(1, round(self.window / BUCKET_S)))
+        self.start_buckets: list[tuple[array[int], int, float]] = []
+        self.recent: deque[tuple[array[int], int, float]] = deque(maxlen=max(1, round(self.window / BUCKET_S)))
         self.rss_start: float | None = None
         self.rss_minutes: list[float] = []  # RSS at the end of each minute: warm-up or growth?
+        self.sqlite_minutes: list[float] = []  # SQLite's heap at the same moments
+        self.threads_minutes: list[int] = []
+        self.blocks_minutes: list[int] = []  # Python's allocated memory blocks: objects piling up?
 
     def step(self, seconds: float) -> None:
         with self._lock:
-            self._bucket.append(seconds)
+            self._bucket[_bin(seconds)] += 1
 
     def done(self) -> None:
         with self._lock:
@@ -79,10 +140,13 @@ class Recorder:
             return
         with self._lock:
             bucket = (self._bucket, self._bucket_done, now - self._bucket_start)
-            self._bucket, self._bucket_done, self._bucket_start = [], 0, now
+            self._bucket, self._bucket_done, self._bucket_start = _hist(), 0, now
         since = self._bucket_start - self.t0
         if since >= 60 * (len(self.rss_minutes) + 1):
             self.rss_minutes.append(rss_mb())
+            self.sqlite_minutes.append(sqlite_heap_mb())
+            self.threads_minutes.append(threading.active_count())
+            self.blocks_minutes.append(sys.getallocatedblocks())
         if since <= self.warmup:
             return
         if since <= self.warmup + self.window + BUCKET_S / 2:
@@ -93,16 +157,21 @@ class Recorder:
 
     @staticmethod
     def summary(buckets: Any) -> dict[str, float]:
-        samples = [s for b, _, _ in buckets for s in b]
+        merged = _hist()
+        for hist, _, _ in buckets:
+            for index, count in enumerate(hist):
+                if count:
+                    merged[index] += count
+        steps = sum(merged)
         done = sum(d for _, d, _ in buckets)
         span = sum(t for _, _, t in buckets) or 1e-9
-        if not samples:
+        if not steps:
             return {"workflows_per_s": 0.0, "steps": 0, "p50_ms": 0.0, "p99_ms": 0.0}
         return {
             "workflows_per_s": done / span,
-            "steps": len(samples),
-            "p50_ms": pct(samples, 50) * 1000,
-            "p99_ms": pct(samples, 99) * 1000,
+            "steps": steps,
+            "p50_ms": hist_pct(merged, 50) * 1000,
+            "p99_ms": hist_pct(merged, 99) * 1000,
         }
 
 
@@ -178,6 +247,9 @@ def run_process(db_url: str, minutes: float, clients: int) -> dict[str, Any]:
         "rss_end_mb": rss_end,
         "rss_growth": rss_end / rss_start - 1,
         "rss_by_minute_mb": [round(m, 1) for m in rec.rss_minutes],
+        "sqlite_heap_by_minute_mb": [round(m, 1) for m in rec.sqlite_minutes],
+        "threads_by_minute": rec.threads_minutes,
+        "python_blocks_by_minute": rec.blocks_minutes,
         # growth over the second half of the run only: caches fill early; a leak keeps growing
         "rss_growth_second_half": rss_end / rec.rss_minutes[len(rec.rss_minutes) // 2] - 1
         if len(rec.rss_minutes) >= 2
@@ -234,6 +306,8 @@ def soak(db: str, minutes: float, procs: int, clients: int) -> bool:
             f"p99 {e['p99_ms']:.3f} ms | drift p50 {r['p50_drift']:.2f}x, p99 {r['p99_drift']:.2f}x | "
             f"RSS {r['rss_start_mb']:.1f} -> {r['rss_end_mb']:.1f} MB ({r['rss_growth'] * 100:+.1f} %) | "
             f"second half {_pct(r['rss_growth_second_half'])} | RSS by minute {r['rss_by_minute_mb']} | "
+            f"SQLite heap by minute {r['sqlite_heap_by_minute_mb']} | threads {r['threads_by_minute']} | "
+            f"Python blocks by minute {r['python_blocks_by_minute']} | "
             f"errors {r['errors']} {r['first_errors']}",
             flush=True,
         )

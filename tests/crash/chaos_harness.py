@@ -473,6 +473,10 @@ class Chaos:
         self.report.max_global_overlap, self.report.max_worker_overlap = best, best_pid
         if best > QUEUE["concurrency"]:
             self.report.problems.append(f"global concurrency limit exceeded: {best} > {QUEUE['concurrency']}")
+        if best_pid > QUEUE["worker_concurrency"]:
+            self.report.problems.append(
+                f"per-process concurrency limit exceeded: {best_pid} > {QUEUE['worker_concurrency']}"
+            )
 
 
 # -- the long form --------------------------------------------------------------------------------

@@ -55,6 +55,8 @@ def test_chaos_nothing_lost_nothing_twice_limits_hold(
     assert report.kills_same_id == KILLS // 2 and report.kills_adopt == KILLS // 2
     assert report.server_restarts == (0 if private_pg is None else 1)
     assert report.max_global_overlap <= QUEUE["concurrency"]
+    assert report.max_worker_overlap <= QUEUE["worker_concurrency"]
+    assert report.max_worker_overlap > 1  # the per-process limit was reached for, not idle
     assert report.runs > WORKFLOWS  # killed runs ran again, by both recovery paths:
     assert report.resumed_same_id > 0 and report.resumed_adopted > 0
     assert min(report.faults_at_done) < WORKFLOWS // 2  # the faults hit a busy system
