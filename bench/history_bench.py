@@ -282,6 +282,9 @@ def step_p99_under(load: Callable[[], None] | None, seconds: float) -> tuple[flo
     return pct(_step_samples, 0.99), elapsed
 
 
+GC_BATCH, GC_PACE = retention.BATCH, retention.PACE  # the library's defaults unless --gc-batch/--gc-pace
+
+
 def gc_under_load(url: str, rows: int) -> dict[str, float]:
     with launched(url):
         baseline_p99, _ = step_p99_under(None, 5.0)
@@ -291,7 +294,7 @@ def gc_under_load(url: str, rows: int) -> dict[str, float]:
 
         def collect() -> None:
             nonlocal deleted
-            deleted = retention.garbage_collect(store, cutoff_epoch_ms=history_end)
+            deleted = retention.garbage_collect(store, cutoff_epoch_ms=history_end, batch=GC_BATCH, pace=GC_PACE)
 
         gc_p99, gc_seconds = step_p99_under(collect, 0)
     return {
@@ -310,7 +313,7 @@ def _best(runs: list[dict[str, float]]) -> dict[str, float]:
 
 
 # -- main -----------------------------------------------------------------------------------------
-def run_db(dialect: str, rows: int, quick: bool) -> dict[str, Any]:
+def run_db(dialect: str, rows: int, quick: bool, gc_only: bool = False) -> dict[str, Any]:
     print(f"\n== {dialect}: {rows:,} finished workflows x {STEPS_PER_WORKFLOW} steps", flush=True)
     scratch = OUT / f"history-{os.getpid()}"
     scratch.mkdir(parents=True, exist_ok=True)
@@ -323,6 +326,10 @@ def run_db(dialect: str, rows: int, quick: bool) -> dict[str, Any]:
         _migrate(empty_url)
         empty_size = db_bytes(empty_url, dialect)
         seconds = seed(hist_url, rows, dialect)
+        if gc_only:
+            gc = gc_under_load(hist_url, rows)
+            print("gc:     ", {k: round(v, 3) for k, v in gc.items()}, flush=True)
+            return {"rows": rows, "gc": gc}
         hist_size = db_bytes(hist_url, dialect)
         per_1000 = (hist_size - empty_size) / (rows / 1000)
         print(f"seeded in {seconds:.0f} s; {per_1000 / 1024:.0f} KiB per 1,000 workflows", flush=True)
@@ -383,16 +390,25 @@ def main() -> int:
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--db", choices=["both", "sqlite", "postgres"], default="both")
     parser.add_argument("--quick", action="store_true", help="fewer samples per measure")
+    parser.add_argument("--gc-only", action="store_true", help="seed, then measure only the collection")
+    parser.add_argument("--gc-batch", type=int, default=retention.BATCH, help="workflows per GC transaction")
+    parser.add_argument("--gc-pace", type=float, default=retention.PACE, help="GC rest per batch / batch time")
     args = parser.parse_args()
+    global GC_BATCH, GC_PACE
+    GC_BATCH, GC_PACE = args.gc_batch, args.gc_pace
     import logging
 
     logging.getLogger("transact").setLevel(logging.ERROR)
     OUT.mkdir(exist_ok=True)
     results = {}
     for dialect in ("sqlite", "postgres") if args.db == "both" else (args.db,):
-        results[dialect] = run_db(dialect, args.rows, args.quick)
+        results[dialect] = run_db(dialect, args.rows, args.quick, args.gc_only)
+        if args.gc_only:
+            continue
         (OUT / f"history-{dialect}.json").write_text(json.dumps(results[dialect], indent=2))
     for dialect, r in results.items():
+        if args.gc_only:
+            continue
         print("\n" + report(dialect, r))
     return 0
 

@@ -6,6 +6,7 @@ loses nothing, the ``retention`` config runs a background collector, and the CLI
 from __future__ import annotations
 
 import json
+import math
 import threading
 from typing import Any
 
@@ -134,6 +135,25 @@ def test_bad_arguments_are_refused(dbos: type[DBOS]) -> None:
         DBOS.garbage_collect(cutoff_epoch_ms=-1)
     with pytest.raises(ConfigError, match="rows_threshold"):
         DBOS.garbage_collect(rows_threshold="10")  # type: ignore[arg-type]
+
+
+def test_a_paced_collection_rests_between_batches_and_still_deletes_everything(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store.admin_insert_synthetic(count=2_500, id_prefix="old-", names=["n"], statuses=["SUCCESS"], now=50_000)
+    rests: list[float] = []
+    monkeypatch.setattr(retention, "_rest", rests.append)
+    assert retention.garbage_collect(store, now_ms(), batch=1_000, pace=0.5) == 2_500
+    assert len(rests) == 2 and all(r > 0 for r in rests)  # after each full batch, not after the last
+    assert store.retention_boundary(keep=1) is None
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"), [({"batch": 0}, "batch"), ({"pace": -1}, "pace"), ({"pace": math.nan}, "pace")]
+)
+def test_bad_batch_or_pace_is_refused(store: Store, kwargs: dict[str, Any], message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        retention.garbage_collect(store, now_ms(), **kwargs)
 
 
 def test_two_collectors_at_once_delete_each_row_once(store: Store, db_url: str) -> None:
