@@ -88,3 +88,6 @@ class DialectSql:
     # One row, true when this transaction took the given advisory lock (parameter: a bigint key),
     # false when another holds it. None: the write transaction itself serializes (SQLite).
     try_lock: str | None = None
+    # Starts a transaction whose commit need not wait for its log to reach disk (losing it in a
+    # crash only means redoing it: retention's deletes). None: no such setting.
+    relaxed_commit: str | None = None

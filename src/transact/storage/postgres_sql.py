@@ -147,4 +147,5 @@ SQL = DialectSql(
         "FROM (SELECT MAX({column}) AS m FROM {table}) AS s WHERE m IS NOT NULL"
     ),
     try_lock="SELECT pg_try_advisory_xact_lock(?)",
+    relaxed_commit="SET LOCAL synchronous_commit = off",
 )

@@ -65,10 +65,13 @@ class RetentionSql(DriverBase):
         select = select_sql(self.sql.claim_row_lock)
         try_lock = self.sql.try_lock if exclusive else None
         steps = self.sql.steps.sweep_deleted
+        relaxed = self.sql.relaxed_commit
         start = after if after is not None else (-1, "")  # (-1, ""): before every completion
         params = (before[0], before[0], before[1], start[0], start[0], start[1], limit)
 
         def unit(tx: Tx) -> RetentionBatch | None:
+            if relaxed is not None:
+                tx.run(relaxed, ())
             if try_lock is not None:
                 held = tx.one(try_lock, (RETENTION_LOCK_KEY,))
                 if held is None or not held[0]:
