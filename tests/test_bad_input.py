@@ -146,6 +146,15 @@ def test_public_api(app: DBOSClient) -> None:
             "cancel unknown workflow", lambda: DBOS.cancel_workflow("no-such-wf"), WorkflowNotFoundError, "no-such-wf"
         ),
         Case("fork with negative step", lambda: DBOS.fork_workflow("no-such-wf", -1), ConfigError, "start_step"),
+        Case("send_to_forks to an empty id", lambda: DBOS.send_to_forks("", 1), ConfigError, "destination_id"),
+        Case("send_to_forks a NUL topic", lambda: DBOS.send_to_forks("w", 1, "\x00"), ConfigError, "NUL"),
+        Case("send_to_forks unpicklable", lambda: DBOS.send_to_forks("w", lock), SerializationError, "message"),
+        Case("send_to_forks unknown", lambda: DBOS.send_to_forks("no-wf", 1), WorkflowNotFoundError, "no-wf"),
+        Case("read_stream_offset empty key", lambda: DBOS.read_stream_offset("w", ""), ConfigError, "key"),
+        Case("read_stream_offset id not text", lambda: DBOS.read_stream_offset(7, "s"), ConfigError, "workflow_id"),
+        Case(
+            "read_stream_offset unknown", lambda: DBOS.read_stream_offset("no-wf", "s"), WorkflowNotFoundError, "no-wf"
+        ),
     ]
     check(cases, app)
 
@@ -189,6 +198,15 @@ def test_client(app: DBOSClient, db_url: str) -> None:
             "client retrieve unknown workflow", lambda: app.retrieve_workflow("nope-wf"), WorkflowNotFoundError, "nope"
         ),
         Case("client get_event NaN timeout", lambda: app.get_event("w", "k", math.nan), ConfigError, "timeout_seconds"),
+        Case("client send_to_forks empty id", lambda: app.send_to_forks("", 1), ConfigError, "destination_id"),
+        Case("client send_to_forks unknown", lambda: app.send_to_forks("nope-wf", 1), WorkflowNotFoundError, "nope"),
+        Case("client read_stream_offset key", lambda: app.read_stream_offset("w", None), ConfigError, "key"),  # type: ignore[arg-type]
+        Case(
+            "client read_stream_offset unknown",
+            lambda: app.read_stream_offset("nope-wf", "s"),
+            WorkflowNotFoundError,
+            "nope",
+        ),
     ]
     check(cases, app)
 

@@ -15,6 +15,7 @@ from collections.abc import AsyncIterator, Callable, Coroutine, Iterator, Sequen
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Generic, NoReturn, TypeVar
 
+from transact._client_late_comms import ClientLateComms
 from transact._client_queues import ClientQueues
 from transact._client_schedules import ClientSchedules
 from transact._client_transfer import ClientTransfer
@@ -25,6 +26,7 @@ from transact._lib.states import Hint
 from transact._lib.urls import redact
 from transact.engine import admin, comms, outbox, retention, rewind, serialization, starts, streams, waits
 from transact.engine.clock import now_ms
+from transact.engine.recovery import stranded_workflows
 from transact.engine.status import outcome, to_status
 from transact.engine.waiters import Waiters
 from transact.errors import ConfigError, DatabaseConfigurationError, DatabaseUnavailableError, WorkflowNotFoundError
@@ -42,7 +44,7 @@ def _reraise(exc: BaseException) -> NoReturn:
     raise exc
 
 
-class DBOSClient(ClientSchedules, ClientQueues, ClientTransfer, ClientVersions):
+class DBOSClient(ClientSchedules, ClientQueues, ClientTransfer, ClientVersions, ClientLateComms):
     """``DBOSClient(system_database_url)``: enqueue, message, inspect and steer workflows of an
     application that shares this system database. URL default: ``TRANSACT_SYSTEM_DATABASE_URL``.
 
@@ -412,8 +414,6 @@ class DBOSClient(ClientSchedules, ClientQueues, ClientTransfer, ClientVersions):
 
     def list_stranded_workflows(self, *, lease_seconds: float = 30.0, limit: int = 1000) -> list[WorkflowStatus]:
         """PENDING workflows whose owner is gone and that no live process can run."""
-        from transact.engine.recovery import stranded_workflows
-
         rows = self._call(
             stranded_workflows, self._store, lease_seconds=lease_seconds, hostname=socket.gethostname(), limit=limit
         )

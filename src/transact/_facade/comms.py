@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator, Iterator, Sequence
 from typing import Any
 
 from transact._facade._base import FacadeBase
-from transact.engine import comms, streams
+from transact.engine import comms, late_comms, streams
 
 
 class CommsFacade(FacadeBase):
@@ -54,6 +54,19 @@ class CommsFacade(FacadeBase):
     @classmethod
     async def send_bulk_async(cls, messages: Sequence[Any]) -> None:
         await comms.send_bulk_async(cls._rt(), messages)
+
+    @classmethod
+    def send_to_forks(cls, destination_id: str, message: Any, topic: str | None = None) -> list[str]:
+        """Send ``message`` to workflow ``destination_id`` and to every workflow forked from it (forks
+        of forks too) that has not finished, in one transaction; returns the ids it reached, the
+        destination first. A finished workflow (the destination included) is skipped; an unknown
+        destination raises WorkflowNotFoundError (nothing sent). From a workflow it is one step:
+        sent once, and a replay returns the recorded ids."""
+        return late_comms.send_to_forks(cls._rt(), destination_id, message, topic)
+
+    @classmethod
+    async def send_to_forks_async(cls, destination_id: str, message: Any, topic: str | None = None) -> list[str]:
+        return await late_comms.send_to_forks_async(cls._rt(), destination_id, message, topic)
 
     @classmethod
     def recv(cls, topic: str | None = None, timeout_seconds: float = 60) -> Any:
@@ -135,3 +148,16 @@ class CommsFacade(FacadeBase):
         rt = cls._rt()
         read = streams.checked("DBOS.read_stream", workflow_id, key, offset, timeout_seconds)
         return streams.values_async(rt.store, rt.waiters, read, rt.aio)
+
+    @classmethod
+    def read_stream_offset(cls, workflow_id: str, key: str) -> int:
+        """The offset the next value written to workflow ``workflow_id``'s stream ``key`` takes: the
+        number of values it holds (0 for a stream never written). Pass it as ``read_stream(...,
+        offset=...)`` to read only values written from now on. An unknown workflow raises
+        WorkflowNotFoundError, as ``read_stream`` does. In a workflow the number is recorded
+        (a replay returns the same)."""
+        return late_comms.read_stream_offset(cls._rt(), workflow_id, key)
+
+    @classmethod
+    async def read_stream_offset_async(cls, workflow_id: str, key: str) -> int:
+        return await late_comms.read_stream_offset_async(cls._rt(), workflow_id, key)

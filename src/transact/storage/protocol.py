@@ -25,6 +25,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
+from transact.storage.late_comms_protocol import LateCommsStore
 from transact.storage.partitions_protocol import PartitionStore
 from transact.storage.recovery_protocol import RecoveryStore
 from transact.storage.retention_protocol import RetentionStore
@@ -531,6 +532,7 @@ class SystemStore(
     ExecutorStore,
     QueueStore,
     CommsStore,
+    LateCommsStore,
     ScheduleStore,
     AdminStore,
     DebounceStore,
@@ -554,6 +556,7 @@ CONCERNS: tuple[type, ...] = (
     QueueStore,
     PartitionStore,
     CommsStore,
+    LateCommsStore,
     ScheduleStore,
     AdminStore,
     DebounceStore,
