@@ -21,7 +21,7 @@ from transact import DBOS, DBOSClient
 from transact.errors import ConfigError
 
 TRANSACT = Path(sys.executable).parent / "transact"
-SCHEMAS = ("mgmt_app_a", "mgmt_app_b")
+SCHEMAS = ("mgmt_app_a", "mgmt_app_b", "mgmt_app_c")
 
 
 @pytest.fixture
@@ -78,6 +78,36 @@ def test_applications_in_different_schemas_of_one_database_do_not_see_each_other
         rows = cli("--schema", schema, "workflow", "list", "--db", pg_url, "--json")
         assert [(r["name"], r["status"]) for r in rows] == [("greet", "SUCCESS")]
     with DBOSClient(pg_url) as client:  # the default schema holds neither
+        assert client.list_workflows() == []
+
+
+def test_cli_export_import_and_copy_honour_the_schema(pg_url: str, tmp_path: Path) -> None:
+    try:
+        launch({"name": "mgmt_app_a", "system_database_url": pg_url, "dbos_system_schema": "mgmt_app_a"})
+        (source_id,) = [w.workflow_id for w in DBOS.list_workflows()]
+    finally:
+        DBOS.destroy(destroy_registry=True)
+    exported = tmp_path / "run.json"
+    subprocess.run(
+        [str(TRANSACT), "--schema", "mgmt_app_a", "workflow", "export", source_id, "-o", str(exported), "--db", pg_url],
+        check=True,
+        timeout=60,
+        capture_output=True,
+    )
+    imported = cli("--schema", "mgmt_app_b", "workflow", "import", str(exported), "--db", pg_url, "--json")
+    assert imported["workflow_id"] == source_id and imported["status"] == "SUCCESS"
+    with DBOSClient(pg_url, dbos_system_schema="mgmt_app_b") as client:
+        assert [w.output for w in client.list_workflows()] == ["hello mgmt_app_a"]
+
+    lite = f"sqlite:///{tmp_path / 'lite.sqlite'}"
+    try:
+        launch({"name": "lite", "system_database_url": lite})
+    finally:
+        DBOS.destroy(destroy_registry=True)
+    cli("--schema", "mgmt_app_c", "copy", "--from", lite, "--to", pg_url, "--json")
+    with DBOSClient(pg_url, dbos_system_schema="mgmt_app_c") as client:
+        assert [w.output for w in client.list_workflows()] == ["hello lite"]
+    with DBOSClient(pg_url) as client:  # the default schema received nothing
         assert client.list_workflows() == []
 
 

@@ -30,6 +30,7 @@ from transact.cli.app import (
     connect,
     fail,
     resolve_url,
+    schema_for,
     workflow_app,
 )
 from transact.engine import transfer
@@ -73,7 +74,9 @@ def workflow_import(
     except ValueError as exc:
         fail(f"{file!r} is not JSON ({exc}); give a file written by `transact workflow export`")
     url = resolve_url(db, config)
-    with DBOSClient(url, migrate=True, retry_timeout_s=RETRY_S, connect_timeout_s=CONNECT_S) as client:
+    with DBOSClient(
+        url, migrate=True, retry_timeout_s=RETRY_S, connect_timeout_s=CONNECT_S, dbos_system_schema=schema_for(url)
+    ) as client:
         workflow_id = client.import_workflow(data, replace=replace)
         status = client.retrieve_workflow(workflow_id).get_status().status
     if json:
@@ -98,7 +101,9 @@ class _Bars:
 
 
 def _open(url: str, what: str) -> Store:
-    store = open_store(url, retry_timeout_s=RETRY_S, connect_timeout_s=CONNECT_S)
+    # --schema names the Postgres side's schema; a SQLite side has none (and needs no warning).
+    schema = None if url.startswith("sqlite:") else schema_for(url)
+    store = open_store(url, retry_timeout_s=RETRY_S, connect_timeout_s=CONNECT_S, schema=schema)
     try:
         store.schema_version()
     except Unavailable as exc:
