@@ -34,6 +34,7 @@ BATCH = 200
 # workload keeps most of the database's CPU and WAL bandwidth while a long history is collected.
 PACE = 0.3
 _rest = time.sleep  # a seam for tests
+SWEEP_EVERY = 2000  # deleted workflows between post-commit sweeps of their late steps
 _EVERYTHING = (1 << 62, "")  # later than any completion (rows_threshold=0: keep none)
 _DAY_MS = 86_400_000
 
@@ -74,17 +75,26 @@ def garbage_collect(
     before = cutoff(store, cutoff_epoch_ms=cutoff_epoch_ms, rows_threshold=rows_threshold)
     total = 0
     after: tuple[int, str] | None = None  # where the last batch ended: the next starts there
-    while before is not None and not halted():
-        started = time.monotonic()
-        done = store.retention_delete(before=before, limit=batch, after=after, exclusive=exclusive)
-        if done is None:  # another process holds the collector's lock: it does this work
-            break
-        total += len(done.deleted)
-        if done.examined < batch or done.last is None:
-            break
-        after = done.last
-        if pace > 0:
-            _rest((time.monotonic() - started) * pace)
+    unswept: list[str] = []  # deleted, their late steps not yet swept: one sweep per few batches
+    try:
+        while before is not None and not halted():
+            started = time.monotonic()
+            done = store.retention_delete(before=before, limit=batch, after=after, exclusive=exclusive, sweep=False)
+            if done is None:  # another process holds the collector's lock: it does this work
+                break
+            total += len(done.deleted)
+            unswept += done.deleted
+            if len(unswept) >= SWEEP_EVERY:
+                store.retention_sweep(unswept)
+                unswept = []
+            if done.examined < batch or done.last is None:
+                break
+            after = done.last
+            if pace > 0:
+                _rest((time.monotonic() - started) * pace)
+    finally:
+        if unswept:
+            store.retention_sweep(unswept)
     return total
 
 

@@ -10,9 +10,12 @@ the engine or the facade.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from transact.storage._base import DriverBase, Tx
 from transact.storage.retention_protocol import RetentionBatch
 
+_SWEEP_CHUNK = 1000  # deleted ids per post-commit sweep statement
 _FINISHED = "status IN ('SUCCESS', 'ERROR', 'CANCELLED', 'MAX_RECOVERY_ATTEMPTS_EXCEEDED')"
 # Advisory lock key of the one collecting process of a fleet (any fixed bigint; "gc" in ASCII).
 RETENTION_LOCK_KEY = 0x7472616E73_6763
@@ -60,7 +63,13 @@ class RetentionSql(DriverBase):
         return (int(row[0]), str(row[1])) if row is not None else None
 
     def retention_delete(
-        self, *, before: tuple[int, str], limit: int, after: tuple[int, str] | None = None, exclusive: bool = False
+        self,
+        *,
+        before: tuple[int, str],
+        limit: int,
+        after: tuple[int, str] | None = None,
+        exclusive: bool = False,
+        sweep: bool = True,
     ) -> RetentionBatch | None:
         select = select_sql(self.sql.claim_row_lock)
         try_lock = self.sql.try_lock if exclusive else None
@@ -88,9 +97,20 @@ class RetentionSql(DriverBase):
             return RetentionBatch(deleted, len(found), found[-1])
 
         batch = self.write(unit)
-        if batch is not None and batch.deleted and steps is not None:
-            # A checkpoint whose fence read a row just before this delete committed (a workflow
-            # being resumed as it was deleted) may land after it: sweep once more.
-            gone = batch.deleted
-            self.write(lambda tx: tx.run(steps, (gone,)), single=True)
+        if sweep and batch is not None:
+            self.retention_sweep(batch.deleted)
         return batch
+
+    def retention_sweep(self, workflow_ids: Sequence[str]) -> None:
+        # A checkpoint whose fence read a row just before its delete committed (a workflow being
+        # resumed as it was deleted) may land after it: sweep once more, after the commit.
+        steps = self.sql.steps.sweep_deleted
+        if steps is None:
+            return
+        ids = list(workflow_ids)
+
+        def sweep(chunk: list[str]) -> None:
+            self.write(lambda tx: tx.run(steps, (chunk,)), single=True)
+
+        for start in range(0, len(ids), _SWEEP_CHUNK):
+            sweep(ids[start : start + _SWEEP_CHUNK])

@@ -5,6 +5,7 @@ Must not import the engine or the facade.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import NamedTuple, Protocol
 
 
@@ -27,7 +28,13 @@ class RetentionStore(Protocol):
         ...
 
     def retention_delete(
-        self, *, before: tuple[int, str], limit: int, after: tuple[int, str] | None = None, exclusive: bool = False
+        self,
+        *,
+        before: tuple[int, str],
+        limit: int,
+        after: tuple[int, str] | None = None,
+        exclusive: bool = False,
+        sweep: bool = True,
     ) -> RetentionBatch | None:
         """Examine up to ``limit`` workflows that finished (SUCCESS, ERROR, CANCELLED,
         MAX_RECOVERY_ATTEMPTS_EXCEEDED) before the completion position ``before`` (``(epoch ms,
@@ -38,5 +45,13 @@ class RetentionStore(Protocol):
         or DELAYED work. Concurrent collectors delete disjoint rows: a row another transaction
         holds is skipped, never waited for. ``exclusive``: only while no other process collects
         under that flag (Postgres advisory lock; SQLite's write lock serializes anyway); None when
-        one does. One short transaction. Round trips: 3-5."""
+        one does. One short transaction. Round trips: 3-5. ``sweep``: then also sweep the deleted
+        ids' steps once more (``retention_sweep``); False leaves that to the caller, who may sweep
+        many batches at once."""
+        ...
+
+    def retention_sweep(self, workflow_ids: Sequence[str]) -> None:
+        """Delete steps of the given (deleted) workflows that a checkpoint fenced just before the
+        delete committed may have written after it. Nothing on SQLite, whose trigger removes them.
+        Round trips: 1 per 1,000 ids."""
         ...
