@@ -7,36 +7,16 @@ from __future__ import annotations
 import asyncio
 import subprocess
 import threading
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
-from tests.conftest import spawn, wait_until
-from tests.test_client import APP
+from tests import test_client
+from tests.conftest import wait_until
 from transact import DBOSClient, WorkflowNotFoundError
 from transact.engine import serialization
 
-
-@pytest.fixture
-def client(db_url: str) -> Iterator[DBOSClient]:
-    with DBOSClient(db_url) as c:
-        yield c
-
-
-@pytest.fixture
-def worker(db_url: str) -> Iterator[subprocess.Popen[str]]:
-    """tests/apps/admin_worker_app.py in its own process (workflow "echo_event" on "client-q")."""
-    proc = spawn(APP, db_url)
-    try:
-        yield proc
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=5)
+client, worker = test_client.client, test_client.worker  # the same fixtures as the client tests
 
 
 def _waiting(client: DBOSClient, wid: str) -> bool:
