@@ -16,7 +16,7 @@ import pytest
 from psycopg import sql as pgsql
 
 from tests.storage.builders import step, wf
-from transact.storage import Store, comms, late_comms, open_store, retention, workflows
+from transact.storage import Store, comms, open_store, retention, workflows
 from transact.storage.fence import fenced_step_params
 from transact.storage.queues import claim_sql
 from transact.storage.rows import WORKFLOW_COLUMNS, ListQuery
@@ -100,9 +100,9 @@ def _queries(store: Store) -> list[tuple[str, str, tuple[Any, ...]]]:
         ("set_event", comms._SET_EVENT, ("live", "e", b"v", NOW)),
         ("get_event", comms._GET_EVENT, ("live", "e")),
         ("stream read", comms._STREAM_READ, ("live", "s", 0, 10)),
-        ("stream offset", late_comms._STREAM_LAST, ("live", "s")),
+        ("stream offset", comms._STREAM_LAST, ("live", "s")),
         # The destination and its forks at any depth: each step down through the forked_from index.
-        ("send to forks", late_comms._FAMILY, ("live",)),
+        ("send to forks", comms._FAMILY, ("live",)),
         ("recovery scan", pending, ("me",)),
         ("owned recovery scan", pending.replace(" ORDER BY", f"{workflows.OWNED} ORDER BY"), ("me", "app")),
         ("adoption scan", orphaned, ("me", "job", "app", 100)),

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import contextvars
 import math
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -148,6 +148,19 @@ def _op_deadline(ctx: WorkflowContext, slot: _Slot, name: str, ms: int) -> int:
 
 def _op_record(ctx: WorkflowContext, slot: _Slot, name: str, output: bytes) -> Any:
     return _value(step.record(ctx, _row(ctx, slot, name, output)))
+
+
+def recorded_read(name: str, read: Callable[[], Any]) -> Any:
+    """``read()`` now; in a workflow (outside its steps) a step: the first run records the answer
+    and a replay returns it without reading."""
+    ctx = _workflow_or_none()
+    if ctx is None:
+        return read()
+    slot = _slot(ctx, name)
+    if slot.recorded is not None:
+        return _value(slot.recorded)
+    ctx.check_cancelled()
+    return _op_record(ctx, slot, name, serialization.dumps(read(), what=name))
 
 
 def _op_send(
@@ -528,15 +541,11 @@ def get_all_events(rt: Runtime, workflow_id: str) -> dict[str, Any]:
     """Every event workflow ``workflow_id`` has set, key -> value. In a workflow the answer is a
     step: a replay returns what the first run saw."""
     workflow_id = checked_text(workflow_id, "DBOS.get_all_events", "workflow_id")
-    ctx = _workflow_or_none()
-    slot = _slot(ctx, GET_ALL_EVENTS) if ctx is not None else None
-    if slot is not None and slot.recorded is not None:
-        return dict(_value(slot.recorded))
-    values = {key: serialization.loads(data) for key, data in rt.store.events_get_all(workflow_id).items()}
-    if ctx is None or slot is None:
-        return values
-    ctx.check_cancelled()
-    return dict(_op_record(ctx, slot, GET_ALL_EVENTS, serialization.dumps(values, what=GET_ALL_EVENTS)))
+
+    def read() -> dict[str, Any]:
+        return {key: serialization.loads(data) for key, data in rt.store.events_get_all(workflow_id).items()}
+
+    return dict(recorded_read(GET_ALL_EVENTS, read))
 
 
 async def get_all_events_async(rt: Runtime, workflow_id: str) -> dict[str, Any]:

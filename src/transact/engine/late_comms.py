@@ -24,13 +24,13 @@ from transact.engine import serialization
 from transact.engine.clock import now_ms
 from transact.engine.comms import (
     _fenced,
-    _op_record,
     _row,
     _slot,
     _unknown_destination,
     _value,
     _workflow_or_none,
     checked_text,
+    recorded_read,
 )
 from transact.engine.runtime import Runtime
 from transact.errors import WorkflowNotFoundError
@@ -43,12 +43,14 @@ SEND_TO_FORKS = "DBOS.send_to_forks"
 # -- read_stream_offset ---------------------------------------------------------------------------
 def stream_offset(store: Store, workflow_id: Any, key: Any, *, api: str = READ_STREAM_OFFSET) -> int:
     """The offset the next value of stream ``key`` of ``workflow_id`` takes, read now (not recorded)."""
-    wid = checked_text(workflow_id, api, "workflow_id")
-    k = checked_text(key, api, "key")
-    offset = store.stream_offset(wid, k)
+    return _offset(store, checked_text(workflow_id, api, "workflow_id"), checked_text(key, api, "key"), api)
+
+
+def _offset(store: Store, wid: str, key: str, api: str) -> int:
+    offset = store.stream_offset(wid, key)
     if offset is None:
         err = WorkflowNotFoundError(wid)
-        err.args = (f"{api}: no workflow with id {wid!r} exists, so its stream {k!r} has no offset",)
+        err.args = (f"{api}: no workflow with id {wid!r} exists, so its stream {key!r} has no offset",)
         raise err
     return offset
 
@@ -58,15 +60,7 @@ def read_stream_offset(rt: Runtime, workflow_id: str, key: str) -> int:
     returns the number the first run saw."""
     wid = checked_text(workflow_id, READ_STREAM_OFFSET, "workflow_id")
     k = checked_text(key, READ_STREAM_OFFSET, "key")
-    ctx = _workflow_or_none()
-    if ctx is None:
-        return stream_offset(rt.store, wid, k)
-    slot = _slot(ctx, READ_STREAM_OFFSET)
-    if slot.recorded is not None:
-        return int(_value(slot.recorded))
-    ctx.check_cancelled()
-    offset = stream_offset(rt.store, wid, k)
-    return int(_op_record(ctx, slot, READ_STREAM_OFFSET, serialization.dumps(offset, what=READ_STREAM_OFFSET)))
+    return int(recorded_read(READ_STREAM_OFFSET, lambda: _offset(rt.store, wid, k, READ_STREAM_OFFSET)))
 
 
 async def read_stream_offset_async(rt: Runtime, workflow_id: str, key: str) -> int:

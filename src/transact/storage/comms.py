@@ -1,4 +1,6 @@
-"""Messages, events and streams: the writes that must commit together with a step checkpoint.
+"""Messages, events and streams: the writes that must commit together with a step checkpoint
+(``protocol.CommsStore``), stream offsets and sends that reach a workflow's forks
+(``late_comms_protocol.LateCommsStore``).
 
 Each ``*_step`` method writes its row and the workflow's step outcome in one transaction, fenced
 like ``step_record`` (the workflow must be PENDING and owned by the writer), so a crash can never
@@ -11,7 +13,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import replace
 from typing import Any, TypeVar
 
-from transact._lib.states import Hint
+from transact._lib.states import TERMINAL, Hint
 from transact.storage._base import Tx
 from transact.storage.errors import Conflict, NotFound, StreamClosed
 from transact.storage.fence import FencedSql, fenced_step_params
@@ -54,6 +56,15 @@ _STREAM_READ = (
     "SELECT seq, value, closed FROM streams WHERE workflow_id = ? AND key = ? AND seq >= ? ORDER BY seq LIMIT ?"
 )
 _STATUS = "SELECT status FROM workflow_status WHERE workflow_id = ?"
+# The workflow and everything forked from it, at any depth (each step down is served by the
+# partial index on forked_from), the workflow first, then generation by generation.
+_FAMILY = (
+    "WITH RECURSIVE family(workflow_id, status, depth, created_at) AS ("
+    " SELECT workflow_id, status, 0, created_at FROM workflow_status WHERE workflow_id = ?"
+    " UNION SELECT w.workflow_id, w.status, f.depth + 1, w.created_at FROM workflow_status w"
+    " JOIN family f ON w.forked_from = f.workflow_id WHERE w.forked_from IS NOT NULL) "
+    "SELECT workflow_id, status FROM family ORDER BY depth, created_at, workflow_id"
+)
 
 T = TypeVar("T")
 
@@ -142,7 +153,47 @@ class CommsSql(FencedSql):
             self._hint_messages(messages)
         return earlier
 
-    def _hint_messages(self, messages: Sequence[tuple[str, str, bytes, str | None]]) -> None:
+    def message_send_forks(self, *, destination_id: str, topic: str, message: bytes, now: int) -> list[str]:
+        """Deliver ``message`` to ``destination_id`` and to every workflow forked from it at any
+        depth, skipping those that have finished, in one transaction. Returns the ids delivered to
+        (the destination first, then each generation of forks in creation order). Raises NotFound
+        (nothing written) when the destination does not exist. Round trips: one transaction
+        (BEGIN, the family read, one batched insert, COMMIT)."""
+        targets = self.write(lambda tx: _insert_to_family(tx, destination_id, topic, message, now))
+        self._hint_messages([(ident, topic) for ident in targets])
+        return targets
+
+    def message_send_forks_step(
+        self,
+        step: StepRow,
+        *,
+        executor_id: str,
+        destination_id: str,
+        topic: str,
+        message: bytes,
+        now: int,
+        output: Callable[[list[str]], bytes],
+    ) -> StepRow:
+        """``message_send_forks`` from a workflow: the messages and the step outcome (the ids
+        delivered to, as ``output`` encodes them) commit together. Returns the recorded step: ours,
+        or the one recorded earlier at this position (then nothing is sent). Raises NotFound
+        (nothing written) when the destination does not exist."""
+        ours: list[tuple[StepRow, list[str]]] = []
+
+        def unit(tx: Tx) -> StepRow:
+            targets = _insert_to_family(tx, destination_id, topic, message, now)
+            recorded = replace(step, output=output(targets))
+            self._fence(tx, recorded, executor_id)
+            ours.append((recorded, targets))
+            return recorded
+
+        row = self._fenced_unit(unit)
+        if ours and row is ours[-1][0]:
+            self._hint_messages([(ident, topic) for ident in ours[-1][1]])
+        return row
+
+    def _hint_messages(self, messages: Sequence[tuple[Any, ...]]) -> None:
+        """Wake the receivers of (destination_id, topic, ...) entries, once per pair."""
         for dest, topic in dict.fromkeys((m[0], m[1]) for m in messages):
             self.hint(Hint.MESSAGE, dest, topic)
 
@@ -235,6 +286,20 @@ class CommsSql(FencedSql):
                 continue
         return attempt()
 
+    def stream_offset(self, workflow_id: str, key: str) -> int | None:
+        """The seq the next value of the stream will take: the number of values it holds (a close
+        marker is not a value). None when the workflow does not exist. Round trips: 2 (one read unit)."""
+
+        def unit(tx: Tx) -> int | None:
+            if tx.one(_STATUS, (workflow_id,)) is None:
+                return None
+            last = tx.one(_STREAM_LAST, (workflow_id, key))
+            if last is None:
+                return 0
+            return int(last[0]) if bool(last[1]) else int(last[0]) + 1
+
+        return self.read(unit)
+
     def stream_read(self, workflow_id: str, key: str, from_seq: int, limit: int) -> tuple[str | None, list[StreamItem]]:
         """(writer status, items with seq >= from_seq). The status is read first: every item is
         written before the writer ends, so a terminal status plus no items means the stream is over.
@@ -278,6 +343,15 @@ def _insert_messages(tx: Tx, messages: Sequence[tuple[str, str, bytes, str | Non
     if missing:
         raise NotFound(missing[0])  # rolls the unit back: nothing is sent
     tx.many(_INSERT_MESSAGE, [(dest, topic, data, key, now) for dest, topic, data, key in messages])
+
+
+def _insert_to_family(tx: Tx, destination_id: str, topic: str, message: bytes, now: int) -> list[str]:
+    family = tx.all(_FAMILY, (destination_id,))
+    if not family:
+        raise NotFound(destination_id)  # rolls the unit back: nothing is sent
+    targets = [str(r[0]) for r in family if str(r[1]) not in TERMINAL]
+    tx.many(_INSERT_MESSAGE, [(ident, topic, message, None, now) for ident in targets])
+    return targets
 
 
 def _append(tx: Tx, workflow_id: str, key: str, value: bytes | None, closed: bool) -> None:

@@ -1,5 +1,5 @@
 """The storage contract's stream offsets and sends to forks (``LateCommsStore``), kept beside
-protocol.py. Implemented by ``late_comms.LateCommsSql``. Must not import the engine or the facade."""
+protocol.py. Implemented by ``comms.CommsSql``. Must not import the engine or the facade."""
 
 from __future__ import annotations
 

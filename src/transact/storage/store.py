@@ -1,7 +1,7 @@
 """``SqlStore``: the SQL both drivers share, composed from one mixin per concern.
 
 Each mixin implements one protocol of protocol.py (workflows.py: WorkflowStore, steps.py:
-StepStore, executors.py, queues.py, comms.py, late_comms.py, schedules.py, admin.py, outbox.py); _base.py implements the
+StepStore, executors.py, queues.py, comms.py, schedules.py, admin.py, outbox.py); _base.py implements the
 driver surface. The drivers (sqlite.py, postgres.py) subclass it, supply connection primitives
 and their dialect's statements (``sql``). Must not import the engine or the facade.
 """
@@ -12,7 +12,6 @@ from transact.storage.admin import AdminSql
 from transact.storage.comms import CommsSql
 from transact.storage.debounce import DebounceSql
 from transact.storage.executors import ExecutorSql
-from transact.storage.late_comms import LateCommsSql
 from transact.storage.outbox import OutboxSql
 from transact.storage.queues import QueueSql
 from transact.storage.retention import RetentionSql
@@ -30,7 +29,6 @@ class SqlStore(
     StepSql,
     ExecutorSql,
     QueueSql,
-    LateCommsSql,
     CommsSql,
     ScheduleSql,
     AdminSql,
