@@ -254,6 +254,29 @@ class Chaos:
         for worker in list(self.workers.values()):
             self.wait_ready(worker)
 
+    def open_runs(self, worker: Worker) -> int:
+        """Runs the worker has started and not finished, from its runs-<pid>.txt."""
+        path = self.workdir / f"runs-{worker.proc.pid}.txt"
+        if not path.exists():
+            return 0
+        open_ids: set[str] = set()
+        for line in path.read_text().splitlines():
+            parts = line.split()
+            if len(parts) == 4:
+                (open_ids.add if parts[0] == "start" else open_ids.discard)(parts[1])
+        return len(open_ids)
+
+    def pick_busy(self, deadline: float) -> int | None:
+        """A seeded choice among the workers running a workflow now. With the global limit below
+        workers x per-worker limit one worker can sit idle, and killing it would exercise no
+        recovery path; so wait (to the deadline) until some worker is busy."""
+        while time.monotonic() < deadline and not self._stop_faults.is_set():
+            busy = [slot for slot, w in sorted(self.workers.items()) if self.open_runs(w) > 0]
+            if busy:
+                return self.rng.choice(busy)
+            self._stop_faults.wait(0.05)
+        return None
+
     def kill_and_restart(self, slot: int, same_id: bool) -> None:
         old = self.workers[slot]
         self.wait_ready(old)  # every kill hits a process that was serving
@@ -288,8 +311,13 @@ class Chaos:
                     return
                 if self._stop_faults.wait(self.rng.uniform(*self.pause_s)):
                     return
+                for worker in self.workers.values():
+                    self.wait_ready(worker)  # a restarted worker counts as busy only once it serves
+                slot = self.pick_busy(deadline)
+                if slot is None:
+                    return
                 self.report.faults_at_done.append(self._done_count())
-                self.kill_and_restart(self.rng.randrange(WORKERS), same_id=kills % 2 == 0)
+                self.kill_and_restart(slot, same_id=kills % 2 == 0)
                 kills += 1
                 if self.restart_server is not None and kills % restart_every == restart_every // 2:
                     self.restart_server()
