@@ -388,3 +388,59 @@ def test_a_bad_otlp_log_level_is_refused() -> None:
     with pytest.raises(ConfigError, match=r"otlp_log_level.*DEBUG, INFO, WARNING"):
         load_settings({"name": "a", "enable_otlp": True, "otlp_log_level": "LOUD"})
     assert load_settings({"name": "a", "enable_otlp": True, "otlp_log_level": "error"}).otlp.log_level == 40  # type: ignore[union-attr]
+
+
+def test_inside_a_step_user_spans_events_and_errors_land_on_the_step_span(traced: type[DBOS]) -> None:
+    """The step span is current while the step runs: a user span parents under it, the trace
+    context stored with a child workflow started from it continues it, events and attributes set
+    through DBOS.span are recorded, a failed attempt's error is on its span."""
+    attempts: list[int] = []
+
+    @DBOS.step(name="inner_step")
+    def inner_step() -> str:
+        DBOS.span.add_event("checkpoint", {"rows": 3})
+        DBOS.span.set_attribute("bad", {"not": "a valid value"})  # type: ignore[arg-type]
+        with DBOS.tracer.start_as_current_span("user-in-step"):
+            pass
+        return "ok"
+
+    @DBOS.step(name="flaky_step", retries_allowed=True, max_attempts=2, interval_seconds=0.01)
+    def flaky_step() -> str:
+        attempts.append(1)
+        if len(attempts) == 1:
+            raise ValueError("first attempt fails")
+        return "second"
+
+    @DBOS.step(name="failing_step")
+    def failing_step() -> None:
+        raise KeyError("always")
+
+    @DBOS.workflow(name="step_spans")
+    def step_spans() -> list[str]:
+        out = [inner_step(), flaky_step()]
+        try:
+            failing_step()
+        except KeyError:
+            out.append("caught")
+        return out
+
+    DBOS.launch()
+    with SetWorkflowID("light-1"):
+        assert step_spans() == ["ok", "second", "caught"]
+    run, step = one("step_spans"), one("inner_step")
+    assert parent_of(step) == span_id(run) and trace_id(step) == trace_id(run)
+    assert parent_of(one("user-in-step")) == span_id(step)
+    assert [(e.name, dict(e.attributes or {})) for e in step.events] == [("checkpoint", {"rows": 3})]
+    assert "bad" not in (step.attributes or {})
+    assert (step.attributes or {})["functionID"] == 1
+    assert step.status.status_code is trace.StatusCode.UNSET
+    assert step.start_time is not None and step.end_time is not None and step.start_time <= step.end_time
+    assert step.instrumentation_scope is not None and step.instrumentation_scope.name == "transact"
+    assert step.resource is trace.get_tracer_provider().resource  # type: ignore[attr-defined]
+    failed = one("failing_step")
+    assert failed.status.status_code is trace.StatusCode.ERROR
+    assert "KeyError" in (failed.status.description or "")
+    [event] = failed.events
+    assert event.name == "exception" and (event.attributes or {})["exception.type"] == "KeyError"
+    flaky = one("flaky_step")
+    assert flaky.status.status_code is trace.StatusCode.UNSET  # the step succeeded on its second attempt

@@ -18,7 +18,7 @@ import inspect
 import json
 import logging
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from typing import TYPE_CHECKING, Any
 
 try:
@@ -31,6 +31,7 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
 
 from transact.engine import comms, tracing
 from transact.engine.context import WorkflowContext, current_workflow
+from transact.integrations._otel_light import LightSpan, LightSpans
 
 if TYPE_CHECKING:
     from transact.engine.runtime import Runtime
@@ -116,6 +117,8 @@ class _Backend:
     def __init__(self, rt: Runtime, tracer: trace.Tracer) -> None:
         self._rt = rt
         self._tracer = tracer
+        # The SDK's tracer: operation spans take the light path (see _otel_light).
+        self._light = LightSpans(tracer, TRACER_NAME) if LightSpans.supports(tracer) else None  # type: ignore[arg-type]
         self._unwrapped: dict[str, Callable[..., Any]] = {}
 
     @contextmanager
@@ -147,8 +150,11 @@ class _Backend:
         with trace.use_span(span, end_on_exit=True, record_exception=True, set_status_on_exception=True):
             yield span
 
-    def operation(self, kind: str, name: str) -> _OperationSpan:
-        return _OperationSpan(self._tracer.start_span(name, attributes={OPERATION_TYPE: kind, OPERATION_NAME: name}))
+    def operation(self, kind: str, name: str) -> AbstractContextManager[trace.Span]:
+        attributes: dict[str, Any] = {OPERATION_TYPE: kind, OPERATION_NAME: name}
+        if self._light is not None:
+            return self._light.start(name, attributes)
+        return _OperationSpan(self._tracer.start_span(name, attributes=attributes))
 
     def began(self, ctx: WorkflowContext, function_id: int, replayed: bool) -> None:
         span = trace.get_current_span()
@@ -163,7 +169,10 @@ class _Backend:
         }
         if self._rt.app_version is not None:
             attributes[APPLICATION_VERSION] = self._rt.app_version
-        span.set_attributes(attributes)
+        if isinstance(span, LightSpan):
+            span.add_trusted(attributes)
+        else:
+            span.set_attributes(attributes)
 
     def carrier(self) -> str | None:
         return tracing.inject_current()

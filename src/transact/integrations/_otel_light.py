@@ -1,0 +1,253 @@
+"""Operation spans (step, transaction, communication) without the SDK's per-span machinery.
+
+A step on SQLite costs about 12 us; the SDK's span object (its lock, bounded attributes, the
+processor calls and the bookkeeping on start and end) costs more than that again, so a traced step
+cost 3-4x an untraced one. When the tracer is the OpenTelemetry SDK's, operation spans are built
+here instead: a small recording span, current while the operation runs (user spans, instrumented
+libraries and the context stored with a child workflow parent under it), handed to the tracer's
+span processors at its end as a finished ``ReadableSpan``. Exporters see the same span the SDK
+would have made.
+
+Kept from the SDK: the tracer's sampler decides (a span not sampled is current but records
+nothing), the processors' ``on_start`` / ``on_end``, exception events and error status, the span
+limits' attribute count and value length (from the same environment variables). Not kept: the
+SDK's own span-count metrics. Another tracer implementation gets the SDK path
+(``LightSpans.supports``).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import traceback
+from collections.abc import Mapping, Sequence
+from types import TracebackType
+from typing import Any
+
+from opentelemetry import context as otel_context
+from opentelemetry import trace
+from opentelemetry.sdk.trace import Event, ReadableSpan, SpanLimits, sampling
+from opentelemetry.sdk.trace import Tracer as SdkTracer
+from opentelemetry.sdk.util.instrumentation import InstrumentationScope
+from opentelemetry.trace import Link, SpanContext, SpanKind, Status, StatusCode, TraceFlags
+from opentelemetry.util import types
+
+log = logging.getLogger("transact")
+
+_UNSET = Status(StatusCode.UNSET)
+_RANDOM_TRACE_ID = getattr(TraceFlags, "RANDOM_TRACE_ID", 0)
+_VALUE_TYPES = (str, bool, int, float)
+_NEEDED = ("sampler", "resource", "span_processor", "id_generator")
+
+
+def _clean(value: Any, max_length: int | None) -> Any:
+    """An attribute value as OpenTelemetry accepts it (a primitive or a homogeneous sequence of
+    them), or None to drop it."""
+    if isinstance(value, _VALUE_TYPES):
+        if max_length is not None and isinstance(value, str):
+            return value[:max_length]
+        return value
+    if isinstance(value, Sequence) and not isinstance(value, bytes | bytearray):
+        items = tuple(value)
+        kinds = {type(item) for item in items if item is not None}
+        if len(kinds) <= 1 and all(k in _VALUE_TYPES for k in kinds):
+            if max_length is not None:
+                return tuple(i[:max_length] if isinstance(i, str) else i for i in items)
+            return items
+    return None
+
+
+class LightSpans:
+    """Builds operation spans for one SDK tracer."""
+
+    def __init__(self, tracer: SdkTracer, scope_name: str) -> None:
+        self._sampler = tracer.sampler
+        self._resource = tracer.resource
+        self._processor = tracer.span_processor
+        self._ids = tracer.id_generator
+        self._scope = InstrumentationScope(scope_name)
+        limits = SpanLimits()
+        self._max_attributes = limits.max_span_attributes
+        self._max_length = limits.max_span_attribute_length
+        self._max_events = limits.max_events
+        self._parent_based = self._sampler is sampling.DEFAULT_ON
+        self._flags = {
+            (sampled, random): TraceFlags((TraceFlags.SAMPLED if sampled else 0) | (_RANDOM_TRACE_ID if random else 0))
+            for sampled in (False, True)
+            for random in (False, True)
+        }
+        is_random = getattr(self._ids, "is_trace_id_random", None)
+        self._random_ids = bool(is_random()) if is_random is not None else False
+
+    @staticmethod
+    def supports(tracer: object) -> bool:
+        return isinstance(tracer, SdkTracer) and all(hasattr(tracer, name) for name in _NEEDED)
+
+    def start(self, name: str, attributes: dict[str, types.AttributeValue]) -> LightSpan:
+        """A span under the current one; ``attributes`` are the caller's own (already valid)."""
+        context = otel_context.get_current()
+        current = trace.get_current_span(context).get_span_context()
+        parent = current if current.is_valid else None
+        trace_id = parent.trace_id if parent is not None else self._ids.generate_trace_id()
+        if self._parent_based:
+            # The SDK's default sampler, decided without building its result: a root or a sampled
+            # parent's child is sampled with the attributes given and the parent's trace state.
+            recording = sampled = parent is None or parent.trace_flags.sampled
+            trace_state = parent.trace_state if parent is not None else None
+        else:
+            decision = self._sampler.should_sample(context, trace_id, name, SpanKind.INTERNAL, attributes)
+            sampled = decision.decision.is_sampled()  # type: ignore[no-untyped-call]
+            recording = decision.decision.is_recording()  # type: ignore[no-untyped-call]
+            trace_state = decision.trace_state
+            attributes = dict(decision.attributes)  # the sampler's say, as in the SDK
+        random_id = self._random_ids if parent is None else getattr(parent.trace_flags, "random_trace_id", False)
+        flags = self._flags[sampled, bool(random_id)]
+        span_context = SpanContext(
+            trace_id, self._ids.generate_span_id(), is_remote=False, trace_flags=flags, trace_state=trace_state
+        )
+        span = LightSpan(self, name, span_context, parent, recording)
+        if recording:
+            span._attributes = attributes
+            self._processor.on_start(span, parent_context=context)  # type: ignore[arg-type]
+        return span
+
+    def _finish(self, span: LightSpan, end_ns: int) -> None:
+        self._processor.on_end(
+            ReadableSpan(
+                name=span._name,
+                context=span._context,
+                parent=span._parent,
+                resource=self._resource,
+                attributes=span._attributes,
+                events=span._events,
+                links=span._links,
+                kind=SpanKind.INTERNAL,
+                status=span._status,
+                start_time=span._start_ns,
+                end_time=end_ns,
+                instrumentation_scope=self._scope,
+            )
+        )
+
+
+class LightSpan(trace.Span):
+    """One operation's span: current inside its ``with`` block, ended (and exported, when
+    recording) when the block exits. Used from the operation's own thread."""
+
+    __slots__ = (
+        "_attributes",
+        "_context",
+        "_ended",
+        "_events",
+        "_links",
+        "_name",
+        "_parent",
+        "_recording",
+        "_spans",
+        "_start_ns",
+        "_status",
+        "_token",
+    )
+
+    def __init__(
+        self, spans: LightSpans, name: str, context: SpanContext, parent: SpanContext | None, recording: bool
+    ) -> None:
+        self._spans = spans
+        self._name = name
+        self._context = context
+        self._parent = parent
+        self._recording = recording
+        self._attributes: dict[str, types.AttributeValue] = {}
+        self._events: list[Event] = []
+        self._links: list[Link] = []
+        self._status = _UNSET
+        self._start_ns = time.time_ns()
+        self._ended = False
+        self._token: object = None
+
+    # -- the current span while the operation runs ----------------------------------------------
+    def __enter__(self) -> LightSpan:
+        self._token = otel_context.attach(trace.set_span_in_context(self))
+        return self
+
+    def __exit__(self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None) -> None:
+        try:
+            if isinstance(ev, Exception):
+                self.record_exception(ev)
+                self.set_status(Status(StatusCode.ERROR, f"{type(ev).__name__}: {ev}"))
+        finally:
+            otel_context.detach(self._token)  # type: ignore[arg-type]
+            self.end()
+
+    # -- trace.Span ------------------------------------------------------------------------------
+    def get_span_context(self) -> SpanContext:
+        return self._context
+
+    def is_recording(self) -> bool:
+        return self._recording and not self._ended
+
+    def add_trusted(self, attributes: Mapping[str, types.AttributeValue]) -> None:
+        """The engine's own attributes (valid by construction): no per-value check."""
+        if self.is_recording():
+            self._attributes.update(attributes)
+
+    def set_attributes(self, attributes: Mapping[str, types.AttributeValue]) -> None:
+        for key, value in attributes.items():
+            self.set_attribute(key, value)
+
+    def set_attribute(self, key: str, value: types.AttributeValue) -> None:
+        if not self.is_recording():
+            return
+        cleaned = _clean(value, self._spans._max_length)
+        if cleaned is None or not isinstance(key, str) or not key:
+            log.warning("span attribute %r dropped: %r is not a valid OpenTelemetry attribute value", key, value)
+            return
+        limit = self._spans._max_attributes
+        if key not in self._attributes and limit is not None and len(self._attributes) >= limit:
+            return  # over the span limit, as the SDK drops it
+        self._attributes[key] = cleaned
+
+    def add_event(self, name: str, attributes: types.Attributes = None, timestamp: int | None = None) -> None:
+        if not self.is_recording():
+            return
+        limit = self._spans._max_events
+        if limit is not None and len(self._events) >= limit:
+            return
+        self._events.append(Event(name, attributes, timestamp if timestamp is not None else time.time_ns()))
+
+    def add_link(self, context: SpanContext, attributes: types.Attributes = None) -> None:
+        if self.is_recording() and context.is_valid:
+            self._links.append(Link(context, attributes))
+
+    def update_name(self, name: str) -> None:
+        if self.is_recording():
+            self._name = name
+
+    def set_status(self, status: Status | StatusCode, description: str | None = None) -> None:
+        if not self.is_recording() or self._status.status_code is StatusCode.OK:
+            return  # OK is final, as in the SDK
+        self._status = status if isinstance(status, Status) else Status(status, description)
+
+    def record_exception(
+        self,
+        exception: BaseException,
+        attributes: types.Attributes = None,
+        timestamp: int | None = None,
+        escaped: bool = False,
+    ) -> None:
+        event_attributes: dict[str, types.AttributeValue] = {
+            "exception.type": type(exception).__qualname__,
+            "exception.message": str(exception),
+            "exception.stacktrace": "".join(traceback.format_exception(exception)),
+            "exception.escaped": str(escaped),
+        }
+        if attributes:
+            event_attributes.update(attributes)
+        self.add_event("exception", event_attributes, timestamp)
+
+    def end(self, end_time: int | None = None) -> None:
+        if self._ended:
+            return
+        self._ended = True
+        if self._recording:
+            self._spans._finish(self, end_time if end_time is not None else time.time_ns())
