@@ -79,6 +79,7 @@ def test_a_span_under_a_sampled_parent_matches_the_sdks(exporter: InMemorySpanEx
 @pytest.mark.parametrize(
     ("sampler", "recorded"),
     [
+        (None, True),  # the SDK's default: a parent-based sampler, sampling roots
         (sampling.ALWAYS_OFF, False),
         (sampling.ALWAYS_ON, True),
         (sampling.TraceIdRatioBased(0.0), False),
@@ -86,7 +87,7 @@ def test_a_span_under_a_sampled_parent_matches_the_sdks(exporter: InMemorySpanEx
     ],
 )
 def test_the_tracers_sampler_decides_a_root_span(
-    exporter: InMemorySpanExporter, under_parent: None, sampler: sampling.Sampler, recorded: bool
+    exporter: InMemorySpanExporter, under_parent: None, sampler: sampling.Sampler | None, recorded: bool
 ) -> None:
     tracer, _ = _tracer(exporter, sampler)
     light = LightSpans(tracer, "transact")  # type: ignore[arg-type]

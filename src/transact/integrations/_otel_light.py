@@ -37,6 +37,7 @@ log = logging.getLogger("transact")
 _UNSET = Status(StatusCode.UNSET)
 _RANDOM_TRACE_ID = getattr(TraceFlags, "RANDOM_TRACE_ID", 0)
 _VALUE_TYPES = (str, bool, int, float)
+_NO_ATTRIBUTES: dict[str, types.AttributeValue] = {}  # never written: a recording span gets its own
 _NEEDED = ("sampler", "resource", "span_processor", "id_generator")
 
 
@@ -76,24 +77,40 @@ class LightSpans:
             for sampled in (False, True)
             for random in (False, True)
         }
+        self._last_parent: tuple[SpanContext | None, TraceFlags, bool] = (None, self._flags[False, False], False)
         is_random = getattr(self._ids, "is_trace_id_random", None)
         self._random_ids = bool(is_random()) if is_random is not None else False
 
     @staticmethod
     def supports(tracer: object) -> bool:
-        return isinstance(tracer, SdkTracer) and all(hasattr(tracer, name) for name in _NEEDED)
+        return _LAYOUT_MATCHES and isinstance(tracer, SdkTracer) and all(hasattr(tracer, n) for n in _NEEDED)
 
     def start(self, name: str, attributes: dict[str, types.AttributeValue]) -> LightSpan:
         """A span under the current one; ``attributes`` are the caller's own (already valid)."""
         context = otel_context.get_current()
         current = trace.get_current_span(context).get_span_context()
+        if self._parent_based and current.is_valid:
+            # The SDK's default sampler under a parent: sampled as the parent is, with its trace
+            # state. A workflow's steps share one parent: its flags are worked out once.
+            known = self._last_parent
+            if known[0] is not current:
+                sampled = bool(current.trace_flags.sampled)
+                random_id = bool(getattr(current.trace_flags, "random_trace_id", False))
+                known = (current, self._flags[sampled, random_id], sampled)
+                self._last_parent = known  # one assignment: safe to share between threads
+            span_context = SpanContext(
+                current.trace_id,
+                self._ids.generate_span_id(),
+                is_remote=False,
+                trace_flags=known[1],
+                trace_state=current.trace_state,
+            )
+            return self._begin(LightSpan(self, name, span_context, current, known[2]), attributes, context)
         parent = current if current.is_valid else None
         trace_id = parent.trace_id if parent is not None else self._ids.generate_trace_id()
-        if self._parent_based:
-            # The SDK's default sampler, decided without building its result: a root or a sampled
-            # parent's child is sampled with the attributes given and the parent's trace state.
-            recording = sampled = parent is None or parent.trace_flags.sampled
-            trace_state = parent.trace_state if parent is not None else None
+        if self._parent_based:  # ... and a root: sampled
+            recording = sampled = True
+            trace_state = None
         else:
             decision = self._sampler.should_sample(context, trace_id, name, SpanKind.INTERNAL, attributes)
             sampled = decision.decision.is_sampled()  # type: ignore[no-untyped-call]
@@ -105,63 +122,65 @@ class LightSpans:
         span_context = SpanContext(
             trace_id, self._ids.generate_span_id(), is_remote=False, trace_flags=flags, trace_state=trace_state
         )
-        span = LightSpan(self, name, span_context, parent, recording)
-        if recording:
+        return self._begin(LightSpan(self, name, span_context, parent, recording), attributes, context)
+
+    def _begin(
+        self, span: LightSpan, attributes: dict[str, types.AttributeValue], context: otel_context.Context
+    ) -> LightSpan:
+        if span._recording:
             span._attributes = attributes
             self._processor.on_start(span, parent_context=context)  # type: ignore[arg-type]
         return span
 
-    def _finish(self, span: LightSpan, end_ns: int) -> None:
-        self._processor.on_end(
-            ReadableSpan(
-                name=span._name,
-                context=span._context,
-                parent=span._parent,
-                resource=self._resource,
-                attributes=span._attributes,
-                events=span._events,
-                links=span._links,
-                kind=SpanKind.INTERNAL,
-                status=span._status,
-                start_time=span._start_ns,
-                end_time=end_ns,
-                instrumentation_scope=self._scope,
-            )
-        )
 
-
-class LightSpan(trace.Span):
-    """One operation's span: current inside its ``with`` block, ended (and exported, when
-    recording) when the block exits. Used from the operation's own thread."""
-
-    __slots__ = (
+# The fields ReadableSpan's accessors read. The light span sets them itself instead of running
+# ReadableSpan.__init__ (one object per span, not two); an SDK whose layout differs is not used.
+_READABLE_FIELDS = frozenset(
+    {
         "_attributes",
         "_context",
-        "_ended",
+        "_end_time",
         "_events",
+        "_instrumentation_info",
+        "_instrumentation_scope",
+        "_kind",
         "_links",
         "_name",
         "_parent",
-        "_recording",
-        "_spans",
-        "_start_ns",
+        "_resource",
+        "_start_time",
         "_status",
-        "_token",
-    )
+    }
+)
+_LAYOUT_MATCHES = set(vars(ReadableSpan(name="layout"))) == _READABLE_FIELDS
+
+
+class LightSpan(trace.Span, ReadableSpan):
+    """One operation's span: current inside its ``with`` block, ended (and handed to the
+    processors, when recording) when the block exits; it is its own finished ``ReadableSpan``, as
+    the SDK's span is. Used from the operation's own thread."""
 
     def __init__(
         self, spans: LightSpans, name: str, context: SpanContext, parent: SpanContext | None, recording: bool
     ) -> None:
-        self._spans = spans
+        # ReadableSpan's fields (see _READABLE_FIELDS).
         self._name = name
         self._context = context
+        self._kind = SpanKind.INTERNAL
+        self._instrumentation_info = None
+        self._instrumentation_scope = spans._scope
         self._parent = parent
-        self._recording = recording
-        self._attributes: dict[str, types.AttributeValue] = {}
-        self._events: list[Event] = []
-        self._links: list[Link] = []
+        self._start_time: int | None = time.time_ns()
+        self._end_time: int | None = None
+        self._attributes: dict[str, types.AttributeValue] = _NO_ATTRIBUTES
+        # Lists from the first event or link: most spans have none, so nothing is allocated.
+        self._events: list[Event] | tuple[()] = ()
+        self._links: list[Link] | tuple[()] = ()
+        self._resource = spans._resource
         self._status = _UNSET
-        self._start_ns = time.time_ns()
+        # Its own.
+        self._spans = spans
+        self._recording = recording
         self._ended = False
         self._token: object = None
 
@@ -181,14 +200,14 @@ class LightSpan(trace.Span):
 
     # -- trace.Span ------------------------------------------------------------------------------
     def get_span_context(self) -> SpanContext:
-        return self._context
+        return self._context  # type: ignore[return-value]  # set at construction, never None
 
     def is_recording(self) -> bool:
         return self._recording and not self._ended
 
-    def add_trusted(self, attributes: Mapping[str, types.AttributeValue]) -> None:
-        """The engine's own attributes (valid by construction): no per-value check."""
-        if self.is_recording():
+    def label(self, attributes: dict[str, types.AttributeValue]) -> None:
+        """The engine's own attributes (valid by construction, a fresh dict): taken as they are."""
+        if self._recording and not self._ended:
             self._attributes.update(attributes)
 
     def set_attributes(self, attributes: Mapping[str, types.AttributeValue]) -> None:
@@ -213,10 +232,14 @@ class LightSpan(trace.Span):
         limit = self._spans._max_events
         if limit is not None and len(self._events) >= limit:
             return
+        if isinstance(self._events, tuple):
+            self._events = []
         self._events.append(Event(name, attributes, timestamp if timestamp is not None else time.time_ns()))
 
     def add_link(self, context: SpanContext, attributes: types.Attributes = None) -> None:
         if self.is_recording() and context.is_valid:
+            if isinstance(self._links, tuple):
+                self._links = []
             self._links.append(Link(context, attributes))
 
     def update_name(self, name: str) -> None:
@@ -250,4 +273,5 @@ class LightSpan(trace.Span):
             return
         self._ended = True
         if self._recording:
-            self._spans._finish(self, end_time if end_time is not None else time.time_ns())
+            self._end_time = end_time if end_time is not None else time.time_ns()
+            self._spans._processor.on_end(self)

@@ -120,6 +120,7 @@ class _Backend:
         # The SDK's tracer: operation spans take the light path (see _otel_light).
         self._light = LightSpans(tracer, TRACER_NAME) if LightSpans.supports(tracer) else None  # type: ignore[arg-type]
         self._unwrapped: dict[str, Callable[..., Any]] = {}
+        self._version = {APPLICATION_VERSION: rt.app_version} if rt.app_version is not None else {}
 
     @contextmanager
     def workflow(self, ctx: WorkflowContext, row: WorkflowRow | None) -> Iterator[trace.Span]:
@@ -158,6 +159,17 @@ class _Backend:
 
     def began(self, ctx: WorkflowContext, function_id: int, replayed: bool) -> None:
         span = trace.get_current_span()
+        if type(span) is LightSpan:  # the per-step path: no intermediate dict, no value checks
+            span.label(
+                {
+                    WORKFLOW_ID: ctx.workflow_id,
+                    STEP_ID: function_id,
+                    REPLAYED: replayed,
+                    EXECUTOR_ID: self._rt.executor_id,
+                    **self._version,
+                }
+            )
+            return
         if not span.is_recording():
             return
         # One call: the SDK takes its attribute lock once instead of once per attribute.
@@ -169,10 +181,7 @@ class _Backend:
         }
         if self._rt.app_version is not None:
             attributes[APPLICATION_VERSION] = self._rt.app_version
-        if isinstance(span, LightSpan):
-            span.add_trusted(attributes)
-        else:
-            span.set_attributes(attributes)
+        span.set_attributes(attributes)
 
     def carrier(self) -> str | None:
         return tracing.inject_current()
