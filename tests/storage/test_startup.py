@@ -14,13 +14,15 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import pytest
 
 from tests.cli.test_cli import run
-from tests.conftest import pg_url
+from tests.conftest import PG_ADMIN_URL, pg_url
 from transact import DBOS, ConfigError, DatabaseConfigurationError, DatabaseUnavailableError, DBOSClient
 
 SECRET = "s3cret-pw"
@@ -120,16 +122,131 @@ def test_what_retrying_cannot_fix_fails_at_once(case: str, phrase: str, caplog: 
         "unknown host": f"postgresql://postgres:{SECRET}@nonexistent.invalid:5432/postgres",
     }[case]
     caplog.set_level(logging.WARNING, logger="transact")
-    exc, took = launch_error(url)  # the start-up budget is 30 s: failing within 5 proves no retrying
-    assert isinstance(exc, DatabaseConfigurationError) and took < 5, (exc, took)
-    assert phrase in str(exc) and "retrying cannot fix this" in str(exc) and "port 5432" in str(exc), str(exc)
-    assert SECRET not in str(exc) and "cannot reach" not in caplog.text
-    started = time.monotonic()
-    with pytest.raises(DatabaseConfigurationError, match="retrying cannot fix"):
-        DBOSClient(url, retry_timeout_s=30)
-    assert time.monotonic() - started < 5
+    _drop("transact_no_such_db")  # (an interrupted run of another test may have created it)
+    # A launch, and a client (it migrates, so it can enqueue before any launch), create a missing
+    # database (test_launch_creates_...); the CLI's read commands refuse it.
+    if case != "unknown database":
+        exc, took = launch_error(url)  # the start-up budget is 30 s: failing within 5 proves no retrying
+        assert isinstance(exc, DatabaseConfigurationError) and took < 5, (exc, took)
+        assert phrase in str(exc) and "retrying cannot fix this" in str(exc) and "port 5432" in str(exc), str(exc)
+        assert SECRET not in str(exc) and "cannot reach" not in caplog.text
+        started = time.monotonic()
+        with pytest.raises(DatabaseConfigurationError, match="retrying cannot fix"):
+            DBOSClient(url, retry_timeout_s=30)
+        assert time.monotonic() - started < 5
     proc = run("workflow", "list", "--db", url)
     assert proc.returncode == 1 and phrase in proc.stderr and SECRET not in proc.stderr, proc.stderr
+
+
+def _drop(name: str) -> None:
+    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
+        conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
+def _exists(name: str) -> bool:
+    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
+        return conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone() is not None
+
+
+@pytest.fixture
+def missing_database() -> Iterator[str]:
+    """The name of a Postgres database that does not exist (dropped again afterwards)."""
+    name = f"transact_created_{os.getpid()}"
+    _drop(name)
+    yield name
+    DBOS.destroy(destroy_registry=True)
+    _drop(name)
+
+
+def test_launch_creates_a_missing_postgres_database_and_reset_tolerates_it(
+    missing_database: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """As DBOS does: a new application's first launch needs no manual CREATE DATABASE. The testing
+    sequence (destroy, configure, reset, launch) works on a database that is not there yet."""
+    caplog.set_level(logging.WARNING, logger="transact")
+    DBOS.destroy(destroy_registry=True)
+    DBOS(config={"name": "creator", "system_database_url": pg_url(missing_database)})
+
+    @DBOS.workflow()
+    def hello(x: int) -> int:
+        return x + 1
+
+    DBOS.reset_system_database()  # nothing to reset yet: no error, nothing created
+    assert not _exists(missing_database)
+    DBOS.launch()
+    assert hello(1) == 2
+    assert _exists(missing_database)
+    assert any(f"created the system database {missing_database!r}" in r.getMessage() for r in caplog.records)
+    DBOS.destroy(destroy_registry=True)
+    DBOS(config={"name": "creator", "system_database_url": pg_url(missing_database)})
+    DBOS.reset_system_database()  # now it exists: its tables go, the database stays
+    DBOS.launch()  # and the next launch migrates it again
+    assert DBOS.list_workflows() == []
+
+
+def test_a_client_creates_a_missing_postgres_database_too(missing_database: str) -> None:
+    """A client migrates (it may enqueue before any application launched), so it creates it too."""
+    with DBOSClient(pg_url(missing_database)) as client:
+        assert client.list_workflows() == []
+    assert _exists(missing_database)
+
+
+def test_the_sqlite_counterpart_creates_a_missing_file(tmp_path: Path) -> None:
+    """The same promise on SQLite: a system database file that is not there is created at launch."""
+    path = tmp_path / "new.sqlite"
+    DBOS.destroy(destroy_registry=True)
+    DBOS(config={"name": "creator", "system_database_url": f"sqlite:///{path}"})
+
+    @DBOS.workflow()
+    def hello(x: int) -> int:
+        return x + 1
+
+    DBOS.reset_system_database()
+    DBOS.launch()
+    try:
+        assert hello(1) == 2 and path.exists()
+    finally:
+        DBOS.destroy(destroy_registry=True)
+
+
+def test_a_role_that_may_not_create_databases_is_told_how_to_fix_it(missing_database: str) -> None:
+    role = "transact_no_createdb"
+    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
+        conn.execute(f"DROP ROLE IF EXISTS {role}")
+        conn.execute(f"CREATE ROLE {role} LOGIN NOCREATEDB")
+    try:
+        url = pg_url(missing_database).replace("postgres@", f"{role}@", 1)
+        exc, took = launch_error(url)
+        assert isinstance(exc, DatabaseConfigurationError) and took < 5, (exc, took)
+        assert f"{missing_database!r} does not exist" in str(exc) and "CREATEDB" in str(exc), str(exc)
+        assert not _exists(missing_database)
+    finally:
+        with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
+            conn.execute(f"DROP ROLE IF EXISTS {role}")
+
+
+def test_two_processes_launching_on_a_missing_database_both_start(missing_database: str) -> None:
+    """Concurrent first launches: one creates the database, the other finds it created."""
+    script = (
+        "import sys\n"
+        "from transact import DBOS\n"
+        "DBOS(config={'name': 'race', 'system_database_url': sys.argv[1]})\n"
+        "DBOS.launch()\n"
+        "print('UP', flush=True)\n"
+        "DBOS.destroy()\n"
+    )
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", script, pg_url(missing_database)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(2)
+    ]
+    outs = [p.communicate(timeout=60) for p in procs]
+    assert all(p.returncode == 0 and "UP" in out for p, (out, _) in zip(procs, outs, strict=True)), outs
+    assert _exists(missing_database)
 
 
 @pytest.fixture

@@ -27,7 +27,7 @@ from psycopg.types.string import TextLoader
 from transact._lib.backoff import Backoff
 from transact._lib.states import Hint
 from transact._lib.urls import postgres_conninfo, redact
-from transact.storage import _pgfast, postgres_sql
+from transact.storage import _pgfast, pg_database, postgres_sql
 from transact.storage._base import Tx
 from transact.storage.dialect import SetForm
 from transact.storage.errors import Conflict, Misconfigured, Unavailable
@@ -528,6 +528,12 @@ class PostgresStore(SqlStore):
 
                 return self._apply_missing(query, run_script)
 
+        try:
+            return self._retrying(lambda: self._mapped(attempt))
+        except Misconfigured as exc:
+            if not pg_database.is_missing(self.url, exc):
+                raise
+        pg_database.create(self.url, self._conn_kwargs)  # a new application's first launch
         return self._retrying(lambda: self._mapped(attempt))
 
     def _mapped(self, fn: Any) -> int:
@@ -559,7 +565,13 @@ class PostgresStore(SqlStore):
         self._retrying(lambda: self._mapped(attempt))
 
     def reset(self) -> None:
-        with self.connect_once() as conn:
+        try:
+            conn = self.connect_once()
+        except Misconfigured as exc:
+            if pg_database.is_missing(self.url, exc):
+                return  # no database, nothing to reset: launch creates it
+            raise
+        with conn:
             conn.execute(f"DROP SCHEMA IF EXISTS {self._pg_schema} CASCADE")
 
 
