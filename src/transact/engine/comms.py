@@ -10,17 +10,25 @@ from __future__ import annotations
 
 import contextvars
 import math
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from transact._lib import checks
 from transact._lib.states import Hint, Status
-from transact.engine import clock, serialization, step
+from transact.engine import clock, comm_steps, serialization, step
 from transact.engine.clock import now_ms
+from transact.engine.comm_steps import (
+    Slot,
+    fenced,
+    next_slot,
+    recorded_read,
+    slot_row,
+    slot_value,
+    unknown_destination,
+    workflow_or_none,
+)
 from transact.engine.context import WorkflowContext, current_step, current_workflow
-from transact.engine.replay import recorded_outcome
 from transact.engine.runtime import Runtime
 from transact.engine.waiters import Key
 from transact.errors import (
@@ -28,9 +36,8 @@ from transact.errors import (
     DBOSWorkflowCancelledError,
     NotInWorkflowError,
     TransactError,
-    WorkflowNotFoundError,
 )
-from transact.storage import NotFound, OwnershipLost, WorkflowNotPending
+from transact.storage import NotFound, OwnershipLost
 from transact.storage.comms import OutMessage, StreamClosed
 from transact.storage.rows import StepRow
 
@@ -63,15 +70,6 @@ def checked_text(value: Any, api: str, name: str, *, optional: bool = False) -> 
     return checks.text(value, f"{api}: {name}", bounded=True) or ""
 
 
-def _workflow_or_none() -> WorkflowContext | None:
-    """The running workflow, unless we are inside one of its steps (then calls are plain code,
-    because a step's body is not replayed position by position)."""
-    ctx = current_workflow.get()
-    if ctx is None or current_step.get() is not None:
-        return None
-    return ctx
-
-
 def _require_workflow(api: str, *, in_step_ok: bool = False) -> WorkflowContext:
     ctx = current_workflow.get()
     if ctx is None:
@@ -87,48 +85,6 @@ def _require_workflow(api: str, *, in_step_ok: bool = False) -> WorkflowContext:
     return ctx
 
 
-def _unknown_destination(destination_id: str, api: str = SEND) -> WorkflowNotFoundError:
-    err = WorkflowNotFoundError(destination_id)
-    nothing = "no message was sent" if api == SEND_BULK else "the message was not sent"
-    err.args = (
-        f"{api}: no workflow with id {destination_id!r} exists, so {nothing}. "
-        "Start the destination workflow first (it may call recv later; messages wait for it) "
-        "or check the id.",
-    )
-    return err
-
-
-# -- step positions -----------------------------------------------------------------------------
-@dataclass(frozen=True)
-class _Slot:
-    function_id: int
-    recorded: StepRow | None
-
-
-def _slot(ctx: WorkflowContext, name: str) -> _Slot:
-    """Take the next step position; its recorded outcome on replay (determinism-checked)."""
-    fid = ctx.next_function_id()
-    return _Slot(fid, recorded_outcome(ctx.recorded, workflow_id=ctx.workflow_id, function_id=fid, name=name))
-
-
-def _row(ctx: WorkflowContext, slot: _Slot, name: str, output: bytes | None) -> StepRow:
-    now = now_ms()
-    return StepRow(ctx.workflow_id, slot.function_id, name, output, None, None, now, now)
-
-
-def _value(row: StepRow) -> Any:
-    return serialization.loads(row.output)
-
-
-@contextmanager
-def _fenced(ctx: WorkflowContext, name: str) -> Iterator[None]:
-    """A refused checkpoint means the workflow was cancelled (or ended) elsewhere: stop it."""
-    try:
-        yield
-    except WorkflowNotPending as exc:
-        raise step.not_pending(ctx, exc, name) from None
-
-
 def _cancel_keys(ctx: WorkflowContext | None) -> list[Key]:
     return [] if ctx is None else [(Hint.CANCEL, ctx.workflow_id, "")]
 
@@ -138,42 +94,25 @@ def _left_s(deadline: int, cap: float) -> float:
 
 
 # -- operations shared by the sync and async shells (each is blocking: async runs them via aio) -
-def _op_deadline(ctx: WorkflowContext, slot: _Slot, name: str, ms: int) -> int:
+def _op_deadline(ctx: WorkflowContext, slot: Slot, name: str, ms: int) -> int:
     """The absolute deadline (epoch ms) recorded at ``slot``; recorded now on the first run."""
     if slot.recorded is not None:
-        return int(_value(slot.recorded))
-    stored = step.record(ctx, _row(ctx, slot, name, serialization.dumps(clock.now_ms_ceil() + ms, what=name)))
-    return int(_value(stored))
-
-
-def _op_record(ctx: WorkflowContext, slot: _Slot, name: str, output: bytes) -> Any:
-    return _value(step.record(ctx, _row(ctx, slot, name, output)))
-
-
-def recorded_read(name: str, read: Callable[[], Any]) -> Any:
-    """``read()`` now; in a workflow (outside its steps) a step: the first run records the answer
-    and a replay returns it without reading."""
-    ctx = _workflow_or_none()
-    if ctx is None:
-        return read()
-    slot = _slot(ctx, name)
-    if slot.recorded is not None:
-        return _value(slot.recorded)
-    ctx.check_cancelled()
-    return _op_record(ctx, slot, name, serialization.dumps(read(), what=name))
+        return int(slot_value(slot.recorded))
+    stored = step.record(ctx, slot_row(ctx, slot, name, serialization.dumps(clock.now_ms_ceil() + ms, what=name)))
+    return int(slot_value(stored))
 
 
 def _op_send(
-    rt: Runtime, ctx: WorkflowContext | None, slot: _Slot | None, dest: str, topic: str, data: bytes, key: str | None
+    rt: Runtime, ctx: WorkflowContext | None, slot: Slot | None, dest: str, topic: str, data: bytes, key: str | None
 ) -> None:
     now = now_ms()
     try:
         if ctx is None or slot is None:
             rt.store.message_send(destination_id=dest, topic=topic, message=data, idempotency_key=key, now=now)
             return
-        with _fenced(ctx, SEND):
+        with fenced(ctx, SEND):
             rt.store.message_send_step(
-                _row(ctx, slot, SEND, _NONE),
+                slot_row(ctx, slot, SEND, _NONE),
                 executor_id=rt.executor_id,
                 destination_id=dest,
                 topic=topic,
@@ -182,25 +121,25 @@ def _op_send(
                 now=now,
             )
     except NotFound:
-        raise _unknown_destination(dest) from None
+        raise unknown_destination(dest, SEND) from None
 
 
-def _op_take(ctx: WorkflowContext, slot: _Slot, topic: str) -> StepRow | None:
+def _op_take(ctx: WorkflowContext, slot: Slot, topic: str) -> StepRow | None:
     """Take the oldest message and record it at ``slot`` in one transaction (or None)."""
     rt = ctx.runtime
-    with _fenced(ctx, RECV):
+    with fenced(ctx, RECV):
         return rt.store.message_take_step(
-            _row(ctx, slot, RECV, None), executor_id=rt.executor_id, topic=topic, now=now_ms()
+            slot_row(ctx, slot, RECV, None), executor_id=rt.executor_id, topic=topic, now=now_ms()
         )
 
 
-def _op_set_event(rt: Runtime, ctx: WorkflowContext, slot: _Slot | None, key: str, data: bytes) -> None:
+def _op_set_event(rt: Runtime, ctx: WorkflowContext, slot: Slot | None, key: str, data: bytes) -> None:
     if slot is None:  # inside a step: the step is retried as a whole, an upsert is idempotent
         rt.store.event_set(workflow_id=ctx.workflow_id, key=key, value=data, now=now_ms())
         return
-    with _fenced(ctx, SET_EVENT):
+    with fenced(ctx, SET_EVENT):
         rt.store.event_set_step(
-            _row(ctx, slot, SET_EVENT, _NONE),
+            slot_row(ctx, slot, SET_EVENT, _NONE),
             executor_id=rt.executor_id,
             workflow_id=ctx.workflow_id,
             key=key,
@@ -209,15 +148,15 @@ def _op_set_event(rt: Runtime, ctx: WorkflowContext, slot: _Slot | None, key: st
         )
 
 
-def _op_stream(rt: Runtime, ctx: WorkflowContext, slot: _Slot | None, name: str, key: str, data: bytes | None) -> None:
+def _op_stream(rt: Runtime, ctx: WorkflowContext, slot: Slot | None, name: str, key: str, data: bytes | None) -> None:
     closed = name == CLOSE_STREAM
     try:
         if slot is None:
             rt.store.stream_append(workflow_id=ctx.workflow_id, key=key, value=data, closed=closed)
             return
-        with _fenced(ctx, name):
+        with fenced(ctx, name):
             rt.store.stream_append_step(
-                _row(ctx, slot, name, _NONE),
+                slot_row(ctx, slot, name, _NONE),
                 executor_id=rt.executor_id,
                 workflow_id=ctx.workflow_id,
                 key=key,
@@ -243,12 +182,12 @@ def _op_still_ours(ctx: WorkflowContext) -> None:
 
 
 # -- sleep: the wake-up time is a step -------------------------------------------------------------
-def _sleep_plan(seconds: Any) -> tuple[int, WorkflowContext | None, _Slot | None]:
+def _sleep_plan(seconds: Any) -> tuple[int, WorkflowContext | None, Slot | None]:
     ms = checked_duration_ms(seconds, "DBOS.sleep", "seconds")
-    ctx = _workflow_or_none()
+    ctx = workflow_or_none()
     if ctx is None:
         return ms, None, None
-    slot = _slot(ctx, SLEEP)
+    slot = next_slot(ctx, SLEEP)
     if slot.recorded is None:
         ctx.check_cancelled()
     return ms, ctx, slot
@@ -289,15 +228,15 @@ async def sleep_async(seconds: float) -> None:
 # -- send / recv --------------------------------------------------------------------------------
 def _send_plan(
     destination_id: Any, message: Any, topic: Any, idempotency_key: Any
-) -> tuple[str, str, bytes, str | None, WorkflowContext | None, _Slot | None]:
+) -> tuple[str, str, bytes, str | None, WorkflowContext | None, Slot | None]:
     dest = checked_text(destination_id, "DBOS.send", "destination_id")
     top = checked_text(topic, "DBOS.send", "topic", optional=True)
     key = None if idempotency_key is None else checked_text(idempotency_key, "DBOS.send", "idempotency_key")
     data = serialization.dumps(message, what=f"the message sent to workflow {dest!r}")
-    ctx = _workflow_or_none()
+    ctx = workflow_or_none()
     if ctx is None:
         return dest, top, data, key, None, None
-    slot = _slot(ctx, SEND)
+    slot = next_slot(ctx, SEND)
     if slot.recorded is None:
         ctx.check_cancelled()
     return dest, top, data, key, ctx, slot
@@ -358,28 +297,28 @@ def bulk_messages(messages: Any, api: str) -> list[OutMessage]:
     return [_bulk_entry(entry, i, api) for i, entry in enumerate(messages)]
 
 
-def _bulk_plan(messages: Any) -> tuple[list[OutMessage], WorkflowContext | None, _Slot | None]:
+def _bulk_plan(messages: Any) -> tuple[list[OutMessage], WorkflowContext | None, Slot | None]:
     out = bulk_messages(messages, SEND_BULK)
-    ctx = _workflow_or_none()
+    ctx = workflow_or_none()
     if ctx is None or not out:
         return out, None, None
-    slot = _slot(ctx, SEND_BULK)
+    slot = next_slot(ctx, SEND_BULK)
     if slot.recorded is None:
         ctx.check_cancelled()
     return out, ctx, slot
 
 
-def _op_send_bulk(rt: Runtime, ctx: WorkflowContext | None, slot: _Slot | None, out: list[OutMessage]) -> None:
+def _op_send_bulk(rt: Runtime, ctx: WorkflowContext | None, slot: Slot | None, out: list[OutMessage]) -> None:
     try:
         if ctx is None or slot is None:
             rt.store.message_send_bulk(messages=out, now=now_ms())
             return
-        with _fenced(ctx, SEND_BULK):
+        with fenced(ctx, SEND_BULK):
             rt.store.message_send_bulk_step(
-                _row(ctx, slot, SEND_BULK, _NONE), executor_id=rt.executor_id, messages=out, now=now_ms()
+                slot_row(ctx, slot, SEND_BULK, _NONE), executor_id=rt.executor_id, messages=out, now=now_ms()
             )
     except NotFound as exc:
-        raise _unknown_destination(str(exc), SEND_BULK) from None
+        raise unknown_destination(str(exc), SEND_BULK, several=True) from None
 
 
 def send_bulk(rt: Runtime, messages: Sequence[Any]) -> None:
@@ -396,12 +335,12 @@ async def send_bulk_async(rt: Runtime, messages: Sequence[Any]) -> None:
         await rt.aio(_op_send_bulk, rt, ctx, slot, out)
 
 
-def _recv_plan(topic: Any, timeout_seconds: Any) -> tuple[WorkflowContext, str, int, _Slot, _Slot]:
+def _recv_plan(topic: Any, timeout_seconds: Any) -> tuple[WorkflowContext, str, int, Slot, Slot]:
     ctx = _require_workflow("DBOS.recv")
     top = checked_text(topic, "DBOS.recv", "topic", optional=True)
     ms = checked_duration_ms(timeout_seconds, "DBOS.recv", "timeout_seconds")
-    deadline_slot = _slot(ctx, RECV_DEADLINE)  # taken first: recorded before the outcome
-    slot = _slot(ctx, RECV)
+    deadline_slot = next_slot(ctx, RECV_DEADLINE)  # taken first: recorded before the outcome
+    slot = next_slot(ctx, RECV)
     if slot.recorded is None:
         ctx.check_cancelled()
     return ctx, top, ms, deadline_slot, slot
@@ -415,13 +354,13 @@ def recv(topic: str | None, timeout_seconds: float) -> Any:
     commit would swamp the store); on Postgres it means "hints may have been lost" (a reconnect)."""
     ctx, top, ms, deadline_slot, slot = _recv_plan(topic, timeout_seconds)
     if slot.recorded is not None:
-        return _value(slot.recorded)
+        return slot_value(slot.recorded)
     wid = ctx.workflow_id
     star = ctx.runtime.store.pushes_wakeups
     with ctx.runtime.waiters.watch(Hint.MESSAGE, wid, top, also=_cancel_keys(ctx), wildcard=star) as waiter:
         taken = _op_take(ctx, slot, top)
         if taken is not None:
-            return _value(taken)
+            return slot_value(taken)
         deadline = _op_deadline(ctx, deadline_slot, RECV_DEADLINE, ms)
         poll = POLL_S
         while now_ms() < deadline:
@@ -430,21 +369,21 @@ def recv(topic: str | None, timeout_seconds: float) -> Any:
             ctx.check_cancelled()
             taken = _op_take(ctx, slot, top)
             if taken is not None:
-                return _value(taken)
-    return _op_record(ctx, slot, RECV, _NONE)
+                return slot_value(taken)
+    return comm_steps.record(ctx, slot, RECV, _NONE)
 
 
 async def recv_async(topic: str | None, timeout_seconds: float) -> Any:
     ctx, top, ms, deadline_slot, slot = _recv_plan(topic, timeout_seconds)
     if slot.recorded is not None:
-        return _value(slot.recorded)
+        return slot_value(slot.recorded)
     rt = ctx.runtime
     wid = ctx.workflow_id
     star = rt.store.pushes_wakeups  # see recv
     with rt.waiters.watch(Hint.MESSAGE, wid, top, also=_cancel_keys(ctx), asynchronous=True, wildcard=star) as waiter:
         taken = await rt.aio(_op_take, ctx, slot, top)
         if taken is not None:
-            return _value(taken)
+            return slot_value(taken)
         deadline = await rt.aio(_op_deadline, ctx, deadline_slot, RECV_DEADLINE, ms)
         poll = POLL_S
         while now_ms() < deadline:
@@ -453,18 +392,18 @@ async def recv_async(topic: str | None, timeout_seconds: float) -> Any:
             ctx.check_cancelled()
             taken = await rt.aio(_op_take, ctx, slot, top)
             if taken is not None:
-                return _value(taken)
-    return await rt.aio(_op_record, ctx, slot, RECV, _NONE)
+                return slot_value(taken)
+    return await rt.aio(comm_steps.record, ctx, slot, RECV, _NONE)
 
 
 # -- events -------------------------------------------------------------------------------------
-def _set_event_plan(key: Any, value: Any) -> tuple[WorkflowContext, str, bytes, _Slot | None]:
+def _set_event_plan(key: Any, value: Any) -> tuple[WorkflowContext, str, bytes, Slot | None]:
     ctx = _require_workflow("DBOS.set_event", in_step_ok=True)
     k = checked_text(key, "DBOS.set_event", "key")
     data = serialization.dumps(value, what=f"the value of event {k!r}")
     if current_step.get() is not None:
         return ctx, k, data, None
-    slot = _slot(ctx, SET_EVENT)
+    slot = next_slot(ctx, SET_EVENT)
     if slot.recorded is None:
         ctx.check_cancelled()
     return ctx, k, data, slot
@@ -489,19 +428,19 @@ class _GetEvent:
     key: str
     ms: int
     ctx: WorkflowContext | None
-    deadline_slot: _Slot | None
-    slot: _Slot | None
+    deadline_slot: Slot | None
+    slot: Slot | None
 
 
 def _get_event_plan(workflow_id: Any, key: Any, timeout_seconds: Any) -> _GetEvent:
     wid = checked_text(workflow_id, "DBOS.get_event", "workflow_id")
     k = checked_text(key, "DBOS.get_event", "key")
     ms = checked_duration_ms(timeout_seconds, "DBOS.get_event", "timeout_seconds")
-    ctx = _workflow_or_none()
+    ctx = workflow_or_none()
     if ctx is None:
         return _GetEvent(wid, k, ms, None, None, None)
-    deadline_slot = _slot(ctx, GET_EVENT_DEADLINE)
-    slot = _slot(ctx, GET_EVENT)
+    deadline_slot = next_slot(ctx, GET_EVENT_DEADLINE)
+    slot = next_slot(ctx, GET_EVENT)
     if slot.recorded is None:
         ctx.check_cancelled()
     return _GetEvent(wid, k, ms, ctx, deadline_slot, slot)
@@ -517,14 +456,14 @@ def _event_result(plan: _GetEvent, data: bytes | None) -> Any:
     """The value seen (None at timeout); in a workflow it is recorded, so replays see the same."""
     if plan.ctx is None or plan.slot is None:
         return serialization.loads(data)
-    return _op_record(plan.ctx, plan.slot, GET_EVENT, data if data is not None else _NONE)
+    return comm_steps.record(plan.ctx, plan.slot, GET_EVENT, data if data is not None else _NONE)
 
 
 def get_event(rt: Runtime, workflow_id: str, key: str, timeout_seconds: float) -> Any:
     """Wait until workflow ``workflow_id`` sets event ``key`` (its value), or None at the timeout."""
     plan = _get_event_plan(workflow_id, key, timeout_seconds)
     if plan.slot is not None and plan.slot.recorded is not None:
-        return _value(plan.slot.recorded)
+        return slot_value(plan.slot.recorded)
     with rt.waiters.watch(Hint.EVENT, plan.workflow_id, plan.key, also=_cancel_keys(plan.ctx)) as waiter:
         data = rt.store.event_get(plan.workflow_id, plan.key)
         if data is None:
@@ -556,7 +495,7 @@ async def get_all_events_async(rt: Runtime, workflow_id: str) -> dict[str, Any]:
 async def get_event_async(rt: Runtime, workflow_id: str, key: str, timeout_seconds: float) -> Any:
     plan = _get_event_plan(workflow_id, key, timeout_seconds)
     if plan.slot is not None and plan.slot.recorded is not None:
-        return _value(plan.slot.recorded)
+        return slot_value(plan.slot.recorded)
     watch = rt.waiters.watch(Hint.EVENT, plan.workflow_id, plan.key, also=_cancel_keys(plan.ctx), asynchronous=True)
     with watch as waiter:
         data = await rt.aio(rt.store.event_get, plan.workflow_id, plan.key)
@@ -571,14 +510,14 @@ async def get_event_async(rt: Runtime, workflow_id: str, key: str, timeout_secon
 
 
 # -- streams ------------------------------------------------------------------------------------
-def _stream_plan(name: str, key: Any, value: Any) -> tuple[WorkflowContext, str, bytes | None, _Slot | None]:
+def _stream_plan(name: str, key: Any, value: Any) -> tuple[WorkflowContext, str, bytes | None, Slot | None]:
     api = name
     ctx = _require_workflow(api, in_step_ok=True)
     k = checked_text(key, api, "key")
     data = None if name == CLOSE_STREAM else serialization.dumps(value, what=f"the value written to stream {k!r}")
     if current_step.get() is not None:
         return ctx, k, data, None  # inside a step: appended without a checkpoint (at least once)
-    slot = _slot(ctx, name)
+    slot = next_slot(ctx, name)
     if slot.recorded is None:
         ctx.check_cancelled()
     return ctx, k, data, slot

@@ -22,16 +22,16 @@ from typing import Any
 
 from transact.engine import serialization
 from transact.engine.clock import now_ms
-from transact.engine.comms import (
-    _fenced,
-    _row,
-    _slot,
-    _unknown_destination,
-    _value,
-    _workflow_or_none,
-    checked_text,
+from transact.engine.comm_steps import (
+    fenced,
+    next_slot,
     recorded_read,
+    slot_row,
+    slot_value,
+    unknown_destination,
+    workflow_or_none,
 )
+from transact.engine.comms import checked_text
 from transact.engine.runtime import Runtime
 from transact.errors import WorkflowNotFoundError
 from transact.storage import NotFound, Store
@@ -86,23 +86,23 @@ def send_to_forks_plain(store: Store, destination_id: Any, message: Any, topic: 
     try:
         return store.message_send_forks(destination_id=dest, topic=top, message=data, now=now_ms())
     except NotFound:
-        raise _unknown_destination(dest, api) from None
+        raise unknown_destination(dest, api) from None
 
 
 def send_to_forks(rt: Runtime, destination_id: str, message: Any, topic: str | None) -> list[str]:
     """Deliver ``message`` to ``destination_id`` and its unfinished forks (see the module)."""
-    ctx = _workflow_or_none()
+    ctx = workflow_or_none()
     if ctx is None:
         return send_to_forks_plain(rt.store, destination_id, message, topic, api=SEND_TO_FORKS)
     dest, top, data = _checked_send(destination_id, message, topic, SEND_TO_FORKS)
-    slot = _slot(ctx, SEND_TO_FORKS)
+    slot = next_slot(ctx, SEND_TO_FORKS)
     if slot.recorded is not None:
-        return list(_value(slot.recorded))
+        return list(slot_value(slot.recorded))
     ctx.check_cancelled()
     try:
-        with _fenced(ctx, SEND_TO_FORKS):
+        with fenced(ctx, SEND_TO_FORKS):
             recorded = rt.store.message_send_forks_step(
-                _row(ctx, slot, SEND_TO_FORKS, None),
+                slot_row(ctx, slot, SEND_TO_FORKS, None),
                 executor_id=rt.executor_id,
                 destination_id=dest,
                 topic=top,
@@ -111,8 +111,8 @@ def send_to_forks(rt: Runtime, destination_id: str, message: Any, topic: str | N
                 output=_encode_ids,
             )
     except NotFound:
-        raise _unknown_destination(dest, SEND_TO_FORKS) from None
-    return list(_value(recorded))
+        raise unknown_destination(dest, SEND_TO_FORKS) from None
+    return list(slot_value(recorded))
 
 
 async def send_to_forks_async(rt: Runtime, destination_id: str, message: Any, topic: str | None) -> list[str]:
