@@ -162,6 +162,7 @@ def test_public_api(app: DBOSClient) -> None:
 def test_client(app: DBOSClient, db_url: str) -> None:
     Queue("client-q")
     lock = threading.Lock()
+    named: dict[str, Any] = {"workflow_name": "w", "queue_name": "client-q"}
     cases = [
         Case(
             "enqueue without queue_name",
@@ -190,6 +191,23 @@ def test_client(app: DBOSClient, db_url: str) -> None:
             lambda: app.enqueue({"workflow_name": "w", "queue_name": "client-q", "delay_seconds": -5}, 1),
             ConfigError,
             "delay_seconds",
+        ),
+        *(
+            Case(f"enqueue with a bad {key}", lambda o=opts: app.enqueue({**named, **o}, 1), ConfigError, phrase)
+            for key, opts, phrase in (
+                ("workflow_class_name", {"workflow_class_name": 5}, "'workflow_class_name'"),
+                (
+                    "workflow_config_name",
+                    {"workflow_class_name": "C", "workflow_config_name": 5},
+                    "'workflow_config_name'",
+                ),
+                ("lone workflow_config_name", {"workflow_config_name": "eu"}, "'workflow_class_name'"),
+                ("authenticated_user", {"authenticated_user": ["ann"]}, "'authenticated_user'"),
+                ("authenticated_roles", {"authenticated_roles": "admin"}, "'authenticated_roles'"),
+                ("duplication_policy", {"duplication_policy": "sometimes"}, "'duplication_policy'"),
+                ("deduplication_policy", {"deduplication_policy": 0}, "'deduplication_policy'"),
+                ("max_recovery_attempts", {"max_recovery_attempts": 5}, "'max_recovery_attempts'"),
+            )
         ),
         Case("client send to an empty id", lambda: app.send("", 1), ConfigError, "destination_id"),
         Case("client send a NUL topic", lambda: app.send("someone", 1, "\x00"), ConfigError, "NUL"),
@@ -222,6 +240,12 @@ def test_config(app: DBOSClient) -> None:
         Case("zero threads", lambda: make(max_workflow_threads=0), ConfigError, "max_workflow_threads"),
         Case("synchronous mode", lambda: make(sqlite_synchronous="OFF"), ConfigError, "sqlite_synchronous"),
         Case("unknown key", lambda: make(leese_seconds=3), ConfigError, "lease_seconds"),
+        Case(
+            "conductor_key not a string",
+            lambda: DBOS(config={"name": "bad-config"}, conductor_key=5),  # type: ignore[arg-type]
+            ConfigError,
+            "conductor_key",
+        ),
     ]
     check(cases, app)
 

@@ -12,6 +12,7 @@ from transact._handles import WorkflowHandle, WorkflowHandleAsync
 from transact._options import SetEnqueueOptions, SetWorkflowAttributes, SetWorkflowID, SetWorkflowTimeout
 from transact._queue import Queue, QueueRateLimit
 from transact.datasource import AsyncSQLAlchemyDatasource, SQLAlchemyDatasource
+from transact.engine.by_name import EnqueueOptions
 from transact.engine.registry import ConfiguredInstance as DBOSConfiguredInstance
 from transact.engine.serializers import (
     DBOSPortableJSON,
@@ -58,7 +59,15 @@ from transact.errors import (
     WorkflowNotFoundError,
     WorkflowNotRegisteredError,
 )
-from transact.models import KafkaMessage, StepInfo, StepOptions, StepStatus, WorkflowStatus, WorkflowStatusString
+from transact.models import (
+    KafkaMessage,
+    StepInfo,
+    StepOptions,
+    StepStatus,
+    WorkflowInputs,
+    WorkflowStatus,
+    WorkflowStatusString,
+)
 
 __version__ = "0.1.0"
 
@@ -96,6 +105,7 @@ __all__ = [
     "DebouncerClient",
     "DefaultSerializer",
     "DeterminismError",
+    "EnqueueOptions",
     "KafkaMessage",
     "MaxRecoveryAttemptsExceededError",
     "NotInWorkflowError",
@@ -123,6 +133,7 @@ __all__ = [
     "WorkflowConflictError",
     "WorkflowHandle",
     "WorkflowHandleAsync",
+    "WorkflowInputs",
     "WorkflowNotFoundError",
     "WorkflowNotRegisteredError",
     "WorkflowSerializationFormat",

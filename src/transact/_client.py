@@ -11,9 +11,9 @@ from __future__ import annotations
 import asyncio
 import socket
 import threading
-from collections.abc import AsyncIterator, Callable, Coroutine, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterator, Mapping, Sequence
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Generic, NoReturn, TypeVar
+from typing import Any, Generic, NoReturn, TypeVar
 
 from transact._client_late_comms import ClientLateComms
 from transact._client_queues import ClientQueues
@@ -22,9 +22,11 @@ from transact._client_transfer import ClientTransfer
 from transact._client_versions import ClientVersions
 from transact._facade import client_args
 from transact._facade.waits import handle_ids, pick
+from transact._lib.compat import Unpack
 from transact._lib.states import Hint
 from transact._lib.urls import redact
-from transact.engine import admin, comms, outbox, retention, rewind, serialization, starts, streams, waits
+from transact.engine import admin, by_name, comms, outbox, retention, rewind, serialization, streams, waits
+from transact.engine.by_name import EnqueueOptions
 from transact.engine.clock import now_ms
 from transact.engine.recovery import stranded_workflows
 from transact.engine.status import outcome, to_status
@@ -33,11 +35,9 @@ from transact.errors import ConfigError, DatabaseConfigurationError, DatabaseUna
 from transact.models import StepInfo, WorkflowStatus
 from transact.storage import Misconfigured, NotFound, Store, Unavailable, open_store
 
-if TYPE_CHECKING:
-    from typing_extensions import Unpack
-
 R = TypeVar("R")
 T = TypeVar("T")
+_Options = EnqueueOptions | Mapping[str, Any]  # a TypedDict or any mapping of the same keys
 
 
 def _reraise(exc: BaseException) -> NoReturn:
@@ -46,7 +46,8 @@ def _reraise(exc: BaseException) -> NoReturn:
 
 class DBOSClient(ClientSchedules, ClientQueues, ClientTransfer, ClientVersions, ClientLateComms):
     """``DBOSClient(system_database_url)``: enqueue, message, inspect and steer workflows of an
-    application that shares this system database. URL default: ``TRANSACT_SYSTEM_DATABASE_URL``.
+    application that shares this system database. URL default: ``TRANSACT_SYSTEM_DATABASE_URL``
+    (``DBOS_SYSTEM_DATABASE_URL`` after ``system_database_engine``).
 
     ``migrate``: create or upgrade the schema if needed (so enqueues work before any app launched).
     ``retry_timeout_s``: how long database outages are retried before DatabaseUnavailableError.
@@ -179,22 +180,21 @@ class DBOSClient(ClientSchedules, ClientQueues, ClientTransfer, ClientVersions, 
         return outcome(row)
 
     # -- starting and messaging ---------------------------------------------------------------
-    def enqueue(self, options: dict[str, Any], *args: Any, **kwargs: Any) -> WorkflowHandleClient[Any]:
+    def enqueue(self, options: _Options, *args: Any, **kwargs: Any) -> WorkflowHandleClient[Any]:
         """Enqueue workflow ``options["workflow_name"]`` on queue ``options["queue_name"]``; an
-        application process that registers both runs it. Optional keys: ``workflow_id``,
-        ``deduplication_id``, ``priority``, ``delay_seconds``, ``app_version``,
-        ``queue_partition_key``, ``workflow_timeout``, ``application_name`` (the one that runs it;
-        default the client's). Reusing a workflow id never runs it twice."""
-        row = admin.enqueue_row(options, args, kwargs, application_name=self._application_name)
-        stored, _ = self._call(starts.insert, self._store, row)
-        return WorkflowHandleClient(self, stored.workflow_id)
+        application process that registers both runs it. The other keys: see ``EnqueueOptions``
+        (a method: its bare name plus ``workflow_class_name``, and ``workflow_config_name`` for a
+        configured instance). ``application_name`` runs it (default the client's). Reusing a
+        workflow id never runs it twice."""
+        wid = self._call(by_name.enqueue, self._store, options, args, kwargs, application_name=self._application_name)
+        return WorkflowHandleClient(self, wid)
 
-    async def enqueue_async(self, options: dict[str, Any], *args: Any, **kwargs: Any) -> WorkflowHandleClientAsync[Any]:
+    async def enqueue_async(self, options: _Options, *args: Any, **kwargs: Any) -> WorkflowHandleClientAsync[Any]:
         handle = await asyncio.to_thread(self.enqueue, options, *args, **kwargs)
         return WorkflowHandleClientAsync(self, handle.workflow_id)
 
     def enqueue_in_transaction(
-        self, conn: Any, options: dict[str, Any], *args: Any, **kwargs: Any
+        self, conn: Any, options: _Options, *args: Any, **kwargs: Any
     ) -> WorkflowHandleClient[Any]:
         """``enqueue`` written through ``conn``, the caller's open connection on the system database,
         in the caller's transaction (see ``DBOS.enqueue_in_transaction`` for the connections
@@ -217,7 +217,7 @@ class DBOSClient(ClientSchedules, ClientQueues, ClientTransfer, ClientVersions, 
         self._call(outbox.send, self._store, conn, destination_id, message, topic, idempotency_key, what=what)
 
     async def enqueue_in_transaction_async(
-        self, conn: Any, options: dict[str, Any], *args: Any, **kwargs: Any
+        self, conn: Any, options: _Options, *args: Any, **kwargs: Any
     ) -> WorkflowHandleClientAsync[Any]:
         """``enqueue_in_transaction`` through an async connection (see
         ``DBOS.enqueue_in_transaction_async``)."""

@@ -25,6 +25,9 @@ from transact._lib.urls import kind_of, redact
 from transact.errors import ConfigError
 
 ENV_SYSTEM_DB = "TRANSACT_SYSTEM_DATABASE_URL"
+# DBOS's conventional variable: the system database when neither TRANSACT_SYSTEM_DATABASE_URL nor
+# the config (system_database_url, system_database_engine) names one.
+ENV_DBOS_SYSTEM_DB = "DBOS_SYSTEM_DATABASE_URL"
 ENV_EXECUTOR_ID = "TRANSACT_EXECUTOR_ID"
 ENV_APP_VERSION = "TRANSACT_APP_VERSION"
 # The environment variables DBOS Cloud and Conductor set; honoured after transact's own.
@@ -270,8 +273,9 @@ def _flag(config: Mapping[str, Any], key: str, default: bool) -> bool:
 def _url(key: str, value: Any) -> str:
     if not isinstance(value, str) or not value.startswith(_URL_SCHEMES):
         shown = redact(value) if isinstance(value, str) else value
+        what = f"environment variable {key}" if key.isupper() else f"config key {key!r}"
         raise ConfigError(
-            f"config key {key!r} must be a database URL like 'sqlite:///app.sqlite' or "
+            f"{what} must be a database URL like 'sqlite:///app.sqlite' or "
             f"'postgresql://user:password@host:5432/db', got {shown!r}"
         )
     return value
@@ -331,6 +335,8 @@ def _check_serializer(value: Any) -> None:
 
 
 def _system_url(config: Mapping[str, Any], name: str, notes: list[tuple[str, str]]) -> str:
+    """The first of: TRANSACT_SYSTEM_DATABASE_URL, config ``system_database_url``, config
+    ``system_database_engine``, DBOS_SYSTEM_DATABASE_URL, the SQLite file ``<name>.sqlite``."""
     engine = config.get("system_database_engine")
     env_url = os.environ.get(ENV_SYSTEM_DB)
     if env_url:
@@ -339,6 +345,8 @@ def _system_url(config: Mapping[str, Any], name: str, notes: list[tuple[str, str
         url = _url("system_database_url", config["system_database_url"])
     elif engine is not None:
         return _engine_url(engine, notes)
+    elif os.environ.get(ENV_DBOS_SYSTEM_DB):
+        return _url(ENV_DBOS_SYSTEM_DB, os.environ[ENV_DBOS_SYSTEM_DB])
     else:
         return f"sqlite:///{os.path.join(os.getcwd(), name + '.sqlite')}"
     if engine is not None:
@@ -417,6 +425,19 @@ def system_schema(value: Any, what: str, url: str) -> str | None:
     return value
 
 
+def check_dbos_arguments(**given: Any) -> None:
+    """``DBOS(conductor_key=..., conductor_url=...)``: accepted as DBOS accepts them, checked, and
+    logged once as having no effect, as the config keys of the same names are."""
+    notes = []
+    for key, value in given.items():
+        if value is not None and not isinstance(value, str):
+            raise ConfigError(f"DBOS({key}=...) must be a string or None, got {value!r}")
+        asks, why = _NO_EFFECT[key]
+        if asks(value):
+            notes.append((key, f"DBOS argument {key!r} has no effect in transact: {why}"))
+    _warn_once(notes)
+
+
 def _warn_once(notes: list[tuple[str, str]]) -> None:
     """Log each note at WARNING, once per process and key."""
     for key, message in notes:
@@ -444,7 +465,7 @@ def load_settings(config: Mapping[str, Any] | None) -> Settings:
     sys_url = _system_url(config, name, notes)
     app = _one_of(config, "application_database_url", "database_url", secret=True)
     app_url = _url(*app) if app is not None else None
-    defaulted = not os.environ.get(ENV_SYSTEM_DB) and all(
+    defaulted = not (os.environ.get(ENV_SYSTEM_DB) or os.environ.get(ENV_DBOS_SYSTEM_DB)) and all(
         config.get(key) is None for key in ("system_database_url", "system_database_engine")
     )
     if app is not None and app[0] == "database_url" and defaulted and kind_of(app[1]) == "postgres":

@@ -10,7 +10,7 @@ import threading
 from collections.abc import Callable, Coroutine, Mapping
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar, cast, overload
 
-from transact._config import DBOSConfig, load_settings
+from transact._config import DBOSConfig, check_dbos_arguments, load_settings
 from transact._facade._base import FacadeBase
 from transact._facade.admin import AdminFacade
 from transact._facade.auth import AuthFacade, check_start
@@ -143,8 +143,13 @@ class DBOS(
         config: DBOSConfig | Mapping[str, Any] | None = None,
         fastapi: FastAPI | None = None,
         flask: Flask | None = None,
+        conductor_url: str | None = None,
+        conductor_key: str | None = None,
     ) -> None:
+        """``conductor_url`` / ``conductor_key`` are accepted as DBOS accepts them and have no
+        effect here (transact does not connect to DBOS Conductor): a warning says so."""
         settings = load_settings(config)
+        check_dbos_arguments(conductor_url=conductor_url, conductor_key=conductor_key)
         with _lock:
             previous = FacadeBase._current
             if previous is not None and previous._runtime.launched:

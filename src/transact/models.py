@@ -4,11 +4,53 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any, TypedDict
+from typing import Any, NamedTuple, SupportsIndex, TypedDict, overload
 
 from transact._lib.states import TERMINAL, Status
 
 WorkflowStatusString = Status  # the public name of the workflow status enum
+
+
+class WorkflowInputs(NamedTuple):
+    """A workflow's arguments as ``WorkflowStatus.input`` shows them: a mapping with ``args`` and
+    ``kwargs`` (``status.input["args"]``, as DBOS documents it) that is also the pair
+    ``(args, kwargs)`` (``args, kwargs = status.input``, ``status.input[0]``)."""
+
+    args: tuple[Any, ...]
+    kwargs: dict[str, Any]
+
+    @overload
+    def __getitem__(self, key: str) -> Any: ...
+
+    @overload
+    def __getitem__(self, key: SupportsIndex) -> Any: ...
+
+    @overload
+    def __getitem__(self, key: slice) -> tuple[Any, ...]: ...
+
+    def __getitem__(self, key: str | SupportsIndex | slice) -> Any:
+        if isinstance(key, str):
+            if key not in self._fields:
+                raise KeyError(key)
+            return getattr(self, key)
+        return tuple.__getitem__(self, key)
+
+    def __contains__(self, key: object) -> bool:
+        if isinstance(key, str):
+            return key in self._fields
+        return tuple.__contains__(self, key)
+
+    def keys(self) -> tuple[str, ...]:
+        return self._fields
+
+    def values(self) -> tuple[Any, ...]:
+        return tuple(self)
+
+    def items(self) -> tuple[tuple[str, Any], ...]:
+        return tuple(zip(self._fields, self, strict=True))
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return getattr(self, key) if key in self._fields else default
 
 
 @dataclass

@@ -8,17 +8,15 @@ it. Must not import transact._dbos.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from transact._facade._base import FacadeBase
 from transact._handles import WorkflowHandle, WorkflowHandleAsync
+from transact._lib.compat import Unpack
 from transact._options import take_workflow_id
 from transact.engine import admin, retention, rewind
 from transact.engine.status import to_status
 from transact.models import StepInfo, WorkflowStatus
-
-if TYPE_CHECKING:
-    from typing_extensions import Unpack
 
 
 class AdminFacade(FacadeBase):

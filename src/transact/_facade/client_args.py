@@ -11,7 +11,7 @@ import logging
 import os
 from typing import Any
 
-from transact._config import ENV_SYSTEM_DB, system_schema
+from transact._config import ENV_DBOS_SYSTEM_DB, ENV_SYSTEM_DB, system_schema
 from transact._facade._base import FacadeBase
 from transact._lib import checks
 from transact.engine import serialization
@@ -21,7 +21,8 @@ log = logging.getLogger("transact")
 
 
 def system_url(system_database_url: Any, application_database_url: Any, engine: Any) -> str:
-    """The system database URL: the argument, else the environment variable, else the engine's URL."""
+    """The system database URL: the argument, else TRANSACT_SYSTEM_DATABASE_URL, else the engine's
+    URL, else DBOS_SYSTEM_DATABASE_URL."""
     for key, value in (
         ("system_database_url", system_database_url),
         ("application_database_url", application_database_url),
@@ -31,6 +32,7 @@ def system_url(system_database_url: Any, application_database_url: Any, engine: 
     url = system_database_url or os.environ.get(ENV_SYSTEM_DB)
     if not url and engine is not None:
         url = _engine_url(engine)
+    url = url or os.environ.get(ENV_DBOS_SYSTEM_DB)  # DBOS's variable, last (as for the config)
     if url:
         return str(url)
     if application_database_url:

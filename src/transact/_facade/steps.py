@@ -84,10 +84,10 @@ class StepFacade(FacadeBase):
         return decorate(func) if func is not None else decorate
 
     @classmethod
-    def run_step(cls, options: StepOptions | None, func: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-        """Run ``func(*args, **kwargs)`` as a step without decorating it (``options``: the
-        ``@DBOS.step`` keywords, ``name`` included)."""
-        name, policy = _policy(options, func)
+    def run_step(cls, dbos_step_options: StepOptions | None, func: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """Run ``func(*args, **kwargs)`` as a step without decorating it (``dbos_step_options``, as
+        DBOS names it: the ``@DBOS.step`` keywords, ``name`` included)."""
+        name, policy = _policy(dbos_step_options, func)
         if inspect.iscoroutinefunction(func):
             raise ConfigError(f"{name!r} is async: call it with `await DBOS.run_step_async(...)`")
         if policy.preemptible:
@@ -98,13 +98,13 @@ class StepFacade(FacadeBase):
     @classmethod
     async def run_step_async(
         cls,
-        options: StepOptions | None,
+        dbos_step_options: StepOptions | None,
         func: Callable[..., Awaitable[T]] | Callable[..., T],
         *args: Any,
         **kwargs: Any,
     ) -> T:
         """``run_step`` for async code; a sync ``func`` runs in a worker thread."""
-        name, policy = _policy(options, func)
+        name, policy = _policy(dbos_step_options, func)
         if not inspect.iscoroutinefunction(func):
             if policy.preemptible:
                 raise _sync_preemptible(name)
@@ -118,26 +118,26 @@ class StepFacade(FacadeBase):
         return value
 
     @classmethod
-    def patch(cls, name: str) -> bool:
+    def patch(cls, patch_name: str) -> bool:
         """Branch around runs recorded under older code: True where the workflow reaches this point
         under the new code (the branch is recorded), False where its history holds an older step
         here. Call it in the workflow's body; see ``deprecate_patch`` for retiring it."""
-        return patching.patch(name)
+        return patching.patch(patch_name)
 
     @classmethod
-    async def patch_async(cls, name: str) -> bool:
-        return await patching.patch_async(name)
+    async def patch_async(cls, patch_name: str) -> bool:
+        return await patching.patch_async(patch_name)
 
     @classmethod
-    def deprecate_patch(cls, name: str) -> bool:
-        """The retiring stage of ``patch(name)``, once no run needs the old path: always True; it
-        keeps runs that took the patch in step and records nothing itself, so it can be deleted
+    def deprecate_patch(cls, patch_name: str) -> bool:
+        """The retiring stage of ``patch(patch_name)``, once no run needs the old path: always True;
+        it keeps runs that took the patch in step and records nothing itself, so it can be deleted
         once those runs have finished."""
-        return patching.patch(name, deprecated=True)
+        return patching.patch(patch_name, deprecated=True)
 
     @classmethod
-    async def deprecate_patch_async(cls, name: str) -> bool:
-        return await patching.patch_async(name, deprecated=True)
+    async def deprecate_patch_async(cls, patch_name: str) -> bool:
+        return await patching.patch_async(patch_name, deprecated=True)
 
     @classmethod
     def dbos_class(cls, class_name: str | None = None) -> Callable[[type[T]], type[T]]:

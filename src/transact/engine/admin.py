@@ -11,9 +11,10 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime, timedelta, timezone
-from typing import TYPE_CHECKING, Any, TypedDict
+from typing import Any, TypedDict
 
 from transact._lib import checks
+from transact._lib.compat import Unpack
 from transact._lib.states import QUEUED, Status
 from transact._options import attribute_json, attributes_text, check_attributes, check_enqueue_options
 from transact.engine import serialization, step
@@ -21,7 +22,6 @@ from transact.engine import workflow as wf
 from transact.engine.clock import now_ms
 from transact.engine.ids import new_workflow_id as random_workflow_id
 from transact.engine.runtime import Runtime
-from transact.engine.serializers import is_portable_type
 from transact.engine.starts import QueueSpec, new_row
 from transact.engine.status import to_status
 from transact.errors import (
@@ -34,9 +34,6 @@ from transact.models import StepInfo, WorkflowStatus
 from transact.storage import Conflict, Store
 from transact.storage.admin import ListQuery
 from transact.storage.rows import WorkflowRow
-
-if TYPE_CHECKING:
-    from typing_extensions import Unpack
 
 STATUSES = tuple(s.value for s in Status)
 QUEUED_STATUSES = QUEUED
@@ -51,20 +48,6 @@ RESUMABLE = (
 )
 LOCAL_STOP_TIMEOUT_S = 5.0
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
-ENQUEUE_KEYS = (
-    "workflow_name",
-    "queue_name",
-    "workflow_id",
-    "deduplication_id",
-    "priority",
-    "delay_seconds",
-    "app_version",
-    "queue_partition_key",
-    "application_name",
-    "workflow_timeout",
-    "attributes",
-    "serialization_type",  # WorkflowSerializationFormat.PORTABLE: inputs (and so the result) as portable JSON
-)
 UPDATE_ATTRIBUTES = "DBOS.updateWorkflowAttributes"  # the step name the update is recorded under
 _ONCE = step.StepPolicy()  # one attempt: a refusal (unknown workflow) is recorded as it is
 
@@ -472,62 +455,3 @@ def _start_unowned(store: Store, rows: list[WorkflowRow], rt: Runtime | None) ->
         wf.resume_many(rt, wf.in_order(taken, ids), max_attempts_checked=True)
     if len(here) < len(rows):
         store.admin_wake_adopters()
-
-
-# -- client enqueue -----------------------------------------------------------------------------
-def enqueue_row(
-    options: Mapping[str, Any], args: Sequence[Any], kwargs: Mapping[str, Any], *, application_name: str | None = None
-) -> WorkflowRow:
-    """The ENQUEUED (or DELAYED) row a queue worker will claim, for a workflow known by name only.
-    It belongs to option ``application_name``, else to ``application_name`` (the client's)."""
-    if not isinstance(options, Mapping):
-        raise ConfigError(f"enqueue options must be a dict with 'workflow_name' and 'queue_name', got {options!r}")
-    unknown = sorted(set(options) - set(ENQUEUE_KEYS))
-    if unknown:
-        raise ConfigError(f"unknown enqueue option {unknown[0]!r}; known options are: {', '.join(ENQUEUE_KEYS)}")
-    name = options.get("workflow_name")
-    queue = options.get("queue_name")
-    for key, value in (("workflow_name", name), ("queue_name", queue)):
-        if not isinstance(value, str) or not value:
-            raise ConfigError(f"enqueue option {key!r} must be a non-empty string, got {value!r}")
-    for key in ("workflow_id", "app_version", "application_name"):
-        _opt_str(options.get(key), what=f"enqueue option {key!r}")
-    if options.get("workflow_id"):
-        checks.text(options["workflow_id"], "enqueue option 'workflow_id'", bounded=True)
-    priority = options.get("priority") or 0
-    delay = options.get("delay_seconds")
-    check_enqueue_options(
-        "enqueue option",
-        deduplication_id=options.get("deduplication_id"),
-        priority=priority,
-        queue_partition_key=options.get("queue_partition_key"),
-        delay_seconds=delay,
-    )
-    attributes = check_attributes(options.get("attributes"), "enqueue option 'attributes'", optional=True)
-    timeout = options.get("workflow_timeout")
-    if timeout is not None and (isinstance(timeout, bool) or not isinstance(timeout, int | float) or timeout < 0):
-        raise ConfigError(f"enqueue option 'workflow_timeout' must be a number of seconds >= 0, got {timeout!r}")
-    spec = QueueSpec(
-        queue_name=str(queue),
-        deduplication_id=options.get("deduplication_id"),
-        priority=priority,
-        partition_key=options.get("queue_partition_key"),
-        delay_seconds=delay,
-        app_version=options.get("app_version"),
-        application_name=options.get("application_name") or application_name,
-    )
-    return new_row(
-        workflow_id=options.get("workflow_id") or random_workflow_id(),
-        name=str(name),
-        inputs=serialization.dumps_inputs(
-            None,
-            args,
-            kwargs,
-            workflow=str(name),
-            portable=is_portable_type(options.get("serialization_type"), "enqueue option"),
-        ),
-        now=now_ms(),
-        queue=spec,
-        timeout_ms=int(timeout * 1000) if timeout else None,
-        attributes=attributes_text(attributes),
-    )

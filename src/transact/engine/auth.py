@@ -138,8 +138,14 @@ def row_fields(name: str) -> tuple[str | None, str | None, str | None]:
     required = workflow_roles(name)
     if required and auth.roles is not None:
         assumed = next((role for role in required if role in auth.roles), assumed)
-    roles = json.dumps(list(auth.roles)) if auth.roles is not None else None
-    return auth.user, assumed, roles
+    return fields_of(Auth(auth.user, auth.roles, assumed))
+
+
+def fields_of(given: Auth) -> tuple[str | None, str | None, str | None]:
+    """``row_fields`` for auth the start names itself (a client's ``authenticated_user`` and
+    ``authenticated_roles``) rather than takes from the caller's context."""
+    roles = json.dumps(list(given.roles)) if given.roles is not None else None
+    return given.user, given.assumed_role, roles
 
 
 def decode_roles(text: str | None) -> tuple[str, ...] | None:

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from transact._lib import checks
 from transact._lib.states import Status
-from transact.engine import admin, serialization, starts, step
+from transact.engine import by_name, serialization, starts, step
 from transact.engine.clock import now_ms
 from transact.engine.context import WorkflowContext, current_workflow
 from transact.engine.registry import WorkflowInfo
@@ -33,7 +33,11 @@ if TYPE_CHECKING:
 
 INTERNAL_QUEUE = "_transact_debounce"  # where targets without a queue of their own wait
 STEP = "DBOS.debounce"
-_OWNED_OPTIONS = ("deduplication_id", "delay_seconds")  # a window sets these itself
+_OWNED_OPTIONS = (  # a window sets these itself
+    "deduplication_id",
+    "delay_seconds",
+    *by_name.POLICY_KEYS,
+)
 
 
 @dataclass(frozen=True)
@@ -166,7 +170,7 @@ def client_row(
         raise ConfigError(
             f"DebouncerClient workflow_options cannot set {owned[0]!r}: the debounce window sets it itself; drop it"
         )
-    row = admin.enqueue_row({**options, "queue_name": queue_name}, args, kwargs)
+    row = by_name.enqueue_row({**options, "queue_name": queue_name}, args, kwargs)
     return window_row(row, window)
 
 

@@ -358,7 +358,7 @@ class Dispatcher(LoopService):
                 st.running.setdefault(partition, set()).add(wid)
             started = False
             try:
-                if self.rt.registry.workflow(row.name) is None:
+                if self.rt.registry.for_row(row.name, row.class_name) is None:
                     self._give_back(st, row)
                 else:
                     started = wf.resume(self.rt, row, recorded=steps.get(wid))

@@ -2,7 +2,7 @@
 transaction on the system database (storage/outbox.py writes the rows through that connection).
 
 The row is built exactly like any other start (``starts.new_row`` via ``starts.plan`` or
-``admin.enqueue_row``) and serialized the same way; only the connection differs. It becomes
+``by_name.enqueue_row``) and serialized the same way; only the connection differs. It becomes
 visible, and wakes workers, when the caller commits; a rollback leaves nothing. The write is
 idempotent by workflow id (reusing an id returns the existing workflow), so a retried business
 transaction never runs a workflow twice. Must not import the facade.
@@ -14,8 +14,8 @@ import asyncio
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from transact._options import DUPLICATION_POLICIES, EnqueueOptions, current_enqueue_options, policy_name
-from transact.engine import admin, serialization, starts
+from transact._options import EnqueueOptions, current_enqueue_options
+from transact.engine import by_name, serialization, starts
 from transact.engine.clock import now_ms
 from transact.engine.comms import checked_text
 from transact.engine.context import current_step, current_workflow
@@ -133,15 +133,8 @@ async def enqueue_by_name_async(
 def _client_row(
     options: Mapping[str, Any], args: Sequence[Any], kwargs: Mapping[str, Any]
 ) -> tuple[WorkflowRow, EnqueueOptions | None]:
-    policy = options.get("duplication_policy", "reject") if isinstance(options, Mapping) else "reject"
-    policy = policy_name(policy)
-    if policy not in DUPLICATION_POLICIES:
-        raise ConfigError(
-            f"enqueue option 'duplication_policy' must be one of {', '.join(map(repr, DUPLICATION_POLICIES))}, "
-            f"got {policy!r}"
-        )
-    rest = {k: v for k, v in options.items() if k != "duplication_policy"} if isinstance(options, Mapping) else options
-    return admin.enqueue_row(rest, args, kwargs), EnqueueOptions(duplication_policy=policy)
+    row = by_name.enqueue_row(options, args, kwargs)
+    return row, EnqueueOptions(duplication_policy=by_name.duplication_policy(options))
 
 
 def _check_registered(store: Store, row: WorkflowRow, what: str) -> None:

@@ -60,7 +60,13 @@ def stranded_workflows(
     for ex in live:
         runnable.update(n for n in (ex.workflow_names or "").split("\n") if n)
     orphans = store.workflows_orphaned([ex.executor_id for ex in live], limit)
-    return [row for row in orphans if row.name not in runnable]
+    return [row for row in orphans if not _runnable(row, runnable)]
+
+
+def _runnable(row: WorkflowRow, names: set[str]) -> bool:
+    """Whether a live executor registers the workflow of ``row`` (a method a client enqueued by
+    bare name and class name is registered under ``Class.method``)."""
+    return row.name in names or (row.class_name is not None and f"{row.class_name}.{row.name}" in names)
 
 
 class RecoveryService(LoopService):
@@ -177,7 +183,7 @@ class RecoveryService(LoopService):
         )
         adopted = 0
         owners = [rt.executor_id, *(ex.executor_id for ex in live)]
-        names = [n for n in rt.registry.workflows]
+        names = rt.registry.row_names()
         while not rt.stopping.is_set():
             # Only this application's workflows and unowned ones: another application's wait for it.
             batch = rt.store.workflows_orphaned(owners, ADOPT_BATCH, names=names, application_name=rt.settings.name)

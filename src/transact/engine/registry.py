@@ -76,6 +76,31 @@ class Registry:
     def workflow(self, name: str) -> WorkflowInfo | None:
         return self.workflows.get(name)
 
+    def for_row(self, name: str, class_name: str | None) -> WorkflowInfo | None:
+        """The workflow a stored row runs. A row started here records the registered name; a row a
+        client enqueued by name may record a method's bare name with its class name, so the method
+        registered under ``Class.method`` (the default name of a method workflow, the class named by
+        its ``@DBOS.dbos_class`` name or by its own) is found for it too. The class-qualified name
+        wins, as a bare name may also be some plain function's."""
+        if class_name:
+            info = self.workflows.get(f"{class_name}.{name}")
+            if info is not None:
+                return info
+            cls = self.classes.get(class_name)
+            if cls is not None and cls.__qualname__ != class_name:
+                info = self.workflows.get(f"{cls.__qualname__}.{name}")
+                if info is not None:
+                    return info
+        return self.workflows.get(name)
+
+    def row_names(self) -> list[str]:
+        """Every ``name`` a row this process can run may record: the registered names, and the bare
+        method name of each qualified one (rows a client enqueued by method and class name).
+        A superset: ``for_row`` decides on each row."""
+        names = set(self.workflows)
+        names.update(name.rsplit(".", 1)[1] for name in self.workflows if "." in name)
+        return sorted(names)
+
     def add_class(self, cls: type, name: str) -> None:
         with self.lock:
             self.classes[name] = cls

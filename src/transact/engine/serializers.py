@@ -38,8 +38,11 @@ class Serializer(ABC):
     @abstractmethod
     def deserialize(self, serialized_data: str) -> Any: ...
 
-    @abstractmethod
-    def name(self) -> str: ...
+    def name(self) -> str:
+        """The class's qualified name by default, so a serializer written for DBOS 2.x (only
+        ``serialize`` and ``deserialize``) works as it is. Renaming the class changes it: values
+        already stored then decode only with a serializer whose ``name()`` returns the old name."""
+        return type(self).__qualname__
 
 
 class DefaultSerializer(Serializer):

@@ -71,16 +71,22 @@ def new_row(
     config_name: str | None = None,
     attributes: str | None = None,
     application_name: str | None = None,
+    caller: auth.Auth | None = None,
 ) -> WorkflowRow:
     """The one shape of a new workflow row. Queued rows wait ENQUEUED (DELAYED with a delay),
     unowned and without a deadline: their timeout starts when a worker dequeues them.
-    ``application_name`` owns it (the queue's ``application_name`` when it names one)."""
+    ``application_name`` owns it (the queue's ``application_name`` when it names one).
+    ``caller``: who starts it when the start names it (a client's enqueue options); else the
+    caller's auth context."""
     status = Status.PENDING
     if queue is not None:
         status = Status.DELAYED if queue.delay_seconds else Status.ENQUEUED
         app_version = queue.app_version or app_version
         application_name = queue.application_name or application_name
-    user, assumed_role, roles = auth.row_fields(name)  # who starts it (a child: its parent's user)
+    if caller is None:
+        user, assumed_role, roles = auth.row_fields(name)  # who starts it (a child: its parent's user)
+    else:
+        user, assumed_role, roles = auth.fields_of(caller)
     return WorkflowRow(
         workflow_id=workflow_id,
         status=status,

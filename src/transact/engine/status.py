@@ -9,7 +9,7 @@ from transact._lib.states import Status
 from transact.engine import serialization
 from transact.engine.auth import decode_roles
 from transact.errors import MaxRecoveryAttemptsExceededError, TransactError, WorkflowCancelledError
-from transact.models import WorkflowStatus
+from transact.models import WorkflowInputs, WorkflowStatus
 from transact.storage.rows import WorkflowRow
 
 
@@ -37,6 +37,10 @@ def _safe(fn: Any, data: bytes | None) -> Any:
         return f"<undecodable: {type(exc).__name__}: {exc}>"
 
 
+def _inputs(data: bytes) -> WorkflowInputs:
+    return WorkflowInputs(*serialization.loads_inputs(data))
+
+
 def to_status(row: WorkflowRow, *, load_input: bool = True, load_output: bool = True) -> WorkflowStatus:
     return WorkflowStatus(
         workflow_id=row.workflow_id,
@@ -45,7 +49,7 @@ def to_status(row: WorkflowRow, *, load_input: bool = True, load_output: bool = 
         class_name=row.class_name,
         config_name=row.config_name,
         queue_name=row.queue_name,
-        input=_safe(serialization.loads_inputs, row.inputs) if load_input else None,
+        input=_safe(_inputs, row.inputs) if load_input else None,
         output=_safe(serialization.loads, row.output) if load_output else None,
         error=_safe(serialization.loads_error, row.error) if load_output else None,
         created_at=row.created_at,

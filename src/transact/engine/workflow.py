@@ -358,7 +358,7 @@ def launch_execution(
 def can_run(rt: Runtime, row: WorkflowRow) -> bool:
     """Whether this process may run the workflow: registered here, owned by this application (or
     by none), and of this process's version when ``pin_app_version`` is set."""
-    if rt.registry.workflow(row.name) is None:
+    if rt.registry.for_row(row.name, row.class_name) is None:
         return False
     if row.application_name is not None and row.application_name != rt.settings.name:
         return False
@@ -386,7 +386,7 @@ def resume(
     """Run a PENDING workflow this executor owns (recovery, adoption, dequeue). False if not runnable.
 
     ``recorded``: its step outcomes when the caller already loaded them (a dequeued batch)."""
-    info = rt.registry.workflow(row.name)
+    info = rt.registry.for_row(row.name, row.class_name)
     if info is None:
         log.warning("workflow %s (%s) is not registered in this process; leaving it", row.workflow_id, row.name)
         return False

@@ -282,7 +282,7 @@ def _run_body(ctx: WorkflowContext, func: Any, args: Any, kwargs: Any, is_async:
 
 
 def _replay_one(rt: Runtime, row: WorkflowRow, recorded: dict[int, StepRow], timeout_s: float) -> WorkflowReplay:
-    info = REGISTRY.workflow(row.name)
+    info = REGISTRY.for_row(row.name, row.class_name)
     if info is None:
         return _failed(row, f"the code declares no workflow named {row.name!r}")
     try:
