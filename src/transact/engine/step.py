@@ -149,7 +149,10 @@ async def record_async(ctx: WorkflowContext, row: StepRow) -> StepRow:
     return await ctx.runtime.aio(record, ctx, row)
 
 
-def begin(name: str) -> tuple[WorkflowContext, int, StepRow | None] | None:
+def begin(name: str, *, label: bool = True) -> tuple[WorkflowContext, int, StepRow | None] | None:
+    """Take the next step position (None outside a workflow or inside a step): its recorded
+    outcome on replay, the cancel check before a first run. ``label``: tell the open tracing span
+    its position (a step opens its span after this, already labelled, and passes False)."""
     ctx = current_workflow.get()
     if ctx is None or current_step.get() is not None:
         return None  # outside a workflow, or a step called from a step: run as plain code
@@ -159,19 +162,31 @@ def begin(name: str) -> tuple[WorkflowContext, int, StepRow | None] | None:
         recorded = recorded_outcome(ctx.recorded, workflow_id=ctx.workflow_id, function_id=function_id, name=name)
     if recorded is None:
         ctx.check_cancelled()
-    if tracing.on:
+    if label and tracing.on:
         tracing.began(ctx, function_id, recorded is not None)
     return ctx, function_id, recorded
 
 
+def _position(begun: tuple[WorkflowContext, int, StepRow | None] | None) -> tuple[WorkflowContext, int, bool] | None:
+    return (begun[0], begun[1], begun[2] is not None) if begun is not None else None
+
+
 def run_step(name: str, fn: Callable[..., Any], opts: StepPolicy, args: Any, kwargs: Any) -> Any:
+    begun = begin(name, label=False)
     if tracing.on:
-        return tracing.operation("step", name, _run_step, name, fn, opts, args, kwargs)
-    return _run_step(name, fn, opts, args, kwargs)
+        with tracing.operation_at("step", name, _position(begun)):
+            return _run_step(name, fn, opts, args, kwargs, begun)
+    return _run_step(name, fn, opts, args, kwargs, begun)
 
 
-def _run_step(name: str, fn: Callable[..., Any], opts: StepPolicy, args: Any, kwargs: Any) -> Any:
-    begun = begin(name)
+def _run_step(
+    name: str,
+    fn: Callable[..., Any],
+    opts: StepPolicy,
+    args: Any,
+    kwargs: Any,
+    begun: tuple[WorkflowContext, int, StepRow | None] | None,
+) -> Any:
     if begun is None:
         value, error = _attempt_sync(name, fn, opts, args, kwargs, None)
         if error is not None:
@@ -197,15 +212,21 @@ def _run_step(name: str, fn: Callable[..., Any], opts: StepPolicy, args: Any, kw
 
 
 async def run_step_async(name: str, fn: Callable[..., Awaitable[Any]], opts: StepPolicy, args: Any, kwargs: Any) -> Any:
+    begun = begin(name, label=False)
     if tracing.on:
-        return await tracing.operation_async("step", name, _run_step_async, name, fn, opts, args, kwargs)
-    return await _run_step_async(name, fn, opts, args, kwargs)
+        with tracing.operation_at("step", name, _position(begun)):
+            return await _run_step_async(name, fn, opts, args, kwargs, begun)
+    return await _run_step_async(name, fn, opts, args, kwargs, begun)
 
 
 async def _run_step_async(
-    name: str, fn: Callable[..., Awaitable[Any]], opts: StepPolicy, args: Any, kwargs: Any
+    name: str,
+    fn: Callable[..., Awaitable[Any]],
+    opts: StepPolicy,
+    args: Any,
+    kwargs: Any,
+    begun: tuple[WorkflowContext, int, StepRow | None] | None,
 ) -> Any:
-    begun = begin(name)
     if begun is None:
         value, error = await _attempt_async(name, fn, opts, args, kwargs, None)
         if error is not None:

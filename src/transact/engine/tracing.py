@@ -32,8 +32,12 @@ class Backend(Protocol):
     def workflow(self, ctx: WorkflowContext, row: WorkflowRow | None) -> AbstractContextManager[Any]:
         """A span around one run of a workflow, current while its body runs."""
 
-    def operation(self, kind: str, name: str) -> AbstractContextManager[Any]:
-        """A span around one step, transaction or communication call, under the current span."""
+    def operation(
+        self, kind: str, name: str, position: tuple[WorkflowContext, int, bool] | None = None
+    ) -> AbstractContextManager[Any]:
+        """A span around one step, transaction or communication call, under the current span.
+        ``position``: (workflow, step id, replayed) when already known (a step opens its span after
+        taking its position, so the span starts labelled); otherwise ``began`` labels it."""
 
     def began(self, ctx: WorkflowContext, function_id: int, replayed: bool) -> None:
         """The operation just opened has its position: label its span (replayed: from its checkpoint)."""
@@ -86,6 +90,16 @@ def operation(kind: str, name: str, run: Callable[..., T], *args: Any) -> T:
 async def operation_async(kind: str, name: str, run: Callable[..., Awaitable[T]], *args: Any) -> T:
     with _active().operation(kind, name):
         return await run(*args)
+
+
+def operation_at(
+    kind: str, name: str, position: tuple[WorkflowContext, int, bool] | None
+) -> AbstractContextManager[Any]:
+    """The span of an operation whose position is known (``with``: current inside the block)."""
+    backend = _backend  # (read once: the per-step path)
+    if backend is None:
+        raise RuntimeError("tracing hook called while tracing is off")
+    return backend.operation(kind, name, position)
 
 
 def began(ctx: WorkflowContext, function_id: int, replayed: bool) -> None:

@@ -18,18 +18,21 @@ SDK's own span-count metrics. Another tracer implementation gets the SDK path
 from __future__ import annotations
 
 import logging
+import random
 import time
 import traceback
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from types import TracebackType
 from typing import Any
 
 from opentelemetry import context as otel_context
 from opentelemetry import trace
-from opentelemetry.sdk.trace import Event, ReadableSpan, SpanLimits, sampling
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import Event, ReadableSpan, SpanLimits, SpanProcessor, sampling
 from opentelemetry.sdk.trace import Tracer as SdkTracer
+from opentelemetry.sdk.trace.id_generator import RandomIdGenerator
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
-from opentelemetry.trace import Link, SpanContext, SpanKind, Status, StatusCode, TraceFlags
+from opentelemetry.trace import Link, SpanContext, SpanKind, Status, StatusCode, TraceFlags, TraceState
 from opentelemetry.util import types
 
 log = logging.getLogger("transact")
@@ -38,6 +41,26 @@ _UNSET = Status(StatusCode.UNSET)
 _RANDOM_TRACE_ID = getattr(TraceFlags, "RANDOM_TRACE_ID", 0)
 _VALUE_TYPES = (str, bool, int, float)
 _NO_ATTRIBUTES: dict[str, types.AttributeValue] = {}  # never written: a recording span gets its own
+# SpanContext is a tuple (trace_id, span_id, is_remote, flags, state, is_valid): built directly
+# when that still holds, skipping a validation the light path does not need.
+_CONTEXT_LAYOUT_MATCHES = tuple(SpanContext(1, 2, False, TraceFlags(1), TraceState())) == (
+    1,
+    2,
+    False,
+    TraceFlags(1),
+    TraceState(),
+    True,
+)
+# The context API's attach/detach/get_current each forward to the runtime context OpenTelemetry
+# loaded at import; the per-step path calls it directly when it is there (else the API).
+_RUNTIME = getattr(otel_context, "_RUNTIME_CONTEXT", None)
+_get_current: Callable[[], otel_context.Context] = (
+    _RUNTIME.get_current if _RUNTIME is not None else otel_context.get_current
+)
+_attach: Callable[[otel_context.Context], object] = _RUNTIME.attach if _RUNTIME is not None else otel_context.attach
+_detach: Callable[[Any], None] = _RUNTIME.detach if _RUNTIME is not None else otel_context.detach
+_time_ns = time.time_ns
+_getrandbits = random.getrandbits
 _NEEDED = ("sampler", "resource", "span_processor", "id_generator")
 
 
@@ -78,6 +101,14 @@ class LightSpans:
             for random in (False, True)
         }
         self._last_parent: tuple[SpanContext | None, TraceFlags, bool] = (None, self._flags[False, False], False)
+        self._span_type: type[LightSpan] = type(
+            "LightSpan",
+            (LightSpan,),
+            {"_spans": self, "_resource": self._resource, "_instrumentation_scope": self._scope},
+        )
+        self._start_wanted: tuple[object, bool] = (None, True)
+        # A random generator's span ids are valid by construction; SpanContext's layout checked once.
+        self._fast_contexts = _CONTEXT_LAYOUT_MATCHES and type(self._ids) is RandomIdGenerator
         is_random = getattr(self._ids, "is_trace_id_random", None)
         self._random_ids = bool(is_random()) if is_random is not None else False
 
@@ -87,7 +118,7 @@ class LightSpans:
 
     def start(self, name: str, attributes: dict[str, types.AttributeValue]) -> LightSpan:
         """A span under the current one; ``attributes`` are the caller's own (already valid)."""
-        context = otel_context.get_current()
+        context = _get_current()
         current = trace.get_current_span(context).get_span_context()
         if self._parent_based and current.is_valid:
             # The SDK's default sampler under a parent: sampled as the parent is, with its trace
@@ -98,14 +129,15 @@ class LightSpans:
                 random_id = bool(getattr(current.trace_flags, "random_trace_id", False))
                 known = (current, self._flags[sampled, random_id], sampled)
                 self._last_parent = known  # one assignment: safe to share between threads
-            span_context = SpanContext(
-                current.trace_id,
-                self._ids.generate_span_id(),
-                is_remote=False,
-                trace_flags=known[1],
-                trace_state=current.trace_state,
-            )
-            return self._begin(LightSpan(self, name, span_context, current, known[2]), attributes, context)
+            # (The random generator's own draw, made here: 0 is the one invalid id.)
+            span_id = (_getrandbits(64) if self._fast_contexts else 0) or self._ids.generate_span_id()
+            if self._fast_contexts:  # SpanContext's own tuple, without re-validating known-good ids
+                span_context = tuple.__new__(
+                    SpanContext, (current.trace_id, span_id, False, known[1], current.trace_state, True)
+                )
+            else:
+                span_context = SpanContext(current.trace_id, span_id, False, known[1], current.trace_state)
+            return self._begin(self._span_type(name, span_context, current, known[2]), attributes, context)
         parent = current if current.is_valid else None
         trace_id = parent.trace_id if parent is not None else self._ids.generate_trace_id()
         if self._parent_based:  # ... and a root: sampled
@@ -122,15 +154,30 @@ class LightSpans:
         span_context = SpanContext(
             trace_id, self._ids.generate_span_id(), is_remote=False, trace_flags=flags, trace_state=trace_state
         )
-        return self._begin(LightSpan(self, name, span_context, parent, recording), attributes, context)
+        return self._begin(self._span_type(name, span_context, parent, recording), attributes, context)
 
     def _begin(
         self, span: LightSpan, attributes: dict[str, types.AttributeValue], context: otel_context.Context
     ) -> LightSpan:
+        span._outer = context
         if span._recording:
             span._attributes = attributes
-            self._processor.on_start(span, parent_context=context)  # type: ignore[arg-type]
+            if self._wants_start():
+                self._processor.on_start(span, parent_context=context)  # type: ignore[arg-type]
         return span
+
+    def _wants_start(self) -> bool:
+        """Whether any processor does something on a span's start (the SDK's batch and simple
+        processors do not). Worked out again whenever the provider's processor list changes; a
+        processor list this cannot see is always called."""
+        processors = getattr(self._processor, "_span_processors", None)
+        if processors is None:
+            return True
+        known = self._start_wanted
+        if known[0] is not processors:
+            wanted = any(type(p).on_start is not SpanProcessor.on_start for p in processors)
+            known = self._start_wanted = (processors, wanted)
+        return known[1]
 
 
 # The fields ReadableSpan's accessors read. The light span sets them itself instead of running
@@ -160,33 +207,33 @@ class LightSpan(trace.Span, ReadableSpan):
     processors, when recording) when the block exits; it is its own finished ``ReadableSpan``, as
     the SDK's span is. Used from the operation's own thread."""
 
-    def __init__(
-        self, spans: LightSpans, name: str, context: SpanContext, parent: SpanContext | None, recording: bool
-    ) -> None:
-        # ReadableSpan's fields (see _READABLE_FIELDS).
+    # Fields every span starts with, as class attributes: only what differs per span is written
+    # at construction (ReadableSpan's accessors find the rest here). See _READABLE_FIELDS.
+    _kind = SpanKind.INTERNAL
+    _instrumentation_info = None
+    _end_time: int | None = None
+    # Lists from the first event or link: most spans have none, so nothing is allocated.
+    _events: list[Event] | tuple[()] = ()
+    _links: list[Link] | tuple[()] = ()
+    _status = _UNSET
+    _token: object = None
+    _outer: otel_context.Context | None = None  # the context current where the span started
+    # Per factory (LightSpans makes a subclass that sets them): shared by all its spans.
+    _spans: LightSpans
+    _resource: Resource
+    _instrumentation_scope: InstrumentationScope | None
+
+    def __init__(self, name: str, context: SpanContext, parent: SpanContext | None, recording: bool) -> None:
         self._name = name
         self._context = context
-        self._kind = SpanKind.INTERNAL
-        self._instrumentation_info = None
-        self._instrumentation_scope = spans._scope
         self._parent = parent
-        self._start_time: int | None = time.time_ns()
-        self._end_time: int | None = None
+        self._start_time: int | None = _time_ns()
         self._attributes: dict[str, types.AttributeValue] = _NO_ATTRIBUTES
-        # Lists from the first event or link: most spans have none, so nothing is allocated.
-        self._events: list[Event] | tuple[()] = ()
-        self._links: list[Link] | tuple[()] = ()
-        self._resource = spans._resource
-        self._status = _UNSET
-        # Its own.
-        self._spans = spans
         self._recording = recording
-        self._ended = False
-        self._token: object = None
 
     # -- the current span while the operation runs ----------------------------------------------
     def __enter__(self) -> LightSpan:
-        self._token = otel_context.attach(trace.set_span_in_context(self))
+        self._token = _attach(trace.set_span_in_context(self, self._outer))
         return self
 
     def __exit__(self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None) -> None:
@@ -195,7 +242,13 @@ class LightSpan(trace.Span, ReadableSpan):
                 self.record_exception(ev)
                 self.set_status(Status(StatusCode.ERROR, f"{type(ev).__name__}: {ev}"))
         finally:
-            otel_context.detach(self._token)  # type: ignore[arg-type]
+            try:
+                _detach(self._token)
+            except Exception:  # as the API's detach: a foreign token is logged, not raised
+                log.exception("failed to detach the context of span %r", self._name)
+            # Spans wait in batch processors' queues: one that holds no token keeps one object
+            # fewer alive for Python's collector to walk.
+            self._token = None
             self.end()
 
     # -- trace.Span ------------------------------------------------------------------------------
@@ -203,11 +256,11 @@ class LightSpan(trace.Span, ReadableSpan):
         return self._context  # type: ignore[return-value]  # set at construction, never None
 
     def is_recording(self) -> bool:
-        return self._recording and not self._ended
+        return self._recording and self._end_time is None
 
     def label(self, attributes: dict[str, types.AttributeValue]) -> None:
         """The engine's own attributes (valid by construction, a fresh dict): taken as they are."""
-        if self._recording and not self._ended:
+        if self._recording and self._end_time is None:
             self._attributes.update(attributes)
 
     def set_attributes(self, attributes: Mapping[str, types.AttributeValue]) -> None:
@@ -269,9 +322,8 @@ class LightSpan(trace.Span, ReadableSpan):
         self.add_event("exception", event_attributes, timestamp)
 
     def end(self, end_time: int | None = None) -> None:
-        if self._ended:
-            return
-        self._ended = True
+        if self._end_time is not None:
+            return  # ended already (an end time is what "ended" means)
+        self._end_time = end_time if end_time is not None else _time_ns()
         if self._recording:
-            self._end_time = end_time if end_time is not None else time.time_ns()
             self._spans._processor.on_end(self)

@@ -151,15 +151,30 @@ class _Backend:
         with trace.use_span(span, end_on_exit=True, record_exception=True, set_status_on_exception=True):
             yield span
 
-    def operation(self, kind: str, name: str) -> AbstractContextManager[trace.Span]:
-        attributes: dict[str, Any] = {OPERATION_TYPE: kind, OPERATION_NAME: name}
+    def operation(
+        self, kind: str, name: str, position: tuple[WorkflowContext, int, bool] | None = None
+    ) -> AbstractContextManager[trace.Span]:
+        attributes: dict[str, Any]
+        if position is None:
+            attributes = {OPERATION_TYPE: kind, OPERATION_NAME: name}
+        else:
+            ctx, function_id, replayed = position
+            attributes = {
+                OPERATION_TYPE: kind,
+                OPERATION_NAME: name,
+                WORKFLOW_ID: ctx.workflow_id,
+                STEP_ID: function_id,
+                REPLAYED: replayed,
+                EXECUTOR_ID: self._rt.executor_id,
+                **self._version,
+            }
         if self._light is not None:
             return self._light.start(name, attributes)
         return _OperationSpan(self._tracer.start_span(name, attributes=attributes))
 
     def began(self, ctx: WorkflowContext, function_id: int, replayed: bool) -> None:
         span = trace.get_current_span()
-        if type(span) is LightSpan:  # the per-step path: no intermediate dict, no value checks
+        if isinstance(span, LightSpan):  # no value checks: the engine's own values
             span.label(
                 {
                     WORKFLOW_ID: ctx.workflow_id,
