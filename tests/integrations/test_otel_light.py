@@ -148,3 +148,45 @@ def test_limits_bad_values_and_ending_twice(
     }
     assert [e.name for e in done.events] == ["first"]
     assert done.status.status_code is trace.StatusCode.OK
+
+
+def test_the_fast_paths_are_in_use_with_this_sdk() -> None:
+    """Each shortcut is guarded by a check of the SDK it runs on (falling back to the public API
+    when the check fails); with the SDK this project pins, every guard must hold, or the cost
+    measured in bench/ silently goes back up."""
+    from transact.integrations import _otel_light
+
+    assert _otel_light._LAYOUT_MATCHES and _otel_light._CONTEXT_LAYOUT_MATCHES
+    assert _otel_light._SPAN_KEY is not None and _otel_light._RUNTIME is not None
+
+
+def test_a_processor_added_later_is_started_and_a_custom_id_generator_is_honoured(
+    exporter: InMemorySpanExporter, under_parent: None
+) -> None:
+    from opentelemetry.sdk.trace.id_generator import IdGenerator
+
+    class Counting(IdGenerator):
+        def __init__(self) -> None:
+            self.n = 0
+
+        def generate_span_id(self) -> int:
+            self.n += 1
+            return 0x1000 + self.n
+
+        def generate_trace_id(self) -> int:
+            return 0xABCDEF
+
+    provider = TracerProvider(id_generator=Counting())
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    tracer = provider.get_tracer("transact")
+    light = LightSpans(tracer, "transact")  # type: ignore[arg-type]
+    with tracer.start_as_current_span("parent"), light.start("before", {"operationType": "step"}):
+        pass
+    starts = _Starts()
+    provider.add_span_processor(starts)  # after the light spans were set up
+    with tracer.start_as_current_span("parent2"), light.start("after", {"operationType": "step"}) as span:
+        assert span.get_span_context().span_id > 0x1000  # the application's generator made it
+    by_name = {s.name: s for s in exporter.get_finished_spans()}
+    assert by_name["after"].context is not None and by_name["after"].context.trace_id == 0xABCDEF
+    assert len(starts.started) == 2  # "parent2" and "after": the new processor sees light spans too
+    assert (by_name["after"].attributes or {})["seen.on_start"] is True

@@ -33,6 +33,7 @@ from opentelemetry.sdk.trace import Tracer as SdkTracer
 from opentelemetry.sdk.trace.id_generator import RandomIdGenerator
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.trace import Link, SpanContext, SpanKind, Status, StatusCode, TraceFlags, TraceState
+from opentelemetry.trace import propagation as otel_propagation
 from opentelemetry.util import types
 
 log = logging.getLogger("transact")
@@ -60,6 +61,18 @@ _get_current: Callable[[], otel_context.Context] = (
 _attach: Callable[[otel_context.Context], object] = _RUNTIME.attach if _RUNTIME is not None else otel_context.attach
 _detach: Callable[[Any], None] = _RUNTIME.detach if _RUNTIME is not None else otel_context.detach
 _time_ns = time.time_ns
+# The context key under which the API keeps the current span (what get_current_span and
+# set_span_in_context read and write); the API functions are used when it is not there.
+_SPAN_KEY: str | None = getattr(otel_propagation, "_SPAN_KEY", None)
+
+
+def _current_span(context: otel_context.Context) -> trace.Span:
+    if _SPAN_KEY is None:
+        return trace.get_current_span(context)
+    span = context.get(_SPAN_KEY)
+    return span if isinstance(span, trace.Span) else trace.INVALID_SPAN
+
+
 _getrandbits = random.getrandbits
 _NEEDED = ("sampler", "resource", "span_processor", "id_generator")
 
@@ -107,6 +120,7 @@ class LightSpans:
             {"_spans": self, "_resource": self._resource, "_instrumentation_scope": self._scope},
         )
         self._start_wanted: tuple[object, bool] = (None, True)
+        self._on_end = self._processor.on_end  # (the provider's processor list is read at each call)
         # A random generator's span ids are valid by construction; SpanContext's layout checked once.
         self._fast_contexts = _CONTEXT_LAYOUT_MATCHES and type(self._ids) is RandomIdGenerator
         is_random = getattr(self._ids, "is_trace_id_random", None)
@@ -119,7 +133,7 @@ class LightSpans:
     def start(self, name: str, attributes: dict[str, types.AttributeValue]) -> LightSpan:
         """A span under the current one; ``attributes`` are the caller's own (already valid)."""
         context = _get_current()
-        current = trace.get_current_span(context).get_span_context()
+        current = _current_span(context).get_span_context()
         if self._parent_based and current.is_valid:
             # The SDK's default sampler under a parent: sampled as the parent is, with its trace
             # state. A workflow's steps share one parent: its flags are worked out once.
@@ -137,7 +151,7 @@ class LightSpans:
                 )
             else:
                 span_context = SpanContext(current.trace_id, span_id, False, known[1], current.trace_state)
-            return self._begin(self._span_type(name, span_context, current, known[2]), attributes, context)
+            return self._make(name, span_context, current, known[2], attributes, context)
         parent = current if current.is_valid else None
         trace_id = parent.trace_id if parent is not None else self._ids.generate_trace_id()
         if self._parent_based:  # ... and a root: sampled
@@ -154,13 +168,27 @@ class LightSpans:
         span_context = SpanContext(
             trace_id, self._ids.generate_span_id(), is_remote=False, trace_flags=flags, trace_state=trace_state
         )
-        return self._begin(self._span_type(name, span_context, parent, recording), attributes, context)
+        return self._make(name, span_context, parent, recording, attributes, context)
 
-    def _begin(
-        self, span: LightSpan, attributes: dict[str, types.AttributeValue], context: otel_context.Context
+    def _make(
+        self,
+        name: str,
+        span_context: SpanContext,
+        parent: SpanContext | None,
+        recording: bool,
+        attributes: dict[str, types.AttributeValue],
+        context: otel_context.Context,
     ) -> LightSpan:
+        # Built field by field (no __init__ call): this runs once per step. Only what differs per
+        # span is set; the rest are class attributes (see LightSpan).
+        span: LightSpan = object.__new__(self._span_type)
+        span._name = name
+        span._context = span_context
+        span._parent = parent
+        span._start_time = _time_ns()
         span._outer = context
-        if span._recording:
+        span._recording = recording
+        if recording:
             span._attributes = attributes
             if self._wants_start():
                 self._processor.on_start(span, parent_context=context)  # type: ignore[arg-type]
@@ -218,22 +246,25 @@ class LightSpan(trace.Span, ReadableSpan):
     _status = _UNSET
     _token: object = None
     _outer: otel_context.Context | None = None  # the context current where the span started
+    _attributes: dict[str, types.AttributeValue] = _NO_ATTRIBUTES  # a recording span gets its own
+    # Set for each span by LightSpans._make.
+    _name: str
+    _context: SpanContext
+    _parent: SpanContext | None
+    _start_time: int | None
+    _recording: bool
     # Per factory (LightSpans makes a subclass that sets them): shared by all its spans.
     _spans: LightSpans
     _resource: Resource
     _instrumentation_scope: InstrumentationScope | None
 
-    def __init__(self, name: str, context: SpanContext, parent: SpanContext | None, recording: bool) -> None:
-        self._name = name
-        self._context = context
-        self._parent = parent
-        self._start_time: int | None = _time_ns()
-        self._attributes: dict[str, types.AttributeValue] = _NO_ATTRIBUTES
-        self._recording = recording
-
     # -- the current span while the operation runs ----------------------------------------------
     def __enter__(self) -> LightSpan:
-        self._token = _attach(trace.set_span_in_context(self, self._outer))
+        outer = self._outer
+        if _SPAN_KEY is not None and outer is not None:  # what set_span_in_context does, inline
+            self._token = _attach(otel_context.Context({**outer, _SPAN_KEY: self}))
+        else:
+            self._token = _attach(trace.set_span_in_context(self, outer))
         return self
 
     def __exit__(self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None) -> None:
@@ -249,11 +280,14 @@ class LightSpan(trace.Span, ReadableSpan):
             # Spans wait in batch processors' queues: one that holds no token keeps one object
             # fewer alive for Python's collector to walk.
             self._token = None
-            self.end()
+            if self._end_time is None:  # end(), inline: this runs once per step
+                self._end_time = _time_ns()
+                if self._recording:
+                    self._spans._on_end(self)
 
     # -- trace.Span ------------------------------------------------------------------------------
     def get_span_context(self) -> SpanContext:
-        return self._context  # type: ignore[return-value]  # set at construction, never None
+        return self._context
 
     def is_recording(self) -> bool:
         return self._recording and self._end_time is None
@@ -326,4 +360,4 @@ class LightSpan(trace.Span, ReadableSpan):
             return  # ended already (an end time is what "ended" means)
         self._end_time = end_time if end_time is not None else _time_ns()
         if self._recording:
-            self._spans._processor.on_end(self)
+            self._spans._on_end(self)
