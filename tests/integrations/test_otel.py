@@ -444,3 +444,37 @@ def test_inside_a_step_user_spans_events_and_errors_land_on_the_step_span(traced
     assert event.name == "exception" and (event.attributes or {})["exception.type"] == "KeyError"
     flaky = one("flaky_step")
     assert flaky.status.status_code is trace.StatusCode.UNSET  # the step succeeded on its second attempt
+
+
+def test_async_steps_get_their_spans_and_leave_the_workflows_span_current(traced: type[DBOS]) -> None:
+    import asyncio
+
+    seen: dict[str, int] = {}
+
+    @DBOS.step(name="async_step")
+    async def async_step(n: int) -> int:
+        seen[f"in-{n}"] = trace.get_current_span().get_span_context().span_id
+        await asyncio.sleep(0)
+        return n * 2
+
+    @DBOS.workflow(name="async_flow")
+    async def async_flow() -> int:
+        total = 0
+        for n in (1, 2):
+            total += await async_step(n)
+            seen[f"after-{n}"] = trace.get_current_span().get_span_context().span_id
+        return total
+
+    DBOS.launch()
+
+    async def main() -> int:
+        with SetWorkflowID("async-1"):
+            return await async_flow()
+
+    assert asyncio.run(main()) == 6
+    run = one("async_flow")
+    steps = sorted(named("async_step"), key=lambda s: (s.attributes or {})["functionID"])
+    assert [(s.attributes or {})["functionID"] for s in steps] == [1, 2]
+    assert all(parent_of(s) == span_id(run) for s in steps)
+    assert [seen["in-1"], seen["in-2"]] == [span_id(s) for s in steps]  # current inside each step
+    assert seen["after-1"] == seen["after-2"] == span_id(run)  # and the workflow's again after it
