@@ -174,7 +174,8 @@ def _position(begun: tuple[WorkflowContext, int, StepRow | None] | None) -> tupl
 def run_step(name: str, fn: Callable[..., Any], opts: StepPolicy, args: Any, kwargs: Any) -> Any:
     begun = begin(name, label=False)
     if tracing.on:
-        with tracing.operation_at("step", name, _position(begun)):
+        position = (begun[0], begun[1], begun[2] is not None) if begun is not None else None
+        with tracing.operation_at("step", name, position):
             return _run_step(name, fn, opts, args, kwargs, begun)
     return _run_step(name, fn, opts, args, kwargs, begun)
 

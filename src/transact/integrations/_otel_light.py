@@ -30,6 +30,7 @@ from opentelemetry import trace
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import Event, ReadableSpan, SpanLimits, SpanProcessor, sampling
 from opentelemetry.sdk.trace import Tracer as SdkTracer
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor
 from opentelemetry.sdk.trace.id_generator import RandomIdGenerator
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.trace import Link, SpanContext, SpanKind, Status, StatusCode, TraceFlags, TraceState
@@ -66,14 +67,10 @@ _time_ns = time.time_ns
 _SPAN_KEY: str | None = getattr(otel_propagation, "_SPAN_KEY", None)
 
 
-def _current_span(context: otel_context.Context) -> trace.Span:
-    if _SPAN_KEY is None:
-        return trace.get_current_span(context)
-    span = context.get(_SPAN_KEY)
-    return span if isinstance(span, trace.Span) else trace.INVALID_SPAN
-
-
 _getrandbits = random.getrandbits
+# The SDK's exporting processors, whose on_start does nothing (exactly these classes: a subclass
+# may add a start hook, so it is called).
+_NO_START: frozenset[type] = frozenset({BatchSpanProcessor, SimpleSpanProcessor})
 _NEEDED = ("sampler", "resource", "span_processor", "id_generator")
 
 
@@ -133,7 +130,11 @@ class LightSpans:
     def start(self, name: str, attributes: dict[str, types.AttributeValue]) -> LightSpan:
         """A span under the current one; ``attributes`` are the caller's own (already valid)."""
         context = _get_current()
-        current = _current_span(context).get_span_context()
+        # The current span, as get_current_span finds it (inline: this runs once per step).
+        found: trace.Span | None = (
+            context.get(_SPAN_KEY) if _SPAN_KEY is not None else trace.get_current_span(context)  # type: ignore[assignment]
+        )
+        current = (found or trace.INVALID_SPAN).get_span_context()
         if self._parent_based and current.is_valid:
             # The SDK's default sampler under a parent: sampled as the parent is, with its trace
             # state. A workflow's steps share one parent: its flags are worked out once.
@@ -190,20 +191,25 @@ class LightSpans:
         span._recording = recording
         if recording:
             span._attributes = attributes
-            if self._wants_start():
+            # (_wants_start's answer for an unchanged processor list, inline)
+            known = self._start_wanted
+            changed = known[0] is not getattr(self._processor, "_span_processors", None)
+            if (changed or known[1]) and self._wants_start():
                 self._processor.on_start(span, parent_context=context)  # type: ignore[arg-type]
         return span
 
     def _wants_start(self) -> bool:
         """Whether any processor does something on a span's start (the SDK's batch and simple
-        processors do not). Worked out again whenever the provider's processor list changes; a
+        processors do not: their on_start is empty). Worked out again whenever the provider's processor list changes; a
         processor list this cannot see is always called."""
         processors = getattr(self._processor, "_span_processors", None)
         if processors is None:
             return True
         known = self._start_wanted
         if known[0] is not processors:
-            wanted = any(type(p).on_start is not SpanProcessor.on_start for p in processors)
+            wanted = any(
+                type(p) not in _NO_START and type(p).on_start is not SpanProcessor.on_start for p in processors
+            )
             known = self._start_wanted = (processors, wanted)
         return known[1]
 
