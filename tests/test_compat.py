@@ -33,6 +33,7 @@ from transact import (
     _config,
 )
 from transact.engine import serialization
+from transact.engine.registry import REGISTRY
 from transact.errors import ConfigError
 from transact.storage import Store
 from transact.storage.rows import WorkflowRow
@@ -387,3 +388,22 @@ def test_dbos_parameter_names(dbos: type[DBOS]) -> None:
     assert asyncio.run(run_async()) == [2, True, True]
     recorded = wait_until(lambda: DBOS.list_workflow_steps(handle.workflow_id))
     assert recorded[0]["function_name"] == "one"
+
+
+def test_destroy_takes_its_arguments_in_dbos_order(config: dict[str, Any]) -> None:
+    """``DBOS.destroy(workflow_completion_timeout_sec, destroy_registry)``, positional as DBOS
+    documents it; a bool where the timeout goes is refused (it reads as the other argument)."""
+    DBOS.destroy(destroy_registry=True)
+    DBOS(config=config)
+
+    @DBOS.workflow(name="compat_destroyed")
+    def destroyed() -> int:
+        return 1
+
+    DBOS.launch()
+    assert destroyed() == 1
+    with pytest.raises(ConfigError, match="workflow_completion_timeout_sec must be a number"):
+        DBOS.destroy(True)  # type: ignore[arg-type]
+    assert "compat_destroyed" in REGISTRY.workflows  # the refused call changed nothing
+    DBOS.destroy(0, True)  # stops at once and forgets the registry
+    assert "compat_destroyed" not in REGISTRY.workflows

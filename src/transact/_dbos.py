@@ -198,7 +198,20 @@ class DBOS(
         rt.launch(services.build(rt, on_sigterm=cls.destroy, extra=extra))
 
     @classmethod
-    def destroy(cls, *, destroy_registry: bool = False, workflow_completion_timeout_sec: float | None = None) -> None:
+    def destroy(cls, workflow_completion_timeout_sec: float | None = None, destroy_registry: bool = False) -> None:
+        """Stop this process's instance: wait up to ``workflow_completion_timeout_sec`` (default:
+        config ``shutdown_timeout_seconds``) for running work, hand the rest over, close the
+        database. ``destroy_registry`` also forgets every decorated function (tests). Positional
+        in DBOS's documented order."""
+        if workflow_completion_timeout_sec is not None and (
+            isinstance(workflow_completion_timeout_sec, bool)
+            or not isinstance(workflow_completion_timeout_sec, int | float)
+            or workflow_completion_timeout_sec < 0
+        ):
+            raise ConfigError(
+                "DBOS.destroy: workflow_completion_timeout_sec must be a number of seconds >= 0, got "
+                f"{workflow_completion_timeout_sec!r} (to clear the registry, pass destroy_registry=True)"
+            )
         dbos = FacadeBase._current
         if dbos is not None:
             rt = dbos._runtime
