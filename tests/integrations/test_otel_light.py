@@ -152,10 +152,16 @@ def test_limits_bad_values_and_ending_twice(
 
 def test_the_fast_paths_are_in_use_with_this_sdk() -> None:
     """Each shortcut is guarded by a check of the SDK it runs on (falling back to the public API
-    when the check fails); with the SDK this project pins, every guard must hold, or the cost
-    measured in bench/ silently goes back up."""
+    when the check fails, which the other tests here exercise for correctness); with the SDK
+    release the cost in bench/ was measured on, every guard must hold, or that cost silently goes
+    back up. Another release is reported, not failed: its internals are free to differ."""
+    from importlib.metadata import version
+
     from transact.integrations import _otel_light
 
+    sdk = version("opentelemetry-sdk")
+    if not sdk.startswith("1.45."):
+        pytest.skip(f"the light path's guards were verified on opentelemetry-sdk 1.45; this is {sdk}")
     assert _otel_light._LAYOUT_MATCHES and _otel_light._CONTEXT_LAYOUT_MATCHES
     assert _otel_light._SPAN_KEY is not None and _otel_light._RUNTIME is not None
 
