@@ -478,3 +478,36 @@ def test_async_steps_get_their_spans_and_leave_the_workflows_span_current(traced
     assert all(parent_of(s) == span_id(run) for s in steps)
     assert [seen["in-1"], seen["in-2"]] == [span_id(s) for s in steps]  # current inside each step
     assert seen["after-1"] == seen["after-2"] == span_id(run)  # and the workflow's again after it
+
+
+def test_without_the_light_path_operation_spans_come_from_the_sdk(
+    traced: type[DBOS], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A tracer the light path does not support (another SDK release's layout, another
+    implementation) gets the SDK's own spans, with the same shape and attributes."""
+    from transact.integrations._otel_light import LightSpans
+
+    monkeypatch.setattr(LightSpans, "supports", staticmethod(lambda tracer: False))
+
+    @DBOS.step(name="sdk_step")
+    def sdk_step(n: int) -> int:
+        DBOS.span.set_attribute("seen", n)
+        return n + 1
+
+    @DBOS.step(name="sdk_step2")
+    def sdk_step2() -> int:
+        return 2
+
+    @DBOS.workflow(name="sdk_flow")
+    def sdk_flow() -> int:
+        DBOS.set_event("k", 1)
+        return sdk_step(1) + sdk_step2()
+
+    DBOS.launch()
+    with SetWorkflowID("sdk-1"):
+        assert sdk_flow() == 4
+    run, step, event = one("sdk_flow"), one("sdk_step"), one("DBOS.setEvent")
+    assert type(step).__name__ != "LightSpan" and parent_of(step) == span_id(run) == parent_of(event)
+    attrs = step.attributes or {}
+    assert (attrs["functionID"], attrs["transact.replayed"], attrs["seen"]) == (2, False, 1)
+    assert (one("sdk_step2").attributes or {})["functionID"] == 3

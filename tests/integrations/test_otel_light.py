@@ -196,3 +196,22 @@ def test_a_processor_added_later_is_started_and_a_custom_id_generator_is_honoure
     assert by_name["after"].context is not None and by_name["after"].context.trace_id == 0xABCDEF
     assert len(starts.started) == 2  # "parent2" and "after": the new processor sees light spans too
     assert (by_name["after"].attributes or {})["seen.on_start"] is True
+
+
+def test_without_the_api_context_key_the_api_functions_are_used(
+    exporter: InMemorySpanExporter, under_parent: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from transact.integrations import _otel_light
+
+    monkeypatch.setattr(_otel_light, "_SPAN_KEY", None)
+    tracer, _ = _tracer(exporter)
+    light = LightSpans(tracer, "transact")  # type: ignore[arg-type]
+    light._fast_contexts = False  # and SpanContext built by its own constructor
+    with tracer.start_as_current_span("workflow") as parent, light.start("light", {"operationType": "step"}) as span:
+        assert trace.get_current_span() is span
+        with tracer.start_as_current_span("inside"):
+            pass
+    assert trace.get_current_span() is trace.INVALID_SPAN
+    by_name = {s.name: s for s in exporter.get_finished_spans()}
+    assert by_name["light"].parent == parent.get_span_context()
+    assert by_name["inside"].parent == by_name["light"].context
