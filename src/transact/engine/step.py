@@ -149,10 +149,10 @@ async def record_async(ctx: WorkflowContext, row: StepRow) -> StepRow:
     return await ctx.runtime.aio(record, ctx, row)
 
 
-def begin(name: str, *, label: bool = True) -> tuple[WorkflowContext, int, StepRow | None] | None:
+def begin(name: str) -> tuple[WorkflowContext, int, StepRow | None] | None:
     """Take the next step position (None outside a workflow or inside a step): its recorded
-    outcome on replay, the cancel check before a first run. ``label``: tell the open tracing span
-    its position (a step opens its span after this, already labelled, and passes False)."""
+    outcome on replay, the cancel check before a first run. A traced step or transaction opens
+    its span after this, labelled with ``position(begun)``."""
     ctx = current_workflow.get()
     if ctx is None or current_step.get() is not None:
         return None  # outside a workflow, or a step called from a step: run as plain code
@@ -162,20 +162,17 @@ def begin(name: str, *, label: bool = True) -> tuple[WorkflowContext, int, StepR
         recorded = recorded_outcome(ctx.recorded, workflow_id=ctx.workflow_id, function_id=function_id, name=name)
     if recorded is None:
         ctx.check_cancelled()
-    if label and tracing.on:
-        tracing.began(ctx, function_id, recorded is not None)
     return ctx, function_id, recorded
 
 
-def _position(begun: tuple[WorkflowContext, int, StepRow | None] | None) -> tuple[WorkflowContext, int, bool] | None:
+def position(begun: tuple[WorkflowContext, int, StepRow | None] | None) -> tuple[WorkflowContext, int, bool] | None:
     return (begun[0], begun[1], begun[2] is not None) if begun is not None else None
 
 
 def run_step(name: str, fn: Callable[..., Any], opts: StepPolicy, args: Any, kwargs: Any) -> Any:
-    begun = begin(name, label=False)
+    begun = begin(name)
     if tracing.on:
-        position = (begun[0], begun[1], begun[2] is not None) if begun is not None else None
-        with tracing.operation_at("step", name, position):
+        with tracing.operation_at("step", name, position(begun)):
             return _run_step(name, fn, opts, args, kwargs, begun)
     return _run_step(name, fn, opts, args, kwargs, begun)
 
@@ -213,9 +210,9 @@ def _run_step(
 
 
 async def run_step_async(name: str, fn: Callable[..., Awaitable[Any]], opts: StepPolicy, args: Any, kwargs: Any) -> Any:
-    begun = begin(name, label=False)
+    begun = begin(name)
     if tracing.on:
-        with tracing.operation_at("step", name, _position(begun)):
+        with tracing.operation_at("step", name, position(begun)):
             return await _run_step_async(name, fn, opts, args, kwargs, begun)
     return await _run_step_async(name, fn, opts, args, kwargs, begun)
 

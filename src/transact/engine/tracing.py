@@ -37,10 +37,7 @@ class Backend(Protocol):
     ) -> AbstractContextManager[Any]:
         """A span around one step, transaction or communication call, under the current span.
         ``position``: (workflow, step id, replayed) when already known (a step opens its span after
-        taking its position, so the span starts labelled); otherwise ``began`` labels it."""
-
-    def began(self, ctx: WorkflowContext, function_id: int, replayed: bool) -> None:
-        """The operation just opened has its position: label its span (replayed: from its checkpoint)."""
+        taking its position, so the span starts labelled; a transaction too); None otherwise."""
 
     def carrier(self) -> str | None:
         """The current trace context as stored with a new workflow row (JSON), or None."""
@@ -100,10 +97,6 @@ def operation_at(
     if backend is None:
         raise RuntimeError("tracing hook called while tracing is off")
     return backend.operation(kind, name, position)
-
-
-def began(ctx: WorkflowContext, function_id: int, replayed: bool) -> None:
-    _active().began(ctx, function_id, replayed)
 
 
 def carrier() -> str | None:

@@ -131,9 +131,6 @@ def run_transaction(
 ) -> Any:
     if _session.get() is not None:
         return fn(*args, **kwargs)  # a transaction called from a transaction joins it
-    if tracing.on:
-        app = app_database(rt, name)
-        return tracing.operation("transaction", name, run_in, app, _session, name, fn, isolation_level, args, kwargs)
     return run_in(app_database(rt, name), _session, name, fn, isolation_level, args, kwargs)
 
 
@@ -152,6 +149,22 @@ def run_in(
     if session_var.get() is not None:
         return fn(*args, **kwargs)
     begun = step_mod.begin(name)  # the next position, its recorded outcome, the cancel check
+    if tracing.on:
+        with tracing.operation_at("transaction", name, step_mod.position(begun)):
+            return _run_begun(app, session_var, name, fn, isolation_level, args, kwargs, begun)
+    return _run_begun(app, session_var, name, fn, isolation_level, args, kwargs, begun)
+
+
+def _run_begun(
+    app: AppDatabase,
+    session_var: SessionVar,
+    name: str,
+    fn: Callable[..., Any],
+    isolation_level: str,
+    args: Any,
+    kwargs: Any,
+    begun: tuple[WorkflowContext, int, StepRow | None] | None,
+) -> Any:
     if begun is None:
         return _plain(app, session_var, name, fn, isolation_level, args, kwargs)
     ctx, function_id, recorded = begun

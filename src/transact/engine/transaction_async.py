@@ -14,7 +14,7 @@ import contextvars
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, TypeAlias
 
-from transact.engine import serialization
+from transact.engine import serialization, tracing
 from transact.engine import step as step_mod
 from transact.engine.clock import now_ms
 from transact.engine.context import WorkflowContext, current_step
@@ -26,6 +26,7 @@ if TYPE_CHECKING:
 
     from transact.storage.app_outcomes import AppOutcome
     from transact.storage.app_outcomes_async import AsyncAppDatabase
+    from transact.storage.rows import StepRow
 
 AsyncSessionVar: TypeAlias = "contextvars.ContextVar[AsyncSession | None]"
 AsyncFn = Callable[..., Awaitable[Any]]
@@ -45,6 +46,22 @@ async def run_in(
     if session_var.get() is not None:
         return await fn(*args, **kwargs)
     begun = step_mod.begin(name)
+    if tracing.on:
+        with tracing.operation_at("transaction", name, step_mod.position(begun)):
+            return await _run_begun(app, session_var, name, fn, isolation_level, args, kwargs, begun)
+    return await _run_begun(app, session_var, name, fn, isolation_level, args, kwargs, begun)
+
+
+async def _run_begun(
+    app: AsyncAppDatabase,
+    session_var: AsyncSessionVar,
+    name: str,
+    fn: AsyncFn,
+    isolation_level: str,
+    args: Any,
+    kwargs: Any,
+    begun: tuple[WorkflowContext, int, StepRow | None] | None,
+) -> Any:
     if begun is None:
         return await _plain(app, session_var, name, fn, isolation_level, args, kwargs)
     ctx, function_id, recorded = begun

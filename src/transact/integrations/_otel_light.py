@@ -298,11 +298,6 @@ class LightSpan(trace.Span, ReadableSpan):
     def is_recording(self) -> bool:
         return self._recording and self._end_time is None
 
-    def label(self, attributes: dict[str, types.AttributeValue]) -> None:
-        """The engine's own attributes (valid by construction, a fresh dict): taken as they are."""
-        if self._recording and self._end_time is None:
-            self._attributes.update(attributes)
-
     def set_attributes(self, attributes: Mapping[str, types.AttributeValue]) -> None:
         for key, value in attributes.items():
             self.set_attribute(key, value)

@@ -31,7 +31,7 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
 
 from transact.engine import comms, tracing
 from transact.engine.context import WorkflowContext, current_workflow
-from transact.integrations._otel_light import LightSpan, LightSpans
+from transact.integrations._otel_light import LightSpans
 
 if TYPE_CHECKING:
     from transact.engine.runtime import Runtime
@@ -171,32 +171,6 @@ class _Backend:
         if self._light is not None:
             return self._light.start(name, attributes)
         return _OperationSpan(self._tracer.start_span(name, attributes=attributes))
-
-    def began(self, ctx: WorkflowContext, function_id: int, replayed: bool) -> None:
-        span = trace.get_current_span()
-        if isinstance(span, LightSpan):  # no value checks: the engine's own values
-            span.label(
-                {
-                    WORKFLOW_ID: ctx.workflow_id,
-                    STEP_ID: function_id,
-                    REPLAYED: replayed,
-                    EXECUTOR_ID: self._rt.executor_id,
-                    **self._version,
-                }
-            )
-            return
-        if not span.is_recording():
-            return
-        # One call: the SDK takes its attribute lock once instead of once per attribute.
-        attributes: dict[str, Any] = {
-            WORKFLOW_ID: ctx.workflow_id,
-            STEP_ID: function_id,
-            REPLAYED: replayed,
-            EXECUTOR_ID: self._rt.executor_id,
-        }
-        if self._rt.app_version is not None:
-            attributes[APPLICATION_VERSION] = self._rt.app_version
-        span.set_attributes(attributes)
 
     def carrier(self) -> str | None:
         return tracing.inject_current()
