@@ -24,6 +24,7 @@ from transact.storage.rows import WORKFLOW_COLUMNS, ListQuery
 HISTORY = 20_000
 NOW = 10_000_000
 TABLES = ("workflow_status", "operation_outputs", "notifications", "workflow_events", "streams")
+OLD3 = ["old-1", "old-2", "old-3"]
 
 
 @pytest.fixture(scope="module", params=["sqlite", "postgres"])
@@ -108,10 +109,10 @@ def _queries(store: Store) -> list[tuple[str, str, tuple[Any, ...]]]:
         ("adoption scan", orphaned, ("me", "job", "app", 100)),
         ("listing newest", listing, tuple(listing_params)),
         ("gc boundary", retention._BOUNDARY, (999,)),
-        ("gc batch", retention.select_sql(store.sql.claim_row_lock), (NOW, NOW, "", 5, 5, "old-5", 1000)),  # type: ignore[attr-defined]
-        ("gc busy parents", retention.busy_parents_sql(3), ("old-1", "old-2", "old-3")),
-        ("gc delete", retention.delete_sql(3), ("old-1", "old-2", "old-3")),
-        # What deleting one workflow runs through the foreign keys' cascades.
+        ("gc batch", retention.SELECT, (NOW, NOW, "", 5, 5, "old-5", 1000)),  # type: ignore[attr-defined]
+        ("gc busy parents", retention.busy_parents_sql(store.sql.ids_match), (store.sql.ids_param(OLD3),)),  # type: ignore[attr-defined]
+        ("gc delete", retention.delete_sql(store.sql.ids_match), (store.sql.ids_param(OLD3),)),  # type: ignore[attr-defined]
+        # What deleting one workflow runs through SQLite's cascades.
         ("gc messages", "DELETE FROM notifications WHERE destination_id = ?", ("old-1",)),
         ("gc events", "DELETE FROM workflow_events WHERE workflow_id = ?", ("old-1",)),
         ("gc streams", "DELETE FROM streams WHERE workflow_id = ?", ("old-1",)),
@@ -121,9 +122,9 @@ def _queries(store: Store) -> list[tuple[str, str, tuple[Any, ...]]]:
         sets.append(("step checkpoint", steps.record_set))
     for name, form in sets:  # the plan of a batch; its rows are data (one JSON array)
         queries.append((f"{name} (group commit)", form.sql, (json.dumps([]),)))
-    if steps.sweep_deleted is not None:
-        queries.append(("gc steps", steps.sweep_deleted, (["old-1", "old-2"],)))
-    else:
+    for statement in store.sql.owned_deletes:  # type: ignore[attr-defined]
+        queries.append((f"gc owned: {statement.split()[2]}", statement, (store.sql.ids_param(OLD3),)))  # type: ignore[attr-defined]
+    if not store.sql.owned_deletes:  # type: ignore[attr-defined]
         queries.append(
             ("gc steps", "DELETE FROM operation_outputs WHERE step_key >= ? AND step_key < ?", (1 << 28, 2 << 28))
         )

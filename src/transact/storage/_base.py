@@ -38,6 +38,12 @@ class Tx(Protocol):
 
     def run(self, sql: str, params: Params = ()) -> int: ...
 
+    def texts(self, sql: str, params: Params = ()) -> list[tuple[str | None, ...]]:
+        """The rows with every value as text (for text and integer columns; the caller knows
+        their types). On Postgres one blocking call with the GIL released: bulk work beside a live
+        workload (the collector) leaves the workload's threads the interpreter."""
+        ...
+
     def many(self, sql: str, rows: Sequence[Params]) -> None: ...
 
 
@@ -121,6 +127,20 @@ class DriverBase(ABC):
         if single:
             return self.read(fn)
         return self._retrying(lambda: self._in(self._writer(), fn))
+
+    def _delete_owned(self, tx: Tx, workflow_ids: Sequence[str]) -> None:
+        """Inside the unit that deleted the listed workflows' rows, after that delete: delete what
+        they own where no cascade does (the dialect's ``owned_deletes``), a statement per table."""
+        if self.sql.owned_deletes and workflow_ids:
+            param = (self.sql.ids_param(workflow_ids),)
+            for statement in self.sql.owned_deletes:
+                tx.run(statement, param)
+
+    def _sweep_owned(self, workflow_ids: Sequence[str]) -> None:
+        """``_delete_owned`` once more, after the delete committed: a write whose existence check
+        read a row just before its delete committed may land after it."""
+        if self.sql.owned_deletes and workflow_ids:
+            self.write(lambda tx: self._delete_owned(tx, workflow_ids))
 
     def write_grouped(self, sql: str, params: Params, set_form: SetForm | None) -> int:
         """One self-contained single-row write statement (safe to retry: conflict-ignoring or

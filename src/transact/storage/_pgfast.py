@@ -112,16 +112,11 @@ def rowcount(result: PGresult) -> int:
 
 
 def text_rows(result: PGresult) -> list[tuple[str | None, ...]]:
-    """The result's rows with every value as text (the caller knows the columns' types)."""
-    width = result.nfields
-    rows = []
-    for r in range(result.ntuples):
-        row = []
-        for c in range(width):
-            value = result.get_value(r, c)
-            row.append(value.decode() if value is not None else None)
-        rows.append(tuple(row))
-    return rows
+    """The result's rows with every value as text (the caller knows the columns' types). Built a
+    column at a time: a comprehension per column costs about half of a Python loop per value."""
+    get, count = result.get_value, result.ntuples
+    columns = [[None if (v := get(r, c)) is None else v.decode() for r in range(count)] for c in range(result.nfields)]
+    return list(zip(*columns, strict=True))
 
 
 def _check(conn: psycopg.Connection[Any], result: PGresult) -> PGresult:

@@ -297,10 +297,8 @@ class AdminSql(DriverBase):
         return copied
 
     def workflow_delete(self, workflow_id: str, *, with_children: bool) -> list[str]:
-        """Delete a workflow (steps, messages, events and streams cascade) and optionally its
+        """Delete a workflow with its steps, messages, events and streams, and optionally its
         descendants. Returns the deleted ids (empty: no such workflow)."""
-
-        steps = self.sql.steps
 
         def unit(tx: Tx) -> list[str]:
             children: list[str] = []
@@ -311,15 +309,11 @@ class AdminSql(DriverBase):
             for ident in children:
                 tx.run("DELETE FROM workflow_status WHERE workflow_id = ?", (ident,))
             deleted = [workflow_id, *children]
-            if steps.delete_of is not None:  # after the rows (see the dialect's comment)
-                for ident in deleted:
-                    tx.run(steps.delete_of, (ident,))
+            self._delete_owned(tx, deleted)
             return deleted
 
         deleted = self.write(unit)
-        sweep = steps.sweep_deleted
-        if deleted and sweep is not None:
-            self.write(lambda tx: tx.run(sweep, (deleted,)), single=True)
+        self._sweep_owned(deleted)
         for ident in deleted:
             self.hint(Hint.DONE, ident)
         return deleted

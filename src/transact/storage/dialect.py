@@ -11,6 +11,7 @@ Must not import the engine or the facade.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 
@@ -48,10 +49,6 @@ class StepStatements:
     of_workflows: str  # every step of the workflows in ``{marks}`` (format it), any order
     fork: str  # (new workflow id, source id, copy function ids below this)
     delete_from: str  # (workflow_id, function id): delete its steps at that position and after (rewind)
-    delete_of: str | None  # (workflow_id,); None: the database deletes them with the workflow row
-    # (list of workflow ids,), run after a delete committed: a checkpoint whose fence read the row
-    # just before the delete may commit after it. None: the database cannot leave such a row.
-    sweep_deleted: str | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,8 +64,9 @@ class DialectSql:
     finish_set: SetForm | None  # set form of workflows._FINISH (None: no group commit)
     # Appended to the claim's pick of candidate rows, so concurrent claimers take disjoint rows.
     claim_row_lock: str
-    # Taken first inside a claim under global limits, parameter: queues.lock_key. None: the write
-    # transaction itself already serializes claimers (SQLite's BEGIN IMMEDIATE).
+    # Taken first inside a claim under global limits (parameter: queues.lock_key), and by each
+    # batch of a garbage collection (retention.RETENTION_LOCK_KEY). None: the write transaction
+    # itself already serializes them (SQLite's BEGIN IMMEDIATE).
     claim_lock: str | None
     offset_alone: str  # written before OFFSET when the list query has no LIMIT
     explain: str  # prefix that turns a query into its plan
@@ -85,6 +83,17 @@ class DialectSql:
     catalog_columns: str
     step_insert: str
     advance_serial: str | None
+    # A list of workflow ids as one statement parameter: ``ids_param(ids)`` is the value, and
+    # ``column`` + ``ids_match`` tests a column against it. One parameter, whatever the list's
+    # length: a statement with hundreds of placeholders costs the client more CPU to send than the
+    # server spends running it (psycopg re-parses any query with more than 50 of them).
+    ids_match: str
+    ids_param: Callable[[Sequence[str]], str]
+    # Deletes of the listed workflows' steps, messages, events and streams (parameter: one
+    # ``ids_param``) where no cascade does it: run after the workflow rows' delete, and once more
+    # after it commits (a write whose existence check read the row just before the delete committed
+    # may land after it). Empty: the database's cascades and triggers delete them with the row.
+    owned_deletes: tuple[str, ...]
     # One row, true when this transaction took the given advisory lock (parameter: a bigint key),
     # false when another holds it. None: the write transaction itself serializes (SQLite).
     try_lock: str | None = None

@@ -82,6 +82,14 @@ class _PgTx:
         self._store.count_round_trip()
         return _run(self._conn, sql, params)
 
+    def texts(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[str | None, ...]]:
+        self._store.count_round_trip()
+        encoded = _pgfast.encode(params)
+        if encoded is None:
+            rows = self._conn.execute(_pg(sql), params).fetchall()
+            return [tuple(None if v is None else str(v) for v in row) for row in rows]
+        return _pgfast.text_rows(_pgfast.execute(self._conn, sql, encoded))
+
     def many(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
         self._store.count_round_trip()
         with self._conn.cursor() as cur:

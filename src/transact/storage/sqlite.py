@@ -47,6 +47,10 @@ _UNFIXABLE = ("unable to open database file", "readonly database", "file is not 
 T = TypeVar("T")
 
 
+def _as_text(rows: list[tuple[Any, ...]]) -> list[tuple[str | None, ...]]:
+    return [tuple(None if v is None else str(v) for v in row) for row in rows]
+
+
 class _SqliteTx:
     __slots__ = ("_conn", "_store")
 
@@ -66,6 +70,9 @@ class _SqliteTx:
     def run(self, sql: str, params: Sequence[Any] = ()) -> int:
         self._store.count_round_trip()
         return self._conn.execute(sql, params).rowcount
+
+    def texts(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[str | None, ...]]:
+        return _as_text(self.all(sql, params))
 
     def many(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
         self._store.count_round_trip()

@@ -9,6 +9,8 @@ group commit. Must not import the engine or the facade.
 
 from __future__ import annotations
 
+import json
+
 from transact.storage.dialect import DialectSql, StepStatements
 from transact.storage.rows import MAX_FUNCTION_ID, STEP_COLUMNS
 
@@ -54,10 +56,6 @@ STEPS = StepStatements(
         f"WHERE workflow_id = ?1) AND step_key < (SELECT (seq + 1) << {STEP_KEY_BITS} FROM workflow_status "
         "WHERE workflow_id = ?1)"
     ),
-    delete_of=None,  # a trigger deletes a workflow's step range with its row (migration 0010)
-    # The fence and the insert are one statement under SQLite's single writer: a checkpoint
-    # either commits before the delete (and the trigger takes it) or finds no row.
-    sweep_deleted=None,
 )
 
 SQL = DialectSql(
@@ -82,4 +80,10 @@ SQL = DialectSql(
         "WHERE w.workflow_id = ?1 ON CONFLICT DO NOTHING"
     ),
     advance_serial=None,  # AUTOINCREMENT records explicit ids in sqlite_sequence itself
+    ids_match=" IN (SELECT value FROM json_each(?))",
+    ids_param=json.dumps,
+    # A trigger deletes a workflow's step range with its row (migration 0010), the foreign keys'
+    # cascades its messages, events and streams. Under SQLite's single writer an insert's
+    # existence check and the insert are one statement: it commits before the delete or finds no row.
+    owned_deletes=(),
 )

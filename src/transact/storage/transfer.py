@@ -177,7 +177,6 @@ class TransferSql(DriverBase):
         columns = {t.name: self._columns(t.name) for t in _OWNED}
         wid = columns[WORKFLOWS].index("workflow_id")
         ids = [str(r[wid]) for r in rows.get(WORKFLOWS, ())]
-        steps = self.sql.steps
 
         def unit(tx: Tx) -> list[str]:
             existing: list[str] = []
@@ -190,10 +189,9 @@ class TransferSql(DriverBase):
                     existing += [str(r[0]) for r in found]
             if existing and not replace:
                 return existing
-            for ident in existing:  # events, streams and messages cascade; steps per database
+            for ident in existing:
                 tx.run("DELETE FROM workflow_status WHERE workflow_id = ?", (ident,))
-                if steps.delete_of is not None:
-                    tx.run(steps.delete_of, (ident,))
+            self._delete_owned(tx, existing)
             for table in _OWNED:
                 self._insert(tx, table, columns[table.name], rows.get(table.name, ()), keep_serial=False)
             return existing
