@@ -122,8 +122,8 @@ def _queries(store: Store) -> list[tuple[str, str, tuple[Any, ...]]]:
         sets.append(("step checkpoint", steps.record_set))
     for name, form in sets:  # the plan of a batch; its rows are data (one JSON array)
         queries.append((f"{name} (group commit)", form.sql, (json.dumps([]),)))
-    for statement in store.sql.owned_deletes:  # type: ignore[attr-defined]
-        queries.append((f"gc owned: {statement.split()[2]}", statement, (store.sql.ids_param(OLD3),)))  # type: ignore[attr-defined]
+    for statement in (*store.sql.owned_deletes, *store.sql.owned_sweeps):  # type: ignore[attr-defined]
+        queries.append(("gc owned rows", statement, (store.sql.ids_param(OLD3),) * statement.count("?")))  # type: ignore[attr-defined]
     if not store.sql.owned_deletes:  # type: ignore[attr-defined]
         queries.append(
             ("gc steps", "DELETE FROM operation_outputs WHERE step_key >= ? AND step_key < ?", (1 << 28, 2 << 28))

@@ -218,3 +218,12 @@ def test_a_collection_waits_its_turn_behind_another_collectors_batch(store: Stor
     holder.join(10)
     collector.join(10)
     assert result == [RetentionBatch(["w"], 1, (1, "w"))]
+
+
+def test_the_sweep_keeps_the_rows_of_a_new_workflow_that_reuses_a_deleted_id(store: Store) -> None:
+    # Once deleted, an id is free: a workflow started with it before the sweep keeps its rows.
+    _seed(store, "again", "SUCCESS", 100)
+    assert ids(store.retention_delete(before=(500, ""), limit=10, sweep=False)) == ["again"]
+    _seed(store, "again", "SUCCESS", 1_000)
+    store.retention_sweep(["again"])
+    assert all(present == {"again"} for present in _left(store).values())

@@ -128,19 +128,20 @@ class DriverBase(ABC):
             return self.read(fn)
         return self._retrying(lambda: self._in(self._writer(), fn))
 
-    def _delete_owned(self, tx: Tx, workflow_ids: Sequence[str]) -> None:
+    def _delete_owned(self, tx: Tx, workflow_ids: Sequence[str], *, statements: Sequence[str] = ()) -> None:
         """Inside the unit that deleted the listed workflows' rows, after that delete: delete what
-        they own where no cascade does (the dialect's ``owned_deletes``), a statement per table."""
-        if self.sql.owned_deletes and workflow_ids:
-            param = (self.sql.ids_param(workflow_ids),)
-            for statement in self.sql.owned_deletes:
-                tx.run(statement, param)
+        they own where no cascade does (the dialect's ``owned_deletes``)."""
+        if workflow_ids:
+            param = self.sql.ids_param(workflow_ids)
+            for statement in statements or self.sql.owned_deletes:
+                tx.run(statement, (param,) * statement.count("?"))
 
     def _sweep_owned(self, workflow_ids: Sequence[str]) -> None:
-        """``_delete_owned`` once more, after the delete committed: a write whose existence check
-        read a row just before its delete committed may land after it."""
-        if self.sql.owned_deletes and workflow_ids:
-            self.write(lambda tx: self._delete_owned(tx, workflow_ids))
+        """After the delete committed, the rows of the listed workflows that still have no
+        workflow: a write whose existence check read a row just before its delete committed may
+        land after it."""
+        if self.sql.owned_sweeps and workflow_ids:
+            self.write(lambda tx: self._delete_owned(tx, workflow_ids, statements=self.sql.owned_sweeps))
 
     def write_grouped(self, sql: str, params: Params, set_form: SetForm | None) -> int:
         """One self-contained single-row write statement (safe to retry: conflict-ignoring or

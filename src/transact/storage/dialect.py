@@ -89,11 +89,14 @@ class DialectSql:
     # server spends running it (psycopg re-parses any query with more than 50 of them).
     ids_match: str
     ids_param: Callable[[Sequence[str]], str]
-    # Deletes of the listed workflows' steps, messages, events and streams (parameter: one
-    # ``ids_param``) where no cascade does it: run after the workflow rows' delete, and once more
+    # Deletes of the listed workflows' steps, messages, events and streams (each ``?`` takes the
+    # same ``ids_param``) where no cascade does it: run after the workflow rows' delete, and once more
     # after it commits (a write whose existence check read the row just before the delete committed
     # may land after it). Empty: the database's cascades and triggers delete them with the row.
     owned_deletes: tuple[str, ...]
+    # The same after the commit, taking only rows whose workflow does not exist (by then the id may
+    # belong to a new workflow). Empty exactly when ``owned_deletes`` is.
+    owned_sweeps: tuple[str, ...]
     # One row, true when this transaction took the given advisory lock (parameter: a bigint key),
     # false when another holds it. None: the write transaction itself serializes (SQLite).
     try_lock: str | None = None

@@ -114,17 +114,32 @@ STEPS = StepStatements(
     delete_from="DELETE FROM operation_outputs WHERE workflow_id = ? AND function_id >= ?",
 )
 
+
 # What a workflow owns has no foreign key to it (migrations 0008, 0023): a key's cascade runs one
 # trigger query per deleted workflow and table, a third of a bulk delete's server time, and its
 # check locks the workflow row on every insert. Existence is checked where the rows are written
-# (the checkpoint's fence, send's EXISTS); deletes name each table, set-wise, after the workflow
-# rows (steps first could deadlock with a message take).
-OWNED_DELETES = (
-    "DELETE FROM operation_outputs WHERE workflow_id = ANY(?::text[])",
-    "DELETE FROM notifications WHERE destination_id = ANY(?::text[])",
-    "DELETE FROM workflow_events WHERE workflow_id = ANY(?::text[])",
-    "DELETE FROM streams WHERE workflow_id = ANY(?::text[])",
-)
+# (the checkpoint's fence, send's EXISTS); a delete names each table, set-wise, in one statement
+# (one round trip), after the workflow rows (steps first could deadlock with a message take).
+def _owned_delete(orphans_only: bool) -> str:
+    def rows_of(table: str, column: str) -> str:
+        guard = (
+            f" AND NOT EXISTS (SELECT 1 FROM workflow_status w WHERE w.workflow_id = {table}.{column})"
+            if orphans_only
+            else ""
+        )
+        return f"DELETE FROM {table} WHERE {column} = ANY(?::text[]){guard}"
+
+    return (
+        f"WITH n AS ({rows_of('notifications', 'destination_id')}), "
+        f"e AS ({rows_of('workflow_events', 'workflow_id')}), "
+        f"s AS ({rows_of('streams', 'workflow_id')}) {rows_of('operation_outputs', 'workflow_id')}"
+    )
+
+
+OWNED_DELETES = (_owned_delete(orphans_only=False),)
+# After the commit, an id may already belong to a new workflow (ids are reusable once deleted):
+# the sweep takes only rows whose workflow does not exist.
+OWNED_SWEEPS = (_owned_delete(orphans_only=True),)
 
 
 def text_array(values: Sequence[str]) -> str:
@@ -170,4 +185,5 @@ SQL = DialectSql(
     ids_match=" = ANY(?::text[])",
     ids_param=text_array,
     owned_deletes=OWNED_DELETES,
+    owned_sweeps=OWNED_SWEEPS,
 )

@@ -86,4 +86,5 @@ SQL = DialectSql(
     # cascades its messages, events and streams. Under SQLite's single writer an insert's
     # existence check and the insert are one statement: it commits before the delete or finds no row.
     owned_deletes=(),
+    owned_sweeps=(),
 )
