@@ -12,7 +12,7 @@ import json
 import logging
 import sys
 from collections.abc import Awaitable, Callable
-from contextlib import AbstractContextManager
+from contextlib import AbstractContextManager, nullcontext
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from transact.engine.context import WorkflowContext, current_step, current_workflow
@@ -97,6 +97,19 @@ def operation_at(
     if backend is None:
         raise RuntimeError("tracing hook called while tracing is off")
     return backend.operation(kind, name, position)
+
+
+_UNTRACED: AbstractContextManager[Any] = nullcontext()
+
+
+def operation_if_on(
+    kind: str, name: str, position: tuple[WorkflowContext, int, bool] | None
+) -> AbstractContextManager[Any]:
+    """``operation_at`` while tracing is on, else a context that does nothing: for operations that
+    make a database round trip anyway (transactions), where one ``with`` costs less than a second
+    copy of the code. The per-step path tests ``on`` itself."""
+    backend = _backend
+    return _UNTRACED if backend is None else backend.operation(kind, name, position)
 
 
 def carrier() -> str | None:

@@ -149,34 +149,19 @@ def run_in(
     if session_var.get() is not None:
         return fn(*args, **kwargs)
     begun = step_mod.begin(name)  # the next position, its recorded outcome, the cancel check
-    if tracing.on:
-        with tracing.operation_at("transaction", name, step_mod.position(begun)):
-            return _run_begun(app, session_var, name, fn, isolation_level, args, kwargs, begun)
-    return _run_begun(app, session_var, name, fn, isolation_level, args, kwargs, begun)
-
-
-def _run_begun(
-    app: AppDatabase,
-    session_var: SessionVar,
-    name: str,
-    fn: Callable[..., Any],
-    isolation_level: str,
-    args: Any,
-    kwargs: Any,
-    begun: tuple[WorkflowContext, int, StepRow | None] | None,
-) -> Any:
-    if begun is None:
-        return _plain(app, session_var, name, fn, isolation_level, args, kwargs)
-    ctx, function_id, recorded = begun
-    if recorded is not None:
-        return step_mod.result(recorded)
-    started = now_ms()
-    token = current_step.set(function_id)
-    try:
-        outcome, raised = _durable(app, session_var, ctx, function_id, name, fn, isolation_level, args, kwargs)
-    finally:
-        current_step.reset(token)
-    return finish(ctx, function_id, name, outcome, raised, started)
+    with tracing.operation_if_on("transaction", name, step_mod.position(begun)):
+        if begun is None:
+            return _plain(app, session_var, name, fn, isolation_level, args, kwargs)
+        ctx, function_id, recorded = begun
+        if recorded is not None:
+            return step_mod.result(recorded)
+        started = now_ms()
+        token = current_step.set(function_id)
+        try:
+            outcome, raised = _durable(app, session_var, ctx, function_id, name, fn, isolation_level, args, kwargs)
+        finally:
+            current_step.reset(token)
+        return finish(ctx, function_id, name, outcome, raised, started)
 
 
 def finish(

@@ -26,7 +26,6 @@ if TYPE_CHECKING:
 
     from transact.storage.app_outcomes import AppOutcome
     from transact.storage.app_outcomes_async import AsyncAppDatabase
-    from transact.storage.rows import StepRow
 
 AsyncSessionVar: TypeAlias = "contextvars.ContextVar[AsyncSession | None]"
 AsyncFn = Callable[..., Awaitable[Any]]
@@ -46,35 +45,22 @@ async def run_in(
     if session_var.get() is not None:
         return await fn(*args, **kwargs)
     begun = step_mod.begin(name)
-    if tracing.on:
-        with tracing.operation_at("transaction", name, step_mod.position(begun)):
-            return await _run_begun(app, session_var, name, fn, isolation_level, args, kwargs, begun)
-    return await _run_begun(app, session_var, name, fn, isolation_level, args, kwargs, begun)
-
-
-async def _run_begun(
-    app: AsyncAppDatabase,
-    session_var: AsyncSessionVar,
-    name: str,
-    fn: AsyncFn,
-    isolation_level: str,
-    args: Any,
-    kwargs: Any,
-    begun: tuple[WorkflowContext, int, StepRow | None] | None,
-) -> Any:
-    if begun is None:
-        return await _plain(app, session_var, name, fn, isolation_level, args, kwargs)
-    ctx, function_id, recorded = begun
-    if recorded is not None:
-        return step_mod.result(recorded)
-    started = now_ms()
-    token = current_step.set(function_id)
-    try:
-        outcome, raised = await _durable(app, session_var, ctx, function_id, name, fn, isolation_level, args, kwargs)
-    finally:
-        current_step.reset(token)
-    row = step_row(ctx, function_id, name, outcome, started)
-    return settle(await step_mod.record_async(ctx, row), row, raised)
+    with tracing.operation_if_on("transaction", name, step_mod.position(begun)):
+        if begun is None:
+            return await _plain(app, session_var, name, fn, isolation_level, args, kwargs)
+        ctx, function_id, recorded = begun
+        if recorded is not None:
+            return step_mod.result(recorded)
+        started = now_ms()
+        token = current_step.set(function_id)
+        try:
+            outcome, raised = await _durable(
+                app, session_var, ctx, function_id, name, fn, isolation_level, args, kwargs
+            )
+        finally:
+            current_step.reset(token)
+        row = step_row(ctx, function_id, name, outcome, started)
+        return settle(await step_mod.record_async(ctx, row), row, raised)
 
 
 async def _call(conn: AsyncConnection, session_var: AsyncSessionVar, fn: AsyncFn, args: Any, kwargs: Any) -> Any:
