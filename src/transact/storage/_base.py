@@ -47,6 +47,11 @@ class Tx(Protocol):
     def many(self, sql: str, rows: Sequence[Params]) -> None: ...
 
 
+def as_text(rows: Sequence[Sequence[Any]]) -> list[tuple[str | None, ...]]:
+    """Rows as ``Tx.texts`` returns them, from rows of Python values."""
+    return [tuple(None if v is None else str(v) for v in row) for row in rows]
+
+
 class DriverBase(ABC):
     """Connection primitives every store method is written against."""
 
@@ -128,12 +133,12 @@ class DriverBase(ABC):
             return self.read(fn)
         return self._retrying(lambda: self._in(self._writer(), fn))
 
-    def _delete_owned(self, tx: Tx, workflow_ids: Sequence[str], *, statements: Sequence[str] = ()) -> None:
+    def _delete_owned(self, tx: Tx, workflow_ids: Sequence[str], statements: Sequence[str] | None = None) -> None:
         """Inside the unit that deleted the listed workflows' rows, after that delete: delete what
-        they own where no cascade does (the dialect's ``owned_deletes``)."""
+        they own where no cascade does (``statements``: the dialect's ``owned_deletes`` unless given)."""
         if workflow_ids:
             param = self.sql.ids_param(workflow_ids)
-            for statement in statements or self.sql.owned_deletes:
+            for statement in self.sql.owned_deletes if statements is None else statements:
                 tx.run(statement, (param,) * statement.count("?"))
 
     def _sweep_owned(self, workflow_ids: Sequence[str]) -> None:
@@ -141,7 +146,7 @@ class DriverBase(ABC):
         workflow: a write whose existence check read a row just before its delete committed may
         land after it."""
         if self.sql.owned_sweeps and workflow_ids:
-            self.write(lambda tx: self._delete_owned(tx, workflow_ids, statements=self.sql.owned_sweeps))
+            self.write(lambda tx: self._delete_owned(tx, workflow_ids, self.sql.owned_sweeps))
 
     def write_grouped(self, sql: str, params: Params, set_form: SetForm | None) -> int:
         """One self-contained single-row write statement (safe to retry: conflict-ignoring or

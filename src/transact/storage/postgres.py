@@ -28,7 +28,7 @@ from transact._lib.backoff import Backoff
 from transact._lib.states import Hint
 from transact._lib.urls import postgres_conninfo, redact
 from transact.storage import _pgfast, pg_database, postgres_sql
-from transact.storage._base import Tx
+from transact.storage._base import Tx, as_text
 from transact.storage.dialect import SetForm
 from transact.storage.errors import Conflict, Misconfigured, Unavailable
 from transact.storage.outage import OutageLog
@@ -86,8 +86,7 @@ class _PgTx:
         self._store.count_round_trip()
         encoded = _pgfast.encode(params)
         if encoded is None:
-            rows = self._conn.execute(_pg(sql), params).fetchall()
-            return [tuple(None if v is None else str(v) for v in row) for row in rows]
+            return as_text(self._conn.execute(_pg(sql), params).fetchall())
         return _pgfast.text_rows(_pgfast.execute(self._conn, sql, encoded))
 
     def many(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:

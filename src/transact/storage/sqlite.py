@@ -20,7 +20,7 @@ from typing import Any, TypeVar
 
 from transact._lib.states import Hint
 from transact.storage import sqlite_sql, sqlite_stats
-from transact.storage._base import Tx
+from transact.storage._base import Tx, as_text
 from transact.storage.dialect import SetForm
 from transact.storage.errors import Conflict, Misconfigured, Unavailable
 from transact.storage.outage import OutageLog
@@ -47,10 +47,6 @@ _UNFIXABLE = ("unable to open database file", "readonly database", "file is not 
 T = TypeVar("T")
 
 
-def _as_text(rows: list[tuple[Any, ...]]) -> list[tuple[str | None, ...]]:
-    return [tuple(None if v is None else str(v) for v in row) for row in rows]
-
-
 class _SqliteTx:
     __slots__ = ("_conn", "_store")
 
@@ -72,7 +68,7 @@ class _SqliteTx:
         return self._conn.execute(sql, params).rowcount
 
     def texts(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[str | None, ...]]:
-        return _as_text(self.all(sql, params))
+        return as_text(self.all(sql, params))
 
     def many(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
         self._store.count_round_trip()
