@@ -148,6 +148,47 @@ def test_a_paced_collection_rests_between_batches_and_still_deletes_everything(
     assert store.retention_boundary(keep=1) is None
 
 
+def test_each_batch_is_swept_once_inside_a_later_batch_and_the_rest_at_the_end(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Late rows (a write whose existence check ran just before the delete committed) are swept
+    # SWEEP_DELAY batches later inside that batch's transaction; what no later batch took, at the
+    # end. A step written for a deleted workflow after its batch committed is gone afterwards
+    # (Postgres: no keys on the steps; SQLite's keys refuse it, asserted in tests/storage).
+    store.admin_insert_synthetic(count=1_500, id_prefix="old-", names=["n"], statuses=["SUCCESS"], now=50_000)
+    batches: list[list[str]] = []
+    swept_in_batch: list[list[str]] = []
+    swept_at_end: list[list[str]] = []
+    delete, sweep = store.retention_delete, store.retention_sweep
+
+    def spy_delete(**kwargs: Any) -> Any:
+        swept_in_batch.append(list(kwargs["sweep_also"]))
+        done = delete(**kwargs)
+        batches.append(list(done.deleted))
+        return done
+
+    def late_step(_: float) -> None:
+        if len(batches) == 1 and store.sql.owned_deletes:  # type: ignore[attr-defined]
+            store.write(  # type: ignore[attr-defined]
+                lambda tx: tx.run(
+                    "INSERT INTO operation_outputs (workflow_id, function_id, function_name) VALUES (?, 1, 'f')",
+                    (batches[0][0],),
+                )
+            )
+
+    monkeypatch.setattr(store, "retention_delete", spy_delete)
+    monkeypatch.setattr(store, "retention_sweep", lambda ids: (swept_at_end.append(list(ids)), sweep(ids)))
+    monkeypatch.setattr(retention, "_rest", late_step)
+    assert retention.garbage_collect(store, now_ms(), batch=100, pace=0.5) == 1_500
+    assert len(batches) == 16  # 15 full batches and the one that finds nothing
+    delay = retention.SWEEP_DELAY
+    assert swept_in_batch == [[]] * delay + batches[: 16 - delay]
+    assert swept_at_end == [[i for b in batches[16 - delay :] for i in b]]
+    assert sorted(i for b in swept_in_batch + swept_at_end for i in b) == sorted(i for b in batches for i in b)
+    left = store.read(lambda tx: tx.all("SELECT count(*) FROM operation_outputs"))  # type: ignore[attr-defined]
+    assert left[0][0] == 0
+
+
 @pytest.mark.parametrize(
     ("kwargs", "message"), [({"batch": 0}, "batch"), ({"pace": -1}, "pace"), ({"pace": math.nan}, "pace")]
 )

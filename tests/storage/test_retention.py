@@ -160,10 +160,12 @@ def test_ids_with_quotes_commas_braces_and_backslashes_are_collected_with_their_
         assert present == {"keep"}, table
 
 
-def test_the_sweep_removes_rows_written_for_a_workflow_after_its_delete(store: Store) -> None:
+@pytest.mark.parametrize("via", ["retention_sweep", "a later batch"])
+def test_the_sweep_removes_rows_written_for_a_workflow_after_its_delete(store: Store, via: str) -> None:
     # A write whose existence check read the row just before the delete committed lands after it.
     # Postgres has no foreign keys on these tables: such rows are possible, and the sweep after the
-    # commit deletes them. SQLite's foreign keys refuse them outright.
+    # commit deletes them, by itself or inside a later batch's transaction (even one that finds
+    # nothing to delete). SQLite's foreign keys refuse them outright.
     _seed(store, "gone", "SUCCESS", 100)
     batch = store.retention_delete(before=(500, ""), limit=10, sweep=False)
     assert ids(batch) == ["gone"]
@@ -189,7 +191,12 @@ def test_the_sweep_removes_rows_written_for_a_workflow_after_its_delete(store: S
     else:
         with pytest.raises(Conflict):
             store.write(late)  # type: ignore[attr-defined]
-    store.retention_sweep(["gone"])
+    if via == "retention_sweep":
+        store.retention_sweep(["gone"])
+    else:
+        assert store.retention_delete(before=(500, ""), limit=10, sweep=False, sweep_also=["gone"]) == RetentionBatch(
+            [], 0, None
+        )
     assert all(not present for present in _left(store).values())
 
 
@@ -226,4 +233,6 @@ def test_the_sweep_keeps_the_rows_of_a_new_workflow_that_reuses_a_deleted_id(sto
     assert ids(store.retention_delete(before=(500, ""), limit=10, sweep=False)) == ["again"]
     _seed(store, "again", "SUCCESS", 1_000)
     store.retention_sweep(["again"])
+    assert all(present == {"again"} for present in _left(store).values())
+    assert ids(store.retention_delete(before=(500, ""), limit=10, sweep_also=["again"])) == []
     assert all(present == {"again"} for present in _left(store).values())

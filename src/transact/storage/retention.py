@@ -72,6 +72,7 @@ class RetentionSql(DriverBase):
         after: tuple[int, str] | None = None,
         exclusive: bool = False,
         sweep: bool = True,
+        sweep_also: Sequence[str] = (),
     ) -> RetentionBatch | None:
         select, busy_parents, delete = SELECT, busy_parents_sql(self.sql.ids_match), delete_sql(self.sql.ids_match)
         ids = self.sql.ids_param
@@ -92,6 +93,7 @@ class RetentionSql(DriverBase):
                     return None
             if take_turn is not None:
                 tx.run(take_turn, (RETENTION_TURN_KEY,))
+            self._delete_owned(tx, sweep_also, self.sql.owned_sweeps)
             found = [(int(str(r[0])), str(r[1])) for r in tx.texts(select, params)]
             if not found:
                 return RetentionBatch([], 0, None)

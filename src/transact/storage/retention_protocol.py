@@ -35,6 +35,7 @@ class RetentionStore(Protocol):
         after: tuple[int, str] | None = None,
         exclusive: bool = False,
         sweep: bool = True,
+        sweep_also: Sequence[str] = (),
     ) -> RetentionBatch | None:
         """Examine up to ``limit`` workflows that finished (SUCCESS, ERROR, CANCELLED,
         MAX_RECOVERY_ATTEMPTS_EXCEEDED) before the completion position ``before`` (``(epoch ms,
@@ -46,12 +47,15 @@ class RetentionStore(Protocol):
         holds is skipped, never waited for. ``exclusive``: only while no other process collects
         under that flag (Postgres advisory lock; SQLite's write lock serializes anyway); None when
         one does. One short transaction. Round trips: 3-5. ``sweep``: then also sweep the deleted
-        ids' steps once more (``retention_sweep``); False leaves that to the caller, who may sweep
-        many batches at once."""
+        ids' rows once more (``retention_sweep``); False leaves that to the caller. ``sweep_also``:
+        workflows deleted by earlier batches, whose late rows this batch's transaction sweeps (as
+        ``retention_sweep`` does), whether or not it finds anything to delete; not when it returns
+        None."""
         ...
 
     def retention_sweep(self, workflow_ids: Sequence[str]) -> None:
-        """Delete steps of the given (deleted) workflows that a checkpoint fenced just before the
-        delete committed may have written after it. Nothing on SQLite, whose trigger removes them.
-        Round trips: 1 per 1,000 ids."""
+        """Delete rows of the given (deleted) workflows that a write whose existence check ran just
+        before the delete committed may have landed after it (steps, messages, events, streams),
+        keeping those of a new workflow that reuses an id. Nothing on SQLite, whose keys refuse
+        such rows. Round trips: 1 per 1,000 ids."""
         ...
