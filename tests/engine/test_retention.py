@@ -153,17 +153,19 @@ def test_each_batch_is_swept_once_inside_a_later_batch_and_the_rest_at_the_end(
 ) -> None:
     # Late rows (a write whose existence check ran just before the delete committed) are swept
     # SWEEP_DELAY batches later inside that batch's transaction; what no later batch took, at the
-    # end. A step written for a deleted workflow after its batch committed is gone afterwards
-    # (Postgres: no keys on the steps; SQLite's keys refuse it, asserted in tests/storage).
-    store.admin_insert_synthetic(count=1_500, id_prefix="old-", names=["n"], statuses=["SUCCESS"], now=50_000)
+    # end. A step written for a (just finished) deleted workflow after its batch committed is gone
+    # afterwards (Postgres: no keys on the steps; SQLite's keys refuse it, asserted in tests/storage).
+    store.admin_insert_synthetic(count=1_500, id_prefix="new-", names=["n"], statuses=["SUCCESS"], now=now_ms() - 10)
     batches: list[list[str]] = []
     swept_in_batch: list[list[str]] = []
     swept_at_end: list[list[str]] = []
     delete, sweep = store.retention_delete, store.retention_sweep
 
     def spy_delete(**kwargs: Any) -> Any:
+        assert kwargs["sweep_also_steps"] == kwargs["sweep_also"]  # all finished just now: unsettled
         swept_in_batch.append(list(kwargs["sweep_also"]))
         done = delete(**kwargs)
+        assert done is not None
         batches.append(list(done.deleted))
         return done
 
@@ -177,7 +179,12 @@ def test_each_batch_is_swept_once_inside_a_later_batch_and_the_rest_at_the_end(
             )
 
     monkeypatch.setattr(store, "retention_delete", spy_delete)
-    monkeypatch.setattr(store, "retention_sweep", lambda ids: (swept_at_end.append(list(ids)), sweep(ids)))
+
+    def spy_sweep(ids: Any, steps: Any) -> None:
+        swept_at_end.append(list(ids))
+        sweep(ids, steps)
+
+    monkeypatch.setattr(store, "retention_sweep", spy_sweep)
     monkeypatch.setattr(retention, "_rest", late_step)
     assert retention.garbage_collect(store, now_ms(), batch=100, pace=0.5) == 1_500
     assert len(batches) == 16  # 15 full batches and the one that finds nothing
@@ -187,6 +194,29 @@ def test_each_batch_is_swept_once_inside_a_later_batch_and_the_rest_at_the_end(
     assert sorted(i for b in swept_in_batch + swept_at_end for i in b) == sorted(i for b in batches for i in b)
     left = store.read(lambda tx: tx.all("SELECT count(*) FROM operation_outputs"))  # type: ignore[attr-defined]
     assert left[0][0] == 0
+
+
+def test_steps_are_swept_only_for_workflows_that_may_still_take_one(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Finished long before the collection (SETTLE_MS) and not cancelled: no checkpoint can land
+    # for it any more, so its steps are not swept; cancelled or recently finished ones are.
+    old = now_ms() - retention.SETTLE_MS - 60_000
+    store.admin_insert_synthetic(count=300, id_prefix="old-", names=["n"], statuses=["SUCCESS", "CANCELLED"], now=old)
+    store.admin_insert_synthetic(count=100, id_prefix="new-", names=["n"], statuses=["ERROR"], now=now_ms() - 10)
+    steps_swept: list[str] = []
+    all_swept: list[str] = []
+    sweep = store.retention_sweep
+
+    def spy_sweep(ids: Any, steps: Any) -> None:
+        all_swept.extend(ids)
+        steps_swept.extend(steps)
+        sweep(ids, steps)
+
+    monkeypatch.setattr(store, "retention_sweep", spy_sweep)
+    assert retention.garbage_collect(store, now_ms(), batch=1_000, pace=0) == 400
+    cancelled = {f"old-{n}" for n in range(1, 301) if n % 2 == 1}
+    assert len(all_swept) == 400 and set(steps_swept) == cancelled | {f"new-{n}" for n in range(1, 101)}
 
 
 @pytest.mark.parametrize(

@@ -111,7 +111,7 @@ def _queries(store: Store) -> list[tuple[str, str, tuple[Any, ...]]]:
         ("gc boundary", retention._BOUNDARY, (999,)),
         ("gc batch", retention.SELECT, (NOW, NOW, "", 5, 5, "old-5", 1000)),  # type: ignore[attr-defined]
         ("gc busy parents", retention.busy_parents_sql(store.sql.ids_match), (store.sql.ids_param(OLD3),)),  # type: ignore[attr-defined]
-        ("gc delete", retention.delete_sql(store.sql.ids_match), (store.sql.ids_param(OLD3),)),  # type: ignore[attr-defined]
+        ("gc delete", retention.delete_sql(store.sql.ids_match), (store.sql.ids_param(OLD3), 0)),  # type: ignore[attr-defined]
         # What deleting one workflow runs through SQLite's cascades.
         ("gc messages", "DELETE FROM notifications WHERE destination_id = ?", ("old-1",)),
         ("gc events", "DELETE FROM workflow_events WHERE workflow_id = ?", ("old-1",)),

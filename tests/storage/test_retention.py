@@ -134,7 +134,9 @@ def test_exclusive_batches_report_when_another_collector_holds_the_lock(store: S
     store.workflow_insert(wf("w", status="SUCCESS", updated_at=1))
     lock = store.sql.try_lock  # type: ignore[attr-defined]
     if lock is None:  # SQLite: the write lock serializes collectors; nothing to report
-        assert store.retention_delete(before=(10, ""), limit=10, exclusive=True) == RetentionBatch(["w"], 1, (1, "w"))
+        assert store.retention_delete(before=(10, ""), limit=10, exclusive=True) == RetentionBatch(
+            ["w"], 1, (1, "w"), ["w"]
+        )
         return
     import psycopg
 
@@ -144,7 +146,7 @@ def test_exclusive_batches_report_when_another_collector_holds_the_lock(store: S
         other.execute("SELECT pg_advisory_lock(%s)", (RETENTION_LOCK_KEY,))
         assert store.retention_delete(before=(10, ""), limit=10, exclusive=True) is None
         assert store.retention_delete(before=(10, ""), limit=10) == RetentionBatch(
-            ["w"], 1, (1, "w")
+            ["w"], 1, (1, "w"), ["w"]
         )  # explicit calls never wait
 
 
@@ -224,7 +226,7 @@ def test_a_collection_waits_its_turn_behind_another_collectors_batch(store: Stor
     release.set()
     holder.join(10)
     collector.join(10)
-    assert result == [RetentionBatch(["w"], 1, (1, "w"))]
+    assert result == [RetentionBatch(["w"], 1, (1, "w"), ["w"])]
 
 
 def test_the_sweep_keeps_the_rows_of_a_new_workflow_that_reuses_a_deleted_id(store: Store) -> None:
@@ -236,3 +238,46 @@ def test_the_sweep_keeps_the_rows_of_a_new_workflow_that_reuses_a_deleted_id(sto
     assert all(present == {"again"} for present in _left(store).values())
     assert ids(store.retention_delete(before=(500, ""), limit=10, sweep_also=["again"])) == []
     assert all(present == {"again"} for present in _left(store).values())
+
+
+def test_a_batch_reports_which_deleted_workflows_may_still_take_a_step(store: Store) -> None:
+    # A checkpoint's fence needs the workflow PENDING (or CANCELLED, for a cancelled run's last
+    # step): one that finished before ``settled_before`` and was not cancelled takes no late step.
+    for wid, status, at in (("old", "SUCCESS", 10), ("old-err", "ERROR", 11), ("old-cancel", "CANCELLED", 12)):
+        store.workflow_insert(wf(wid, status=status, updated_at=at))
+    store.workflow_insert(wf("recent", status="SUCCESS", updated_at=200))
+    batch = store.retention_delete(before=(500, ""), limit=10, settled_before=100)
+    assert batch is not None and sorted(batch.deleted) == ["old", "old-cancel", "old-err", "recent"]
+    assert sorted(batch.unsettled) == ["old-cancel", "recent"]
+    store.workflow_insert(wf("next", status="SUCCESS", updated_at=10))
+    batch = store.retention_delete(before=(500, ""), limit=10)  # no bound given: all of them
+    assert batch is not None and batch.unsettled == ["next"]
+
+
+def test_a_sweep_may_take_the_steps_of_only_some_of_its_workflows(store: Store) -> None:
+    # The steps list is narrowed; messages, events and streams are swept for every id.
+    for wid in ("a", "b"):
+        _seed(store, wid, "SUCCESS", 100)
+    assert ids(store.retention_delete(before=(500, ""), limit=10, sweep=False)) == ["a", "b"]
+    if not store.sql.owned_deletes:  # type: ignore[attr-defined]
+        return  # SQLite: the keys refuse rows of a workflow that does not exist (asserted above)
+
+    def late(tx: Any, function_id: int) -> None:
+        for wid in ("a", "b"):
+            tx.run(
+                "INSERT INTO operation_outputs (workflow_id, function_id, function_name) VALUES (?, ?, 'f')",
+                (wid, function_id),
+            )
+            tx.run(
+                "INSERT INTO notifications (destination_id, topic, message, created_at) VALUES (?, 't', ?, 1)",
+                (wid, b"m"),
+            )
+
+    store.write(lambda tx: late(tx, 1))  # type: ignore[attr-defined]
+    store.retention_sweep(["a", "b"], steps_of=["a"])
+    left = _left(store)
+    assert left["operation_outputs"] == {"b"} and not left["notifications"]
+    store.write(lambda tx: late(tx, 2))  # type: ignore[attr-defined]
+    store.retention_delete(before=(500, ""), limit=10, sweep_also=["a", "b"], sweep_also_steps=["b"])
+    left = _left(store)
+    assert left["operation_outputs"] == {"a"} and not left["notifications"]

@@ -133,20 +133,30 @@ class DriverBase(ABC):
             return self.read(fn)
         return self._retrying(lambda: self._in(self._writer(), fn))
 
-    def _delete_owned(self, tx: Tx, workflow_ids: Sequence[str], statements: Sequence[str] | None = None) -> None:
+    def _delete_owned(
+        self,
+        tx: Tx,
+        workflow_ids: Sequence[str],
+        statements: Sequence[str] | None = None,
+        *,
+        steps_of: Sequence[str] | None = None,
+    ) -> None:
         """Inside the unit that deleted the listed workflows' rows, after that delete: delete what
-        they own where no cascade does (``statements``: the dialect's ``owned_deletes`` unless given)."""
+        they own where no cascade does (``statements``: the dialect's ``owned_deletes`` unless
+        given). ``steps_of``: for the steps table, these ids instead (a statement's last
+        placeholder is the steps table's list)."""
         if workflow_ids:
             param = self.sql.ids_param(workflow_ids)
+            steps = param if steps_of is None else self.sql.ids_param(steps_of)
             for statement in self.sql.owned_deletes if statements is None else statements:
-                tx.run(statement, (param,) * statement.count("?"))
+                tx.run(statement, (param,) * (statement.count("?") - 1) + (steps,))
 
-    def _sweep_owned(self, workflow_ids: Sequence[str]) -> None:
+    def _sweep_owned(self, workflow_ids: Sequence[str], steps_of: Sequence[str] | None = None) -> None:
         """After the delete committed, the rows of the listed workflows that still have no
         workflow: a write whose existence check read a row just before its delete committed may
-        land after it."""
+        land after it. ``steps_of``: sweep the steps of only these (a subset)."""
         if self.sql.owned_sweeps and workflow_ids:
-            self.write(lambda tx: self._delete_owned(tx, workflow_ids, self.sql.owned_sweeps))
+            self.write(lambda tx: self._delete_owned(tx, workflow_ids, self.sql.owned_sweeps, steps_of=steps_of))
 
     def write_grouped(self, sql: str, params: Params, set_form: SetForm | None) -> int:
         """One self-contained single-row write statement (safe to retry: conflict-ignoring or

@@ -95,7 +95,8 @@ class DialectSql:
     # may land after it). Empty: the database's cascades and triggers delete them with the row.
     owned_deletes: tuple[str, ...]
     # The same after the commit, taking only rows whose workflow does not exist (by then the id may
-    # belong to a new workflow). Empty exactly when ``owned_deletes`` is.
+    # belong to a new workflow). Empty exactly when ``owned_deletes`` is. In both, every placeholder
+    # takes the ids (``ids_param``) and the last one is the steps table's, which a sweep may narrow.
     owned_sweeps: tuple[str, ...]
     # One row, true when this transaction took the given advisory lock (parameter: a bigint key),
     # false when another holds it. None: the write transaction itself serializes (SQLite).

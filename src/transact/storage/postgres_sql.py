@@ -119,7 +119,8 @@ STEPS = StepStatements(
 # trigger query per deleted workflow and table, a third of a bulk delete's server time, and its
 # check locks the workflow row on every insert. Existence is checked where the rows are written
 # (the checkpoint's fence, send's EXISTS); a delete names each table, set-wise, in one statement
-# (one round trip), after the workflow rows (steps first could deadlock with a message take).
+# (one round trip), after the workflow rows (steps first could deadlock with a message take). The
+# steps table comes last: its list is the last placeholder, which a sweep may narrow.
 def _owned_delete(orphans_only: bool) -> str:
     def rows_of(table: str, column: str) -> str:
         guard = (

@@ -53,10 +53,14 @@ def busy_parents_sql(ids_match: str) -> str:
 
 
 def delete_sql(ids_match: str) -> str:
-    """Delete the listed workflows (one parameter: the dialect's ``ids_param``), each still
+    """Delete the listed workflows (first parameter: the dialect's ``ids_param``), each still
     finished (primary-key probes: a join with the selection could become a hash join over the
-    whole table)."""
-    return f"DELETE FROM workflow_status WHERE workflow_id{ids_match} AND {_FINISHED} RETURNING workflow_id"
+    whole table); returns each id with 1 when a step may still land for it (CANCELLED, or finished
+    at or after the second parameter, epoch ms), else 0."""
+    return (
+        f"DELETE FROM workflow_status WHERE workflow_id{ids_match} AND {_FINISHED} "
+        "RETURNING workflow_id, CASE WHEN status = 'CANCELLED' OR updated_at >= ? THEN 1 ELSE 0 END"
+    )
 
 
 class RetentionSql(DriverBase):
@@ -73,6 +77,8 @@ class RetentionSql(DriverBase):
         exclusive: bool = False,
         sweep: bool = True,
         sweep_also: Sequence[str] = (),
+        sweep_also_steps: Sequence[str] | None = None,
+        settled_before: int | None = None,
     ) -> RetentionBatch | None:
         select, busy_parents, delete = SELECT, busy_parents_sql(self.sql.ids_match), delete_sql(self.sql.ids_match)
         ids = self.sql.ids_param
@@ -83,6 +89,7 @@ class RetentionSql(DriverBase):
         relaxed = self.sql.relaxed_commit
         start = after if after is not None else (-1, "")  # (-1, ""): before every completion
         params = (before[0], before[0], before[1], start[0], start[0], start[1], limit)
+        unsettled_from = settled_before if settled_before is not None else -(1 << 62)
 
         def unit(tx: Tx) -> RetentionBatch | None:
             if relaxed is not None:
@@ -93,25 +100,28 @@ class RetentionSql(DriverBase):
                     return None
             if take_turn is not None:
                 tx.run(take_turn, (RETENTION_TURN_KEY,))
-            self._delete_owned(tx, sweep_also, self.sql.owned_sweeps)
+            self._delete_owned(tx, sweep_also, self.sql.owned_sweeps, steps_of=sweep_also_steps)
             found = [(int(str(r[0])), str(r[1])) for r in tx.texts(select, params)]
             if not found:
                 return RetentionBatch([], 0, None)
             found_ids = [i for _, i in found]
             busy = {str(r[0]) for r in tx.texts(busy_parents, (ids(found_ids),))}
             todo = [i for i in found_ids if i not in busy] if busy else found_ids
-            deleted = [str(r[0]) for r in tx.texts(delete, (ids(todo),))] if todo else []
+            rows = tx.texts(delete, (ids(todo), unsettled_from)) if todo else []
+            deleted = [str(r[0]) for r in rows]
             self._delete_owned(tx, deleted)
-            return RetentionBatch(deleted, len(found), found[-1])
+            return RetentionBatch(deleted, len(found), found[-1], [str(r[0]) for r in rows if r[1] == "1"])
 
         batch = self.write(unit)
         if sweep and batch is not None:
-            self.retention_sweep(batch.deleted)
+            self.retention_sweep(batch.deleted, batch.unsettled)
         return batch
 
-    def retention_sweep(self, workflow_ids: Sequence[str]) -> None:
+    def retention_sweep(self, workflow_ids: Sequence[str], steps_of: Sequence[str] | None = None) -> None:
         # A checkpoint or message whose existence check read a row just before its delete
         # committed (a workflow being resumed as it was deleted) may land after it.
         ids = list(workflow_ids)
+        narrowed = None if steps_of is None else set(steps_of)
         for start in range(0, len(ids), _SWEEP_CHUNK):
-            self._sweep_owned(ids[start : start + _SWEEP_CHUNK])
+            chunk = ids[start : start + _SWEEP_CHUNK]
+            self._sweep_owned(chunk, None if narrowed is None else [i for i in chunk if i in narrowed])

@@ -15,6 +15,9 @@ class RetentionBatch(NamedTuple):
     deleted: list[str]  # the workflows deleted
     examined: int  # candidates read: deleted, or kept (a child still runs; changed meanwhile)
     last: tuple[int, str] | None  # the last candidate's position: the next batch starts after it
+    # Of ``deleted``, those a step may still land for after the delete (CANCELLED, or finished at
+    # or after ``settled_before``): their steps need the sweep; the others' need none.
+    unsettled: list[str] = []  # a NamedTuple default, never mutated
 
 
 class RetentionStore(Protocol):
@@ -36,6 +39,8 @@ class RetentionStore(Protocol):
         exclusive: bool = False,
         sweep: bool = True,
         sweep_also: Sequence[str] = (),
+        sweep_also_steps: Sequence[str] | None = None,
+        settled_before: int | None = None,
     ) -> RetentionBatch | None:
         """Examine up to ``limit`` workflows that finished (SUCCESS, ERROR, CANCELLED,
         MAX_RECOVERY_ATTEMPTS_EXCEEDED) before the completion position ``before`` (``(epoch ms,
@@ -50,12 +55,16 @@ class RetentionStore(Protocol):
         ids' rows once more (``retention_sweep``); False leaves that to the caller. ``sweep_also``:
         workflows deleted by earlier batches, whose late rows this batch's transaction sweeps (as
         ``retention_sweep`` does), whether or not it finds anything to delete; not when it returns
-        None."""
+        None; ``sweep_also_steps``: of those, the ones whose steps to sweep (None: all).
+        ``settled_before`` (epoch ms): a workflow that finished before it and is not CANCELLED
+        takes no late step (a checkpoint's fence needs it PENDING, or CANCELLED for a cancelled
+        run's last step, so only a statement that began before it finished could still land one):
+        the batch reports it settled (not in ``unsettled``). None: every deleted one is unsettled."""
         ...
 
-    def retention_sweep(self, workflow_ids: Sequence[str]) -> None:
+    def retention_sweep(self, workflow_ids: Sequence[str], steps_of: Sequence[str] | None = None) -> None:
         """Delete rows of the given (deleted) workflows that a write whose existence check ran just
         before the delete committed may have landed after it (steps, messages, events, streams),
-        keeping those of a new workflow that reuses an id. Nothing on SQLite, whose keys refuse
-        such rows. Round trips: 1 per 1,000 ids."""
+        keeping those of a new workflow that reuses an id; steps only of ``steps_of`` when given (a
+        subset). Nothing on SQLite, whose keys refuse such rows. Round trips: 1 per 1,000 ids."""
         ...
