@@ -454,6 +454,7 @@ def report(dialect: str, r: dict[str, Any]) -> str:
 
 
 def main() -> int:
+    global GC_BATCH, GC_PACE, HISTORY_AGE_S
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--db", choices=["both", "sqlite", "postgres"], default="both")
@@ -463,7 +464,6 @@ def main() -> int:
     parser.add_argument("--gc-pace", type=float, default=retention.PACE, help="GC rest per batch / batch time")
     parser.add_argument("--history-age", type=int, default=HISTORY_AGE_S, help="seconds since the history ended")
     args = parser.parse_args()
-    global GC_BATCH, GC_PACE, HISTORY_AGE_S
     GC_BATCH, GC_PACE, HISTORY_AGE_S = args.gc_batch, args.gc_pace, args.history_age
     import logging
 

@@ -101,6 +101,8 @@ class DialectSql:
     # One row, true when this transaction took the given advisory lock (parameter: a bigint key),
     # false when another holds it. None: the write transaction itself serializes (SQLite).
     try_lock: str | None = None
-    # Starts a transaction whose commit need not wait for its log to reach disk (losing it in a
-    # crash only means redoing it: retention's deletes). None: no such setting.
-    relaxed_commit: str | None = None
+    # The first statement of a collector's transaction: its commit need not wait for its log to
+    # reach disk (losing it in a crash only means redoing it), and its prepared statements keep
+    # one generic plan (with an id list as parameter the server otherwise re-plans many calls, each
+    # list changing the estimate; planning cost more than running the sweep). None: no settings.
+    collector_setup: str | None = None

@@ -182,7 +182,9 @@ SQL = DialectSql(
         "FROM (SELECT MAX({column}) AS m FROM {table}) AS s WHERE m IS NOT NULL"
     ),
     try_lock="SELECT pg_try_advisory_xact_lock(?)",
-    relaxed_commit="SET LOCAL synchronous_commit = off",
+    collector_setup=(
+        "SELECT set_config('synchronous_commit', 'off', true), set_config('plan_cache_mode', 'force_generic_plan', true)"
+    ),
     ids_match=" = ANY(?::text[])",
     ids_param=text_array,
     owned_deletes=OWNED_DELETES,

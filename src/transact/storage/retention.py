@@ -86,14 +86,14 @@ class RetentionSql(DriverBase):
         # delete itself re-checks that each is still finished); an exclusive one first gives way
         # to any other process that holds the fleet's collector lock.
         try_lock, take_turn = self.sql.try_lock if exclusive else None, self.sql.claim_lock
-        relaxed = self.sql.relaxed_commit
+        setup = self.sql.collector_setup
         start = after if after is not None else (-1, "")  # (-1, ""): before every completion
         params = (before[0], before[0], before[1], start[0], start[0], start[1], limit)
         unsettled_from = settled_before if settled_before is not None else -(1 << 62)
 
         def unit(tx: Tx) -> RetentionBatch | None:
-            if relaxed is not None:
-                tx.run(relaxed, ())
+            if setup is not None:
+                tx.run(setup, ())
             if try_lock is not None:
                 held = tx.one(try_lock, (RETENTION_LOCK_KEY,))
                 if held is None or not held[0]:
