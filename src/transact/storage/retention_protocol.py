@@ -48,11 +48,12 @@ class RetentionStore(Protocol):
         (where the previous batch ended: no batch walks over what earlier ones removed), oldest
         first, and delete them with their steps, the messages sent to them (read or not), events,
         streams and attributes. Never a workflow with an unfinished child, never PENDING, ENQUEUED
-        or DELAYED work. Concurrent collectors delete disjoint rows: a row another transaction
-        holds is skipped, never waited for. ``exclusive``: only while no other process collects
-        under that flag (Postgres advisory lock; SQLite's write lock serializes anyway); None when
-        one does. One short transaction. Round trips: 3-5. ``sweep``: then also sweep the deleted
-        ids' rows once more (``retention_sweep``); False leaves that to the caller. ``sweep_also``:
+        or DELAYED work. Collectors take turns a batch at a time (an advisory lock on Postgres,
+        SQLite's write lock), so concurrent ones delete each row once. ``exclusive``: only while no
+        other process collects under that flag (Postgres advisory lock; SQLite's write lock
+        serializes anyway); None when one does. One short transaction. Round trips: 7-8.
+        ``sweep``: then also sweep the deleted ids' rows once more (``retention_sweep``); False
+        leaves that to the caller. ``sweep_also``:
         workflows deleted by earlier batches, whose late rows this batch's transaction sweeps (as
         ``retention_sweep`` does), whether or not it finds anything to delete; not when it returns
         None; ``sweep_also_steps``: of those, the ones whose steps to sweep (None: all).
