@@ -169,7 +169,7 @@ def test_the_sweep_removes_rows_written_for_a_workflow_after_its_delete(store: S
     # commit deletes them, by itself or inside a later batch's transaction (even one that finds
     # nothing to delete). SQLite's foreign keys refuse them outright.
     _seed(store, "gone", "SUCCESS", 100)
-    batch = store.retention_delete(before=(500, ""), limit=10, sweep=False)
+    batch = store.retention_delete(before=(500, ""), limit=10)
     assert ids(batch) == ["gone"]
 
     def late(tx: Any) -> None:
@@ -196,9 +196,7 @@ def test_the_sweep_removes_rows_written_for_a_workflow_after_its_delete(store: S
     if via == "retention_sweep":
         store.retention_sweep(["gone"])
     else:
-        assert store.retention_delete(before=(500, ""), limit=10, sweep=False, sweep_also=["gone"]) == RetentionBatch(
-            [], 0, None
-        )
+        assert store.retention_delete(before=(500, ""), limit=10, sweep_also=["gone"]) == RetentionBatch([], 0, None)
     assert all(not present for present in _left(store).values())
 
 
@@ -232,7 +230,7 @@ def test_a_collection_waits_its_turn_behind_another_collectors_batch(store: Stor
 def test_the_sweep_keeps_the_rows_of_a_new_workflow_that_reuses_a_deleted_id(store: Store) -> None:
     # Once deleted, an id is free: a workflow started with it before the sweep keeps its rows.
     _seed(store, "again", "SUCCESS", 100)
-    assert ids(store.retention_delete(before=(500, ""), limit=10, sweep=False)) == ["again"]
+    assert ids(store.retention_delete(before=(500, ""), limit=10)) == ["again"]
     _seed(store, "again", "SUCCESS", 1_000)
     store.retention_sweep(["again"])
     assert all(present == {"again"} for present in _left(store).values())
@@ -258,7 +256,7 @@ def test_a_sweep_may_take_the_steps_of_only_some_of_its_workflows(store: Store) 
     # The steps list is narrowed; messages, events and streams are swept for every id.
     for wid in ("a", "b"):
         _seed(store, wid, "SUCCESS", 100)
-    assert ids(store.retention_delete(before=(500, ""), limit=10, sweep=False)) == ["a", "b"]
+    assert ids(store.retention_delete(before=(500, ""), limit=10)) == ["a", "b"]
     if not store.sql.owned_deletes:  # type: ignore[attr-defined]
         return  # SQLite: the keys refuse rows of a workflow that does not exist (asserted above)
 

@@ -100,7 +100,6 @@ def garbage_collect(
                 limit=batch,
                 after=after,
                 exclusive=exclusive,
-                sweep=False,
                 sweep_also=due,
                 sweep_also_steps=due_steps,
                 settled_before=settled_before,

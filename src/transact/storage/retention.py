@@ -75,7 +75,6 @@ class RetentionSql(DriverBase):
         limit: int,
         after: tuple[int, str] | None = None,
         exclusive: bool = False,
-        sweep: bool = True,
         sweep_also: Sequence[str] = (),
         sweep_also_steps: Sequence[str] | None = None,
         settled_before: int | None = None,
@@ -112,10 +111,7 @@ class RetentionSql(DriverBase):
             self._delete_owned(tx, deleted)
             return RetentionBatch(deleted, len(found), found[-1], [str(r[0]) for r in rows if r[1] == "1"])
 
-        batch = self.write(unit)
-        if sweep and batch is not None:
-            self.retention_sweep(batch.deleted, batch.unsettled)
-        return batch
+        return self.write(unit)
 
     def retention_sweep(self, workflow_ids: Sequence[str], steps_of: Sequence[str] | None = None) -> None:
         # A checkpoint or message whose existence check read a row just before its delete

@@ -37,7 +37,6 @@ class RetentionStore(Protocol):
         limit: int,
         after: tuple[int, str] | None = None,
         exclusive: bool = False,
-        sweep: bool = True,
         sweep_also: Sequence[str] = (),
         sweep_also_steps: Sequence[str] | None = None,
         settled_before: int | None = None,
@@ -51,9 +50,9 @@ class RetentionStore(Protocol):
         or DELAYED work. Collectors take turns a batch at a time (an advisory lock on Postgres,
         SQLite's write lock), so concurrent ones delete each row once. ``exclusive``: only while no
         other process collects under that flag (Postgres advisory lock; SQLite's write lock
-        serializes anyway); None when one does. One short transaction. Round trips: 7-8.
-        ``sweep``: then also sweep the deleted ids' rows once more (``retention_sweep``); False
-        leaves that to the caller. ``sweep_also``:
+        serializes anyway); None when one does. One short transaction. Round trips: 7-8. Its own
+        deleted ids' late rows are the caller's to sweep, in a later batch or by
+        ``retention_sweep``. ``sweep_also``:
         workflows deleted by earlier batches, whose late rows this batch's transaction sweeps (as
         ``retention_sweep`` does), whether or not it finds anything to delete; not when it returns
         None; ``sweep_also_steps``: of those, the ones whose steps to sweep (None: all).
