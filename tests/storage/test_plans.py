@@ -16,7 +16,7 @@ import pytest
 from psycopg import sql as pgsql
 
 from tests.storage.builders import step, wf
-from transact.storage import Store, comms, open_store, retention, workflows
+from transact.storage import Store, comms, open_store, retention_sql, workflows
 from transact.storage.fence import fenced_step_params
 from transact.storage.queues import claim_sql
 from transact.storage.rows import WORKFLOW_COLUMNS, ListQuery
@@ -25,6 +25,7 @@ HISTORY = 20_000
 NOW = 10_000_000
 TABLES = ("workflow_status", "operation_outputs", "notifications", "workflow_events", "streams")
 OLD3 = ["old-1", "old-2", "old-3"]
+GC_SELECT = (NOW, NOW, "", 5, 5, "old-5", 1000)  # retention_sql.SELECT's parameters
 
 
 @pytest.fixture(scope="module", params=["sqlite", "postgres"])
@@ -108,10 +109,10 @@ def _queries(store: Store) -> list[tuple[str, str, tuple[Any, ...]]]:
         ("owned recovery scan", pending.replace(" ORDER BY", f"{workflows.OWNED} ORDER BY"), ("me", "app")),
         ("adoption scan", orphaned, ("me", "job", "app", 100)),
         ("listing newest", listing, tuple(listing_params)),
-        ("gc boundary", retention._BOUNDARY, (999,)),
-        ("gc batch", retention.SELECT, (NOW, NOW, "", 5, 5, "old-5", 1000)),  # type: ignore[attr-defined]
-        ("gc busy parents", retention.busy_parents_sql(store.sql.ids_match), (store.sql.ids_param(OLD3),)),  # type: ignore[attr-defined]
-        ("gc delete", retention.delete_sql(store.sql.ids_match), (store.sql.ids_param(OLD3), 0)),  # type: ignore[attr-defined]
+        ("gc boundary", retention_sql.BOUNDARY, (999,)),
+        ("gc batch", retention_sql.SELECT, GC_SELECT),
+        ("gc busy parents", retention_sql.busy_parents_sql(store.sql.ids_match), (store.sql.ids_param(OLD3),)),  # type: ignore[attr-defined]
+        ("gc delete", retention_sql.delete_sql(store.sql.ids_match), (store.sql.ids_param(OLD3), 0)),  # type: ignore[attr-defined]
         # What deleting one workflow runs through SQLite's cascades.
         ("gc messages", "DELETE FROM notifications WHERE destination_id = ?", ("old-1",)),
         ("gc events", "DELETE FROM workflow_events WHERE workflow_id = ?", ("old-1",)),
@@ -124,6 +125,10 @@ def _queries(store: Store) -> list[tuple[str, str, tuple[Any, ...]]]:
         queries.append((f"{name} (group commit)", form.sql, (json.dumps([]),)))
     for statement in (*store.sql.owned_deletes, *store.sql.owned_sweeps):  # type: ignore[attr-defined]
         queries.append(("gc owned rows", statement, (store.sql.ids_param(OLD3),) * statement.count("?")))  # type: ignore[attr-defined]
+    batch = store.sql.retention_batch  # type: ignore[attr-defined]
+    if batch is not None:  # the whole batch in one statement: sweeps of an earlier batch's ids, then the batch
+        sweeps = (store.sql.ids_param(OLD3),) * (batch.count("?") - len(GC_SELECT) - 1)  # type: ignore[attr-defined]
+        queries.append(("gc batch, one statement", batch, (*sweeps, *GC_SELECT, 0)))
     if not store.sql.owned_deletes:  # type: ignore[attr-defined]
         queries.append(
             ("gc steps", "DELETE FROM operation_outputs WHERE step_key >= ? AND step_key < ?", (1 << 28, 2 << 28))

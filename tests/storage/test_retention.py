@@ -279,3 +279,29 @@ def test_a_sweep_may_take_the_steps_of_only_some_of_its_workflows(store: Store) 
     store.retention_delete(before=(500, ""), limit=10, sweep_also=["a", "b"], sweep_also_steps=["b"])
     left = _left(store)
     assert left["operation_outputs"] == {"a"} and not left["notifications"]
+
+
+def test_a_batch_is_one_statement_where_the_dialect_folds_it(store: Store) -> None:
+    # Postgres: BEGIN, the collector's setup (with the turn), the batch, COMMIT; the same rows go
+    # as statement by statement (SQLite), an earlier batch's late rows swept in the same statement.
+    for wid in ("a", "b", "c"):
+        _seed(store, wid, "SUCCESS", 100)
+    store.workflow_insert(wf("kept", status="SUCCESS", updated_at=900))
+    first = store.retention_delete(before=(500, ""), limit=2)
+    assert first is not None and sorted(first.deleted) == ["a", "b"] and first.last == (100, "b")
+    if store.sql.owned_deletes:  # type: ignore[attr-defined]
+        store.write(  # type: ignore[attr-defined]
+            lambda tx: tx.run(
+                "INSERT INTO streams (workflow_id, key, seq, value, closed) VALUES ('a', 'late', 0, ?, ?)",
+                (b"v", False),
+            )
+        )
+    before = store.round_trips  # type: ignore[attr-defined]
+    second = store.retention_delete(before=(500, ""), limit=2, after=first.last, sweep_also=first.deleted)
+    trips = store.round_trips - before  # type: ignore[attr-defined]
+    assert second is not None and second.deleted == ["c"] and second.examined == 1 and second.last == (100, "c")
+    left = _left(store)
+    assert left["workflow_status"] == {"kept"}
+    assert all(not left[table] for table in PER_WORKFLOW), left
+    if store.sql.retention_batch is not None:  # type: ignore[attr-defined]
+        assert trips == 4

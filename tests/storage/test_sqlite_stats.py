@@ -18,7 +18,7 @@ import pytest
 
 from tests.storage.builders import queued, step, wf
 from tests.storage.test_plans import _SQLITE_SCAN, _queries
-from transact.storage import Store, open_store, queues, retention, sqlite_stats
+from transact.storage import Store, open_store, queues, retention_sql, sqlite_stats
 from transact.storage.queues import claim_sql, partitions_claim_sql
 from transact.storage.rows import WORKFLOW_COLUMNS
 
@@ -111,7 +111,7 @@ _EXPECTED: list[tuple[str, str, tuple[Any, ...], list[str]]] = [
         ("me",),
         ["ws_executor_pending_idx"],
     ),
-    ("gc boundary", retention._BOUNDARY, (999,), ["ws_finished_idx"]),
+    ("gc boundary", retention_sql.BOUNDARY, (999,), ["ws_finished_idx"]),
 ]
 
 

@@ -101,8 +101,17 @@ class DialectSql:
     # One row, true when this transaction took the given advisory lock (parameter: a bigint key),
     # false when another holds it. None: the write transaction itself serializes (SQLite).
     try_lock: str | None = None
-    # The first statement of a collector's transaction: its commit need not wait for its log to
-    # reach disk (losing it in a crash only means redoing it), and its prepared statements keep
-    # one generic plan (with an id list as parameter the server otherwise re-plans many calls, each
-    # list changing the estimate; planning cost more than running the sweep). None: no settings.
+    # The first statement of a collector's transaction (after the fleet lock's try, if any): its
+    # commit need not wait for its log to reach disk (losing it in a crash only means redoing it),
+    # its prepared statements keep one generic plan (with an id list as parameter the server
+    # otherwise re-plans many calls, each list changing the estimate; planning cost more than
+    # running them), and it takes the collectors' turn (parameter: the turn's lock key; so given
+    # exactly when ``claim_lock`` is). None: no settings.
     collector_setup: str | None = None
+    # A collection's whole batch in one statement (one round trip where the statements of
+    # retention.py take five). Parameters: an earlier batch's ids to sweep for each table
+    # ``owned_sweeps`` names, in its order (the last, the steps table's, may be narrowed); the
+    # seven of ``retention_sql.SELECT``; the settle bound of ``retention_sql.UNSETTLED``. Rows:
+    # each candidate in completion order (updated_at, workflow_id) and, when deleted, its UNSETTLED
+    # flag (else NULL). None: the batch runs statement by statement.
+    retention_batch: str | None = None

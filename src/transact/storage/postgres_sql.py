@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from transact.storage import retention_sql
 from transact.storage.dialect import DialectSql, SetForm, StepStatements
 from transact.storage.rows import STEP_COLUMNS, WORKFLOW_COLUMN_COUNT, WORKFLOW_COLUMNS
 
@@ -121,26 +122,56 @@ STEPS = StepStatements(
 # (the checkpoint's fence, send's EXISTS); a delete names each table, set-wise, in one statement
 # (one round trip), after the workflow rows (steps first could deadlock with a message take). The
 # steps table comes last: its list is the last placeholder, which a sweep may narrow.
-def _owned_delete(orphans_only: bool) -> str:
-    def rows_of(table: str, column: str) -> str:
-        guard = (
-            f" AND NOT EXISTS (SELECT 1 FROM workflow_status w WHERE w.workflow_id = {table}.{column})"
-            if orphans_only
-            else ""
-        )
-        return f"DELETE FROM {table} WHERE {column} = ANY(?::text[]){guard}"
+_OWNED = (  # (table, its workflow id column); the steps table last
+    ("notifications", "destination_id"),
+    ("workflow_events", "workflow_id"),
+    ("streams", "workflow_id"),
+    ("operation_outputs", "workflow_id"),
+)
 
-    return (
-        f"WITH n AS ({rows_of('notifications', 'destination_id')}), "
-        f"e AS ({rows_of('workflow_events', 'workflow_id')}), "
-        f"s AS ({rows_of('streams', 'workflow_id')}) {rows_of('operation_outputs', 'workflow_id')}"
-    )
+
+def _rows_of(table: str, column: str, ids: str, *, orphans_only: bool) -> str:
+    guard = f" AND NOT EXISTS (SELECT 1 FROM workflow_status w WHERE w.workflow_id = {table}.{column})"
+    return f"DELETE FROM {table} WHERE {column} = ANY({ids}){guard if orphans_only else ''}"
+
+
+def _owned_delete(orphans_only: bool) -> str:
+    *others, steps = (_rows_of(t, c, "?::text[]", orphans_only=orphans_only) for t, c in _OWNED)
+    return "WITH " + ", ".join(f"o{n} AS ({d})" for n, d in enumerate(others)) + f" {steps}"
 
 
 OWNED_DELETES = (_owned_delete(orphans_only=False),)
 # After the commit, an id may already belong to a new workflow (ids are reusable once deleted):
 # the sweep takes only rows whose workflow does not exist.
 OWNED_SWEEPS = (_owned_delete(orphans_only=True),)
+
+
+def _retention_batch() -> str:
+    """A garbage collection's batch as one statement: sweep an earlier batch's late rows, pick
+    the candidates, delete those still finished and without a running child, then what they own.
+    Each id list reaches the next statement as an array (``ANY(ARRAY(...))``: index probes
+    whatever the planner guesses of its length) in the collation of the column it meets
+    (workflow_status.workflow_id is "C", the others the database's: a mismatch loses the index).
+    Each owned delete reads the workflow delete's result, so the workflow rows go first (steps
+    first could deadlock with a message take)."""
+    finished = retention_sql.FINISHED_STATUSES
+    sweeps = [f"s{n} AS ({_rows_of(t, c, '?::text[]', orphans_only=True)})" for n, (t, c) in enumerate(_OWNED)]
+    busy = (
+        'ARRAY(SELECT c.parent_workflow_id COLLATE "C" FROM workflow_status c WHERE c.parent_workflow_id '
+        f'= ANY(ARRAY(SELECT workflow_id COLLATE "default" FROM found)) AND c.status NOT IN {finished})'
+    )
+    gone = (
+        "gone AS (DELETE FROM workflow_status AS w WHERE w.workflow_id = ANY(ARRAY(SELECT workflow_id FROM found)) "
+        f"AND w.status IN {finished} AND w.workflow_id <> ALL({busy}) "
+        f"RETURNING w.workflow_id, {retention_sql.UNSETTLED} AS unsettled)"
+    )
+    gone_ids = 'ARRAY(SELECT workflow_id COLLATE "default" FROM gone)'
+    owned = [f"d{n} AS ({_rows_of(t, c, gone_ids, orphans_only=False)})" for n, (t, c) in enumerate(_OWNED)]
+    return (
+        "WITH " + ", ".join([*sweeps, f"found AS MATERIALIZED ({retention_sql.SELECT})", gone, *owned]) + " "
+        "SELECT f.updated_at, f.workflow_id, g.unsettled FROM found f LEFT JOIN gone g ON g.workflow_id = f.workflow_id "
+        "ORDER BY f.updated_at, f.workflow_id"
+    )
 
 
 def text_array(values: Sequence[str]) -> str:
@@ -183,8 +214,10 @@ SQL = DialectSql(
     ),
     try_lock="SELECT pg_try_advisory_xact_lock(?)",
     collector_setup=(
-        "SELECT set_config('synchronous_commit', 'off', true), set_config('plan_cache_mode', 'force_generic_plan', true)"
+        "SELECT set_config('synchronous_commit', 'off', true), set_config('plan_cache_mode', 'force_generic_plan', true), "
+        "pg_advisory_xact_lock(?)"
     ),
+    retention_batch=_retention_batch(),
     ids_match=" = ANY(?::text[])",
     ids_param=text_array,
     owned_deletes=OWNED_DELETES,
