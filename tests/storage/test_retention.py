@@ -132,8 +132,8 @@ def test_boundary_of_the_newest_n(store: Store) -> None:
 
 def test_exclusive_batches_report_when_another_collector_holds_the_lock(store: Store) -> None:
     store.workflow_insert(wf("w", status="SUCCESS", updated_at=1))
-    lock = store.sql.try_lock  # type: ignore[attr-defined]
-    if lock is None:  # SQLite: the write lock serializes collectors; nothing to report
+    if store.sql.collector_setup_exclusive is None:  # type: ignore[attr-defined]
+        # SQLite: the write lock serializes collectors; nothing to report
         assert store.retention_delete(before=(10, ""), limit=10, exclusive=True) == RetentionBatch(
             ["w"], 1, (1, "w"), ["w"]
         )
@@ -142,12 +142,22 @@ def test_exclusive_batches_report_when_another_collector_holds_the_lock(store: S
 
     from transact.storage.retention import RETENTION_LOCK_KEY
 
-    with psycopg.connect(store.url, options="-c search_path=transact") as other:  # type: ignore[attr-defined]
-        other.execute("SELECT pg_advisory_lock(%s)", (RETENTION_LOCK_KEY,))
-        assert store.retention_delete(before=(10, ""), limit=10, exclusive=True) is None
+    with psycopg.connect(store.url, options="-c search_path=transact", autocommit=True) as other:  # type: ignore[attr-defined]
+        # Another process collecting: it holds the fleet's lock and, mid-batch, the turn. A
+        # collector that gives way must not queue for the turn first.
+        other.execute("SELECT pg_advisory_lock(%s), pg_advisory_lock(%s)", (RETENTION_LOCK_KEY, RETENTION_TURN_KEY))
+        got: list[RetentionBatch | None] = []
+        attempt = threading.Thread(
+            target=lambda: got.append(store.retention_delete(before=(10, ""), limit=10, exclusive=True)), daemon=True
+        )
+        attempt.start()
+        attempt.join(timeout=15)
+        assert not attempt.is_alive(), "the exclusive collector waited for the turn of the one collecting"
+        assert got == [None]
+        other.execute("SELECT pg_advisory_unlock(%s)", (RETENTION_TURN_KEY,))
         assert store.retention_delete(before=(10, ""), limit=10) == RetentionBatch(
             ["w"], 1, (1, "w"), ["w"]
-        )  # explicit calls never wait
+        )  # explicit calls never give way
 
 
 def test_ids_with_quotes_commas_braces_and_backslashes_are_collected_with_their_rows(store: Store) -> None:

@@ -27,14 +27,14 @@ from transact.storage import Store
 
 log = logging.getLogger("transact.retention")
 
-# Workflows per transaction (~11 rows each): short statements, a small log flush per commit.
-# Smaller batches cost rate in per-statement overhead; larger ones hold a CPU longer per statement,
-# which the workload's tail feels more than the same work in short pieces (bench.history_bench).
-BATCH = 200
+# Workflows per transaction (~11 rows each). The workload's tail follows how long each batch holds
+# the server, more than how much rest lies between batches: measured at 1,000,000 rows on Postgres
+# (bench.history_bench), the workload's p99 rose 1.2-1.4x with 50 per batch, 1.3-1.8x with 100
+# and 1.8-2.6x with 200, while the rate stayed well above what retention needs (~27,000/s at 50).
+BATCH = 50
 # After each batch the collector rests for this fraction of the batch's own time, so the live
-# workload keeps most of the database while a long history is collected: with 200 per batch,
-# ~35,000 workflows/s on Postgres beside a running workload (~67,000/s flat out). Measured, not
-# monotonic: at 0.8 the workload's p99 rose more than at 0.6 (bench/RESULTS.md).
+# workload keeps most of the database while a long history is collected. At 1.0 the rate with 50
+# per batch fell to ~17,000 workflows/s for little gain in the workload's p99 (bench/RESULTS.md).
 PACE = 0.6
 _rest = time.sleep  # a seam for tests
 # A batch's late rows (a write whose existence check ran just before the delete committed) are

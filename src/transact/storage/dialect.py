@@ -64,8 +64,8 @@ class DialectSql:
     finish_set: SetForm | None  # set form of workflows._FINISH (None: no group commit)
     # Appended to the claim's pick of candidate rows, so concurrent claimers take disjoint rows.
     claim_row_lock: str
-    # Taken first inside a claim under global limits (parameter: queues.lock_key), and by each
-    # batch of a garbage collection (retention.RETENTION_LOCK_KEY). None: the write transaction
+    # Taken first inside a claim under global limits (parameter: queues.lock_key; a collector's
+    # batch takes the same kind of lock in ``collector_setup``). None: the write transaction
     # itself already serializes them (SQLite's BEGIN IMMEDIATE).
     claim_lock: str | None
     offset_alone: str  # written before OFFSET when the list query has no LIMIT
@@ -89,25 +89,27 @@ class DialectSql:
     # server spends running it (psycopg re-parses any query with more than 50 of them).
     ids_match: str
     ids_param: Callable[[Sequence[str]], str]
-    # Deletes of the listed workflows' steps, messages, events and streams (each ``?`` takes the
-    # same ``ids_param``) where no cascade does it: run after the workflow rows' delete, and once more
-    # after it commits (a write whose existence check read the row just before the delete committed
-    # may land after it). Empty: the database's cascades and triggers delete them with the row.
+    # Deletes of the listed workflows' steps, messages, events and streams (each ``?`` takes an
+    # ``ids_param``, the last one the steps table's) where no cascade does it: run after the
+    # workflow rows' delete, and once more after it commits (a write whose existence check read the
+    # row just before the delete committed may land after it). Empty: the database's cascades and
+    # triggers delete them with the row.
     owned_deletes: tuple[str, ...]
     # The same after the commit, taking only rows whose workflow does not exist (by then the id may
     # belong to a new workflow). Empty exactly when ``owned_deletes`` is. In both, every placeholder
     # takes the ids (``ids_param``) and the last one is the steps table's, which a sweep may narrow.
     owned_sweeps: tuple[str, ...]
-    # One row, true when this transaction took the given advisory lock (parameter: a bigint key),
-    # false when another holds it. None: the write transaction itself serializes (SQLite).
-    try_lock: str | None = None
-    # The first statement of a collector's transaction (after the fleet lock's try, if any): its
-    # commit need not wait for its log to reach disk (losing it in a crash only means redoing it),
-    # its prepared statements keep one generic plan (with an id list as parameter the server
-    # otherwise re-plans many calls, each list changing the estimate; planning cost more than
-    # running them), and it takes the collectors' turn (parameter: the turn's lock key; so given
-    # exactly when ``claim_lock`` is). None: no settings.
+    # The first statement of a collector's transaction: its commit need not wait for its log to
+    # reach disk (losing it in a crash only means redoing it), its prepared statements keep one
+    # generic plan (with an id list as parameter the server otherwise re-plans many calls, each
+    # list changing the estimate; planning cost more than running them), and it takes the
+    # collectors' turn (parameter: the turn's lock key). None, with the next: no settings, and the
+    # write transaction itself serializes collectors (SQLite). Given exactly when ``claim_lock`` is.
     collector_setup: str | None = None
+    # The same for a collector that gives way to another collecting process: first it tries the
+    # fleet's collector lock (parameters: that key, then the turn's); one row, true when it took
+    # both, false (and no wait for the turn) when another process holds the fleet's lock.
+    collector_setup_exclusive: str | None = None
     # A collection's whole batch in one statement (one round trip where the statements of
     # retention.py take five). Parameters: an earlier batch's ids to sweep for each table
     # ``owned_sweeps`` names, in its order (the last, the steps table's, may be narrowed); the

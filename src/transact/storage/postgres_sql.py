@@ -174,6 +174,11 @@ def _retention_batch() -> str:
     )
 
 
+_COLLECTOR_SETTINGS = (
+    "set_config('synchronous_commit', 'off', true), set_config('plan_cache_mode', 'force_generic_plan', true)"
+)
+
+
 def text_array(values: Sequence[str]) -> str:
     """A text[] literal holding ``values``, every element quoted (so commas, braces, spaces and
     the word NULL stay data): building it is a join, where psycopg's list adapter is a Python loop."""
@@ -212,10 +217,12 @@ SQL = DialectSql(
         "SELECT setval(pg_get_serial_sequence('{table}', '{column}'), m) "
         "FROM (SELECT MAX({column}) AS m FROM {table}) AS s WHERE m IS NOT NULL"
     ),
-    try_lock="SELECT pg_try_advisory_xact_lock(?)",
-    collector_setup=(
-        "SELECT set_config('synchronous_commit', 'off', true), set_config('plan_cache_mode', 'force_generic_plan', true), "
-        "pg_advisory_xact_lock(?)"
+    collector_setup=f"SELECT {_COLLECTOR_SETTINGS}, pg_advisory_xact_lock(?)",
+    # CASE evaluates the turn's subquery only once the fleet's lock is taken: a collector that
+    # gives way never queues behind the one collecting.
+    collector_setup_exclusive=(
+        "SELECT CASE WHEN pg_try_advisory_xact_lock(?) THEN (SELECT true FROM pg_advisory_xact_lock(?)) ELSE false END, "
+        f"{_COLLECTOR_SETTINGS}"
     ),
     retention_batch=_retention_batch(),
     ids_match=" = ANY(?::text[])",

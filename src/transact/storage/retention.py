@@ -47,21 +47,18 @@ class RetentionSql(DriverBase):
         # Collectors take turns a batch at a time, so a batch's candidates need no row locks (the
         # delete itself re-checks that each is still finished); an exclusive one first gives way
         # to any other process that holds the fleet's collector lock.
-        try_lock, take_turn = self.sql.try_lock if exclusive else None, self.sql.claim_lock
-        setup, one_statement = self.sql.collector_setup, self.sql.retention_batch
+        setup = self.sql.collector_setup_exclusive if exclusive else self.sql.collector_setup
+        one_statement = self.sql.retention_batch
         start = after if after is not None else (-1, "")  # (-1, ""): before every completion
         params = (before[0], before[0], before[1], start[0], start[0], start[1], limit)
         unsettled_from = settled_before if settled_before is not None else -(1 << 62)
 
         def unit(tx: Tx) -> RetentionBatch | None:
-            if try_lock is not None:
-                held = tx.one(try_lock, (RETENTION_LOCK_KEY,))
-                if held is None or not held[0]:
+            if setup is not None and exclusive:
+                if tx.texts(setup, (RETENTION_LOCK_KEY, RETENTION_TURN_KEY))[0][0] != "t":
                     return None
-            if setup is not None:
+            elif setup is not None:
                 tx.run(setup, (RETENTION_TURN_KEY,))
-            elif take_turn is not None:
-                tx.run(take_turn, (RETENTION_TURN_KEY,))
             if one_statement is not None:
                 return in_one_statement(tx, one_statement)
             self._delete_owned(tx, sweep_also, self.sql.owned_sweeps, steps_of=sweep_also_steps)

@@ -28,6 +28,7 @@ SELECT = (
 # parameter, epoch ms), else 0: for the RETURNING of a delete from workflow_status.
 UNSETTLED = "CASE WHEN status = 'CANCELLED' OR updated_at >= ? THEN 1 ELSE 0 END"
 
+
 def busy_parents_sql(ids_match: str) -> str:
     """Which of the listed workflows (one parameter: the dialect's ``ids_param``) have a child
     that still runs (ws_parent_created_idx)."""
