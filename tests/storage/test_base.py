@@ -12,7 +12,7 @@ import pytest
 
 from tests.conftest import wait_until
 from tests.storage.builders import Hints, step, trips, wf
-from transact.storage import Conflict, Store, Unavailable, open_store
+from transact.storage import Store, Unavailable, open_store
 
 
 def latest_version(store: Store) -> int:
@@ -216,50 +216,3 @@ def test_close_stops_listening(db_url: str) -> None:
         assert again.schema_version() > 0
     finally:
         again.close()
-
-
-def test_statements_written_together_are_one_transaction(store: Store) -> None:
-    # Each statement's rows come back as text; a failing statement undoes the ones before it and
-    # raises; the connection serves the next unit (Postgres: sent as one pipeline, one round trip).
-    store.workflow_insert(wf("w1", status="SUCCESS", updated_at=1))
-    rename = "UPDATE workflow_status SET name = ? WHERE workflow_id = ?"
-    before = store.round_trips  # type: ignore[attr-defined]
-    got = store.write_together(  # type: ignore[attr-defined]
-        [(rename, ("renamed", "w1")), ("SELECT workflow_id, updated_at, name FROM workflow_status", ())]
-    )
-    assert got == [[], [("w1", "1", "renamed")]]
-    if store.dialect == "postgres":
-        assert store.round_trips - before == 1  # type: ignore[attr-defined]
-    with pytest.raises(Conflict):
-        store.write_together(  # type: ignore[attr-defined]
-            [
-                (rename, ("undone", "w1")),
-                (
-                    "INSERT INTO workflow_status (workflow_id, status, name, created_at, updated_at) "
-                    "VALUES ('w1', 'PENDING', 'x', 1, 1)",
-                    (),
-                ),
-            ]
-        )
-    assert store.workflow_get("w1").name == "renamed"  # type: ignore[union-attr]
-    for _ in range(3):  # the same connection(s) again, in and out of a pipeline
-        assert store.write_together([("SELECT name FROM workflow_status", ())]) == [[("renamed",)]]  # type: ignore[attr-defined]
-        assert store.workflow_get("w1") is not None
-
-
-def test_statements_written_together_are_prepared_again_after_a_deallocation(backend: str, db_url: str) -> None:
-    # psycopg drops every prepared statement of a connection after a rollback of its own; the
-    # pipeline prepares them again instead of failing. One pooled connection: the same one throughout.
-    store = open_store(db_url, pool_size=1)
-    try:
-        store.migrate()
-        select = ("SELECT count(*) FROM workflow_status", ())
-        assert store.write_together([select]) == [[("0",)]]  # type: ignore[attr-defined]
-        if backend == "postgres":
-            prepared = "SELECT count(*) FROM pg_prepared_statements"
-            assert store.read(lambda tx: tx.all(prepared))[0][0] >= 1  # type: ignore[attr-defined]
-            store.read(lambda tx: tx.run("DEALLOCATE ALL"))  # type: ignore[attr-defined]
-            assert store.read(lambda tx: tx.all(prepared))[0][0] == 0  # type: ignore[attr-defined]
-        assert store.write_together([select, select]) == [[("0",)], [("0",)]]  # type: ignore[attr-defined]
-    finally:
-        store.close()

@@ -127,9 +127,8 @@ def _queries(store: Store) -> list[tuple[str, str, tuple[Any, ...]]]:
         queries.append(("gc owned rows", statement, (store.sql.ids_param(OLD3),) * statement.count("?")))  # type: ignore[attr-defined]
     batch = store.sql.retention_batch  # type: ignore[attr-defined]
     if batch is not None:  # the whole batch in one statement: sweeps of an earlier batch's ids, then the batch
-        sweeps = (store.sql.ids_param(OLD3),) * (batch.count("?") - len(GC_SELECT) - 3)  # type: ignore[attr-defined]
-        for gives_way in (False, True):
-            queries.append(("gc batch, one statement", batch, (*sweeps, *GC_SELECT, gives_way, 1, 0)))
+        sweeps = (store.sql.ids_param(OLD3),) * (batch.count("?") - len(GC_SELECT) - 1)  # type: ignore[attr-defined]
+        queries.append(("gc batch, one statement", batch, (*sweeps, *GC_SELECT, 0)))
     if not store.sql.owned_deletes:  # type: ignore[attr-defined]
         queries.append(
             ("gc steps", "DELETE FROM operation_outputs WHERE step_key >= ? AND step_key < ?", (1 << 28, 2 << 28))

@@ -19,16 +19,7 @@ from transact.storage.sqlite import SqliteStore
 DRIVERS = [SqliteStore, PostgresStore]
 # Public, but below the contract: the unit-of-work primitives the mixins (and storage tests) use,
 # the list query text behind workflows_explain, and the CLI's optional Postgres connect probe.
-BELOW_CONTRACT = {
-    "read",
-    "write",
-    "write_grouped",
-    "write_together",
-    "count_round_trip",
-    "list_sql",
-    "connect_once",
-    "sql",
-}
+BELOW_CONTRACT = {"read", "write", "write_grouped", "count_round_trip", "list_sql", "connect_once", "sql"}
 STORAGE = Path(protocol.__file__).parent
 DIALECT_MODULES = {"sqlite.py", "postgres.py", "sqlite_sql.py", "postgres_sql.py"}
 

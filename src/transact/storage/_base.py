@@ -133,12 +133,6 @@ class DriverBase(ABC):
             return self.read(fn)
         return self._retrying(lambda: self._in(self._writer(), fn))
 
-    def write_together(self, statements: Sequence[tuple[str, Params]]) -> list[list[tuple[str | None, ...]]]:
-        """Run ``statements`` as one write transaction and return each one's rows as text. A
-        driver may send them all in one round trip (Postgres: a pipeline), so no statement can
-        depend on an earlier one's rows, only on its effects."""
-        return self.write(lambda tx: [tx.texts(sql, params) for sql, params in statements])
-
     def _delete_owned(
         self,
         tx: Tx,

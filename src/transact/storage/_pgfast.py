@@ -13,7 +13,6 @@ Must not import the engine or the facade.
 from __future__ import annotations
 
 import itertools
-import select
 import weakref
 from collections.abc import Sequence
 from typing import Any
@@ -82,11 +81,9 @@ def encode(params: Sequence[Any]) -> tuple[list[bytes | None], list[int]] | None
     return values, [_BINARY if type(value) is bytes else _TEXT for value in params]
 
 
-Encoded = tuple[list[bytes | None], list[int]]
-
-
-def _statement(conn: psycopg.Connection[Any], sql: str) -> bytes:
-    """The name ``sql`` is prepared under on ``conn``, preparing it the first time."""
+def execute(conn: psycopg.Connection[Any], sql: str, encoded: tuple[list[bytes | None], list[int]]) -> PGresult:
+    """Run one statement on ``conn`` (autocommit, not in a pipeline) and return its result, or
+    raise the psycopg error psycopg itself would have raised."""
     pgconn = conn.pgconn
     names = _prepared.get(pgconn)
     if names is None:
@@ -96,73 +93,17 @@ def _statement(conn: psycopg.Connection[Any], sql: str) -> bytes:
         name = f"transact_{next(_names)}".encode()  # never reused: a stale entry cannot name another statement
         _check(conn, pgconn.prepare(name, _numbered(sql), None))
         names[sql] = name
-    return name
-
-
-def _forget_prepared(conn: psycopg.Connection[Any]) -> None:
-    # psycopg sends DEALLOCATE ALL after a rollback on a connection where it prepared statements
-    # of its own, which drops ours too: forget them all, to prepare them again.
-    _prepared.pop(conn.pgconn, None)
-
-
-def execute(conn: psycopg.Connection[Any], sql: str, encoded: Encoded) -> PGresult:
-    """Run one statement on ``conn`` (autocommit, not in a pipeline) and return its result, or
-    raise the psycopg error psycopg itself would have raised."""
-    pgconn = conn.pgconn
-    name = _statement(conn, sql)
     values, formats = encoded
     try:
         return _check(conn, pgconn.exec_prepared(name, values, formats))  # type: ignore[arg-type]  # None = NULL
     except pg_errors.InvalidSqlStatementName:
-        _forget_prepared(conn)
+        # psycopg sends DEALLOCATE ALL after a rollback on a connection where it prepared statements
+        # of its own, which drops ours too: forget them all, then prepare again.
+        names.clear()
         if pgconn.transaction_status == pq.TransactionStatus.IDLE:  # autocommit: nothing to undo
             return execute(conn, sql, encoded)
         # Inside a transaction the failure aborted it: the unit is retried whole, like after an outage.
         raise psycopg.OperationalError("prepared statements were deallocated; running the unit again") from None
-
-
-def together(conn: psycopg.Connection[Any], statements: Sequence[tuple[str, Encoded]]) -> list[PGresult]:
-    """Run ``statements`` on ``conn`` (autocommit, idle) in one round trip, as one transaction:
-    sent in a pipeline with one sync, they form an implicit transaction that commits at the sync,
-    or rolls back whole at the first error, which is raised. The wait for the results releases
-    the GIL (``select``), as psycopg's own waits do."""
-    try:
-        return _together(conn, statements)
-    except pg_errors.InvalidSqlStatementName:  # nothing ran: the implicit transaction rolled back
-        _forget_prepared(conn)
-        return _together(conn, statements)
-
-
-def _together(conn: psycopg.Connection[Any], statements: Sequence[tuple[str, Encoded]]) -> list[PGresult]:
-    pgconn = conn.pgconn
-    names = [_statement(conn, sql) for sql, _ in statements]
-    results: list[PGresult] = []
-    pgconn.enter_pipeline_mode()
-    try:
-        for name, (_, (values, formats)) in zip(names, statements, strict=True):
-            pgconn.send_query_prepared(name, values, formats)
-        pgconn.pipeline_sync()
-        while pgconn.flush():  # 1 while output remains
-            select.select([], [pgconn.socket], [])
-        while True:
-            while pgconn.is_busy():
-                select.select([pgconn.socket], [], [])
-                pgconn.consume_input()
-            result = pgconn.get_result()
-            if result is None:  # the end of one statement's results
-                continue
-            if result.status == pq.ExecStatus.PIPELINE_SYNC:
-                break
-            results.append(result)
-        pgconn.exit_pipeline_mode()
-    except BaseException:
-        # Results left unread keep the connection in pipeline mode, where psycopg cannot use it:
-        # close it (the pool replaces a closed connection); the unit is retried like after an outage.
-        conn.close()
-        raise
-    for result in results:  # the first error; the statements after it report PIPELINE_ABORTED
-        _check(conn, result)
-    return results
 
 
 def rowcount(result: PGresult) -> int:

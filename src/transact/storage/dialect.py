@@ -110,12 +110,10 @@ class DialectSql:
     # fleet's collector lock (parameters: that key, then the turn's); one row, true when it took
     # both, false (and no wait for the turn) when another process holds the fleet's lock.
     collector_setup_exclusive: str | None = None
-    # A collection's whole batch in one statement, sent with ``collector_setup`` in one round trip
-    # (``write_together``) where the statements of retention.py take five. Parameters: an earlier
-    # batch's ids to sweep for each table ``owned_sweeps`` names, in its order (the last, the steps
-    # table's, may be narrowed); the seven of ``retention_sql.SELECT``; whether the collector gives
-    # way and the fleet lock's key (giving way, it finds nothing unless its setup took that lock);
-    # the settle bound of ``retention_sql.UNSETTLED``. Rows: each candidate in completion order
-    # (updated_at, workflow_id) and, when deleted, its UNSETTLED flag (else NULL). None: the
-    # batch runs statement by statement.
+    # A collection's whole batch in one statement (one round trip where the statements of
+    # retention.py take five). Parameters: an earlier batch's ids to sweep for each table
+    # ``owned_sweeps`` names, in its order (the last, the steps table's, may be narrowed); the
+    # seven of ``retention_sql.SELECT``; the settle bound of ``retention_sql.UNSETTLED``. Rows:
+    # each candidate in completion order (updated_at, workflow_id) and, when deleted, its UNSETTLED
+    # flag (else NULL). None: the batch runs statement by statement.
     retention_batch: str | None = None

@@ -26,8 +26,8 @@ from psycopg.types.string import TextLoader
 
 from transact._lib.backoff import Backoff
 from transact._lib.states import Hint
-from transact._lib.urls import postgres_conninfo
-from transact.storage import _pgfast, pg_database, pg_reach, postgres_sql
+from transact._lib.urls import postgres_conninfo, redact
+from transact.storage import _pgfast, pg_database, postgres_sql
 from transact.storage._base import Tx, as_text
 from transact.storage.dialect import SetForm
 from transact.storage.errors import Conflict, Misconfigured, Unavailable
@@ -93,12 +93,6 @@ class _PgTx:
         self._store.count_round_trip()
         with self._conn.cursor() as cur:
             cur.executemany(_pg(sql), rows)
-
-
-def _together(tx: Tx, statements: Sequence[tuple[str, _pgfast.Encoded]]) -> list[list[tuple[str | None, ...]]]:
-    assert isinstance(tx, _PgTx)
-    tx._store.count_round_trip()
-    return [_pgfast.text_rows(result) for result in _pgfast.together(tx._conn, statements)]
 
 
 def _run(conn: psycopg.Connection[Any], sql: str, params: Sequence[Any]) -> int:
@@ -289,6 +283,39 @@ def _plan(batch: list[_Request]) -> tuple[list[tuple[SetForm, dict[tuple[str, ..
     return sorted(groups.items(), key=lambda group: group[0].sql), singles
 
 
+# Connection errors retrying cannot fix (before the first connection succeeds): text -> the fix.
+_UNFIXABLE = (
+    ("password authentication failed", "correct the user name or password in the URL"),
+    ("authentication failed", "correct the user name or password in the URL"),
+    ("no pg_hba.conf entry", "allow this host and user in the server's pg_hba.conf, or connect as another user"),
+    ("role ", "correct the user name in the URL or create that role"),
+    ("database ", "create the database or correct its name in the URL"),
+    ("failed to resolve host", "correct the host name in the URL"),
+    ("could not translate host name", "correct the host name in the URL"),
+)
+
+
+def _unfixable(text: str) -> str | None:
+    """The fix for a connection error retrying cannot fix; None when retrying may help (refused,
+    timed out, the server starting or shutting down, a temporary DNS failure)."""
+    if "Temporary failure" in text or "try again" in text.lower():
+        return None
+    for needle, fix in _UNFIXABLE:
+        if needle in text and (needle.strip() not in ("role", "database") or "does not exist" in text):
+            return fix
+    return None
+
+
+def _where(conninfo: str) -> str:
+    """The URL without its password, with the host and port it resolves to (libpq's defaults)."""
+    try:
+        params = psycopg.conninfo.conninfo_to_dict(conninfo)
+    except psycopg.Error:
+        return redact(conninfo)
+    host = params.get("host") or params.get("hostaddr") or "localhost"
+    return f"{redact(conninfo)} (host {host}, port {params.get('port') or 5432})"
+
+
 # What a running application needs on the system tables (``grant_app_role``); the default
 # privileges cover tables and sequences that later migrations, run by this same role, create.
 _GRANTS = (
@@ -330,7 +357,7 @@ class PostgresStore(SqlStore):
         super().__init__(retry_timeout_s=retry_timeout_s)
         self._pg_schema = check_schema(schema)
         self.url = postgres_conninfo(url)
-        self.outage = OutageLog(pg_reach.where(self.url))
+        self.outage = OutageLog(_where(self.url))
         self._conn_kwargs: dict[str, Any] = {
             "autocommit": True,
             "options": f"-c search_path={self._pg_schema},public",  # every connection: pool, LISTEN, migrations
@@ -385,13 +412,6 @@ class PostgresStore(SqlStore):
             self._own_finishes.clear()
         self._own_finishes.add(workflow_id)
 
-    def write_together(self, statements: Sequence[tuple[str, Sequence[Any]]]) -> list[list[tuple[str | None, ...]]]:
-        encoded = [_pgfast.encode(params) for _, params in statements]
-        if any(e is None for e in encoded):
-            return super().write_together(statements)
-        sent = [(sql, e) for (sql, _), e in zip(statements, encoded, strict=True) if e is not None]
-        return self._retrying(lambda: self._single(lambda tx: _together(tx, sent)))
-
     def _single(self, fn: Callable[[Tx], T]) -> T:
         if not self._pool_opened:
             self._ensure_pool()
@@ -433,7 +453,7 @@ class PostgresStore(SqlStore):
             conn = psycopg.connect(self.url, **self._conn_kwargs)
         except psycopg.Error as exc:
             text = " ".join(str(exc).split()) or "connect failed"
-            fix = None if self._reached else pg_reach.unfixable(text)
+            fix = None if self._reached else _unfixable(text)
             if fix is not None:
                 raise Misconfigured(
                     f"cannot use the system database {self.outage.where}: {text}; retrying cannot fix this: {fix}"

@@ -160,12 +160,6 @@ def _retention_batch() -> str:
         'ARRAY(SELECT c.parent_workflow_id COLLATE "C" FROM workflow_status c WHERE c.parent_workflow_id '
         f'= ANY(ARRAY(SELECT workflow_id COLLATE "default" FROM found)) AND c.status NOT IN {finished})'
     )
-    # A collector that gives way re-takes the fleet's lock it took in its setup (the lock nests):
-    # sent in the same round trip as the setup, the batch finds nothing when another holds it.
-    found = (
-        f"found AS MATERIALIZED (SELECT * FROM ({retention_sql.SELECT}) AS picked "
-        "WHERE (SELECT CASE WHEN ?::boolean THEN pg_try_advisory_xact_lock(?) ELSE true END))"
-    )
     gone = (
         "gone AS (DELETE FROM workflow_status AS w WHERE w.workflow_id = ANY(ARRAY(SELECT workflow_id FROM found)) "
         f"AND w.status IN {finished} AND w.workflow_id <> ALL({busy}) "
@@ -174,7 +168,7 @@ def _retention_batch() -> str:
     gone_ids = 'ARRAY(SELECT workflow_id COLLATE "default" FROM gone)'
     owned = [f"d{n} AS ({_rows_of(t, c, gone_ids, orphans_only=False)})" for n, (t, c) in enumerate(_OWNED)]
     return (
-        "WITH " + ", ".join([*sweeps, found, gone, *owned]) + " "
+        "WITH " + ", ".join([*sweeps, f"found AS MATERIALIZED ({retention_sql.SELECT})", gone, *owned]) + " "
         "SELECT f.updated_at, f.workflow_id, g.unsettled FROM found f LEFT JOIN gone g ON g.workflow_id = f.workflow_id "
         "ORDER BY f.updated_at, f.workflow_id"
     )

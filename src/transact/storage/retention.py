@@ -53,23 +53,14 @@ class RetentionSql(DriverBase):
         params = (before[0], before[0], before[1], start[0], start[0], start[1], limit)
         unsettled_from = settled_before if settled_before is not None else -(1 << 62)
 
-        if one_statement is not None and setup is not None:
-            return self._retention_batch_together(
-                setup,
-                one_statement,
-                exclusive,
-                sweep_also=sweep_also,
-                sweep_also_steps=sweep_also_steps,
-                select_params=params,
-                unsettled_from=unsettled_from,
-            )
-
         def unit(tx: Tx) -> RetentionBatch | None:
             if setup is not None and exclusive:
                 if tx.texts(setup, (RETENTION_LOCK_KEY, RETENTION_TURN_KEY))[0][0] != "t":
                     return None
             elif setup is not None:
                 tx.run(setup, (RETENTION_TURN_KEY,))
+            if one_statement is not None:
+                return in_one_statement(tx, one_statement)
             self._delete_owned(tx, sweep_also, self.sql.owned_sweeps, steps_of=sweep_also_steps)
             found = [(int(str(r[0])), str(r[1])) for r in tx.texts(select, params)]
             if not found:
@@ -82,35 +73,18 @@ class RetentionSql(DriverBase):
             self._delete_owned(tx, deleted)
             return RetentionBatch(deleted, len(found), found[-1], [str(r[0]) for r in rows if r[1] == "1"])
 
-        return self.write(unit)
+        def in_one_statement(tx: Tx, statement: str) -> RetentionBatch:
+            swept = ids(sweep_also)
+            steps = swept if sweep_also_steps is None else ids(sweep_also_steps)
+            sweeps = (swept,) * (statement.count("?") - len(params) - 2) + (steps,)
+            rows = tx.texts(statement, (*sweeps, *params, unsettled_from))
+            if not rows:
+                return RetentionBatch([], 0, None)
+            deleted = [str(r[1]) for r in rows if r[2] is not None]
+            unsettled = [str(r[1]) for r in rows if r[2] == "1"]
+            return RetentionBatch(deleted, len(rows), (int(str(rows[-1][0])), str(rows[-1][1])), unsettled)
 
-    def _retention_batch_together(
-        self,
-        setup: str,
-        batch: str,
-        exclusive: bool,
-        *,
-        sweep_also: Sequence[str],
-        sweep_also_steps: Sequence[str] | None,
-        select_params: tuple[int | str, ...],
-        unsettled_from: int,
-    ) -> RetentionBatch | None:
-        """The dialect's setup and one-statement batch, sent together (one round trip)."""
-        ids = self.sql.ids_param
-        swept = ids(sweep_also)
-        steps = swept if sweep_also_steps is None else ids(sweep_also_steps)
-        sweeps = (swept,) * (batch.count("?") - len(select_params) - 4) + (steps,)
-        turn = (RETENTION_LOCK_KEY, RETENTION_TURN_KEY) if exclusive else (RETENTION_TURN_KEY,)
-        held, rows = self.write_together(
-            [(setup, turn), (batch, (*sweeps, *select_params, exclusive, RETENTION_LOCK_KEY, unsettled_from))]
-        )
-        if exclusive and held[0][0] != "t":
-            return None
-        if not rows:
-            return RetentionBatch([], 0, None)
-        deleted = [str(r[1]) for r in rows if r[2] is not None]
-        unsettled = [str(r[1]) for r in rows if r[2] == "1"]
-        return RetentionBatch(deleted, len(rows), (int(str(rows[-1][0])), str(rows[-1][1])), unsettled)
+        return self.write(unit)
 
     def retention_sweep(self, workflow_ids: Sequence[str], steps_of: Sequence[str] | None = None) -> None:
         # A checkpoint or message whose existence check read a row just before its delete
