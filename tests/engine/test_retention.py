@@ -309,6 +309,41 @@ def test_the_retention_config_collects_in_the_background(config: dict[str, Any])
         DBOS.destroy(destroy_registry=True)
 
 
+def test_the_retention_config_sets_the_batch_size_and_pace(
+    config: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Batches of 2 at pace 0.5: three batches (two full, one short) for 5 workflows, each full
+    # one followed by a rest of half its time; nothing is left.
+    rests: list[float] = []
+    monkeypatch.setattr(retention, "_rest", rests.append)
+    monkeypatch.setattr(retention.RetentionService, "first_delay_s", 3600.0)  # only the call below collects
+    DBOS.destroy(destroy_registry=True)
+    DBOS(config={**config, "retention": {"max_finished": 0, "interval_seconds": 3600, "batch_size": 2, "pace": 0.5}})
+
+    @DBOS.workflow()
+    def noop(x: int) -> int:
+        return x
+
+    try:
+        DBOS.launch()
+        for i in range(5):
+            noop(i)
+        batches: list[int] = []
+        real_delete = DBOS._rt().store.retention_delete
+
+        def spy(**kwargs: Any) -> Any:
+            batches.append(kwargs["limit"])
+            return real_delete(**kwargs)
+
+        monkeypatch.setattr(DBOS._rt().store, "retention_delete", spy)
+        service = next(s for s in DBOS._rt().services if isinstance(s, retention.RetentionService))
+        assert service.collect_once() == 5
+        assert batches == [2, 2, 2] and len(rests) == 2 and all(r >= 0 for r in rests)
+        assert DBOS.list_workflows() == []
+    finally:
+        DBOS.destroy(destroy_registry=True)
+
+
 @pytest.mark.parametrize(
     ("value", "message"),
     [
@@ -318,6 +353,11 @@ def test_the_retention_config_collects_in_the_background(config: dict[str, Any])
         ({"finished_for_days": "30"}, "finished_for_days"),
         ({"max_finished": 1.5}, "max_finished"),
         ({"max_finished": 10, "interval_seconds": 0}, "interval_seconds"),
+        ({"max_finished": 10, "batch_size": 0}, "'batch_size' must be an int from 1"),
+        ({"max_finished": 10, "batch_size": 5.0}, "batch_size"),
+        ({"max_finished": 10, "batch_size": True}, "batch_size"),
+        ({"max_finished": 10, "pace": -0.1}, "'pace' must be a number >= 0"),
+        ({"max_finished": 10, "pace": "fast"}, "pace"),
         ([30], "must be a dict"),
     ],
 )

@@ -124,7 +124,8 @@ def garbage_collect(
 
 class RetentionService(LoopService):
     """Collects every ``interval_seconds`` by the config's limits (``finished_for_days``,
-    ``max_finished``); the first collection runs soon after launch."""
+    ``max_finished``), in batches of its ``batch_size`` at its ``pace``; the first collection runs
+    soon after launch."""
 
     thread_name = "transact-retention"
     first_delay_s = 1.0
@@ -144,6 +145,8 @@ class RetentionService(LoopService):
             self.rt.store,
             max(before, 0) if before is not None else None,
             s.max_finished,
+            batch=s.batch_size if s.batch_size is not None else BATCH,
+            pace=s.pace if s.pace is not None else PACE,
             exclusive=True,
             halted=self._stop.is_set,
         )
