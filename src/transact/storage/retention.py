@@ -6,7 +6,7 @@ Steps, messages, events and streams go with their workflow: on SQLite through it
 cascades, on Postgres (no foreign keys there) by a set-wise delete per table in the same
 transaction plus a sweep after it commits (``owned_deletes``). On Postgres a batch is one statement
 (``retention_batch``) after the transaction's setup: a collection is thousands of batches, and
-each round trip a batch saves is time the collector holds neither a connection nor a lock for.
+every round trip of a batch is time it holds a connection and the collectors' turn while waiting.
 Every statement of a batch takes its ids as one parameter and runs on the driver's lean path
 (``Tx.texts``): the collector shares its process with the application, and what it costs the
 client it takes from the application's threads (the GIL). Must not import the engine or the facade."""
