@@ -35,7 +35,7 @@ BATCH = 50
 # After each batch the collector rests for this fraction of the batch's own time, so the live
 # workload keeps most of the database while a long history is collected. Measured, not monotonic:
 # at 50 per batch, 0.4 collected 24,000-28,000/s and 0.6 15,000-24,000/s for the same rise of the
-# workload's p99 (1.3-1.5x); 1.0 was no gentler (bench/RESULTS.md).
+# workload's p99 (1.3-1.5x), 0.5 19,600-29,700/s at 1.2-1.4x; 1.0 was no gentler (bench/RESULTS.md).
 PACE = 0.5
 _rest = time.sleep  # a seam for tests
 # A batch's late rows (a write whose existence check ran just before the delete committed) are
