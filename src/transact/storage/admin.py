@@ -16,6 +16,7 @@ from typing import Any
 
 from transact._lib.states import Hint, Status
 from transact.storage._base import DriverBase, Tx
+from transact.storage.retention_sql import FINISHED
 from transact.storage.rows import MAX_FUNCTION_ID, WORKFLOW_COLUMN_COUNT, WORKFLOW_COLUMNS, ListQuery, WorkflowRow
 from transact.storage.workflows import to_workflow, workflow_values
 
@@ -54,8 +55,6 @@ _TREE = (
     " UNION SELECT w.workflow_id FROM workflow_status w JOIN tree t ON w.parent_workflow_id = t.workflow_id) "
 )
 
-
-_FINISHED = "status IN ('SUCCESS', 'ERROR', 'CANCELLED', 'MAX_RECOVERY_ATTEMPTS_EXCEEDED')"
 
 # SQLite: an attribute value in the canonical form workflow_attributes stores (the same expression
 # as the triggers of migrations/sqlite/0015), computed from a one-element JSON array.
@@ -165,7 +164,7 @@ class AdminSql(DriverBase):
         if q.completed_from is not None or q.completed_to is not None:
             # Nothing updates a row while it is in a final status: its updated_at is when it
             # finished (no index: see migration 0014).
-            where.append(_FINISHED)
+            where.append(FINISHED)
         if q.id_prefix is not None:
             self._prefixes(_values(q.id_prefix), where, params)
         source, order = "workflow_status", ("created_at", "workflow_id")
