@@ -1,4 +1,5 @@
-"""The lean Postgres statement path survives psycopg deallocating every prepared statement."""
+"""The lean Postgres statement path: prepared statements survive psycopg deallocating them, and
+its transactions commit, roll back, and refuse to commit after a failed statement."""
 
 from __future__ import annotations
 
@@ -46,3 +47,38 @@ def test_inside_a_transaction_the_unit_is_asked_to_run_again(conn: psycopg.Conne
     with pytest.raises(psycopg.OperationalError, match="running the unit again"), conn.transaction():
         _insert(conn, "c")  # an outage-like error: the store retries the whole unit
     assert _insert(conn, "c") == 1  # the names were forgotten: prepared again
+
+
+def _keys(conn: psycopg.Connection[tuple[object, ...]]) -> list[object]:
+    return [r[0] for r in conn.execute("SELECT k FROM t ORDER BY k").fetchall()]
+
+
+def test_a_lean_transaction_commits_what_its_block_wrote(conn: psycopg.Connection[tuple[object, ...]]) -> None:
+    with _pgfast.transaction(conn):
+        assert conn.pgconn.transaction_status == psycopg.pq.TransactionStatus.INTRANS
+        _insert(conn, "a")
+        conn.execute("INSERT INTO t (k) VALUES ('b')")  # psycopg's own path shares the transaction
+    assert conn.pgconn.transaction_status == psycopg.pq.TransactionStatus.IDLE
+    assert _keys(conn) == ["a", "b"]
+
+
+def test_a_lean_transaction_rolls_back_when_its_block_raises(conn: psycopg.Connection[tuple[object, ...]]) -> None:
+    with pytest.raises(RuntimeError, match="boom"), _pgfast.transaction(conn):
+        _insert(conn, "a")
+        raise RuntimeError("boom")
+    with pytest.raises(psycopg.errors.UniqueViolation), _pgfast.transaction(conn):
+        _insert(conn, "b")
+        conn.execute("INSERT INTO t (k) VALUES ('b')")
+    assert conn.pgconn.transaction_status == psycopg.pq.TransactionStatus.IDLE
+    assert _keys(conn) == []
+
+
+def test_a_lean_transaction_refuses_to_commit_after_a_swallowed_failure(
+    conn: psycopg.Connection[tuple[object, ...]],
+) -> None:
+    with pytest.raises(psycopg.errors.InFailedSqlTransaction, match="rolled back"), _pgfast.transaction(conn):
+        _insert(conn, "a")
+        with pytest.raises(psycopg.errors.DivisionByZero):
+            conn.execute("SELECT 1 / 0")
+    assert conn.pgconn.transaction_status == psycopg.pq.TransactionStatus.IDLE
+    assert _keys(conn) == []

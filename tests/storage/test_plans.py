@@ -19,6 +19,7 @@ from tests.storage.builders import step, wf
 from transact.storage import Store, comms, open_store, retention_sql, workflows
 from transact.storage.fence import fenced_step_params
 from transact.storage.queues import claim_sql
+from transact.storage.retention import RETENTION_TURN_KEY
 from transact.storage.rows import WORKFLOW_COLUMNS, ListQuery
 
 HISTORY = 20_000
@@ -126,9 +127,9 @@ def _queries(store: Store) -> list[tuple[str, str, tuple[Any, ...]]]:
     for statement in (*store.sql.owned_deletes, *store.sql.owned_sweeps):  # type: ignore[attr-defined]
         queries.append(("gc owned rows", statement, (store.sql.ids_param(OLD3),) * statement.count("?")))  # type: ignore[attr-defined]
     batch = store.sql.retention_batch  # type: ignore[attr-defined]
-    if batch is not None:  # the whole batch in one statement: sweeps of an earlier batch's ids, then the batch
-        sweeps = (store.sql.ids_param(OLD3),) * (batch.count("?") - len(GC_SELECT) - 1)  # type: ignore[attr-defined]
-        queries.append(("gc batch, one statement", batch, (*sweeps, *GC_SELECT, 0)))
+    if batch is not None:  # the whole batch in one statement: sweeps of an earlier batch's ids, the turn, the batch
+        sweeps = (store.sql.ids_param(OLD3),) * (batch.count("?") - len(GC_SELECT) - 2)  # type: ignore[attr-defined]
+        queries.append(("gc batch, one statement", batch, (*sweeps, RETENTION_TURN_KEY, *GC_SELECT, 0)))
     if not store.sql.owned_deletes:  # type: ignore[attr-defined]
         queries.append(
             ("gc steps", "DELETE FROM operation_outputs WHERE step_key >= ? AND step_key < ?", (1 << 28, 2 << 28))

@@ -132,7 +132,7 @@ def test_boundary_of_the_newest_n(store: Store) -> None:
 
 def test_exclusive_batches_report_when_another_collector_holds_the_lock(store: Store) -> None:
     store.workflow_insert(wf("w", status="SUCCESS", updated_at=1))
-    if store.sql.collector_setup_exclusive is None:  # type: ignore[attr-defined]
+    if store.sql.collector_session is None:  # type: ignore[attr-defined]
         # SQLite: the write lock serializes collectors; nothing to report
         assert store.retention_delete(before=(10, ""), limit=10, exclusive=True) == RetentionBatch(
             ["w"], 1, (1, "w"), ["w"]
@@ -158,6 +158,64 @@ def test_exclusive_batches_report_when_another_collector_holds_the_lock(store: S
         assert store.retention_delete(before=(10, ""), limit=10) == RetentionBatch(
             ["w"], 1, (1, "w"), ["w"]
         )  # explicit calls never give way
+
+
+def test_a_collection_that_gives_way_holds_the_fleet_lock_until_it_ends(store: Store) -> None:
+    # Between one collection's batches another process that gives way still finds it collecting;
+    # explicit (not exclusive) collections run beside it, taking turns by batch.
+    for n in range(3):
+        store.workflow_insert(wf(f"w{n}", status="SUCCESS", updated_at=n + 1))
+    with store.retention_collection(exclusive=True) as first:
+        assert first is not None
+        assert ids(store.retention_delete(before=(10, ""), limit=1, collection=first)) == ["w0"]
+        with store.retention_collection(exclusive=True) as second:
+            assert second is None or store.sql.collector_session is None  # type: ignore[attr-defined]
+        assert ids(store.retention_delete(before=(10, ""), limit=1)) == ["w1"]
+        assert ids(store.retention_delete(before=(10, ""), limit=1, exclusive=True)) == (
+            None if store.sql.collector_session is not None else ["w2"]  # type: ignore[attr-defined]
+        )
+    with store.retention_collection(exclusive=True) as third:
+        assert third is not None
+        assert ids(store.retention_delete(before=(10, ""), limit=10, collection=third)) == (
+            ["w2"] if store.sql.collector_session is not None else []  # type: ignore[attr-defined]
+        )
+
+
+def test_a_collection_reconnects_after_its_connection_drops(store: Store) -> None:
+    # Its connection killed between batches, a collection connects again, takes the fleet's lock
+    # again and goes on; when another process took the lock meanwhile, the batch gives way (None).
+    if store.sql.collector_session is None:  # type: ignore[attr-defined]
+        pytest.skip("SQLite: a collection has no connection of its own to lose")
+    import psycopg
+
+    from transact.storage.retention import RETENTION_LOCK_KEY
+
+    for n in range(3):
+        store.workflow_insert(wf(f"w{n}", status="SUCCESS", updated_at=n + 1))
+    holder = (
+        "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted AND pid <> pg_backend_pid() "
+        "AND (classid::bigint << 32) + objid::bigint = %s"
+    )
+    with psycopg.connect(store.url, options="-c search_path=transact", autocommit=True) as admin:  # type: ignore[attr-defined]
+
+        def kill_collector() -> None:
+            rows = admin.execute(holder, (RETENTION_LOCK_KEY,)).fetchall()
+            assert len(rows) == 1, rows
+            admin.execute("SELECT pg_terminate_backend(%s, 5000)", (rows[0][0],))
+
+        with store.retention_collection(exclusive=True) as collection:
+            assert collection is not None
+            first = store.retention_delete(before=(10, ""), limit=1, collection=collection)
+            assert first is not None and first.deleted == ["w0"]
+            kill_collector()
+            second = store.retention_delete(before=(10, ""), limit=1, after=first.last, collection=collection)
+            assert second is not None and second.deleted == ["w1"]
+            kill_collector()
+            admin.execute("SELECT pg_advisory_lock(%s)", (RETENTION_LOCK_KEY,))  # another process collects
+            assert store.retention_delete(before=(10, ""), limit=1, after=second.last, collection=collection) is None
+            assert not store.outage.ongoing  # type: ignore[attr-defined]  # the reconnect reached the database
+        admin.execute("SELECT pg_advisory_unlock(%s)", (RETENTION_LOCK_KEY,))
+    assert ids(store.retention_delete(before=(10, ""), limit=10, exclusive=True)) == ["w2"]
 
 
 def test_ids_with_quotes_commas_braces_and_backslashes_are_collected_with_their_rows(store: Store) -> None:
@@ -292,8 +350,9 @@ def test_a_sweep_may_take_the_steps_of_only_some_of_its_workflows(store: Store) 
 
 
 def test_a_batch_is_one_statement_where_the_dialect_folds_it(store: Store) -> None:
-    # Postgres: BEGIN, the collector's setup (with the turn), the batch, COMMIT; the same rows go
-    # as statement by statement (SQLite), an earlier batch's late rows swept in the same statement.
+    # Postgres: one autocommit statement on the collection's own connection (the turn taken inside
+    # it); the same rows go as statement by statement (SQLite), an earlier batch's late rows swept
+    # in the same statement.
     for wid in ("a", "b", "c"):
         _seed(store, wid, "SUCCESS", 100)
     store.workflow_insert(wf("kept", status="SUCCESS", updated_at=900))
@@ -306,12 +365,15 @@ def test_a_batch_is_one_statement_where_the_dialect_folds_it(store: Store) -> No
                 (b"v", False),
             )
         )
-    before = store.round_trips  # type: ignore[attr-defined]
-    second = store.retention_delete(before=(500, ""), limit=2, after=first.last, sweep_also=first.deleted)
-    trips = store.round_trips - before  # type: ignore[attr-defined]
+    with store.retention_collection() as collection:
+        before = store.round_trips  # type: ignore[attr-defined]
+        second = store.retention_delete(
+            before=(500, ""), limit=2, after=first.last, sweep_also=first.deleted, collection=collection
+        )
+        trips = store.round_trips - before  # type: ignore[attr-defined]
     assert second is not None and second.deleted == ["c"] and second.examined == 1 and second.last == (100, "c")
     left = _left(store)
     assert left["workflow_status"] == {"kept"}
     assert all(not left[table] for table in PER_WORKFLOW), left
     if store.sql.retention_batch is not None:  # type: ignore[attr-defined]
-        assert trips == 4
+        assert trips == 1

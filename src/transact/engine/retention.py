@@ -7,7 +7,8 @@ background when config ``retention`` is set. A workflow is collected once it has
 not among the ``rows_threshold`` most recently finished; PENDING, ENQUEUED and DELAYED work and a
 finished parent whose child still runs are kept. Each batch is one short transaction (storage:
 ``retention_delete``); concurrent collectors delete disjoint rows. The background service collects
-in one process of a fleet at a time (an advisory lock on Postgres; SQLite's write lock serializes).
+in one process of a fleet at a time (a session advisory lock on Postgres, held for the whole
+collection; SQLite's write lock serializes).
 Transaction outcome rows in the application database are not touched. Must not import the facade.
 """
 
@@ -87,39 +88,44 @@ def garbage_collect(
     if isinstance(pace, bool) or not isinstance(pace, int | float) or not 0 <= pace < math.inf:
         raise checks.fail("garbage_collect pace", "a finite number >= 0 (0: no rest between batches)", pace)
     before = cutoff(store, cutoff_epoch_ms=cutoff_epoch_ms, rows_threshold=rows_threshold)
+    if before is None:
+        return 0
     total = 0
     after: tuple[int, str] | None = None  # where the last batch ended: the next starts there
     settled_before = clock.now_ms() - SETTLE_MS
     # Per batch, oldest first: (deleted, those of them whose steps the sweep takes), not yet swept.
     unswept: deque[tuple[list[str], list[str]]] = deque()
-    try:
-        while before is not None and not halted():
-            started = time.monotonic()
-            due, due_steps = unswept[0] if len(unswept) >= SWEEP_DELAY else ([], [])
-            done = store.retention_delete(
-                before=before,
-                limit=batch,
-                after=after,
-                exclusive=exclusive,
-                sweep_also=due,
-                sweep_also_steps=due_steps,
-                settled_before=settled_before,
-            )
-            if done is None:  # another process holds the collector's lock: it does this work
-                break
-            if due:
-                unswept.popleft()
-            total += len(done.deleted)
-            if done.deleted:
-                unswept.append((done.deleted, done.unsettled))
-            if done.examined < batch or done.last is None:
-                break
-            after = done.last
-            if pace > 0:
-                _rest((time.monotonic() - started) * pace)
-    finally:
-        if unswept:
-            store.retention_sweep([i for ids, _ in unswept for i in ids], [i for _, ids in unswept for i in ids])
+    with store.retention_collection(exclusive=exclusive) as collection:
+        if collection is None:  # another process holds the collector's lock: it does this work
+            return 0
+        try:
+            while not halted():
+                started = time.monotonic()
+                due, due_steps = unswept[0] if len(unswept) >= SWEEP_DELAY else ([], [])
+                done = store.retention_delete(
+                    before=before,
+                    limit=batch,
+                    after=after,
+                    sweep_also=due,
+                    sweep_also_steps=due_steps,
+                    settled_before=settled_before,
+                    collection=collection,
+                )
+                if done is None:  # it lost the lock in an outage, and another process took it
+                    break
+                if due:
+                    unswept.popleft()
+                total += len(done.deleted)
+                if done.deleted:
+                    unswept.append((done.deleted, done.unsettled))
+                if done.examined < batch or done.last is None:
+                    break
+                after = done.last
+                if pace > 0:
+                    _rest((time.monotonic() - started) * pace)
+        finally:
+            if unswept:
+                store.retention_sweep([i for ids, _ in unswept for i in ids], [i for _, ids in unswept for i in ids])
     return total
 
 

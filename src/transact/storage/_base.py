@@ -47,6 +47,27 @@ class Tx(Protocol):
     def many(self, sql: str, rows: Sequence[Params]) -> None: ...
 
 
+class Session(Protocol):
+    """A connection of its own for a long run of autocommit statements, with settings and locks
+    (its setup statement's) that last until it closes; outages are retried on a new connection,
+    whose setup runs again."""
+
+    def open(self) -> bool:
+        """Connect and run the setup; whether its answer (first value) granted the session."""
+        ...
+
+    def texts(self, sql: str, params: Params) -> list[tuple[str | None, ...]]:
+        """One statement's rows, as ``Tx.texts``; raises ``Withdrawn`` when, after a reconnect,
+        the setup no longer grants the session."""
+        ...
+
+    def close(self) -> None: ...
+
+
+class Withdrawn(Exception):
+    """A session's setup no longer grants it after a reconnect (another process holds its lock)."""
+
+
 def as_text(rows: Sequence[Sequence[Any]]) -> list[tuple[str | None, ...]]:
     """Rows as ``Tx.texts`` returns them, from rows of Python values."""
     return [tuple(None if v is None else str(v) for v in row) for row in rows]
@@ -83,6 +104,11 @@ class DriverBase(ABC):
 
     @abstractmethod
     def close(self) -> None: ...
+
+    def _session(self, setup: str, params: Params) -> Session:
+        """A ``Session`` (not yet open) whose setup is ``setup`` with ``params``. Drivers whose
+        dialect has a ``collector_session`` provide it."""
+        raise NotImplementedError(f"the {self.dialect} driver has no sessions of its own")
 
     @abstractmethod
     def start_listening(self) -> None:
@@ -214,6 +240,10 @@ class DriverBase(ABC):
                 elif backoff.attempts >= 10 and backoff.should_log():
                     log.warning("system database busy (%s); retrying (attempt %d)", exc, backoff.attempts)
                 continue
+            except BaseException:
+                if in_outage:  # any other answer came from the database: the outage is over
+                    self.outage.leave(reached=True)
+                raise
             if in_outage:
                 self.outage.leave(reached=True)
             return result

@@ -12,9 +12,10 @@ Must not import the engine or the facade.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import weakref
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import psycopg
@@ -104,6 +105,36 @@ def execute(conn: psycopg.Connection[Any], sql: str, encoded: tuple[list[bytes |
             return execute(conn, sql, encoded)
         # Inside a transaction the failure aborted it: the unit is retried whole, like after an outage.
         raise psycopg.OperationalError("prepared statements were deallocated; running the unit again") from None
+
+
+def command(conn: psycopg.Connection[Any], sql: bytes) -> None:
+    """Run a parameterless statement (``BEGIN``, ``COMMIT``...) in one blocking libpq call."""
+    _check(conn, conn.pgconn.exec_(sql))
+
+
+@contextlib.contextmanager
+def transaction(conn: psycopg.Connection[Any]) -> Iterator[None]:
+    """A transaction on an autocommit connection: BEGIN, then COMMIT when the block ends, or
+    ROLLBACK when it raises. psycopg's ``transaction()`` costs the client about as much again as a
+    short unit's own statements (its commands are driven from Python, GIL hand-offs included);
+    these are one libpq call each. No savepoints: a unit is never nested in another. A unit that
+    swallowed a failed statement cannot commit (the server would roll back in COMMIT's place):
+    that raises."""
+    command(conn, b"BEGIN")
+    try:
+        yield
+    except BaseException:
+        if not conn.closed and conn.pgconn.transaction_status in _OPEN:
+            with contextlib.suppress(Exception):
+                command(conn, b"ROLLBACK")
+        raise
+    if conn.pgconn.transaction_status == pq.TransactionStatus.INERROR:
+        command(conn, b"ROLLBACK")
+        raise pg_errors.InFailedSqlTransaction("a statement of the transaction failed; it was rolled back")
+    command(conn, b"COMMIT")
+
+
+_OPEN = (pq.TransactionStatus.INTRANS, pq.TransactionStatus.INERROR)
 
 
 def rowcount(result: PGresult) -> int:

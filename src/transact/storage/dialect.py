@@ -65,7 +65,7 @@ class DialectSql:
     # Appended to the claim's pick of candidate rows, so concurrent claimers take disjoint rows.
     claim_row_lock: str
     # Taken first inside a claim under global limits (parameter: queues.lock_key; a collector's
-    # batch takes the same kind of lock in ``collector_setup``). None: the write transaction
+    # batch takes the same kind of lock, in ``retention_batch``). None: the write transaction
     # itself already serializes them (SQLite's BEGIN IMMEDIATE).
     claim_lock: str | None
     offset_alone: str  # written before OFFSET when the list query has no LIMIT
@@ -99,21 +99,22 @@ class DialectSql:
     # belong to a new workflow). Empty exactly when ``owned_deletes`` is. In both, every placeholder
     # takes the ids (``ids_param``) and the last one is the steps table's, which a sweep may narrow.
     owned_sweeps: tuple[str, ...]
-    # The first statement of a collector's transaction: its commit need not wait for its log to
-    # reach disk (losing it in a crash only means redoing it), its prepared statements keep one
-    # generic plan (with an id list as parameter the server otherwise re-plans many calls, each
-    # list changing the estimate; planning cost more than running them), and it takes the
-    # collectors' turn (parameter: the turn's lock key). None, with the next: no settings, and the
-    # write transaction itself serializes collectors (SQLite). Given exactly when ``claim_lock`` is.
-    collector_setup: str | None = None
-    # The same for a collector that gives way to another collecting process: first it tries the
-    # fleet's collector lock (parameters: that key, then the turn's); one row, true when it took
-    # both, false (and no wait for the turn) when another process holds the fleet's lock.
-    collector_setup_exclusive: str | None = None
-    # A collection's whole batch in one statement (one round trip where the statements of
-    # retention.py take five). Parameters: an earlier batch's ids to sweep for each table
-    # ``owned_sweeps`` names, in its order (the last, the steps table's, may be narrowed); the
-    # seven of ``retention_sql.SELECT``; the settle bound of ``retention_sql.UNSETTLED``. Rows:
-    # each candidate in completion order (updated_at, workflow_id) and, when deleted, its UNSETTLED
-    # flag (else NULL). None: the batch runs statement by statement.
+    # The first statement on a collection's own connection (autocommit; one per collection, for
+    # these settings stay with the session and the pool's connections are shared): its commits
+    # need not wait for the log to reach disk (losing one in a crash only means redoing it), its
+    # prepared batch keeps one generic plan (an id list as parameter otherwise makes the server
+    # re-plan many calls, and planning costs more than running), and a collection that gives way
+    # to another collecting process takes the fleet's collector lock, held until the connection
+    # closes. Parameters: whether to give way, that lock's key. One row, true when the collection
+    # may go on. None exactly when ``retention_batch`` is: each batch is a write transaction, which
+    # serializes collectors by itself (SQLite).
+    collector_session: str | None = None
+    # A collection's whole batch in one autocommit statement (one round trip where the statements
+    # of retention.py take five and a transaction). Parameters: an earlier batch's ids to sweep for
+    # each table ``owned_sweeps`` names, in its order (the last, the steps table's, may be
+    # narrowed); the collectors' turn lock key (taken before the candidates are read, so concurrent
+    # collections delete disjoint rows and never deadlock); the seven of ``retention_sql.SELECT``;
+    # the settle bound of ``retention_sql.UNSETTLED``. Rows: each candidate in completion order
+    # (updated_at, workflow_id) and, when deleted, its UNSETTLED flag (else NULL). None: the batch
+    # runs statement by statement in a write transaction.
     retention_batch: str | None = None

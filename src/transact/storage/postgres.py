@@ -28,11 +28,12 @@ from transact._lib.backoff import Backoff
 from transact._lib.states import Hint
 from transact._lib.urls import postgres_conninfo, redact
 from transact.storage import _pgfast, pg_database, postgres_sql
-from transact.storage._base import Tx, as_text
+from transact.storage._base import Session, Tx, as_text
 from transact.storage.dialect import SetForm
 from transact.storage.errors import Conflict, Misconfigured, Unavailable
 from transact.storage.outage import OutageLog
 from transact.storage.outbox import BadConnection, CallerTx, pg_identity
+from transact.storage.pg_session import PgSession
 from transact.storage.store import SqlStore
 
 log = logging.getLogger("transact.storage")
@@ -197,7 +198,7 @@ class _GroupCommit:
             if not singles:  # the usual case: one statement, atomic by itself, in autocommit
                 self._write_sets(conn, sets)
                 return
-            with conn.transaction():
+            with _pgfast.transaction(conn):
                 for request in singles:
                     request.rowcount = _run(conn, request.sql, request.params)
                 self._write_sets(conn, sets)
@@ -435,9 +436,12 @@ class PostgresStore(SqlStore):
         self._ensure_pool()
         with self._pool.connection() as conn:
             self.count_round_trip()  # BEGIN (the pool's connections are in autocommit mode)
-            with conn.transaction():
+            with _pgfast.transaction(conn):
                 yield _PgTx(conn, self)
                 self.count_round_trip()  # COMMIT (a rollback after an error is not counted)
+
+    def _session(self, setup: str, params: Sequence[Any]) -> Session:
+        return PgSession(self, self.connect_once, setup, params)
 
     def _map_error(self, exc: Exception) -> Exception | None:
         if isinstance(exc, pg_errors.IntegrityError):

@@ -147,14 +147,19 @@ OWNED_SWEEPS = (_owned_delete(orphans_only=True),)
 
 
 def _retention_batch() -> str:
-    """A garbage collection's batch as one statement: sweep an earlier batch's late rows, pick
-    the candidates, delete those still finished and without a running child, then what they own.
+    """A garbage collection's batch as one statement: sweep an earlier batch's late rows, take the
+    collectors' turn, pick the candidates, delete those still finished and without a running child, then what they own.
     Each id list reaches the next statement as an array (``ANY(ARRAY(...))``: index probes
     whatever the planner guesses of its length) in the collation of the column it meets
     (workflow_status.workflow_id is "C", the others the database's: a mismatch loses the index).
     Each owned delete reads the workflow delete's result, so the workflow rows go first (steps
     first could deadlock with a message take)."""
     finished = retention_sql.FINISHED_STATUSES
+    # The turn, tested once before the candidates are read. The statement's snapshot is older than
+    # the lock: rows a collection deleted while this one waited may still be candidates, and its
+    # delete skips them (a row deleted meanwhile is not deleted again), so what they own is not
+    # touched either.
+    candidates = retention_sql.candidates("(SELECT pg_advisory_xact_lock(?) IS NOT NULL)")
     sweeps = [f"s{n} AS ({_rows_of(t, c, '?::text[]', orphans_only=True)})" for n, (t, c) in enumerate(_OWNED)]
     busy = (
         'ARRAY(SELECT c.parent_workflow_id COLLATE "C" FROM workflow_status c WHERE c.parent_workflow_id '
@@ -168,15 +173,10 @@ def _retention_batch() -> str:
     gone_ids = 'ARRAY(SELECT workflow_id COLLATE "default" FROM gone)'
     owned = [f"d{n} AS ({_rows_of(t, c, gone_ids, orphans_only=False)})" for n, (t, c) in enumerate(_OWNED)]
     return (
-        "WITH " + ", ".join([*sweeps, f"found AS MATERIALIZED ({retention_sql.SELECT})", gone, *owned]) + " "
+        "WITH " + ", ".join([*sweeps, f"found AS MATERIALIZED ({candidates})", gone, *owned]) + " "
         "SELECT f.updated_at, f.workflow_id, g.unsettled FROM found f LEFT JOIN gone g ON g.workflow_id = f.workflow_id "
         "ORDER BY f.updated_at, f.workflow_id"
     )
-
-
-_COLLECTOR_SETTINGS = (
-    "set_config('synchronous_commit', 'off', true), set_config('plan_cache_mode', 'force_generic_plan', true)"
-)
 
 
 def text_array(values: Sequence[str]) -> str:
@@ -217,12 +217,10 @@ SQL = DialectSql(
         "SELECT setval(pg_get_serial_sequence('{table}', '{column}'), m) "
         "FROM (SELECT MAX({column}) AS m FROM {table}) AS s WHERE m IS NOT NULL"
     ),
-    collector_setup=f"SELECT {_COLLECTOR_SETTINGS}, pg_advisory_xact_lock(?)",
-    # CASE evaluates the turn's subquery only once the fleet's lock is taken: a collector that
-    # gives way never queues behind the one collecting.
-    collector_setup_exclusive=(
-        "SELECT CASE WHEN pg_try_advisory_xact_lock(?) THEN (SELECT true FROM pg_advisory_xact_lock(?)) ELSE false END, "
-        f"{_COLLECTOR_SETTINGS}"
+    # CASE: a collection that does not give way takes no lock of its own (only each batch's turn).
+    collector_session=(
+        "SELECT CASE WHEN ? THEN pg_try_advisory_lock(?) ELSE true END, "
+        "set_config('synchronous_commit', 'off', false), set_config('plan_cache_mode', 'force_generic_plan', false)"
     ),
     retention_batch=_retention_batch(),
     ids_match=" = ANY(?::text[])",

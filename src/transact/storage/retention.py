@@ -4,19 +4,22 @@ Finished rows are found through ``ws_finished_idx`` (migration 0018: ``updated_a
 rows only), so a batch reads the rows it deletes and little else, whatever the history holds.
 Steps, messages, events and streams go with their workflow: on SQLite through its trigger and
 cascades, on Postgres (no foreign keys there) by a set-wise delete per table in the same
-transaction plus a sweep after it commits (``owned_deletes``). On Postgres a batch is one statement
-(``retention_batch``) after the transaction's setup: a collection is thousands of batches, and
-every round trip of a batch is time it holds a connection and the collectors' turn while waiting.
-Every statement of a batch takes its ids as one parameter and runs on the driver's lean path
-(``Tx.texts``): the collector shares its process with the application, and what it costs the
-client it takes from the application's threads (the GIL). Must not import the engine or the facade."""
+transaction plus a sweep after it commits (``owned_deletes``). On Postgres a collection has a
+connection of its own (``collector_session``) and each batch is one autocommit statement on it
+(``retention_batch``): a collection is thousands of batches, and every round trip of a batch is
+client time taken from the application's threads (the collector shares their process and the
+GIL) and time the batch holds the collectors' turn while waiting. On SQLite each batch is one write
+transaction, statement by statement (in-process: no round trips). Must not import the engine or
+the facade."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import contextlib
+from collections.abc import Iterator, Sequence
+from contextlib import AbstractContextManager
 
-from transact.storage._base import DriverBase, Tx
-from transact.storage.retention_protocol import RetentionBatch
+from transact.storage._base import DriverBase, Session, Tx, Withdrawn
+from transact.storage.retention_protocol import RetentionBatch, RetentionCollection
 from transact.storage.retention_sql import BOUNDARY, SELECT, busy_parents_sql, delete_sql
 
 _SWEEP_CHUNK = 1000  # deleted ids per post-commit sweep statement
@@ -24,12 +27,111 @@ _SWEEP_CHUNK = 1000  # deleted ids per post-commit sweep statement
 # and the key every batch of any collection holds while it runs (collectors take turns by batch).
 RETENTION_LOCK_KEY = 0x7472616E73_6763
 RETENTION_TURN_KEY = RETENTION_LOCK_KEY + 1
+_FOREVER = -(1 << 62)  # a settle bound before every completion: every deleted workflow is unsettled
+
+
+def _positions(before: tuple[int, str], limit: int, after: tuple[int, str] | None) -> tuple[object, ...]:
+    """The seven parameters of ``retention_sql.SELECT``."""
+    start = after if after is not None else (-1, "")  # (-1, ""): before every completion
+    return (before[0], before[0], before[1], start[0], start[0], start[1], limit)
+
+
+class _Units:
+    """A collection whose batches are write transactions, statement by statement; the write
+    transaction serializes collectors (SQLite's BEGIN IMMEDIATE)."""
+
+    def __init__(self, store: DriverBase) -> None:
+        self._store = store
+
+    def batch(
+        self,
+        *,
+        before: tuple[int, str],
+        limit: int,
+        after: tuple[int, str] | None,
+        sweep_also: Sequence[str],
+        sweep_also_steps: Sequence[str] | None,
+        settled_before: int | None,
+    ) -> RetentionBatch:
+        store = self._store
+        busy_parents, delete = busy_parents_sql(store.sql.ids_match), delete_sql(store.sql.ids_match)
+        ids = store.sql.ids_param
+        params = _positions(before, limit, after)
+        unsettled_from = settled_before if settled_before is not None else _FOREVER
+
+        def unit(tx: Tx) -> RetentionBatch:
+            store._delete_owned(tx, sweep_also, store.sql.owned_sweeps, steps_of=sweep_also_steps)
+            found = [(int(str(r[0])), str(r[1])) for r in tx.texts(SELECT, params)]
+            if not found:
+                return RetentionBatch([], 0, None)
+            found_ids = [i for _, i in found]
+            busy = {str(r[0]) for r in tx.texts(busy_parents, (ids(found_ids),))}
+            todo = [i for i in found_ids if i not in busy] if busy else found_ids
+            rows = tx.texts(delete, (ids(todo), unsettled_from)) if todo else []
+            deleted = [str(r[0]) for r in rows]
+            store._delete_owned(tx, deleted)
+            return RetentionBatch(deleted, len(found), found[-1], [str(r[0]) for r in rows if r[1] == "1"])
+
+        return store.write(unit)
+
+
+class _Statements:
+    """A collection whose batches are one statement each on the collection's own session."""
+
+    def __init__(self, store: DriverBase, session: Session, statement: str) -> None:
+        self._store = store
+        self._session = session
+        self._statement = statement
+        # Every placeholder before the turn's key takes an id list (the last, the steps table's).
+        self._sweeps = statement.count("?") - 9  # the turn, SELECT's seven, the settle bound
+
+    def batch(
+        self,
+        *,
+        before: tuple[int, str],
+        limit: int,
+        after: tuple[int, str] | None,
+        sweep_also: Sequence[str],
+        sweep_also_steps: Sequence[str] | None,
+        settled_before: int | None,
+    ) -> RetentionBatch | None:
+        ids = self._store.sql.ids_param
+        swept = ids(sweep_also)
+        steps = swept if sweep_also_steps is None else ids(sweep_also_steps)
+        sweeps = (swept,) * (self._sweeps - 1) + (steps,)
+        unsettled_from = settled_before if settled_before is not None else _FOREVER
+        params = (*sweeps, RETENTION_TURN_KEY, *_positions(before, limit, after), unsettled_from)
+        try:
+            # Safe to run again after an outage: what an unknown outcome deleted is simply gone.
+            rows = self._session.texts(self._statement, params)
+        except Withdrawn:  # reconnected, and meanwhile another process took the fleet's lock
+            return None
+        if not rows:
+            return RetentionBatch([], 0, None)
+        deleted = [str(r[1]) for r in rows if r[2] is not None]
+        unsettled = [str(r[1]) for r in rows if r[2] == "1"]
+        return RetentionBatch(deleted, len(rows), (int(str(rows[-1][0])), str(rows[-1][1])), unsettled)
 
 
 class RetentionSql(DriverBase):
     def retention_boundary(self, *, keep: int) -> tuple[int, str] | None:
         row = self.read(lambda tx: tx.one(BOUNDARY, (keep - 1,)))
         return (int(row[0]), str(row[1])) if row is not None else None
+
+    def retention_collection(self, *, exclusive: bool = False) -> AbstractContextManager[RetentionCollection | None]:
+        return self._collection(exclusive)
+
+    @contextlib.contextmanager
+    def _collection(self, exclusive: bool) -> Iterator[RetentionCollection | None]:
+        setup, statement = self.sql.collector_session, self.sql.retention_batch
+        if setup is None or statement is None:
+            yield _Units(self)
+            return
+        session = self._session(setup, (exclusive, RETENTION_LOCK_KEY))
+        try:
+            yield _Statements(self, session, statement) if session.open() else None
+        finally:
+            session.close()
 
     def retention_delete(
         self,
@@ -41,50 +143,22 @@ class RetentionSql(DriverBase):
         sweep_also: Sequence[str] = (),
         sweep_also_steps: Sequence[str] | None = None,
         settled_before: int | None = None,
+        collection: RetentionCollection | None = None,
     ) -> RetentionBatch | None:
-        select, busy_parents, delete = SELECT, busy_parents_sql(self.sql.ids_match), delete_sql(self.sql.ids_match)
-        ids = self.sql.ids_param
-        # Collectors take turns a batch at a time, so a batch's candidates need no row locks (the
-        # delete itself re-checks that each is still finished); an exclusive one first gives way
-        # to any other process that holds the fleet's collector lock.
-        setup = self.sql.collector_setup_exclusive if exclusive else self.sql.collector_setup
-        one_statement = self.sql.retention_batch
-        start = after if after is not None else (-1, "")  # (-1, ""): before every completion
-        params = (before[0], before[0], before[1], start[0], start[0], start[1], limit)
-        unsettled_from = settled_before if settled_before is not None else -(1 << 62)
+        def run(on: RetentionCollection) -> RetentionBatch | None:
+            return on.batch(
+                before=before,
+                limit=limit,
+                after=after,
+                sweep_also=sweep_also,
+                sweep_also_steps=sweep_also_steps,
+                settled_before=settled_before,
+            )
 
-        def unit(tx: Tx) -> RetentionBatch | None:
-            if setup is not None and exclusive:
-                if tx.texts(setup, (RETENTION_LOCK_KEY, RETENTION_TURN_KEY))[0][0] != "t":
-                    return None
-            elif setup is not None:
-                tx.run(setup, (RETENTION_TURN_KEY,))
-            if one_statement is not None:
-                return in_one_statement(tx, one_statement)
-            self._delete_owned(tx, sweep_also, self.sql.owned_sweeps, steps_of=sweep_also_steps)
-            found = [(int(str(r[0])), str(r[1])) for r in tx.texts(select, params)]
-            if not found:
-                return RetentionBatch([], 0, None)
-            found_ids = [i for _, i in found]
-            busy = {str(r[0]) for r in tx.texts(busy_parents, (ids(found_ids),))}
-            todo = [i for i in found_ids if i not in busy] if busy else found_ids
-            rows = tx.texts(delete, (ids(todo), unsettled_from)) if todo else []
-            deleted = [str(r[0]) for r in rows]
-            self._delete_owned(tx, deleted)
-            return RetentionBatch(deleted, len(found), found[-1], [str(r[0]) for r in rows if r[1] == "1"])
-
-        def in_one_statement(tx: Tx, statement: str) -> RetentionBatch:
-            swept = ids(sweep_also)
-            steps = swept if sweep_also_steps is None else ids(sweep_also_steps)
-            sweeps = (swept,) * (statement.count("?") - len(params) - 2) + (steps,)
-            rows = tx.texts(statement, (*sweeps, *params, unsettled_from))
-            if not rows:
-                return RetentionBatch([], 0, None)
-            deleted = [str(r[1]) for r in rows if r[2] is not None]
-            unsettled = [str(r[1]) for r in rows if r[2] == "1"]
-            return RetentionBatch(deleted, len(rows), (int(str(rows[-1][0])), str(rows[-1][1])), unsettled)
-
-        return self.write(unit)
+        if collection is not None:
+            return run(collection)
+        with self.retention_collection(exclusive=exclusive) as alone:
+            return None if alone is None else run(alone)
 
     def retention_sweep(self, workflow_ids: Sequence[str], steps_of: Sequence[str] | None = None) -> None:
         # A checkpoint or message whose existence check read a row just before its delete

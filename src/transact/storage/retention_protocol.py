@@ -6,6 +6,7 @@ Must not import the engine or the facade.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from contextlib import AbstractContextManager
 from typing import NamedTuple, Protocol
 
 
@@ -20,6 +21,24 @@ class RetentionBatch(NamedTuple):
     unsettled: list[str] = []  # a NamedTuple default, never mutated
 
 
+class RetentionCollection(Protocol):
+    """One collection's way to the database, from ``retention_collection``: on Postgres a
+    connection of its own, each batch one statement on it."""
+
+    def batch(
+        self,
+        *,
+        before: tuple[int, str],
+        limit: int,
+        after: tuple[int, str] | None,
+        sweep_also: Sequence[str],
+        sweep_also_steps: Sequence[str] | None,
+        settled_before: int | None,
+    ) -> RetentionBatch | None:
+        """``retention_delete``'s batch; None when the collection had to give way meanwhile."""
+        ...
+
+
 class RetentionStore(Protocol):
     """Garbage collection of finished history (storage/retention.py)."""
 
@@ -28,6 +47,13 @@ class RetentionStore(Protocol):
         millisecond are ordered by id) of the ``keep``-th most recently finished workflow
         (``keep`` >= 1): the workflows before it are beyond the newest ``keep``. None when at most
         ``keep`` workflows are finished. Walks the finished index newest first. Round trips: 1."""
+        ...
+
+    def retention_collection(self, *, exclusive: bool = False) -> AbstractContextManager[RetentionCollection | None]:
+        """A collection's way to the database for its batches, closed when the block ends; None
+        when ``exclusive`` and another process is collecting under that flag (on Postgres a
+        session advisory lock held for the whole collection; SQLite's write lock serializes
+        anyway). On Postgres: its own connection, opened here (round trips: connect and 1)."""
         ...
 
     def retention_delete(
@@ -40,6 +66,7 @@ class RetentionStore(Protocol):
         sweep_also: Sequence[str] = (),
         sweep_also_steps: Sequence[str] | None = None,
         settled_before: int | None = None,
+        collection: RetentionCollection | None = None,
     ) -> RetentionBatch | None:
         """Examine up to ``limit`` workflows that finished (SUCCESS, ERROR, CANCELLED,
         MAX_RECOVERY_ATTEMPTS_EXCEEDED) before the completion position ``before`` (``(epoch ms,
@@ -48,9 +75,10 @@ class RetentionStore(Protocol):
         first, and delete them with their steps, the messages sent to them (read or not), events,
         streams and attributes. Never a workflow with an unfinished child, never PENDING, ENQUEUED
         or DELAYED work. Collectors take turns a batch at a time (an advisory lock on Postgres,
-        SQLite's write lock), so concurrent ones delete each row once. ``exclusive``: only while no
-        other process collects under that flag (Postgres advisory lock; SQLite's write lock
-        serializes anyway); None when one does. One short transaction. Round trips: 7-8. Its own
+        SQLite's write lock), so concurrent ones delete each row once. ``collection``: the
+        collection this batch belongs to (``retention_collection``); without it the batch opens
+        one of its own, ``exclusive`` as there, and returns None when that one is refused. One
+        short transaction; round trips: 1 on Postgres (on the collection's connection). Its own
         deleted ids' late rows are the caller's to sweep, in a later batch or by
         ``retention_sweep``. ``sweep_also``:
         workflows deleted by earlier batches, whose late rows this batch's transaction sweeps (as

@@ -12,17 +12,24 @@ BOUNDARY = (
     "ORDER BY updated_at DESC, workflow_id DESC LIMIT 1 OFFSET ?"
 )
 
-# A batch's candidates in completion order (parameters: ``before``'s time twice and id, ``after``'s
-# time twice and id, the limit); tests EXPLAIN exactly this. Each position test, ``(updated_at,
-# workflow_id) < (t, id)`` and ``> (t, id)``, is spelled so the index bounds updated_at. A plain
-# ordered walk of ws_finished_idx: with the child test in it, the planner may hash-join every
-# finished row and sort them all (seen at a million rows). No row locks: collectors take turns.
-SELECT = (
-    f"SELECT w.updated_at, w.workflow_id FROM workflow_status w WHERE w.{FINISHED} "
-    "AND w.updated_at <= ? AND (w.updated_at < ? OR w.workflow_id < ?) "
-    "AND w.updated_at >= ? AND (w.updated_at > ? OR w.workflow_id > ?) "
-    "ORDER BY w.updated_at, w.workflow_id LIMIT ?"
-)
+
+def candidates(guard: str = "") -> str:
+    """A batch's candidates in completion order (parameters: ``before``'s time twice and id,
+    ``after``'s time twice and id, the limit); tests EXPLAIN exactly this. Each position test,
+    ``(updated_at, workflow_id) < (t, id)`` and ``> (t, id)``, is spelled so the index bounds
+    updated_at. A plain ordered walk of ws_finished_idx: with the child test in it, the planner may
+    hash-join every finished row and sort them all (seen at a million rows). No row locks:
+    collectors take turns. ``guard``: a condition without columns (its placeholders come first),
+    which the server tests once before the walk starts."""
+    return (
+        f"SELECT w.updated_at, w.workflow_id FROM workflow_status w WHERE {guard + ' AND ' if guard else ''}"
+        f"w.{FINISHED} AND w.updated_at <= ? AND (w.updated_at < ? OR w.workflow_id < ?) "
+        "AND w.updated_at >= ? AND (w.updated_at > ? OR w.workflow_id > ?) "
+        "ORDER BY w.updated_at, w.workflow_id LIMIT ?"
+    )
+
+
+SELECT = candidates()
 
 # 1 when a step may still land for a deleted workflow (CANCELLED, or finished at or after the
 # parameter, epoch ms), else 0: for the RETURNING of a delete from workflow_status.

@@ -1,0 +1,102 @@
+"""A dedicated Postgres session for a long run of autocommit statements (a garbage collection).
+
+The pool's connections are shared, so settings and session locks cannot live on them; a session
+opens its own connection, runs its setup statement there, and keeps both until it closes. An
+outage is retried like any unit (back-off, the store's outage log): the session connects again and
+runs its setup again, whose answer may now be no (another process took the lock meanwhile).
+Statements run on the lean libpq path (``_pgfast``). Must not import the engine or the facade.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import psycopg
+
+from transact.storage import _pgfast
+from transact.storage._base import DriverBase, Withdrawn
+from transact.storage.errors import Unavailable
+
+
+class PgSession:
+    """``_base.Session`` on Postgres."""
+
+    def __init__(
+        self,
+        store: DriverBase,
+        connect: Callable[[], psycopg.Connection[Any]],
+        setup: str,
+        params: Sequence[Any],
+    ) -> None:
+        self._store = store
+        self._connect = connect
+        self._setup = setup
+        self._setup_params = _pgfast.encode(params)
+        if self._setup_params is None:
+            raise TypeError("a session's setup takes str, int, bool or bytes parameters")
+        self._conn: psycopg.Connection[Any] | None = None
+
+    def open(self) -> bool:
+        """Connect and run the setup (retrying outages); whether it granted the session."""
+        try:
+            self._store._retrying(self._ensure)
+        except Withdrawn:
+            return False
+        return True
+
+    def texts(self, sql: str, params: Sequence[Any]) -> list[tuple[str | None, ...]]:
+        """One autocommit statement's rows as text, retried (on a new connection) across outages;
+        ``Withdrawn`` when the new connection's setup says no. Only for statements that are safe
+        to run again after a failure whose outcome is unknown."""
+        encoded = _pgfast.encode(params)
+        if encoded is None:
+            raise TypeError("a session's statements take str, int, bool or bytes parameters")
+
+        def attempt() -> list[tuple[str | None, ...]]:
+            conn = self._ensure()
+            self._store.count_round_trip()
+            try:
+                return _pgfast.text_rows(_pgfast.execute(conn, sql, encoded))
+            except Exception as exc:
+                mapped = self._mapped(exc)
+                if mapped is None:
+                    raise
+                raise mapped from exc
+
+        return self._store._retrying(attempt)
+
+    def close(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            with contextlib.suppress(Exception):
+                conn.close()  # session locks and settings end with the connection
+
+    def _ensure(self) -> psycopg.Connection[Any]:
+        if self._conn is not None and not self._conn.closed:
+            return self._conn
+        self.close()
+        conn = self._connect()  # raises Unavailable (retried) or Misconfigured
+        self._store.count_round_trip()
+        try:
+            assert self._setup_params is not None
+            granted = _pgfast.text_rows(_pgfast.execute(conn, self._setup, self._setup_params))[0][0] == "t"
+        except Exception as exc:
+            with contextlib.suppress(Exception):
+                conn.close()
+            mapped = self._store._map_error(exc)
+            if mapped is None:
+                raise
+            raise mapped from exc
+        if not granted:
+            conn.close()
+            raise Withdrawn
+        self._conn = conn
+        return conn
+
+    def _mapped(self, exc: Exception) -> Exception | None:
+        mapped = self._store._map_error(exc)
+        if isinstance(mapped, Unavailable) and mapped.outage:
+            self.close()  # its state is unknown: the next attempt connects afresh
+        return mapped
