@@ -28,15 +28,15 @@ from transact.storage import Store
 
 log = logging.getLogger("transact.retention")
 
-# Workflows per transaction (~11 rows each). The workload's tail follows how long each batch holds
-# the server more than how much rest lies between batches: measured at 1,000,000 rows on Postgres
+# Workflows per batch (~11 rows each). The workload's tail follows how long each batch holds the
+# server more than how much rest lies between batches: measured at 1,000,000 rows on Postgres
 # (bench.history_bench, 2 vCPUs), the workload's p99 rose 1.8-2.6x with 200 per batch, 1.3-1.8x
-# with 100 and 1.2-1.6x with 50, which still collects 15,000-28,000 workflows/s beside it.
-BATCH = 50
+# with 100, 1.3-1.6x with 50 and 1.2-1.5x with 40, which still collects 22,000-26,000 workflows/s
+# beside it (30: 20,000-21,000/s for no gentler tail).
+BATCH = 40
 # After each batch the collector rests for this fraction of the batch's own time, so the live
 # workload keeps most of the database while a long history is collected. Measured, not monotonic:
-# at 50 per batch, 0.4 collected 24,000-28,000/s and 0.6 15,000-24,000/s for the same rise of the
-# workload's p99 (1.3-1.5x), 0.5 19,600-29,700/s at 1.2-1.4x; 1.0 was no gentler (bench/RESULTS.md).
+# more rest (0.6, 1.0) collected slower without lowering the workload's p99 (bench/RESULTS.md).
 PACE = 0.5
 _rest = time.sleep  # a seam for tests
 # A batch's late rows (a write whose existence check ran just before the delete committed) are

@@ -33,9 +33,10 @@ class PgSession:
         self._store = store
         self._connect = connect
         self._setup = setup
-        self._setup_params = _pgfast.encode(params)
-        if self._setup_params is None:
+        encoded = _pgfast.encode(params)
+        if encoded is None:
             raise TypeError("a session's setup takes str, int, bool or bytes parameters")
+        self._setup_params = encoded
         self._conn: psycopg.Connection[Any] | None = None
 
     def open(self) -> bool:
@@ -80,7 +81,6 @@ class PgSession:
         conn = self._connect()  # raises Unavailable (retried) or Misconfigured
         self._store.count_round_trip()
         try:
-            assert self._setup_params is not None
             granted = _pgfast.text_rows(_pgfast.execute(conn, self._setup, self._setup_params))[0][0] == "t"
         except Exception as exc:
             with contextlib.suppress(Exception):
