@@ -4,12 +4,13 @@ recorded for them, what it keeps, and the boundary of the newest N."""
 from __future__ import annotations
 
 import threading
+import time
 from typing import Any
 
 import pytest
 
 from tests.storage.builders import step, wf
-from transact.storage import Conflict, Store
+from transact.storage import Conflict, Store, Unavailable, open_store
 from transact.storage.retention import RETENTION_TURN_KEY
 from transact.storage.retention_protocol import RetentionBatch
 
@@ -55,6 +56,22 @@ def _seed(store: Store, wid: str, status: str, finished_at: int, **fields: Any) 
 def ids(batch: RetentionBatch | None) -> list[str] | None:
     """The deleted ids, sorted (None: another collector held the lock)."""
     return None if batch is None else sorted(batch.deleted)
+
+
+# Advisory locks of this test's database (parameter: the key), as pg_locks splits a bigint key.
+_ADVISORY = (
+    "SELECT pid FROM pg_locks WHERE locktype = 'advisory' "
+    "AND database = (SELECT oid FROM pg_database WHERE datname = current_database()) "
+    "AND (classid::bigint << 32) + objid::bigint = %s"
+)
+
+
+def _await_turn_waiter(admin: Any) -> None:
+    """Until a session waits for the collectors' turn (its batch statement has started), or fail."""
+    deadline = time.monotonic() + 10
+    while not admin.execute(_ADVISORY + " AND NOT granted", (RETENTION_TURN_KEY,)).fetchall():
+        assert time.monotonic() < deadline, "no batch came to wait for the turn"
+        time.sleep(0.005)
 
 
 def _left(store: Store) -> dict[str, set[str]]:
@@ -192,10 +209,7 @@ def test_a_collection_reconnects_after_its_connection_drops(store: Store) -> Non
 
     for n in range(3):
         store.workflow_insert(wf(f"w{n}", status="SUCCESS", updated_at=n + 1))
-    holder = (
-        "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted AND pid <> pg_backend_pid() "
-        "AND (classid::bigint << 32) + objid::bigint = %s"
-    )
+    holder = _ADVISORY + " AND granted AND pid <> pg_backend_pid()"
     with psycopg.connect(store.url, options="-c search_path=transact", autocommit=True) as admin:  # type: ignore[attr-defined]
 
         def kill_collector() -> None:
@@ -216,6 +230,26 @@ def test_a_collection_reconnects_after_its_connection_drops(store: Store) -> Non
             assert not store.outage.ongoing  # type: ignore[attr-defined]  # the reconnect reached the database
         admin.execute("SELECT pg_advisory_unlock(%s)", (RETENTION_LOCK_KEY,))
     assert ids(store.retention_delete(before=(10, ""), limit=10, exclusive=True)) == ["w2"]
+
+
+def test_closing_the_store_stops_a_collection_on_its_own_connection(store: Store, db_url: str) -> None:
+    # The collection's connection is not the pool's: the store's close must still end it.
+    if store.sql.collector_session is None:  # type: ignore[attr-defined]
+        pytest.skip("SQLite: a collection's batches run on the store's own connections, closed with it")
+    for n in range(2):
+        store.workflow_insert(wf(f"w{n}", status="SUCCESS", updated_at=n + 1))
+    closing = open_store(db_url)
+    try:
+        with closing.retention_collection() as collection:
+            assert collection is not None
+            first = closing.retention_delete(before=(10, ""), limit=1, collection=collection)
+            assert first is not None and first.deleted == ["w0"]
+            closing.close()
+            with pytest.raises(Unavailable, match="closed"):
+                closing.retention_delete(before=(10, ""), limit=1, after=first.last, collection=collection)
+    finally:
+        closing.close()
+    assert ids(store.retention_delete(before=(10, ""), limit=10)) == ["w1"]
 
 
 def test_ids_with_quotes_commas_braces_and_backslashes_are_collected_with_their_rows(store: Store) -> None:
@@ -287,12 +321,46 @@ def test_a_collection_waits_its_turn_behind_another_collectors_batch(store: Stor
     result: list[RetentionBatch | None] = []
     collector = threading.Thread(target=lambda: result.append(store.retention_delete(before=(10, ""), limit=10)))
     collector.start()
-    collector.join(0.3)  # a bounded look: it must still be waiting
+    if store.sql.collector_session is not None:  # type: ignore[attr-defined]
+        import psycopg
+
+        with psycopg.connect(store.url, autocommit=True) as admin:  # type: ignore[attr-defined]
+            _await_turn_waiter(admin)  # its statement has started and waits inside for the turn
+    else:
+        collector.join(0.3)  # a bounded look: it must still be waiting
     assert collector.is_alive() and result == []
     release.set()
     holder.join(10)
     collector.join(10)
     assert result == [RetentionBatch(["w"], 1, (1, "w"), ["w"])]
+
+
+def test_a_batch_that_waited_for_the_turn_deletes_only_candidates_as_it_found_them(store: Store) -> None:
+    # On Postgres a batch reads its candidates after taking the turn, but from a snapshot taken
+    # before it: a candidate deleted meanwhile is not deleted again, and one that ran and finished
+    # again meanwhile (a newer completion) is kept.
+    if store.sql.collector_session is None:  # type: ignore[attr-defined]
+        pytest.skip("SQLite: a batch is one write transaction; nothing changes while it waits")
+    import psycopg
+
+    for n, wid in enumerate(("moved", "gone", "old")):
+        _seed(store, wid, "SUCCESS", 100 + n)
+    result: list[RetentionBatch | None] = []
+    with psycopg.connect(store.url, autocommit=True, options="-c search_path=transact") as other:  # type: ignore[attr-defined]
+        other.execute("BEGIN")
+        other.execute("SELECT pg_advisory_xact_lock(%s)", (RETENTION_TURN_KEY,))  # another batch runs
+        collector = threading.Thread(target=lambda: result.append(store.retention_delete(before=(500, ""), limit=10)))
+        collector.start()
+        _await_turn_waiter(other)
+        other.execute("UPDATE workflow_status SET updated_at = 400 WHERE workflow_id = 'moved'")
+        for table, column in (("workflow_status", "workflow_id"), *PER_WORKFLOW.items()):
+            other.execute(f"DELETE FROM {table} WHERE {column} = 'gone'")  # another collection's batch
+        other.execute("COMMIT")
+        collector.join(10)
+    assert not collector.is_alive()
+    assert result == [RetentionBatch(["old"], 3, (102, "old"), ["old"])]
+    left = _left(store)
+    assert left["workflow_status"] == {"moved"} and left["operation_outputs"] == {"moved"}
 
 
 def test_the_sweep_keeps_the_rows_of_a_new_workflow_that_reuses_a_deleted_id(store: Store) -> None:

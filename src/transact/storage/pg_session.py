@@ -56,6 +56,8 @@ class PgSession:
             raise TypeError("a session's statements take str, int, bool or bytes parameters")
 
         def attempt() -> list[tuple[str | None, ...]]:
+            if self._store._closed.is_set():  # its connection is not the pool's: closing the store stops it here
+                raise Unavailable("the system database store is closed", outage=False)
             conn = self._ensure()
             self._store.count_round_trip()
             try:

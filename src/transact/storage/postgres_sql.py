@@ -156,9 +156,10 @@ def _retention_batch() -> str:
     first could deadlock with a message take)."""
     finished = retention_sql.FINISHED_STATUSES
     # The turn, tested once before the candidates are read. The statement's snapshot is older than
-    # the lock: rows a collection deleted while this one waited may still be candidates, and its
-    # delete skips them (a row deleted meanwhile is not deleted again), so what they own is not
-    # touched either.
+    # the lock, so a candidate may have changed while this one waited: the delete re-tests only its
+    # own conditions on the row's newest version. A row deleted meanwhile is skipped (and what it
+    # owned is not touched); one that ran again and finished again is newer than every candidate
+    # (its updated_at moved), which the delete's bound on updated_at catches.
     candidates = retention_sql.candidates("(SELECT pg_advisory_xact_lock(?) IS NOT NULL)")
     sweeps = [f"s{n} AS ({_rows_of(t, c, '?::text[]', orphans_only=True)})" for n, (t, c) in enumerate(_OWNED)]
     busy = (
@@ -167,7 +168,8 @@ def _retention_batch() -> str:
     )
     gone = (
         "gone AS (DELETE FROM workflow_status AS w WHERE w.workflow_id = ANY(ARRAY(SELECT workflow_id FROM found)) "
-        f"AND w.status IN {finished} AND w.workflow_id <> ALL({busy}) "
+        f"AND w.status IN {finished} AND w.updated_at <= (SELECT max(updated_at) FROM found) "
+        f"AND w.workflow_id <> ALL({busy}) "
         f"RETURNING w.workflow_id, {retention_sql.UNSETTLED} AS unsettled)"
     )
     gone_ids = 'ARRAY(SELECT workflow_id COLLATE "default" FROM gone)'
