@@ -31,7 +31,7 @@ log = logging.getLogger("transact.retention")
 # Workflows per batch (~11 rows each). The workload's tail follows how long each batch holds the
 # server more than how much rest lies between batches: measured at 1,000,000 rows on Postgres
 # (bench.history_bench, 2 vCPUs), the workload's p99 rose 1.8-2.6x with 200 per batch, 1.3-1.8x
-# with 100, 1.3-1.6x with 50 and 1.2-1.5x with 40, which still collects 22,000-26,000 workflows/s
+# with 100, 1.3-1.6x with 50 and 1.2-1.5x with 40, which still collects 20,700-25,700 workflows/s
 # beside it (30: 20,000-21,000/s for no gentler tail).
 BATCH = 40
 # After each batch the collector rests for this fraction of the batch's own time, so the live
