@@ -112,6 +112,9 @@ def command(conn: psycopg.Connection[Any], sql: bytes) -> None:
     _check(conn, conn.pgconn.exec_(sql))
 
 
+_OPEN = (pq.TransactionStatus.INTRANS, pq.TransactionStatus.INERROR)  # a transaction to end
+
+
 @contextlib.contextmanager
 def transaction(conn: psycopg.Connection[Any]) -> Iterator[None]:
     """A transaction on an autocommit connection: BEGIN, then COMMIT when the block ends, or
@@ -132,9 +135,6 @@ def transaction(conn: psycopg.Connection[Any]) -> Iterator[None]:
         command(conn, b"ROLLBACK")
         raise pg_errors.InFailedSqlTransaction("a statement of the transaction failed; it was rolled back")
     command(conn, b"COMMIT")
-
-
-_OPEN = (pq.TransactionStatus.INTRANS, pq.TransactionStatus.INERROR)
 
 
 def rowcount(result: PGresult) -> int:

@@ -58,15 +58,7 @@ class PgSession:
         def attempt() -> list[tuple[str | None, ...]]:
             if self._store._closed.is_set():  # its connection is not the pool's: closing the store stops it here
                 raise Unavailable("the system database store is closed", outage=False)
-            conn = self._ensure()
-            self._store.count_round_trip()
-            try:
-                return _pgfast.text_rows(_pgfast.execute(conn, sql, encoded))
-            except Exception as exc:
-                mapped = self._mapped(exc)
-                if mapped is None:
-                    raise
-                raise mapped from exc
+            return self._run(self._ensure(), sql, encoded)
 
         return self._store._retrying(attempt)
 
@@ -80,25 +72,29 @@ class PgSession:
         if self._conn is not None and not self._conn.closed:
             return self._conn
         self.close()
-        conn = self._connect()  # raises Unavailable (retried) or Misconfigured
+        conn = self._conn = self._connect()  # raises Unavailable (retried) or Misconfigured
+        try:
+            granted = self._run(conn, self._setup, self._setup_params)[0][0] == "t"
+        except BaseException:
+            self.close()  # a connection without its setup must not run the session's statements
+            raise
+        if not granted:
+            self.close()
+            raise Withdrawn
+        return conn
+
+    def _run(
+        self, conn: psycopg.Connection[Any], sql: str, encoded: tuple[list[bytes | None], list[int]]
+    ) -> list[tuple[str | None, ...]]:
+        """One statement, its driver error mapped as the store maps them; after an outage the
+        connection is closed (its state is unknown: the next attempt connects afresh)."""
         self._store.count_round_trip()
         try:
-            granted = _pgfast.text_rows(_pgfast.execute(conn, self._setup, self._setup_params))[0][0] == "t"
+            return _pgfast.text_rows(_pgfast.execute(conn, sql, encoded))
         except Exception as exc:
-            with contextlib.suppress(Exception):
-                conn.close()
             mapped = self._store._map_error(exc)
             if mapped is None:
                 raise
+            if isinstance(mapped, Unavailable) and mapped.outage:
+                self.close()
             raise mapped from exc
-        if not granted:
-            conn.close()
-            raise Withdrawn
-        self._conn = conn
-        return conn
-
-    def _mapped(self, exc: Exception) -> Exception | None:
-        mapped = self._store._map_error(exc)
-        if isinstance(mapped, Unavailable) and mapped.outage:
-            self.close()  # its state is unknown: the next attempt connects afresh
-        return mapped

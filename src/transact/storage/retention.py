@@ -82,8 +82,6 @@ class _Statements:
         self._store = store
         self._session = session
         self._statement = statement
-        # Every placeholder before the turn's key takes an id list (the last, the steps table's).
-        self._sweeps = statement.count("?") - 9  # the turn, SELECT's seven, the settle bound
 
     def batch(
         self,
@@ -98,9 +96,11 @@ class _Statements:
         ids = self._store.sql.ids_param
         swept = ids(sweep_also)
         steps = swept if sweep_also_steps is None else ids(sweep_also_steps)
-        sweeps = (swept,) * (self._sweeps - 1) + (steps,)
         unsettled_from = settled_before if settled_before is not None else _FOREVER
-        params = (*sweeps, RETENTION_TURN_KEY, *_positions(before, limit, after), unsettled_from)
+        rest = (RETENTION_TURN_KEY, *_positions(before, limit, after), unsettled_from)
+        # Every placeholder before the turn's key takes an id list, the last the steps table's.
+        sweeps = (swept,) * (self._statement.count("?") - len(rest) - 1) + (steps,)
+        params = (*sweeps, *rest)
         try:
             # Safe to run again after an outage: what an unknown outcome deleted is simply gone.
             rows = self._session.texts(self._statement, params)
