@@ -72,6 +72,13 @@ def test_ten_thousand_waiting_workflows_stay_bounded_and_all_wake(dbos: type[DBO
     conns_before = connections(db_url)
     samples: list[tuple[int, int]] = []
 
+    async def wait_blocked(count: int, deadline: float) -> None:
+        while (seen := await asyncio.to_thread(blocked, db_url)) < count:
+            assert time.monotonic() < deadline, f"only {seen} of {count} workflows blocked"
+            samples.append((threading.active_count(), connections(db_url)))
+            await asyncio.sleep(0.2)
+        samples.append((threading.active_count(), connections(db_url)))
+
     async def main() -> tuple[list[Any], list[Any], dict[str, float]]:
         started = time.monotonic()
         receivers: list[Any] = []
@@ -79,21 +86,20 @@ def test_ten_thousand_waiting_workflows_stay_bounded_and_all_wake(dbos: type[DBO
         for first in range(0, N // 2, CHUNK):  # concurrent starts share commits
             chunk = range(first, min(first + CHUNK, N // 2))
             receivers += await asyncio.gather(*(DBOS.start_workflow_async(receiver, i) for i in chunk))
-        # The sleepers all wake at about the same time, after every workflow is blocked: starting
-        # them takes about as long as starting the receivers did (the machine may be shared).
+        deadline = started + 120  # a loaded CI machine needed more than 60 s on Postgres
+        await wait_blocked(N // 2, deadline)
+        # The sleepers all wake at about the same time, after every workflow is blocked. Starting and
+        # blocking them is the same work as the receivers' just measured, so twice that time plus a
+        # margin leaves room for a machine that slows down meanwhile (it may be shared).
         wake_at = time.monotonic() + SLEEP_S + 2 * (time.monotonic() - started)
         for first in range(0, N // 2, CHUNK):
             chunk = range(first, min(first + CHUNK, N // 2))
             seconds = wake_at - time.monotonic()
             sleepers += await asyncio.gather(*(DBOS.start_workflow_async(sleeper, i, seconds) for i in chunk))
-        deadline = started + 120  # a loaded CI machine needed more than 60 s on Postgres
-        while (count := await asyncio.to_thread(blocked, db_url)) < N:
-            assert time.monotonic() < deadline, f"only {count} of {N} workflows blocked"
-            samples.append((threading.active_count(), connections(db_url)))
-            await asyncio.sleep(0.2)
-        samples.append((threading.active_count(), connections(db_url)))
+        await wait_blocked(N, time.monotonic() + 120)
         blocked_after = time.monotonic() - started
-        assert statuses() == {"PENDING": N}  # every workflow waits; none has been woken yet
+        # Every workflow waits; none has been woken yet.
+        assert statuses() == {"PENDING": N}, f"{time.monotonic() - wake_at:.1f} s past the sleepers' time"
         await DBOS.send_bulk_async([(h.workflow_id, f"msg-{i}", "wake") for i, h in enumerate(receivers)])
         got = await asyncio.gather(*(h.get_result(timeout=60) for h in receivers))
         samples.append((threading.active_count(), connections(db_url)))
