@@ -6,6 +6,7 @@ loses nothing, the ``retention`` config runs a background collector, and the CLI
 from __future__ import annotations
 
 import json
+import logging
 import math
 import threading
 from typing import Any
@@ -18,7 +19,7 @@ from transact import DBOS, DBOSClient, Queue, SetWorkflowID
 from transact.engine import retention
 from transact.engine.clock import now_ms
 from transact.errors import ConfigError
-from transact.storage import Store
+from transact.storage import Store, open_store
 from transact.storage.rows import WorkflowRow
 
 TABLES = {
@@ -391,3 +392,79 @@ def test_garbage_collect_async(dbos: type[DBOS]) -> None:
         store.workflow_insert(_old_row(f"w{i}", "SUCCESS", at=1_000 + i))
     assert asyncio.run(DBOS.garbage_collect_async(rows_threshold=1)) == 2
     assert asyncio.run(DBOS.garbage_collect_async(cutoff_epoch_ms=now_ms())) == 1
+
+
+def _strict(store: Store, db_url: str, timeout_ms: int) -> Store:
+    """The same database through a URL that sets a statement_timeout on every connection."""
+    if store.dialect == "sqlite":
+        pytest.skip("SQLite has no statement_timeout: a batch there waits for the write lock (contention, retried)")
+    strict = open_store(f"{db_url}?options=-c%20statement_timeout%3D{timeout_ms}")
+    strict.migrate()
+    return strict
+
+
+def _cancellations(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [r.getMessage() for r in caplog.records if r.name == "transact.retention" and "cancel" in r.getMessage()]
+
+
+_HOLDERS = (
+    "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted "
+    "AND database = (SELECT oid FROM pg_database WHERE datname = current_database()) "
+    "AND (classid::bigint << 32) + objid::bigint = %s"
+)
+
+
+def test_a_batch_the_database_cancels_goes_again_at_half_the_size_keeping_the_fleet_lock(
+    store: Store, db_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    # A batch that runs past the role's statement_timeout (here: it waits for the turn behind a
+    # long batch of another collector) is cancelled by the server; the collection goes on with
+    # batches half the size, on the same session, still the fleet's only collector.
+    import psycopg
+
+    from transact.storage.retention import RETENTION_LOCK_KEY, RETENTION_TURN_KEY
+
+    strict = _strict(store, db_url, 200)
+    store.admin_insert_synthetic(count=200, id_prefix="old-", names=["n"], statuses=["SUCCESS"], now=50_000)
+    caplog.set_level(logging.WARNING, logger="transact.retention")
+    results: list[int] = []
+    try:
+        with psycopg.connect(db_url, autocommit=True) as admin:
+            admin.execute("SELECT pg_advisory_lock(%s)", (RETENTION_TURN_KEY,))
+            collector = threading.Thread(
+                target=lambda: results.append(
+                    retention.garbage_collect(strict, now_ms(), batch=40, pace=0, exclusive=True)
+                )
+            )
+            collector.start()
+            wait_until(lambda: len(_cancellations(caplog)) >= 1, what="a cancelled batch")
+            holders = admin.execute(_HOLDERS, (RETENTION_LOCK_KEY,)).fetchall()
+            wait_until(lambda: len(_cancellations(caplog)) >= 2, what="a second cancelled batch")
+            assert admin.execute(_HOLDERS, (RETENTION_LOCK_KEY,)).fetchall() == holders and len(holders) == 1
+            admin.execute("SELECT pg_advisory_unlock(%s)", (RETENTION_TURN_KEY,))
+            collector.join(30)
+    finally:
+        strict.close()
+    assert results == [200]
+    first, second = _cancellations(caplog)[:2]
+    assert "statement timeout" in first and "batches of 20 workflows instead of 40" in first
+    assert "batches of 10 workflows instead of 20" in second
+    assert store.retention_boundary(keep=1) is None  # everything collected
+
+
+def test_a_batch_of_one_the_database_cancels_ends_the_collection_with_the_fix(store: Store, db_url: str) -> None:
+    import psycopg
+
+    from transact.errors import TransactError
+    from transact.storage.retention import RETENTION_TURN_KEY
+
+    strict = _strict(store, db_url, 100)
+    store.admin_insert_synthetic(count=50, id_prefix="old-", names=["n"], statuses=["SUCCESS"], now=50_000)
+    try:
+        with psycopg.connect(db_url, autocommit=True) as admin:
+            admin.execute("SELECT pg_advisory_lock(%s)", (RETENTION_TURN_KEY,))
+            with pytest.raises(TransactError, match=r"single workflow.*raise the statement_timeout"):
+                retention.garbage_collect(strict, now_ms(), batch=8, pace=0)  # 8, 4, 2, 1: each cancelled
+    finally:
+        strict.close()
+    assert store.retention_boundary(keep=50) is not None  # nothing was deleted: 50 finished remain

@@ -153,3 +153,40 @@ def test_a_caller_out_of_budget_ends_the_outage_and_the_next_reports_it_again(
         assert len(reports) == 2 and all("retrying for up to 0.5 s" in r for r in reports), reports
     finally:
         store.close()
+
+
+@pytest.mark.parametrize("setting", ["lock_timeout", "statement_timeout"])
+def test_a_statement_the_server_cancels_is_contention_retried_without_an_outage(
+    pg_database: str, setting: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    # A write that waits on a row lock past the role's lock_timeout or statement_timeout: the
+    # server answered and the connection is sound, so the unit is retried with back-off until the
+    # lock is free, and no outage is reported.
+    import psycopg
+
+    from tests.storage.builders import wf
+
+    fresh_postgres(pg_database)
+    caplog.set_level(logging.INFO, logger="transact")
+    store = open_store(f"{pg_database}?options=-c%20{setting}%3D50")
+    try:
+        store.migrate()
+        store.workflow_insert(wf("w"))
+
+        def rename(tx: Any) -> int:
+            return tx.run("UPDATE workflow_status SET name = 'renamed' WHERE workflow_id = 'w'")  # type: ignore[no-any-return]
+
+        with psycopg.connect(pg_database, options="-c search_path=transact") as other:  # one open transaction
+            other.execute("SELECT 1 FROM workflow_status WHERE workflow_id = 'w' FOR UPDATE")
+            before = store.round_trips
+            writer = threading.Thread(target=lambda: store.write(rename))  # type: ignore[attr-defined]
+            writer.start()
+            wait_until(lambda: store.round_trips - before >= 6, what="three cancelled attempts")  # BEGIN, UPDATE
+            assert writer.is_alive() and not store.outage.ongoing  # type: ignore[attr-defined]
+        writer.join(10)  # the other transaction committed: the lock is free
+        assert not writer.is_alive()
+        name = store.read(lambda tx: tx.one("SELECT name FROM workflow_status WHERE workflow_id = 'w'"))  # type: ignore[attr-defined]
+        assert name is not None and name[0] == "renamed"
+        assert not outage_lines(caplog, "cannot reach the system database")
+    finally:
+        store.close()

@@ -311,3 +311,30 @@ def test_sqlite_synchronous_is_applied(mode: str, tmp_path: Path) -> None:
 def test_sqlite_synchronous_refuses_other_values(value: Any) -> None:
     with pytest.raises(ConfigError, match="'sqlite_synchronous' must be 'NORMAL' or 'FULL'"):
         DBOS(config={"name": "sync", "sqlite_synchronous": value})
+
+
+def test_server_options_in_the_url_reach_every_connection_beside_the_schema(
+    pg_database: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A URL's ``options`` (a role-like statement_timeout, say) are kept: the store adds its
+    # search_path to them instead of replacing them. Without options in the URL, PGOPTIONS is.
+    from tests.conftest import fresh_postgres
+    from transact.storage import open_store
+
+    fresh_postgres(pg_database)
+    for url, env, expected in (
+        (f"{pg_database}?options=-c%20statement_timeout%3D4321", None, "4321ms"),
+        (pg_database, "-c statement_timeout=1234", "1234ms"),
+    ):
+        if env is None:
+            monkeypatch.delenv("PGOPTIONS", raising=False)
+        else:
+            monkeypatch.setenv("PGOPTIONS", env)
+        store = open_store(url)
+        try:
+            store.migrate()
+            shown = store.read(lambda tx: tx.one("SHOW statement_timeout"))  # type: ignore[attr-defined]
+            assert shown is not None and shown[0] == expected
+            assert store.workflow_get("missing") is None  # the tables are found: the search_path is there too
+        finally:
+            store.close()

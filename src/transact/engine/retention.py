@@ -24,7 +24,8 @@ from transact._lib import checks
 from transact.engine import clock
 from transact.engine.loop import LoopService
 from transact.engine.runtime import Runtime
-from transact.storage import Store
+from transact.errors import TransactError
+from transact.storage import Cancelled, Store
 
 log = logging.getLogger("transact.retention")
 
@@ -102,15 +103,19 @@ def garbage_collect(
             while not halted():
                 started = time.monotonic()
                 due, due_steps = unswept[0] if len(unswept) >= SWEEP_DELAY else ([], [])
-                done = store.retention_delete(
-                    before=before,
-                    limit=batch,
-                    after=after,
-                    sweep_also=due,
-                    sweep_also_steps=due_steps,
-                    settled_before=settled_before,
-                    collection=collection,
-                )
+                try:
+                    done = store.retention_delete(
+                        before=before,
+                        limit=batch,
+                        after=after,
+                        sweep_also=due,
+                        sweep_also_steps=due_steps,
+                        settled_before=settled_before,
+                        collection=collection,
+                    )
+                except Cancelled as exc:  # the batch is one statement: nothing of it was kept
+                    batch = _smaller(batch, exc)
+                    continue
                 if done is None:  # it lost the lock in an outage, and another process took it
                     break
                 if due:
@@ -127,6 +132,19 @@ def garbage_collect(
             if unswept:
                 store.retention_sweep([i for ids, _ in unswept for i in ids], [i for _, ids in unswept for i in ids])
     return total
+
+
+def _smaller(batch: int, exc: Cancelled) -> int:
+    """The batch size to go on with after the database cancelled a batch of ``batch`` (its
+    ``statement_timeout``, a busy server): half, so a strict timeout slows the collection instead
+    of stopping it. A batch of one that is cancelled ends the collection with the fix."""
+    if batch == 1:
+        raise TransactError(
+            f"retention: the database cancelled a garbage-collection batch of a single workflow ({exc}); "
+            "raise the statement_timeout of the system database's role, or collect when the database is less busy"
+        ) from exc
+    log.warning("retention: %s; going on with batches of %d workflows instead of %d", exc, batch // 2, batch)
+    return batch // 2
 
 
 class RetentionService(LoopService):

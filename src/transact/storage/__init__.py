@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from transact._lib import urls
 from transact.storage.errors import (
+    Cancelled,
     Conflict,
     Misconfigured,
     NotFound,
@@ -21,6 +22,7 @@ from transact.storage.protocol import SystemStore
 Store = SystemStore  # the name the engine annotates with
 
 __all__ = [
+    "Cancelled",
     "Conflict",
     "Misconfigured",
     "NotFound",

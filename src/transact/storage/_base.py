@@ -58,7 +58,8 @@ class Session(Protocol):
 
     def texts(self, sql: str, params: Params) -> list[tuple[str | None, ...]]:
         """One statement's rows, as ``Tx.texts``; raises ``Withdrawn`` when, after a reconnect,
-        the setup no longer grants the session."""
+        the setup no longer grants the session, and ``Cancelled`` (not retried) when the database
+        cancels the statement."""
         ...
 
     def close(self) -> None: ...

@@ -30,6 +30,13 @@ class Misconfigured(Unavailable):
         super().__init__(message, outage=False)
 
 
+class Cancelled(StorageError):
+    """The database cancelled a statement of a session (``_base.Session``): its
+    ``statement_timeout`` ran out, or an operator cancelled it. A session does not retry it: the
+    same statement would meet the same limit; its caller may try a smaller one. (A pool unit's
+    cancelled statement is contention, ``Unavailable(outage=False)``, retried with back-off.)"""
+
+
 class Conflict(StorageError):
     """A uniqueness rule was violated (duplicate id, active deduplication id, ...)."""
 

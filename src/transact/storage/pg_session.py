@@ -3,7 +3,8 @@
 The pool's connections are shared, so settings and session locks cannot live on them; a session
 opens its own connection, runs its setup statement there, and keeps both until it closes. An
 outage is retried like any unit (back-off, the store's outage log): the session connects again and
-runs its setup again, whose answer may now be no (another process took the lock meanwhile).
+runs its setup again, whose answer may now be no (another process took the lock meanwhile). A
+statement the server cancels (``statement_timeout``) raises ``Cancelled`` at once, session kept.
 Statements run on the lean libpq path (``_pgfast``). Must not import the engine or the facade.
 """
 
@@ -17,7 +18,7 @@ import psycopg
 
 from transact.storage import _pgfast
 from transact.storage._base import DriverBase, Withdrawn
-from transact.storage.errors import Unavailable
+from transact.storage.errors import Cancelled, Unavailable
 
 
 class PgSession:
@@ -91,6 +92,10 @@ class PgSession:
         self._store.count_round_trip()
         try:
             return _pgfast.text_rows(_pgfast.execute(conn, sql, encoded))
+        except psycopg.errors.QueryCanceled as exc:
+            # Not retried here (the same statement meets the same statement_timeout); the
+            # connection stays, and with it the session's locks.
+            raise Cancelled(f"the database cancelled the statement: {str(exc).strip() or type(exc).__name__}") from exc
         except Exception as exc:
             mapped = self._store._map_error(exc)
             if mapped is None:

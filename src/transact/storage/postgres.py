@@ -11,6 +11,7 @@ import contextlib
 import json
 import logging
 import operator
+import os
 import re
 import threading
 from collections.abc import Callable, Iterator, Sequence
@@ -22,6 +23,7 @@ from psycopg import errors as pg_errors
 from psycopg import pq
 from psycopg import sql as pg_sql
 from psycopg.adapt import AdaptersMap
+from psycopg.conninfo import conninfo_to_dict
 from psycopg.types.string import TextLoader
 
 from transact._lib.backoff import Backoff
@@ -361,7 +363,7 @@ class PostgresStore(SqlStore):
         self.outage = OutageLog(_where(self.url))
         self._conn_kwargs: dict[str, Any] = {
             "autocommit": True,
-            "options": f"-c search_path={self._pg_schema},public",  # every connection: pool, LISTEN, migrations
+            "options": _options(self.url, f"-c search_path={self._pg_schema},public"),
             "connect_timeout": max(1, int(connect_timeout_s)),
             "context": _ADAPTERS,
         }
@@ -448,8 +450,12 @@ class PostgresStore(SqlStore):
             return Conflict(str(exc))
         if isinstance(exc, pg_errors.SerializationFailure | pg_errors.DeadlockDetected):
             return Unavailable(type(exc).__name__, outage=False)  # contention: the next attempt gets past it
+        if isinstance(exc, pg_errors.QueryCanceled | pg_errors.LockNotAvailable):
+            # statement_timeout, lock_timeout or an operator's cancel: the server answered and the
+            # connection is sound, so this is contention, not an outage
+            return Unavailable(f"{type(exc).__name__}: {_first_line(exc)}", outage=False)
         if isinstance(exc, psycopg.OperationalError | psycopg.InterfaceError | psycopg_pool.PoolTimeout):
-            return Unavailable(str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__)
+            return Unavailable(_first_line(exc) or type(exc).__name__)
         return None
 
     def connect_once(self) -> psycopg.Connection[Any]:
@@ -462,7 +468,7 @@ class PostgresStore(SqlStore):
                 raise Misconfigured(
                     f"cannot use the system database {self.outage.where}: {text}; retrying cannot fix this: {fix}"
                 ) from exc
-            raise Unavailable(str(exc).strip().splitlines()[0] if str(exc).strip() else "connect failed") from exc
+            raise Unavailable(_first_line(exc) or "connect failed") from exc
         self._reached = True
         return conn
 
@@ -594,3 +600,19 @@ def grant_app_role(
         store._grant_app_role(role)
     finally:
         store.close()
+
+
+def _first_line(exc: Exception) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else ""
+
+
+def _options(url: str, ours: str) -> str:
+    """Every connection's server options (pool, LISTEN, migrations, sessions): the URL's own
+    ``options`` (or ``PGOPTIONS``), which an explicit value would otherwise replace, then ours,
+    which win where both set the same parameter."""
+    try:
+        given = conninfo_to_dict(url).get("options") or os.environ.get("PGOPTIONS")
+    except psycopg.Error:  # a malformed URL: connecting reports it, with the fix
+        return ours
+    return f"{given} {ours}" if given else ours
