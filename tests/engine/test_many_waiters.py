@@ -61,7 +61,7 @@ def statuses() -> dict[str, int]:
 def test_ten_thousand_waiting_workflows_stay_bounded_and_all_wake(dbos: type[DBOS], db_url: str) -> None:
     @DBOS.workflow()
     async def receiver(i: int) -> Any:
-        return await DBOS.recv_async("wake", timeout_seconds=120)
+        return await DBOS.recv_async("wake", timeout_seconds=600)  # past the test's own deadlines
 
     @DBOS.workflow()
     async def sleeper(i: int, seconds: float) -> int:

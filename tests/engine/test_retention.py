@@ -395,10 +395,11 @@ def test_garbage_collect_async(dbos: type[DBOS]) -> None:
 
 
 def _strict(store: Store, db_url: str, timeout_ms: int) -> Store:
-    """The same database through a URL that sets a statement_timeout on every connection."""
+    """The same database through a URL that sets a statement_timeout on every connection (a retry
+    budget, so a statement retried as contention fails the test instead of hanging it)."""
     if store.dialect == "sqlite":
         pytest.skip("SQLite has no statement_timeout: a batch there waits for the write lock (contention, retried)")
-    strict = open_store(f"{db_url}?options=-c%20statement_timeout%3D{timeout_ms}")
+    strict = open_store(f"{db_url}?options=-c%20statement_timeout%3D{timeout_ms}", retry_timeout_s=5)
     strict.migrate()
     return strict
 
@@ -415,27 +416,45 @@ _HOLDERS = (
 
 
 def test_a_batch_the_database_cancels_goes_again_at_half_the_size_keeping_the_fleet_lock(
-    store: Store, db_url: str, caplog: pytest.LogCaptureFixture
+    store: Store, db_url: str, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # A batch that runs past the role's statement_timeout (here: it waits for the turn behind a
-    # long batch of another collector) is cancelled by the server; the collection goes on with
-    # batches half the size, on the same session, still the fleet's only collector.
+    # A batch that runs past the statement_timeout (here: it waits for the turn behind a long
+    # batch of another collector) is cancelled by the server; the collection goes on with batches
+    # half the size, on the same session, still the fleet's only collector, and grows the size
+    # back once batches go through again.
     import psycopg
 
+    from transact.storage import Cancelled
     from transact.storage.retention import RETENTION_LOCK_KEY, RETENTION_TURN_KEY
 
-    strict = _strict(store, db_url, 200)
-    store.admin_insert_synthetic(count=200, id_prefix="old-", names=["n"], statuses=["SUCCESS"], now=50_000)
+    strict = _strict(store, db_url, 300)
+    store.admin_insert_synthetic(count=2_000, id_prefix="old-", names=["n"], statuses=["SUCCESS"], now=50_000)
     caplog.set_level(logging.WARNING, logger="transact.retention")
-    results: list[int] = []
+    batches: list[tuple[int, bool]] = []  # (limit, went through)
+    delete = strict.retention_delete
+
+    def spy(**kwargs: Any) -> Any:
+        try:
+            done = delete(**kwargs)
+        except Cancelled:
+            batches.append((kwargs["limit"], False))
+            raise
+        batches.append((kwargs["limit"], True))
+        return done
+
+    monkeypatch.setattr(strict, "retention_delete", spy)
+    outcome: list[Any] = []
+
+    def collect() -> None:
+        try:
+            outcome.append(retention.garbage_collect(strict, now_ms(), batch=640, pace=0, exclusive=True))
+        except BaseException as exc:  # reported below
+            outcome.append(exc)
+
     try:
         with psycopg.connect(db_url, autocommit=True) as admin:
             admin.execute("SELECT pg_advisory_lock(%s)", (RETENTION_TURN_KEY,))
-            collector = threading.Thread(
-                target=lambda: results.append(
-                    retention.garbage_collect(strict, now_ms(), batch=40, pace=0, exclusive=True)
-                )
-            )
+            collector = threading.Thread(target=collect)
             collector.start()
             wait_until(lambda: len(_cancellations(caplog)) >= 1, what="a cancelled batch")
             holders = admin.execute(_HOLDERS, (RETENTION_LOCK_KEY,)).fetchall()
@@ -445,14 +464,21 @@ def test_a_batch_the_database_cancels_goes_again_at_half_the_size_keeping_the_fl
             collector.join(30)
     finally:
         strict.close()
-    assert results == [200]
+    assert outcome == [2_000]
     first, second = _cancellations(caplog)[:2]
-    assert "statement timeout" in first and "batches of 20 workflows instead of 40" in first
-    assert "batches of 10 workflows instead of 20" in second
+    assert "statement timeout" in first and "batches of 320 workflows instead of 640" in first
+    assert "batches of 160 workflows instead of 320" in second
+    cancelled = max(i for i, (_, through) in enumerate(batches) if not through)
+    after = [limit for limit, _ in batches[cancelled + 1 :]]
+    assert after[0] == batches[cancelled][0] // 2  # the first batch that went through: half the cancelled one
+    grown = after[retention.REGROW_AFTER]
+    assert grown == 2 * after[0] and after[: retention.REGROW_AFTER] == [after[0]] * retention.REGROW_AFTER
     assert store.retention_boundary(keep=1) is None  # everything collected
 
 
-def test_a_batch_of_one_the_database_cancels_ends_the_collection_with_the_fix(store: Store, db_url: str) -> None:
+def test_a_batch_of_one_the_database_keeps_cancelling_ends_the_collection_with_the_fix(
+    store: Store, db_url: str
+) -> None:
     import psycopg
 
     from transact.errors import TransactError
@@ -463,8 +489,9 @@ def test_a_batch_of_one_the_database_cancels_ends_the_collection_with_the_fix(st
     try:
         with psycopg.connect(db_url, autocommit=True) as admin:
             admin.execute("SELECT pg_advisory_lock(%s)", (RETENTION_TURN_KEY,))
-            with pytest.raises(TransactError, match=r"single workflow.*raise the statement_timeout"):
-                retention.garbage_collect(strict, now_ms(), batch=8, pace=0)  # 8, 4, 2, 1: each cancelled
+            # 8, 4, 2, then 1 three times: each cancelled
+            with pytest.raises(TransactError, match=r"single workflow 3 times in a row.*raise it"):
+                retention.garbage_collect(strict, now_ms(), batch=8, pace=0)
     finally:
         strict.close()
     assert store.retention_boundary(keep=50) is not None  # nothing was deleted: 50 finished remain

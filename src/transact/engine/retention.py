@@ -51,6 +51,12 @@ SWEEP_DELAY = 8
 # between the finishing process's clock and the collector's). Its steps are not swept, which
 # saves the sweep a visit to every deleted step (about a quarter of a collection's database time).
 SETTLE_MS = 10 * 60_000
+# A batch the database cancels (statement_timeout) runs again at half the size; after this many
+# batches in a row go through, the size doubles again, up to the one asked for.
+REGROW_AFTER = 8
+# A batch of one workflow cancelled this many times in a row ends the collection: the timeout in
+# effect is too short for any batch (or the locks it waits for are held that long).
+CANCELS_AT_ONE = 3
 _EVERYTHING = (1 << 62, "")  # later than any completion (rows_threshold=0: keep none)
 _DAY_MS = 86_400_000
 
@@ -96,6 +102,7 @@ def garbage_collect(
     settled_before = clock.now_ms() - SETTLE_MS
     # Per batch, oldest first: (deleted, those of them whose steps the sweep takes), not yet swept.
     unswept: deque[tuple[list[str], list[str]]] = deque()
+    size = _BatchSize(batch)
     with store.retention_collection(exclusive=exclusive) as collection:
         if collection is None:  # another process holds the collector's lock: it does this work
             return 0
@@ -103,10 +110,11 @@ def garbage_collect(
             while not halted():
                 started = time.monotonic()
                 due, due_steps = unswept[0] if len(unswept) >= SWEEP_DELAY else ([], [])
+                limit = size.now
                 try:
                     done = store.retention_delete(
                         before=before,
-                        limit=batch,
+                        limit=limit,
                         after=after,
                         sweep_also=due,
                         sweep_also_steps=due_steps,
@@ -114,19 +122,20 @@ def garbage_collect(
                         collection=collection,
                     )
                 except Cancelled as exc:  # the batch is one statement: nothing of it was kept
-                    batch = _smaller(batch, exc)
-                    continue
-                if done is None:  # it lost the lock in an outage, and another process took it
-                    break
-                if due:
-                    unswept.popleft()
-                total += len(done.deleted)
-                if done.deleted:
-                    unswept.append((done.deleted, done.unsettled))
-                if done.examined < batch or done.last is None:
-                    break
-                after = done.last
-                if pace > 0:
+                    size.cancelled(exc)
+                else:
+                    if done is None:  # it lost the lock in an outage, and another process took it
+                        break
+                    size.went_through()
+                    if due:
+                        unswept.popleft()
+                    total += len(done.deleted)
+                    if done.deleted:
+                        unswept.append((done.deleted, done.unsettled))
+                    if done.examined < limit or done.last is None:
+                        break
+                    after = done.last
+                if pace > 0:  # after a cancelled batch too: the server just spent its timeout on it
                     _rest((time.monotonic() - started) * pace)
         finally:
             if unswept:
@@ -134,17 +143,41 @@ def garbage_collect(
     return total
 
 
-def _smaller(batch: int, exc: Cancelled) -> int:
-    """The batch size to go on with after the database cancelled a batch of ``batch`` (its
-    ``statement_timeout``, a busy server): half, so a strict timeout slows the collection instead
-    of stopping it. A batch of one that is cancelled ends the collection with the fix."""
-    if batch == 1:
-        raise TransactError(
-            f"retention: the database cancelled a garbage-collection batch of a single workflow ({exc}); "
-            "raise the statement_timeout of the system database's role, or collect when the database is less busy"
-        ) from exc
-    log.warning("retention: %s; going on with batches of %d workflows instead of %d", exc, batch // 2, batch)
-    return batch // 2
+class _BatchSize:
+    """One collection's batch size: halved when the database cancels a batch (its
+    ``statement_timeout``), so a strict timeout slows the collection instead of stopping it, and
+    doubled again, up to the size asked for, after ``REGROW_AFTER`` batches in a row go through.
+    A batch of one cancelled ``CANCELS_AT_ONE`` times in a row ends the collection with the fix."""
+
+    def __init__(self, asked: int) -> None:
+        self.asked = self.now = asked
+        self._through = 0  # batches in a row that went through at this size
+        self._cancelled_at_one = 0
+
+    def cancelled(self, exc: Cancelled) -> None:
+        self._through = 0
+        if self.now > 1:
+            log.warning(
+                "retention: %s; going on with batches of %d workflows instead of %d", exc, self.now // 2, self.now
+            )
+            self.now //= 2
+            return
+        self._cancelled_at_one += 1
+        if self._cancelled_at_one >= CANCELS_AT_ONE:
+            raise TransactError(
+                f"retention: the database cancelled a garbage-collection batch of a single workflow "
+                f"{self._cancelled_at_one} times in a row ({exc}); the statement_timeout in effect (the role's or "
+                "the database's, or `options` in the URL or PGOPTIONS) is too short, and time spent waiting for "
+                "locks counts toward it: raise it, or collect when the database is less busy"
+            ) from exc
+        log.warning("retention: %s; trying the batch of one workflow again", exc)
+
+    def went_through(self) -> None:
+        self._cancelled_at_one = 0
+        if self.now < self.asked:
+            self._through += 1
+            if self._through >= REGROW_AFTER:
+                self.now, self._through = min(self.asked, self.now * 2), 0
 
 
 class RetentionService(LoopService):

@@ -40,7 +40,7 @@ from sqlalchemy.schema import CreateSchema
 
 from transact._lib.backoff import Backoff
 from transact._lib.urls import POSTGRES_PREFIXES, Kind, redact
-from transact.storage.errors import Unavailable
+from transact.storage.errors import Unavailable, first_line
 from transact.storage.postgres import _MIGRATION_LOCK
 
 __all__ = ["AppDatabase", "AppOutcome", "OutcomeTable", "classify", "dialect_of", "redact", "sqlalchemy_url"]
@@ -334,11 +334,11 @@ class AppDatabase:
                 return found
             except Exception as exc:
                 if classify(exc) is None or _refused(exc) or not backoff.wait():
-                    raise Unavailable(f"{type(exc).__name__}: {_first_line(exc)}") from exc
+                    raise Unavailable(f"{type(exc).__name__}: {first_line(exc, type(exc).__name__)}") from exc
                 if backoff.should_log():
                     log.warning(
                         "application database unavailable (%s); retrying (attempt %d)",
-                        _first_line(exc),
+                        first_line(exc, type(exc).__name__),
                         backoff.attempts,
                     )
 
@@ -424,8 +424,3 @@ def _refused(exc: BaseException) -> bool:
     """The server was reached and refused the connection for good (psycopg gives no SQLSTATE here)."""
     message = str(getattr(exc, "orig", None) or exc)
     return "FATAL:" in message and not any(marker in message for marker in _TRANSIENT_FATAL)
-
-
-def _first_line(exc: BaseException) -> str:
-    text_ = str(exc).strip()
-    return text_.splitlines()[0] if text_ else type(exc).__name__

@@ -19,14 +19,13 @@ from transact._lib.urls import POSTGRES_PREFIXES, Kind
 from transact.storage.app_outcomes import (
     AppOutcome,
     OutcomeTable,
-    _first_line,
     _refused,
     classify,
     dialect_of,
     kind_of,
     outcome_row,
 )
-from transact.storage.errors import Unavailable
+from transact.storage.errors import Unavailable, first_line
 
 __all__ = ["AsyncAppDatabase", "async_url"]
 
@@ -143,10 +142,10 @@ class AsyncAppDatabase:
                     return await conn.run_sync(self.outcomes.create, create)
             except Exception as exc:
                 if classify(exc) is None or _refused(exc) or backoff.expired():
-                    raise Unavailable(f"{type(exc).__name__}: {_first_line(exc)}") from exc
+                    raise Unavailable(f"{type(exc).__name__}: {first_line(exc, type(exc).__name__)}") from exc
                 await asyncio.sleep(backoff.next_delay())
                 if backoff.should_log():
-                    log.warning("application database unavailable (%s); retrying", _first_line(exc))
+                    log.warning("application database unavailable (%s); retrying", first_line(exc, type(exc).__name__))
 
     async def close(self) -> None:
         """Close pooled connections of an engine made here (a caller's engine is the caller's)."""

@@ -6,6 +6,12 @@ Must not import the engine or the facade.
 from __future__ import annotations
 
 
+def first_line(exc: BaseException | None, fallback: str = "") -> str:
+    """The first line of a driver error's text (logs and messages stay one line), else ``fallback``."""
+    text = str(exc).strip() if exc is not None else ""
+    return text.splitlines()[0] if text else fallback
+
+
 class StorageError(Exception):
     """Base class for errors raised by a store."""
 

@@ -20,11 +20,12 @@ from psycopg import errors as pg_errors
 from psycopg import sql as pg_sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
-from transact.storage.errors import Misconfigured
+from transact.storage.errors import Misconfigured, first_line
 
 log = logging.getLogger("transact.storage")
 
 _MAINTENANCE = ("postgres", "template1")
+_NO_SERVER = "no maintenance database reachable"
 _BUSY_TRIES = 20  # CREATE DATABASE fails while another session uses the template: retry briefly
 
 
@@ -57,7 +58,7 @@ def create(conninfo: str, conn_kwargs: Mapping[str, Any]) -> None:
                 return  # another process created it first
             except pg_errors.InsufficientPrivilege as exc:
                 raise Misconfigured(
-                    f"the system database {name!r} does not exist and {user} may not create it ({_first_line(exc)}); "
+                    f"the system database {name!r} does not exist and {user} may not create it ({first_line(exc)}); "
                     f"create it (CREATE DATABASE {name}) or grant that role CREATEDB"
                 ) from exc
             except pg_errors.ObjectInUse as exc:  # the template is in use by another session
@@ -67,11 +68,6 @@ def create(conninfo: str, conn_kwargs: Mapping[str, Any]) -> None:
                 last = exc
                 break
     raise Misconfigured(
-        f"the system database {name!r} does not exist and could not be created ({_first_line(last)}); "
+        f"the system database {name!r} does not exist and could not be created ({first_line(last, _NO_SERVER)}); "
         f"create it (CREATE DATABASE {name}) or correct its name in the URL"
     )
-
-
-def _first_line(exc: BaseException | None) -> str:
-    text = str(exc).strip() if exc is not None else ""
-    return text.splitlines()[0] if text else "no maintenance database reachable"

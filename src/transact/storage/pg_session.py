@@ -4,7 +4,8 @@ The pool's connections are shared, so settings and session locks cannot live on 
 opens its own connection, runs its setup statement there, and keeps both until it closes. An
 outage is retried like any unit (back-off, the store's outage log): the session connects again and
 runs its setup again, whose answer may now be no (another process took the lock meanwhile). A
-statement the server cancels (``statement_timeout``) raises ``Cancelled`` at once, session kept.
+statement of the session that the server cancels (``statement_timeout``) raises ``Cancelled`` at
+once and keeps the session; a cancelled setup is retried on a new connection, as contention.
 Statements run on the lean libpq path (``_pgfast``). Must not import the engine or the facade.
 """
 
@@ -18,7 +19,7 @@ import psycopg
 
 from transact.storage import _pgfast
 from transact.storage._base import DriverBase, Withdrawn
-from transact.storage.errors import Cancelled, Unavailable
+from transact.storage.errors import Cancelled, Unavailable, first_line
 
 
 class PgSession:
@@ -50,8 +51,9 @@ class PgSession:
 
     def texts(self, sql: str, params: Sequence[Any]) -> list[tuple[str | None, ...]]:
         """One autocommit statement's rows as text, retried (on a new connection) across outages;
-        ``Withdrawn`` when the new connection's setup says no. Only for statements that are safe
-        to run again after a failure whose outcome is unknown."""
+        ``Withdrawn`` when the new connection's setup says no; ``Cancelled`` (not retried) when the
+        server cancels the statement. Only for statements that are safe to run again after a
+        failure whose outcome is unknown."""
         encoded = _pgfast.encode(params)
         if encoded is None:
             raise TypeError("a session's statements take str, int, bool or bytes parameters")
@@ -76,6 +78,10 @@ class PgSession:
         conn = self._conn = self._connect()  # raises Unavailable (retried) or Misconfigured
         try:
             granted = self._run(conn, self._setup, self._setup_params)[0][0] == "t"
+        except Cancelled as exc:
+            # A lock the cancelled setup took may outlive it on this connection: a new one retries.
+            self.close()
+            raise Unavailable(str(exc), outage=False) from exc
         except BaseException:
             self.close()  # a connection without its setup must not run the session's statements
             raise
@@ -95,7 +101,7 @@ class PgSession:
         except psycopg.errors.QueryCanceled as exc:
             # Not retried here (the same statement meets the same statement_timeout); the
             # connection stays, and with it the session's locks.
-            raise Cancelled(f"the database cancelled the statement: {str(exc).strip() or type(exc).__name__}") from exc
+            raise Cancelled(f"the database cancelled the statement: {first_line(exc, type(exc).__name__)}") from exc
         except Exception as exc:
             mapped = self._store._map_error(exc)
             if mapped is None:

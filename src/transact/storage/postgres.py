@@ -32,7 +32,7 @@ from transact._lib.urls import postgres_conninfo, redact
 from transact.storage import _pgfast, pg_database, postgres_sql
 from transact.storage._base import Session, Tx, as_text
 from transact.storage.dialect import SetForm
-from transact.storage.errors import Conflict, Misconfigured, Unavailable
+from transact.storage.errors import Conflict, Misconfigured, Unavailable, first_line
 from transact.storage.outage import OutageLog
 from transact.storage.outbox import BadConnection, CallerTx, pg_identity
 from transact.storage.pg_session import PgSession
@@ -453,9 +453,9 @@ class PostgresStore(SqlStore):
         if isinstance(exc, pg_errors.QueryCanceled | pg_errors.LockNotAvailable):
             # statement_timeout, lock_timeout or an operator's cancel: the server answered and the
             # connection is sound, so this is contention, not an outage
-            return Unavailable(f"{type(exc).__name__}: {_first_line(exc)}", outage=False)
+            return Unavailable(f"{type(exc).__name__}: {first_line(exc)}", outage=False)
         if isinstance(exc, psycopg.OperationalError | psycopg.InterfaceError | psycopg_pool.PoolTimeout):
-            return Unavailable(_first_line(exc) or type(exc).__name__)
+            return Unavailable(first_line(exc, type(exc).__name__))
         return None
 
     def connect_once(self) -> psycopg.Connection[Any]:
@@ -468,7 +468,7 @@ class PostgresStore(SqlStore):
                 raise Misconfigured(
                     f"cannot use the system database {self.outage.where}: {text}; retrying cannot fix this: {fix}"
                 ) from exc
-            raise Unavailable(_first_line(exc) or "connect failed") from exc
+            raise Unavailable(first_line(exc, "connect failed")) from exc
         self._reached = True
         return conn
 
@@ -532,6 +532,9 @@ class PostgresStore(SqlStore):
     def migrate(self) -> int:
         def attempt() -> int:
             with self.connect_once() as conn, conn.transaction():
+                # Timeouts the URL or the role set for the workload would cancel a long migration
+                # (an index over a large history) on every retry: a migration runs unbounded.
+                conn.execute("SET LOCAL statement_timeout = 0; SET LOCAL lock_timeout = 0")
                 conn.execute("SELECT pg_advisory_xact_lock(%s)", (_MIGRATION_LOCK,))
                 conn.execute(f"CREATE SCHEMA IF NOT EXISTS {self._pg_schema}")
                 conn.execute(f"SET LOCAL search_path = {self._pg_schema}")
@@ -602,17 +605,13 @@ def grant_app_role(
         store.close()
 
 
-def _first_line(exc: Exception) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else ""
-
-
 def _options(url: str, ours: str) -> str:
     """Every connection's server options (pool, LISTEN, migrations, sessions): the URL's own
     ``options`` (or ``PGOPTIONS``), which an explicit value would otherwise replace, then ours,
     which win where both set the same parameter."""
     try:
-        given = conninfo_to_dict(url).get("options") or os.environ.get("PGOPTIONS")
+        parts = conninfo_to_dict(url)
     except psycopg.Error:  # a malformed URL: connecting reports it, with the fix
         return ours
+    given = parts["options"] if "options" in parts else os.environ.get("PGOPTIONS")
     return f"{given} {ours}" if given else ours

@@ -87,7 +87,9 @@ class RetentionStore(Protocol):
         ``settled_before`` (epoch ms): a workflow that finished before it and is not CANCELLED
         takes no late step (a checkpoint's fence needs it PENDING, or CANCELLED for a cancelled
         run's last step, so only a statement that began before it finished could still land one):
-        the batch reports it settled (not in ``unsettled``). None: every deleted one is unsettled."""
+        the batch reports it settled (not in ``unsettled``). None: every deleted one is unsettled.
+        Raises ``Cancelled`` when the database cancels the batch's statement (its
+        ``statement_timeout``): nothing of the batch is kept, sweep included."""
         ...
 
     def retention_sweep(self, workflow_ids: Sequence[str], steps_of: Sequence[str] | None = None) -> None:
