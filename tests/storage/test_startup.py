@@ -338,3 +338,32 @@ def test_server_options_in_the_url_reach_every_connection_beside_the_schema(
             assert store.workflow_get("missing") is None  # the tables are found: the search_path is there too
         finally:
             store.close()
+
+
+def test_a_migration_is_not_bound_by_the_urls_statement_timeout(pg_database: str) -> None:
+    # Timeouts meant for the workload would cancel a long migration (an index over a large history,
+    # or the wait for another process's migration) on every retry: a migration runs without them.
+    # Here it waits 3x the timeout for the migration lock, in one statement, then goes on.
+    from tests.conftest import fresh_postgres, wait_until
+    from transact.storage import open_store
+    from transact.storage.postgres import _MIGRATION_LOCK
+
+    fresh_postgres(pg_database)
+    store = open_store(f"{pg_database}?options=-c%20statement_timeout%3D100", retry_timeout_s=5)
+    waiter = (
+        "SELECT a.pid FROM pg_locks l JOIN pg_stat_activity a USING (pid) WHERE l.locktype = 'advisory' "
+        "AND NOT l.granted AND (l.classid::bigint << 32) + l.objid::bigint = %s "
+        "AND now() - a.query_start > interval '300 milliseconds'"
+    )
+    try:
+        with psycopg.connect(pg_database, autocommit=True) as admin:
+            admin.execute("SELECT pg_advisory_lock(%s)", (_MIGRATION_LOCK,))  # another process migrating
+            migration = threading.Thread(target=store.migrate)
+            migration.start()
+            wait_until(lambda: admin.execute(waiter, (_MIGRATION_LOCK,)).fetchall(), what="a wait past the timeout")
+            admin.execute("SELECT pg_advisory_unlock(%s)", (_MIGRATION_LOCK,))
+            migration.join(30)
+        assert not migration.is_alive()
+        assert store.schema_version() == max(v for v, _ in store.migration_scripts())
+    finally:
+        store.close()
