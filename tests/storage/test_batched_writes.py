@@ -40,7 +40,8 @@ def test_one_batch_answers_each_call_on_its_own(store: Store) -> None:
     value too large for the JSON form, a finish and a fenced finish: all in one batch."""
     if store.dialect != "postgres":
         pytest.skip("group commit is the Postgres driver's; SQLite writes one statement at a time")
-    from transact.storage.postgres import PostgresStore, _GroupCommit, _Request
+    from transact.storage.pg_group_commit import GroupCommit, _Request
+    from transact.storage.postgres import PostgresStore
 
     assert isinstance(store, PostgresStore)
     for wid in ("a", "b", "c", "d", "e"):
@@ -56,7 +57,7 @@ def test_one_batch_answers_each_call_on_its_own(store: Store) -> None:
         _Request(_FINISH, ("SUCCESS", b"\x01", None, 7, "d", "ex-1"), FINISH_MANY),  # finished
         _Request(_FINISH, ("ERROR", None, b"\x02", 7, "e", "intruder"), FINISH_MANY),  # not the owner
     ]
-    group = _GroupCommit(store)
+    group = GroupCommit(store.connect_once)
     try:
         group._execute(requests)
     finally:
@@ -82,14 +83,15 @@ def test_text_keys_and_values_survive_the_json_form(store: Store) -> None:
     and come back as the same keys."""
     if store.dialect != "postgres":
         pytest.skip("group commit is the Postgres driver's")
-    from transact.storage.postgres import PostgresStore, _GroupCommit, _Request
+    from transact.storage.pg_group_commit import GroupCommit, _Request
+    from transact.storage.postgres import PostgresStore
 
     assert isinstance(store, PostgresStore)
     ids = ['q"uote', "back\\slash", "50%_off", "naïve-✓", "x" * 1500]
     for wid in ids:
         store.workflow_insert(_row(wid))
     requests = [_Request(RECORD_STEP, _step_params(wid, 3, "ex-1"), RECORD_STEPS) for wid in ids]
-    group = _GroupCommit(store)
+    group = GroupCommit(store.connect_once)
     try:
         group._execute(requests)
     finally:

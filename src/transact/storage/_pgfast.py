@@ -159,3 +159,23 @@ def _check(conn: psycopg.Connection[Any], result: PGresult) -> PGresult:
     if result.status == pq.ExecStatus.FATAL_ERROR:
         raise pg_errors.error_from_result(result, encoding=conn.info.encoding)
     raise psycopg.OperationalError(f"unexpected result status {result.status!r}")
+
+
+def run(conn: psycopg.Connection[Any], sql: str, params: Sequence[Any]) -> int:
+    """A statement's row count, through the lean libpq path when its values allow."""
+    encoded = encode(params)
+    if encoded is None:
+        return conn.execute(placeholders(sql), params).rowcount
+    return rowcount(execute(conn, sql, encoded))
+
+
+_converted: dict[str, str] = {}
+
+
+def placeholders(sql: str) -> str:
+    """Our SQL is written with ``?`` placeholders (and never a literal ? or %); psycopg wants %s."""
+    out = _converted.get(sql)
+    if out is None:
+        out = sql.replace("?", "%s")
+        _converted[sql] = out
+    return out
