@@ -26,7 +26,7 @@ from transact import (
     WorkflowNotFoundError,
     WorkflowStatus,
 )
-from transact._client import WorkflowHandleClient, WorkflowHandleClientAsync
+from transact._client_handles import WorkflowHandleClient, WorkflowHandleClientAsync
 from transact.errors import ConfigError, DatabaseUnavailableError, SerializationError, WorkflowConflictError
 
 APP = Path(__file__).parent / "apps" / "admin_worker_app.py"

@@ -13,8 +13,9 @@ import socket
 import threading
 from collections.abc import AsyncIterator, Callable, Coroutine, Iterator, Mapping, Sequence
 from types import TracebackType
-from typing import Any, Generic, NoReturn, TypeVar
+from typing import Any, NoReturn, TypeVar
 
+from transact._client_handles import WorkflowHandleClient, WorkflowHandleClientAsync
 from transact._client_late_comms import ClientLateComms
 from transact._client_queues import ClientQueues
 from transact._client_schedules import ClientSchedules
@@ -549,52 +550,6 @@ class DBOSClient(ClientSchedules, ClientQueues, ClientTransfer, ClientVersions, 
     def garbage_collect(self, cutoff_epoch_ms: int | None = None, rows_threshold: int | None = None) -> int:
         """As ``DBOS.garbage_collect``: delete finished workflows beyond either limit; returns how many."""
         return self._call(retention.garbage_collect, self._store, cutoff_epoch_ms, rows_threshold)
-
-
-class WorkflowHandleClient(Generic[R]):
-    """A handle from ``DBOSClient``: the result is read from the database when it is ready."""
-
-    def __init__(self, client: DBOSClient, workflow_id: str) -> None:
-        self._client = client
-        self.workflow_id = workflow_id
-
-    def get_workflow_id(self) -> str:
-        return self.workflow_id
-
-    def get_result(self, *, timeout: float | None = None, polling_interval_sec: float | None = None) -> R:
-        result: R = self._client._result(self.workflow_id, timeout)
-        return result
-
-    def get_status(self) -> WorkflowStatus:
-        status = self._client.get_workflow_status(self.workflow_id)
-        if status is None:
-            raise WorkflowNotFoundError(self.workflow_id)
-        return status
-
-    def __repr__(self) -> str:
-        return f"WorkflowHandleClient({self.workflow_id!r})"
-
-
-class WorkflowHandleClientAsync(Generic[R]):
-    def __init__(self, client: DBOSClient, workflow_id: str) -> None:
-        self._client = client
-        self.workflow_id = workflow_id
-
-    def get_workflow_id(self) -> str:
-        return self.workflow_id
-
-    async def get_result(self, *, timeout: float | None = None, polling_interval_sec: float | None = None) -> R:
-        result: R = await asyncio.to_thread(self._client._result, self.workflow_id, timeout)
-        return result
-
-    async def get_status(self) -> WorkflowStatus:
-        status = await asyncio.to_thread(self._client.get_workflow_status, self.workflow_id)
-        if status is None:
-            raise WorkflowNotFoundError(self.workflow_id)
-        return status
-
-    def __repr__(self) -> str:
-        return f"WorkflowHandleClientAsync({self.workflow_id!r})"
 
 
 _CLIENT_HANDLES = (WorkflowHandleClient, WorkflowHandleClientAsync)

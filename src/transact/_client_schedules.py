@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from transact.engine import schedules as sch
 
 if TYPE_CHECKING:
-    from transact._client import WorkflowHandleClient, WorkflowHandleClientAsync
+    from transact._client_handles import WorkflowHandleClient, WorkflowHandleClientAsync
     from transact.storage import Store
 
 T = TypeVar("T")

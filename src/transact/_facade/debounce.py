@@ -15,7 +15,8 @@ import inspect
 from collections.abc import Callable, Coroutine
 from typing import Any, Generic, ParamSpec, TypeVar, overload
 
-from transact._client import DBOSClient, WorkflowHandleClient, WorkflowHandleClientAsync
+from transact._client import DBOSClient
+from transact._client_handles import WorkflowHandleClient, WorkflowHandleClientAsync
 from transact._dbos import resolve
 from transact._facade._base import FacadeBase
 from transact._handles import WorkflowHandle, WorkflowHandleAsync
