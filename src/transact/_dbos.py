@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar, cast, overload
 from transact._config import DBOSConfig, check_dbos_arguments, load_settings
 from transact._facade._base import FacadeBase
 from transact._facade.admin import AdminFacade
-from transact._facade.auth import AuthFacade, check_start
+from transact._facade.auth import AuthFacade
 from transact._facade.comms import CommsFacade
 from transact._facade.drain import DrainFacade
 from transact._facade.kafka import KafkaFacade
@@ -21,6 +21,7 @@ from transact._facade.outbox import OutboxFacade
 from transact._facade.queues import QueueFacade
 from transact._facade.schedule import ScheduleFacade
 from transact._facade.steps import StepFacade, step_status
+from transact._facade.targets import resolve
 from transact._facade.transfer import TransferFacade
 from transact._facade.txn import TxnFacade
 from transact._facade.versions import VersionsFacade
@@ -35,7 +36,7 @@ from transact.engine.runtime import Runtime
 from transact.engine.serializers import is_portable_type
 from transact.engine.status import to_status
 from transact.engine.transaction import current_session
-from transact.errors import ConfigError, WorkflowNotFoundError, WorkflowNotRegisteredError
+from transact.errors import ConfigError, WorkflowNotFoundError
 from transact.models import StepStatus, WorkflowStatus
 
 if TYPE_CHECKING:
@@ -370,24 +371,3 @@ def _code_version() -> str:
         except (OSError, TypeError):
             digest.update(name.encode())
     return digest.hexdigest()[:16]
-
-
-def resolve(func: Callable[..., Any], args: tuple[Any, ...]) -> tuple[WorkflowInfo, tuple[Any, ...]]:
-    """The workflow ``func`` starts, and its arguments: a bound method (``obj.method``,
-    ``Cls.classmethod``) runs on its instance or class; a step runs as a workflow of one step."""
-    if inspect.ismethod(func):
-        args = (func.__self__, *args)
-        func = func.__func__
-    info = getattr(func, "__transact_workflow__", None) or getattr(func, "__transact_step_workflow__", None)
-    if info is None:
-        raise WorkflowNotRegisteredError(
-            f"{getattr(func, '__qualname__', func)!r} is not a workflow or a step; decorate it with "
-            "@DBOS.workflow() (or @DBOS.step() to run it as a workflow of one step)"
-        )
-    check_start(func)
-    if info.step and REGISTRY.workflows.get(info.name) is not info:
-        raise ConfigError(
-            f"step {info.name!r} cannot be started on its own: a workflow has the same name. "
-            "Give the step its own name with @DBOS.step(name=...)"
-        )
-    return cast(WorkflowInfo, info), args

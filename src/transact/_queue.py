@@ -11,13 +11,11 @@ the registry (the latest value, whoever set it); the setters change it for every
 from __future__ import annotations
 
 import asyncio
-import sys
 from collections.abc import Callable, Coroutine
 from typing import Any, ParamSpec, TypedDict, TypeVar, overload
 
-from transact._dbos import resolve
-from transact._facade import queues as queue_facade
 from transact._facade._base import FacadeBase
+from transact._facade.targets import resolve
 from transact._handles import WorkflowHandle, WorkflowHandleAsync
 from transact._lib import checks
 from transact._lib.states import Hint
@@ -492,6 +490,3 @@ def by_name(name: str) -> Queue:
     if found is None:
         raise ConfigError(f"no queue {name!r} is registered: register it with DBOS.register_queue({name!r}, ...) first")
     return found
-
-
-queue_facade.install(sys.modules[__name__])

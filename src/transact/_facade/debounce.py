@@ -17,8 +17,8 @@ from typing import Any, Generic, ParamSpec, TypeVar, overload
 
 from transact._client import DBOSClient
 from transact._client_handles import WorkflowHandleClient, WorkflowHandleClientAsync
-from transact._dbos import resolve
 from transact._facade._base import FacadeBase
+from transact._facade.targets import resolve
 from transact._handles import WorkflowHandle, WorkflowHandleAsync
 from transact._options import current_enqueue_options
 from transact._queue import Queue

@@ -1,8 +1,8 @@
 """DBOS facade: the transactional outbox, ``enqueue_in_transaction`` and ``send_in_transaction``
 (Transact's own API: DBOS does not document these names). Delegates to engine/outbox.py.
 
-Queue lookup and workflow resolution come from transact._queue through the queue facade's
-``ops()`` (it loads with ``transact``), so this mixin imports neither it nor transact._dbos.
+Queue lookup comes from transact._queue, workflow resolution from transact._facade.targets; this
+mixin does not import transact._dbos.
 """
 
 from __future__ import annotations
@@ -10,8 +10,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from transact._facade import queues as queue_facade
+from transact import _queue
 from transact._facade._base import FacadeBase
+from transact._facade.targets import resolve
 from transact._handles import WorkflowHandle, WorkflowHandleAsync
 from transact._lib import checks
 from transact._options import current_enqueue_options
@@ -44,9 +45,8 @@ class OutboxFacade(FacadeBase):
         rt = cls._rt()
         if not isinstance(queue_name, str) or not queue_name:
             raise checks.fail("DBOS.enqueue_in_transaction queue_name", "a non-empty queue name", queue_name)
-        ops = queue_facade.ops()
-        queue = ops.by_name(queue_name)
-        info, call_args = ops.resolve(workflow, args)
+        queue = _queue.by_name(queue_name)
+        info, call_args = resolve(workflow, args)
         spec = queue._spec(rt, current_enqueue_options())
         wid = outbox.enqueue(rt, conn, info, call_args, kwargs, spec, what="DBOS.enqueue_in_transaction")
         return WorkflowHandle(rt, wid)
@@ -63,9 +63,8 @@ class OutboxFacade(FacadeBase):
         what = "DBOS.enqueue_in_transaction_async"
         if not isinstance(queue_name, str) or not queue_name:
             raise checks.fail(f"{what} queue_name", "a non-empty queue name", queue_name)
-        ops = queue_facade.ops()
-        queue = await rt.aio(ops.by_name, queue_name)
-        info, call_args = ops.resolve(workflow, args)
+        queue = await rt.aio(_queue.by_name, queue_name)
+        info, call_args = resolve(workflow, args)
         spec = await rt.aio(queue._spec, rt, current_enqueue_options())
         wid = await outbox.enqueue_async(rt, conn, info, call_args, kwargs, spec, what=what)
         return WorkflowHandleAsync(rt, wid)

@@ -2,38 +2,22 @@
 ``delete_queue``), ``listen_queues``, ``enqueue_workflow`` and ``set_workflow_delay``; each with
 an ``_async`` form where DBOS has one.
 
-``Queue`` objects are built by transact._queue, which builds on ``DBOS`` itself; it installs its
-operations here when it loads (``transact`` imports it), so this mixin imports neither. Must not
-import transact._dbos.
+``Queue`` objects and the registry operations are transact._queue's; this mixin delegates to it.
+Must not import transact._dbos.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from types import ModuleType
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from transact import _queue
 from transact._facade._base import FacadeBase
 from transact._handles import WorkflowHandle, WorkflowHandleAsync
 from transact._lib import checks
+from transact._queue import Queue, QueueRateLimit
 from transact.engine import queues as registry
 from transact.errors import ConfigError
-
-if TYPE_CHECKING:
-    from transact._queue import Queue, QueueRateLimit
-
-_ops: list[ModuleType] = []
-
-
-def install(module: ModuleType) -> None:
-    """Called by transact._queue as it loads: the module whose functions build ``Queue`` objects."""
-    _ops[:] = [module]
-
-
-def ops() -> Any:
-    if not _ops:
-        raise ConfigError("transact._queue is not loaded: import Queue from transact (`from transact import Queue`)")
-    return _ops[0]
 
 
 class QueueFacade(FacadeBase):
@@ -68,7 +52,7 @@ class QueueFacade(FacadeBase):
         ``partition_limiter`` rate-limits each partition, and ``global_concurrency`` caps the
         whole queue across partitions and processes. Partitions are served round-robin, so a
         partition with a long backlog does not delay one with a single item."""
-        return ops().register(  # type: ignore[no-any-return]
+        return _queue.register(
             name,
             concurrency,
             limiter,
@@ -121,7 +105,7 @@ class QueueFacade(FacadeBase):
     @classmethod
     def retrieve_queue(cls, name: str) -> Queue | None:
         """The registered queue ``name`` (its limits as stored), or None."""
-        return ops().retrieve(name)  # type: ignore[no-any-return]
+        return _queue.retrieve(name)
 
     @classmethod
     async def retrieve_queue_async(cls, name: str) -> Queue | None:
@@ -130,7 +114,7 @@ class QueueFacade(FacadeBase):
     @classmethod
     def list_queues(cls) -> list[Queue]:
         """Every registered queue, by name."""
-        return ops().list_all()  # type: ignore[no-any-return]
+        return _queue.list_all()
 
     @classmethod
     async def list_queues_async(cls) -> list[Queue]:
@@ -142,7 +126,7 @@ class QueueFacade(FacadeBase):
         ConfigError while workflows still wait or run in it (they would never be dequeued):
         let them finish or cancel them first. A queue still declared in a process with
         ``Queue(...)`` keeps being served there, with its declared limits."""
-        return ops().delete(name)  # type: ignore[no-any-return]
+        return _queue.delete(name)
 
     @classmethod
     async def delete_queue_async(cls, name: str) -> bool:
@@ -168,14 +152,14 @@ class QueueFacade(FacadeBase):
         cls, queue_name: str, func: Callable[..., Any], *args: Any, **kwargs: Any
     ) -> WorkflowHandle[Any]:
         """Enqueue ``func`` on queue ``queue_name`` (declared here or registered anywhere)."""
-        return ops().by_name(queue_name).enqueue(func, *args, **kwargs)  # type: ignore[no-any-return]
+        return _queue.by_name(queue_name).enqueue(func, *args, **kwargs)
 
     @classmethod
     async def enqueue_workflow_async(
         cls, queue_name: str, func: Callable[..., Any], *args: Any, **kwargs: Any
     ) -> WorkflowHandleAsync[Any]:
-        queue = await cls._rt().aio(ops().by_name, queue_name)
-        return await queue.enqueue_async(func, *args, **kwargs)  # type: ignore[no-any-return]
+        queue = await cls._rt().aio(_queue.by_name, queue_name)
+        return await queue.enqueue_async(func, *args, **kwargs)
 
     @classmethod
     def set_workflow_delay(cls, workflow_id: str, delay_seconds: float) -> None:

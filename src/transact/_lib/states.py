@@ -8,6 +8,7 @@ dictionary key. The trigger SQL in the migrations spells the same values.
 from __future__ import annotations
 
 import enum
+from collections.abc import Callable
 
 
 class _Text(str, enum.Enum):
@@ -47,3 +48,7 @@ class Hint(_Text):
     SCHEDULE = "schedule"  # ident: schedule name
     QUEUE_CONFIG = "qconf"  # ident: queue whose registered limits changed
     ALL = "*"  # another process committed something: everyone re-reads
+
+
+# Receives each wake-up hint as ``(kind, ident, key)`` (plain strings, comparable with ``Hint``).
+HintHandler = Callable[[str, str, str], None]

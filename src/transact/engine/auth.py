@@ -10,9 +10,9 @@ starts see the same auth as the first run. Must not import the facade.
 from __future__ import annotations
 
 import contextvars
-import json
 from dataclasses import dataclass
 
+from transact._lib.roles import decode_roles, encode_roles
 from transact.engine.context import WorkflowContext, current_workflow
 from transact.engine.registry import REGISTRY, WorkflowInfo
 from transact.errors import DBOSNotAuthorizedError
@@ -144,11 +144,4 @@ def row_fields(name: str) -> tuple[str | None, str | None, str | None]:
 def fields_of(given: Auth) -> tuple[str | None, str | None, str | None]:
     """``row_fields`` for auth the start names itself (a client's ``authenticated_user`` and
     ``authenticated_roles``) rather than takes from the caller's context."""
-    roles = json.dumps(list(given.roles)) if given.roles is not None else None
-    return given.user, given.assumed_role, roles
-
-
-def decode_roles(text: str | None) -> tuple[str, ...] | None:
-    if text is None:
-        return None
-    return tuple(str(role) for role in json.loads(text))
+    return given.user, given.assumed_role, encode_roles(given.roles)

@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from transact._lib.roles import decode_roles
 from transact._lib.states import Status
 from transact.engine import serialization
-from transact.engine.auth import decode_roles
 from transact.errors import MaxRecoveryAttemptsExceededError, TransactError, WorkflowCancelledError
 from transact.models import WorkflowInputs, WorkflowStatus
 from transact.storage.rows import WorkflowRow

@@ -17,10 +17,10 @@ from importlib import resources
 from typing import Any, ClassVar, Protocol, TypeVar
 
 from transact._lib.backoff import Backoff
+from transact._lib.states import HintHandler
 from transact.storage.dialect import DialectSql, SetForm
 from transact.storage.errors import Misconfigured, Unavailable
 from transact.storage.outage import OutageLog
-from transact.storage.protocol import HintHandler
 
 T = TypeVar("T")
 Params = Sequence[Any]

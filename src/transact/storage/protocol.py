@@ -22,9 +22,10 @@ Must not import the engine or the facade.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
+from transact._lib.states import HintHandler
 from transact.storage.late_comms_protocol import LateCommsStore
 from transact.storage.partitions_protocol import PartitionStore
 from transact.storage.recovery_protocol import RecoveryStore
@@ -37,8 +38,6 @@ from transact.storage.versions_protocol import VersionStore
 
 if TYPE_CHECKING:
     from transact.storage.queues import QueueRow
-
-HintHandler = Callable[[str, str, str], None]
 
 
 class WorkflowStore(RecoveryStore, Protocol):
