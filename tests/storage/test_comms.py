@@ -139,3 +139,22 @@ def test_stream_append_step(store: Store) -> None:
         append(3, b"late", False)
     assert sorted(store.steps_load("w1")) == [1, 2]  # the refused append left no step
     assert store.stream_read("w1", "s", 0, 10)[1] == [(0, b"a", False), (1, None, True)]
+
+
+def test_a_bulk_send_checks_every_destination_in_one_read(store: Store) -> None:
+    # 1,200 destinations, then one unknown: one existence read for all of them (one parameter,
+    # whatever the count), and the unknown one refuses the whole send.
+    store.admin_insert_synthetic(count=1_200, id_prefix="d-", names=["n"], statuses=["PENDING"], now=1_000)
+    messages = [(f"d-{i}", "t", b"m", None) for i in range(1, 1_201)]  # the rows are d-1 .. d-1200
+
+    def sent() -> int:
+        row = store.read(lambda tx: tx.one("SELECT count(*) FROM notifications"))  # type: ignore[attr-defined]
+        return int(row[0])
+
+    with pytest.raises(NotFound, match="ghost"):
+        store.message_send_bulk(messages=[*messages, ("ghost", "t", b"m", None)], now=5)
+    assert sent() == 0
+    _, n = trips(store, lambda: store.message_send_bulk(messages=messages, now=7))
+    assert sent() == 1_200
+    # Postgres: BEGIN, the existence read, the batched insert, COMMIT; SQLite counts the two statements
+    assert n == (4 if store.dialect == "postgres" else 2)

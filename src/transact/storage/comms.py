@@ -33,8 +33,7 @@ _INSERT_MESSAGE = (
     "INSERT INTO notifications (destination_id, topic, message, idempotency_key, created_at) "
     "VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING"
 )
-_EXISTING = "SELECT workflow_id FROM workflow_status WHERE workflow_id IN ({})"
-_IN_CHUNK = 500  # ids per IN list: far below every driver's parameter limit
+_EXISTING = "SELECT workflow_id FROM workflow_status WHERE workflow_id"  # + the dialect's ids_match
 _OLDEST_UNREAD = (
     "SELECT message_id, message, idempotency_key FROM notifications "
     "WHERE destination_id = ? AND topic = ? AND consumed_at IS NULL ORDER BY message_id LIMIT 1"
@@ -134,8 +133,8 @@ class CommsSql(FencedSql):
         """Deliver every message in one transaction, or none: raises NotFound (naming the first
         unknown destination, nothing written) when a destination does not exist. A message whose
         idempotency key was already used for its destination is skipped. Round trips: one
-        transaction (BEGIN, one existence read per 500 destinations, one batched insert, COMMIT)."""
-        self.write(lambda tx: _insert_messages(tx, messages, now))
+        transaction (BEGIN, one existence read, one batched insert, COMMIT)."""
+        self.write(lambda tx: self._insert_messages(tx, messages, now))
         self._hint_messages(messages)
 
     def message_send_bulk_step(
@@ -146,7 +145,7 @@ class CommsSql(FencedSql):
 
         def unit(tx: Tx) -> None:
             self._fence(tx, step, executor_id)
-            _insert_messages(tx, messages, now)
+            self._insert_messages(tx, messages, now)
 
         earlier = self._fenced_unit(unit)
         if earlier is None:
@@ -191,6 +190,14 @@ class CommsSql(FencedSql):
         if ours and row is ours[-1][0]:
             self._hint_messages([(ident, topic) for ident in ours[-1][1]])
         return row
+
+    def _insert_messages(self, tx: Tx, messages: Sequence[tuple[str, str, bytes, str | None]], now: int) -> None:
+        wanted = list(dict.fromkeys(m[0] for m in messages))
+        found = {str(r[0]) for r in tx.all(_EXISTING + self.sql.ids_match, (self.sql.ids_param(wanted),))}
+        missing = [d for d in wanted if d not in found]
+        if missing:
+            raise NotFound(missing[0])  # rolls the unit back: nothing is sent
+        tx.many(_INSERT_MESSAGE, [(dest, topic, data, key, now) for dest, topic, data, key in messages])
 
     def _hint_messages(self, messages: Sequence[tuple[Any, ...]]) -> None:
         """Wake the receivers of (destination_id, topic, ...) entries, once per pair."""
@@ -331,18 +338,6 @@ def _insert_message(
     if tx.one(_STATUS, (destination_id,)) is None:
         raise NotFound(destination_id)
     return False  # the idempotency key was used before
-
-
-def _insert_messages(tx: Tx, messages: Sequence[tuple[str, str, bytes, str | None]], now: int) -> None:
-    wanted = list(dict.fromkeys(m[0] for m in messages))
-    found: set[str] = set()
-    for i in range(0, len(wanted), _IN_CHUNK):
-        chunk = wanted[i : i + _IN_CHUNK]
-        found.update(str(r[0]) for r in tx.all(_EXISTING.format(", ".join("?" * len(chunk))), chunk))
-    missing = [d for d in wanted if d not in found]
-    if missing:
-        raise NotFound(missing[0])  # rolls the unit back: nothing is sent
-    tx.many(_INSERT_MESSAGE, [(dest, topic, data, key, now) for dest, topic, data, key in messages])
 
 
 def _insert_to_family(tx: Tx, destination_id: str, topic: str, message: bytes, now: int) -> list[str]:
