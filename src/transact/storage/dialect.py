@@ -14,6 +14,8 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+ONE_ID = " = ?"  # a ``{match}`` for a single workflow id (see StepStatements.of_workflows)
+
 
 @dataclass(frozen=True, slots=True, eq=False)  # module constants: identity is equality (cheap hash)
 class SetForm:
@@ -46,7 +48,9 @@ class StepStatements:
     record_cancelled: str
     record_set: SetForm | None  # ``record`` for many rows at once (None: no group commit)
     select_one: str  # (workflow_id, function_id)
-    of_workflows: str  # every step of the workflows in ``{marks}`` (format it), any order
+    # every step of some workflows, any order: format ``{match}`` with ``ONE_ID`` (one workflow id
+    # parameter) or the dialect's ``ids_match`` (one ``ids_param`` list of them)
+    of_workflows: str
     fork: str  # (new workflow id, source id, copy function ids below this)
     delete_from: str  # (workflow_id, function id): delete its steps at that position and after (rewind)
 

@@ -106,7 +106,7 @@ STEPS = StepStatements(
     record_cancelled=RECORD_STEP.replace("status = 'PENDING'", "status = 'CANCELLED'"),
     record_set=RECORD_STEPS,
     select_one=f"SELECT {STEP_COLUMNS} FROM operation_outputs WHERE workflow_id = ? AND function_id = ?",
-    of_workflows=f"SELECT {STEP_COLUMNS} FROM operation_outputs WHERE workflow_id IN ({{marks}})",
+    of_workflows=f"SELECT {STEP_COLUMNS} FROM operation_outputs WHERE workflow_id{{match}}",
     fork=(
         f"INSERT INTO operation_outputs ({STEP_COLUMNS}) "
         "SELECT ?, function_id, function_name, output, error, child_workflow_id, started_at, completed_at "

@@ -41,7 +41,7 @@ STEPS = StepStatements(
     ),
     of_workflows=(
         f"SELECT {_O_STEP_COLUMNS} FROM workflow_status w JOIN operation_outputs o ON {_RANGE} "
-        "AND o.workflow_id = w.workflow_id WHERE w.workflow_id IN ({marks})"
+        "AND o.workflow_id = w.workflow_id WHERE w.workflow_id{match}"
     ),
     fork=(
         f"INSERT INTO operation_outputs (step_key, {STEP_COLUMNS}) "

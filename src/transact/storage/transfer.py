@@ -64,11 +64,6 @@ _PHYSICAL = {WORKFLOWS: "seq", STEPS: "step_key"}
 _FLAGS = frozenset({"closed", "backfill", "dynamic"})  # booleans SQLite stores as 0 / 1
 _BY_NAME = {t.name: t for t in MOVED}
 _OWNED = tuple(t for t in MOVED if t.owner is not None)
-_CHUNK = 500  # ids per IN list
-
-
-def _chunks(ids: Sequence[str]) -> list[Sequence[str]]:
-    return [ids[i : i + _CHUNK] for i in range(0, len(ids), _CHUNK)] or [[]]
 
 
 class TransferSql(DriverBase):
@@ -121,15 +116,12 @@ class TransferSql(DriverBase):
         # of_workflows yields STEP_COLUMNS; reorder by name.
         order = [position[c.strip()] for c in STEP_COLUMNS.split(",")]
         rows: list[tuple[Any, ...]] = []
-        for chunk in _chunks(ids):
-            if not chunk:
-                continue
-            marks = ", ".join("?" * len(chunk))
-            for r in tx.all(self.sql.steps.of_workflows.format(marks=marks), tuple(chunk)):
-                values: list[Any] = [None] * len(columns)
-                for src, dst in enumerate(order):
-                    values[dst] = r[src]
-                rows.append(tuple(values))
+        of_workflows = self.sql.steps.of_workflows.format(match=self.sql.ids_match)
+        for r in tx.all(of_workflows, (self.sql.ids_param(ids),)):
+            values: list[Any] = [None] * len(columns)
+            for src, dst in enumerate(order):
+                values[dst] = r[src]
+            rows.append(tuple(values))
         wid, fid = position["workflow_id"], position["function_id"]
         rows.sort(key=lambda r: (r[wid], r[fid]))
         return rows
@@ -157,13 +149,10 @@ class TransferSql(DriverBase):
                 if table.name == STEPS:
                     out[STEPS] = self._steps_of(tx, ids)
                     continue
-                rows: list[tuple[Any, ...]] = []
-                for chunk in _chunks(ids):
-                    marks = ", ".join("?" * len(chunk))
-                    rows += tx.all(
-                        f"{self._select(table.name)} WHERE {table.owner} IN ({marks}) ORDER BY {', '.join(table.key)}",
-                        tuple(chunk),
-                    )
+                rows = tx.all(
+                    f"{self._select(table.name)} WHERE {table.owner}{self.sql.ids_match} ORDER BY {', '.join(table.key)}",
+                    (self.sql.ids_param(ids),),
+                )
                 out[table.name] = self._normalized(table.name, rows)
             return out
 
@@ -179,14 +168,11 @@ class TransferSql(DriverBase):
         ids = [str(r[wid]) for r in rows.get(WORKFLOWS, ())]
 
         def unit(tx: Tx) -> list[str]:
-            existing: list[str] = []
-            for chunk in _chunks(ids):
-                if chunk:
-                    marks = ", ".join("?" * len(chunk))
-                    found = tx.all(
-                        f"SELECT workflow_id FROM workflow_status WHERE workflow_id IN ({marks})", tuple(chunk)
-                    )
-                    existing += [str(r[0]) for r in found]
+            found = tx.all(
+                f"SELECT workflow_id FROM workflow_status WHERE workflow_id{self.sql.ids_match}",
+                (self.sql.ids_param(ids),),
+            )
+            existing = [str(r[0]) for r in found]
             if existing and not replace:
                 return existing
             for ident in existing:
