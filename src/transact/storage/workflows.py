@@ -169,16 +169,12 @@ class WorkflowSql(FencedSql):
 
     def workflows_cancelled(self, workflow_ids: Sequence[str]) -> list[str]:
         """Which of these workflows are CANCELLED (a running process checks whether someone else
-        cancelled its work)."""
+        cancelled its work). The ids go as one list parameter: a process may run more workflows
+        than a statement may have placeholders."""
         if not workflow_ids:
             return []
-        marks = ", ".join("?" * len(workflow_ids))
-        rows = self.read(
-            lambda tx: tx.all(
-                f"SELECT workflow_id FROM workflow_status WHERE status = 'CANCELLED' AND workflow_id IN ({marks})",
-                tuple(workflow_ids),
-            )
-        )
+        sql = f"SELECT workflow_id FROM workflow_status WHERE status = 'CANCELLED' AND workflow_id{self.sql.ids_match}"
+        rows = self.read(lambda tx: tx.all(sql, (self.sql.ids_param(workflow_ids),)))
         return [str(r[0]) for r in rows]
 
     # -- recovery -----------------------------------------------------------------------------
