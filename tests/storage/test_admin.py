@@ -34,6 +34,10 @@ def test_list_filters_orders_and_pages(store: Store) -> None:
     assert _ids(store, workflow_ids=["b2", "a1"]) == ["a1", "b2"]
     light = store.workflows_list(ListQuery(workflow_ids=["a1"], load_input=False, load_output=False))[0]
     assert light.inputs is None and light.output is None and light.name == "alpha"
+    # More ids than a statement takes placeholders (Postgres 65,535; SQLite 32,766-250,000): one read.
+    many = [f"gone-{i}" for i in range(250_000)] + ["b2", "a1"]
+    listed, n = trips(store, lambda: store.workflows_list(ListQuery(workflow_ids=many)))
+    assert [r.workflow_id for r in listed] == ["a1", "b2"] and n == 1
 
 
 def test_explain_describes_the_list_plan(store: Store) -> None:

@@ -181,6 +181,13 @@ def test_adopt_a_batch(store: Store) -> None:
     taken = store.workflows_adopt(workflow_ids=["unowned"], from_executor=None, to_executor="me", now=9)
     assert [r.executor_id for r in taken] == ["me"]
     assert store.workflows_adopt(workflow_ids=[], from_executor=None, to_executor="me", now=9) == []
+    # More ids than a statement takes placeholders (a bulk resume names them): one statement still.
+    store.workflow_insert(wf("last", executor=None))
+    many = [f"gone-{i}" for i in range(250_000)] + ["last"]
+    taken, n = trips(
+        store, lambda: store.workflows_adopt(workflow_ids=many, from_executor=None, to_executor="me", now=9)
+    )
+    assert [r.workflow_id for r in taken] == ["last"] and n == 1
 
 
 def test_only_one_adopter_wins(store: Store) -> None:

@@ -240,10 +240,11 @@ class WorkflowSql(FencedSql):
             " status = CASE WHEN queue_name IS NULL THEN 'PENDING' ELSE 'ENQUEUED' END,"
             " started_at = CASE WHEN queue_name IS NULL THEN started_at ELSE NULL END,"
             " recovery_attempts = recovery_attempts + 1, updated_at = ?"
-            f" WHERE status = 'PENDING' AND {owner} AND workflow_id IN ({', '.join('?' * len(workflow_ids))})"
+            f" WHERE status = 'PENDING' AND {owner} AND workflow_id{self.sql.ids_match}"
             f" RETURNING {WORKFLOW_COLUMNS}"
         )
-        params = (to_executor, now, *((from_executor,) if from_executor is not None else ()), *workflow_ids)
+        owners = (from_executor,) if from_executor is not None else ()
+        params = (to_executor, now, *owners, self.sql.ids_param(workflow_ids))
         adopted = [to_workflow(r) for r in self.write(lambda tx: tx.all(sql, params), single=True)]
         for queue in {r.queue_name for r in adopted if r.status == Status.ENQUEUED}:
             self.hint(Hint.QUEUE, queue or "", "")
