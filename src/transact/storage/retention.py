@@ -19,7 +19,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager
 
 from transact.storage._base import DriverBase, Session, Tx, Withdrawn
-from transact.storage.retention_protocol import RetentionBatch, RetentionCollection
+from transact.storage.retention_protocol import BatchRequest, RetentionBatch, RetentionCollection
 from transact.storage.retention_sql import BOUNDARY, SELECT, busy_parents_sql, delete_sql
 
 _SWEEP_CHUNK = 1000  # deleted ids per post-commit sweep statement
@@ -30,10 +30,12 @@ RETENTION_TURN_KEY = RETENTION_LOCK_KEY + 1
 _FOREVER = -(1 << 62)  # a settle bound before every completion: every deleted workflow is unsettled
 
 
-def _positions(before: tuple[int, str], limit: int, after: tuple[int, str] | None) -> tuple[object, ...]:
-    """The seven parameters of ``retention_sql.SELECT``."""
-    start = after if after is not None else (-1, "")  # (-1, ""): before every completion
-    return (before[0], before[0], before[1], start[0], start[0], start[1], limit)
+def _bounds(request: BatchRequest) -> tuple[tuple[object, ...], int]:
+    """The seven parameters of ``retention_sql.SELECT``, and the settle bound of ``UNSETTLED``."""
+    before = request.before
+    start = request.after if request.after is not None else (-1, "")  # (-1, ""): before every completion
+    settled = request.settled_before if request.settled_before is not None else _FOREVER
+    return (before[0], before[0], before[1], start[0], start[0], start[1], request.limit), settled
 
 
 class _Units:
@@ -43,25 +45,15 @@ class _Units:
     def __init__(self, store: DriverBase) -> None:
         self._store = store
 
-    def batch(
-        self,
-        *,
-        before: tuple[int, str],
-        limit: int,
-        after: tuple[int, str] | None,
-        sweep_also: Sequence[str],
-        sweep_also_steps: Sequence[str] | None,
-        settled_before: int | None,
-    ) -> RetentionBatch:
+    def batch(self, request: BatchRequest) -> RetentionBatch:
         store = self._store
         busy_parents, delete = busy_parents_sql(store.sql.ids_match), delete_sql(store.sql.ids_match)
         ids = store.sql.ids_param
-        params = _positions(before, limit, after)
-        unsettled_from = settled_before if settled_before is not None else _FOREVER
+        positions, unsettled_from = _bounds(request)
 
         def unit(tx: Tx) -> RetentionBatch:
-            store._delete_owned(tx, sweep_also, store.sql.owned_sweeps, steps_of=sweep_also_steps)
-            found = [(int(str(r[0])), str(r[1])) for r in tx.texts(SELECT, params)]
+            store._delete_owned(tx, request.sweep_also, store.sql.owned_sweeps, steps_of=request.sweep_also_steps)
+            found = [(int(str(r[0])), str(r[1])) for r in tx.texts(SELECT, positions)]
             if not found:
                 return RetentionBatch([], 0, None)
             found_ids = [i for _, i in found]
@@ -83,27 +75,17 @@ class _Statements:
         self._session = session
         self._statement = statement
 
-    def batch(
-        self,
-        *,
-        before: tuple[int, str],
-        limit: int,
-        after: tuple[int, str] | None,
-        sweep_also: Sequence[str],
-        sweep_also_steps: Sequence[str] | None,
-        settled_before: int | None,
-    ) -> RetentionBatch | None:
+    def batch(self, request: BatchRequest) -> RetentionBatch | None:
         ids = self._store.sql.ids_param
-        swept = ids(sweep_also)
-        steps = swept if sweep_also_steps is None else ids(sweep_also_steps)
-        unsettled_from = settled_before if settled_before is not None else _FOREVER
-        rest = (RETENTION_TURN_KEY, *_positions(before, limit, after), unsettled_from)
+        swept = ids(request.sweep_also)
+        steps = swept if request.sweep_also_steps is None else ids(request.sweep_also_steps)
+        positions, unsettled_from = _bounds(request)
+        rest = (RETENTION_TURN_KEY, *positions, unsettled_from)
         # Every placeholder before the turn's key takes an id list, the last the steps table's.
         sweeps = (swept,) * (self._statement.count("?") - len(rest) - 1) + (steps,)
-        params = (*sweeps, *rest)
         try:
             # Safe to run again after an outage: what an unknown outcome deleted is simply gone.
-            rows = self._session.texts(self._statement, params)
+            rows = self._session.texts(self._statement, (*sweeps, *rest))
         except Withdrawn:  # reconnected, and meanwhile another process took the fleet's lock
             return None
         if not rows:
@@ -145,20 +127,11 @@ class RetentionSql(DriverBase):
         settled_before: int | None = None,
         collection: RetentionCollection | None = None,
     ) -> RetentionBatch | None:
-        def run(on: RetentionCollection) -> RetentionBatch | None:
-            return on.batch(
-                before=before,
-                limit=limit,
-                after=after,
-                sweep_also=sweep_also,
-                sweep_also_steps=sweep_also_steps,
-                settled_before=settled_before,
-            )
-
+        request = BatchRequest(before, limit, after, sweep_also, sweep_also_steps, settled_before)
         if collection is not None:
-            return run(collection)
+            return collection.batch(request)
         with self.retention_collection(exclusive=exclusive) as alone:
-            return None if alone is None else run(alone)
+            return None if alone is None else alone.batch(request)
 
     def retention_sweep(self, workflow_ids: Sequence[str], steps_of: Sequence[str] | None = None) -> None:
         # A checkpoint or message whose existence check read a row just before its delete

@@ -21,20 +21,22 @@ class RetentionBatch(NamedTuple):
     unsettled: list[str] = []  # a NamedTuple default, never mutated
 
 
+class BatchRequest(NamedTuple):
+    """One batch's arguments, as ``retention_delete`` documents them."""
+
+    before: tuple[int, str]
+    limit: int
+    after: tuple[int, str] | None
+    sweep_also: Sequence[str]
+    sweep_also_steps: Sequence[str] | None
+    settled_before: int | None
+
+
 class RetentionCollection(Protocol):
     """One collection's way to the database, from ``retention_collection``: on Postgres a
     connection of its own, each batch one statement on it."""
 
-    def batch(
-        self,
-        *,
-        before: tuple[int, str],
-        limit: int,
-        after: tuple[int, str] | None,
-        sweep_also: Sequence[str],
-        sweep_also_steps: Sequence[str] | None,
-        settled_before: int | None,
-    ) -> RetentionBatch | None:
+    def batch(self, request: BatchRequest) -> RetentionBatch | None:
         """``retention_delete``'s batch; None when the collection had to give way meanwhile."""
         ...
 
