@@ -17,6 +17,7 @@ from psycopg import sql as pgsql
 
 from tests.storage.builders import step, wf
 from transact.storage import Store, comms, open_store, retention_sql, workflows
+from transact.storage._base import EXISTING
 from transact.storage.dialect import ONE_ID
 from transact.storage.fence import fenced_step_params
 from transact.storage.queues import claim_sql
@@ -100,7 +101,7 @@ def _queries(store: Store) -> list[tuple[str, str, tuple[Any, ...]]]:
             steps.of_workflows.format(match=store.sql.ids_match),  # type: ignore[attr-defined]
             (store.sql.ids_param(["live", "new"]),),  # type: ignore[attr-defined]
         ),
-        ("bulk send check", comms._EXISTING + store.sql.ids_match, (store.sql.ids_param(["live", "new"]),)),  # type: ignore[attr-defined]
+        ("bulk send check", EXISTING.format(match=store.sql.ids_match), (store.sql.ids_param(["live", "new"]),)),  # type: ignore[attr-defined]
         ("finish", workflows._FINISH, ("SUCCESS", b"", None, NOW, "live", "me")),
         ("queue claim", claim_sql(store.dialect, False), ("q", 10, "me", NOW, NOW, NOW)),
         # One application's claim among several sharing the database (its rows and unowned ones).

@@ -18,11 +18,12 @@ from typing import Any, ClassVar, Protocol, TypeVar
 
 from transact._lib.backoff import Backoff
 from transact._lib.states import HintHandler
-from transact.storage.dialect import DialectSql, SetForm
+from transact.storage.dialect import ONE_ID, DialectSql, SetForm
 from transact.storage.errors import Misconfigured, Unavailable
 from transact.storage.outage import OutageLog
 
 T = TypeVar("T")
+EXISTING = "SELECT workflow_id FROM workflow_status WHERE workflow_id{match}"  # {match}: _ids_match's
 Params = Sequence[Any]
 
 
@@ -159,6 +160,19 @@ class DriverBase(ABC):
         if single:
             return self.read(fn)
         return self._retrying(lambda: self._in(self._writer(), fn))
+
+    def _ids_match(self, workflow_ids: Sequence[str]) -> tuple[str, object]:
+        """A test of a workflow id column against these ids (written after the column) and its one
+        parameter: one id as ``= ?`` (an equality's plan), more as the dialect's list parameter
+        (any number: a statement of that many placeholders may exceed what the driver allows)."""
+        if len(workflow_ids) == 1:
+            return ONE_ID, workflow_ids[0]
+        return self.sql.ids_match, self.sql.ids_param(workflow_ids)
+
+    def _existing(self, tx: Tx, workflow_ids: Sequence[str]) -> set[str]:
+        """Which of these workflows exist. Round trips: 1."""
+        match, param = self._ids_match(workflow_ids)
+        return {str(r[0]) for r in tx.all(EXISTING.format(match=match), (param,))}
 
     def _delete_owned(
         self,

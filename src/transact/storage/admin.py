@@ -125,12 +125,10 @@ class AdminSql(DriverBase):
         """The list query for ``q`` (exposed so tests can EXPLAIN exactly what runs)."""
         where: list[str] = []
         params: list[Any] = []
-        if q.workflow_ids is not None and len(q.workflow_ids) > 1:
-            # As one list parameter: a caller may name more ids than a statement takes placeholders.
-            where.append(f"workflow_id{self.sql.ids_match}")
-            params.append(self.sql.ids_param(q.workflow_ids))
-        elif q.workflow_ids is not None:
-            _in("workflow_id", q.workflow_ids, where, params)
+        if q.workflow_ids is not None:  # a caller may name more ids than a statement takes placeholders
+            match, param = self._ids_match(q.workflow_ids)
+            where.append(f"workflow_id{match}")
+            params.append(param)
         if q.statuses is not None:
             _in("status", q.statuses, where, params)
         if q.names is not None:

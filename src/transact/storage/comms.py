@@ -33,7 +33,6 @@ _INSERT_MESSAGE = (
     "INSERT INTO notifications (destination_id, topic, message, idempotency_key, created_at) "
     "VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING"
 )
-_EXISTING = "SELECT workflow_id FROM workflow_status WHERE workflow_id"  # + the dialect's ids_match
 _OLDEST_UNREAD = (
     "SELECT message_id, message, idempotency_key FROM notifications "
     "WHERE destination_id = ? AND topic = ? AND consumed_at IS NULL ORDER BY message_id LIMIT 1"
@@ -193,7 +192,7 @@ class CommsSql(FencedSql):
 
     def _insert_messages(self, tx: Tx, messages: Sequence[tuple[str, str, bytes, str | None]], now: int) -> None:
         wanted = list(dict.fromkeys(m[0] for m in messages))
-        found = {str(r[0]) for r in tx.all(_EXISTING + self.sql.ids_match, (self.sql.ids_param(wanted),))}
+        found = self._existing(tx, wanted)
         missing = [d for d in wanted if d not in found]
         if missing:
             raise NotFound(missing[0])  # rolls the unit back: nothing is sent

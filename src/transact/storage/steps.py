@@ -38,20 +38,13 @@ class StepSql(FencedSql):
         """Recorded step outcomes of many workflows (a claimed or adopted batch). Round trips: 1."""
         if not workflow_ids:
             return {}
-        sql, params = self._steps_statement(workflow_ids)
+        match, param = self._ids_match(workflow_ids)
+        sql = self.sql.steps.of_workflows.format(match=match)
         out: dict[str, dict[int, StepRow]] = {wid: {} for wid in workflow_ids}
-        for r in self.read(lambda tx: tx.all(sql, params)):
+        for r in self.read(lambda tx: tx.all(sql, (param,))):
             step = to_step(r)
             out[step.workflow_id][step.function_id] = step
         return out
-
-    def _steps_statement(self, workflow_ids: Sequence[str]) -> tuple[str, tuple[str, ...]]:
-        """The statement reading these workflows' steps, and its one parameter: one id alone, or
-        the list as one value (a statement of hundreds of placeholders costs the client more than
-        the server spends running it)."""
-        if len(workflow_ids) == 1:
-            return self.sql.steps.of_workflows.format(match=ONE_ID), (workflow_ids[0],)
-        return self.sql.steps.of_workflows.format(match=self.sql.ids_match), (self.sql.ids_param(workflow_ids),)
 
     def steps_list(self, workflow_id: str) -> list[StepRow]:
         """A workflow's recorded steps in execution order. Round trips: 1."""

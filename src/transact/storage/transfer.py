@@ -116,8 +116,8 @@ class TransferSql(DriverBase):
         # of_workflows yields STEP_COLUMNS; reorder by name.
         order = [position[c.strip()] for c in STEP_COLUMNS.split(",")]
         rows: list[tuple[Any, ...]] = []
-        of_workflows = self.sql.steps.of_workflows.format(match=self.sql.ids_match)
-        for r in tx.all(of_workflows, (self.sql.ids_param(ids),)):
+        match, param = self._ids_match(ids)
+        for r in tx.all(self.sql.steps.of_workflows.format(match=match), (param,)):
             values: list[Any] = [None] * len(columns)
             for src, dst in enumerate(order):
                 values[dst] = r[src]
@@ -145,13 +145,13 @@ class TransferSql(DriverBase):
                     )
                 ]
             out: TableRows = {}
+            match, param = self._ids_match(ids)
             for table in _OWNED:
                 if table.name == STEPS:
                     out[STEPS] = self._steps_of(tx, ids)
                     continue
                 rows = tx.all(
-                    f"{self._select(table.name)} WHERE {table.owner}{self.sql.ids_match} ORDER BY {', '.join(table.key)}",
-                    (self.sql.ids_param(ids),),
+                    f"{self._select(table.name)} WHERE {table.owner}{match} ORDER BY {', '.join(table.key)}", (param,)
                 )
                 out[table.name] = self._normalized(table.name, rows)
             return out
@@ -168,15 +168,13 @@ class TransferSql(DriverBase):
         ids = [str(r[wid]) for r in rows.get(WORKFLOWS, ())]
 
         def unit(tx: Tx) -> list[str]:
-            found = tx.all(
-                f"SELECT workflow_id FROM workflow_status WHERE workflow_id{self.sql.ids_match}",
-                (self.sql.ids_param(ids),),
-            )
-            existing = [str(r[0]) for r in found]
+            found = self._existing(tx, ids) if ids else set()
+            existing = [i for i in ids if i in found]
             if existing and not replace:
                 return existing
-            for ident in existing:
-                tx.run("DELETE FROM workflow_status WHERE workflow_id = ?", (ident,))
+            if existing:
+                match, param = self._ids_match(existing)
+                tx.run(f"DELETE FROM workflow_status WHERE workflow_id{match}", (param,))
             self._delete_owned(tx, existing)
             for table in _OWNED:
                 self._insert(tx, table, columns[table.name], rows.get(table.name, ()), keep_serial=False)

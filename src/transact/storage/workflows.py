@@ -173,8 +173,9 @@ class WorkflowSql(FencedSql):
         than a statement may have placeholders."""
         if not workflow_ids:
             return []
-        sql = f"SELECT workflow_id FROM workflow_status WHERE status = 'CANCELLED' AND workflow_id{self.sql.ids_match}"
-        rows = self.read(lambda tx: tx.all(sql, (self.sql.ids_param(workflow_ids),)))
+        match, param = self._ids_match(workflow_ids)
+        sql = f"SELECT workflow_id FROM workflow_status WHERE status = 'CANCELLED' AND workflow_id{match}"
+        rows = self.read(lambda tx: tx.all(sql, (param,)))
         return [str(r[0]) for r in rows]
 
     # -- recovery -----------------------------------------------------------------------------
@@ -234,17 +235,18 @@ class WorkflowSql(FencedSql):
         if not workflow_ids:
             return []
         owner = "executor_id IS NULL" if from_executor is None else "executor_id = ?"
+        match, ids = self._ids_match(workflow_ids)
         sql = (
             "UPDATE workflow_status SET"
             " executor_id = CASE WHEN queue_name IS NULL THEN ? ELSE NULL END,"
             " status = CASE WHEN queue_name IS NULL THEN 'PENDING' ELSE 'ENQUEUED' END,"
             " started_at = CASE WHEN queue_name IS NULL THEN started_at ELSE NULL END,"
             " recovery_attempts = recovery_attempts + 1, updated_at = ?"
-            f" WHERE status = 'PENDING' AND {owner} AND workflow_id{self.sql.ids_match}"
+            f" WHERE status = 'PENDING' AND {owner} AND workflow_id{match}"
             f" RETURNING {WORKFLOW_COLUMNS}"
         )
         owners = (from_executor,) if from_executor is not None else ()
-        params = (to_executor, now, *owners, self.sql.ids_param(workflow_ids))
+        params = (to_executor, now, *owners, ids)
         adopted = [to_workflow(r) for r in self.write(lambda tx: tx.all(sql, params), single=True)]
         for queue in {r.queue_name for r in adopted if r.status == Status.ENQUEUED}:
             self.hint(Hint.QUEUE, queue or "", "")
