@@ -148,12 +148,12 @@ OWNED_SWEEPS = (_owned_delete(orphans_only=True),)
 
 def _retention_batch() -> str:
     """A garbage collection's batch as one statement: sweep an earlier batch's late rows, take the
-    collectors' turn, pick the candidates, delete those still finished and without a running child, then what they own.
-    Each id list reaches the next statement as an array (``ANY(ARRAY(...))``: index probes
-    whatever the planner guesses of its length) in the collation of the column it meets
-    (workflow_status.workflow_id is "C", the others the database's: a mismatch loses the index).
-    Each owned delete reads the workflow delete's result, so the workflow rows go first (steps
-    first could deadlock with a message take)."""
+    collectors' turn, pick the candidates, delete those still finished and without a running
+    child, then what they own. Each id list reaches the next statement as an array
+    (``ANY(ARRAY(...))``: index probes whatever the planner guesses of its length) in the collation
+    of the column it meets (workflow_status.workflow_id is "C", the others the database's: a
+    mismatch loses the index). Each owned delete reads the workflow delete's result, so the
+    workflow rows go first (steps first could deadlock with a message take)."""
     finished = retention_sql.FINISHED_STATUSES
     # The turn, tested once before the candidates are read. The statement's snapshot is older than
     # the lock, so a candidate may have changed while this one waited: the delete re-tests only its
